@@ -1,0 +1,224 @@
+//! Cloud Audit Log entries exactly as Google writes them, and the log they are kept in (`/v2/entries:list`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::Shared;
+use crate::time_fmt::logging_now;
+
+/// Which of the two entries of a long-running operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    First,
+    Last,
+}
+
+/// What a Compute write did, enough to write both of its audit entries.
+pub(crate) struct ComputeWrite<'a> {
+    pub project: &'a str,
+    pub version: &'static str,
+    pub verb: &'static str,
+    pub name: &'a str,
+    pub principal: &'a str,
+    pub user_agent: &'a str,
+    pub network: &'a str,
+    pub target_id: &'a str,
+    pub request: Option<&'a Value>,
+    pub operation: &'a Value,
+}
+
+/// Every entry emitted, in order; tests and `entries:list` read it.
+#[derive(Default)]
+pub struct AuditLog {
+    entries: Mutex<Vec<Value>>,
+    changed: Notify,
+}
+
+impl AuditLog {
+    pub(crate) fn push(&self, entry: Value) {
+        self.entries
+            .lock()
+            .expect("audit log lock poisoned")
+            .push(entry);
+        self.changed.notify_waiters();
+    }
+
+    pub fn entries(&self) -> Vec<Value> {
+        self.entries
+            .lock()
+            .expect("audit log lock poisoned")
+            .clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("audit log lock poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v2/entries:list", post(list_entries))
+        .route("/_sandbox/audit-log", get(all_entries))
+}
+
+async fn all_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(Value::Array(shared.audit.entries()))
+}
+
+/// Cloud Logging's `entries:list`, newest last; `filter` and paging are not interpreted.
+async fn list_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "entries": shared.audit.entries() }))
+}
+
+static INSERT_IDS: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh `insertId` in Cloud Logging's style (`-v254mddkrwe`).
+fn insert_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or_default();
+    let mut seed = nanos
+        ^ INSERT_IDS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut id = String::from("-");
+    for _ in 0..11 {
+        id.push(ALPHABET[(seed % 36) as usize] as char);
+        seed = seed / 36 ^ seed.rotate_left(17);
+    }
+    id
+}
+
+/// Logs write int64 fields as strings and repeated fields with proto names (`alloweds`, `denieds`).
+fn proto_style(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => json!(number.to_string()),
+        Value::Array(items) => Value::Array(items.iter().map(proto_style).collect()),
+        Value::Object(fields) => {
+            let mut out = Map::new();
+            for (key, field) in fields {
+                let key = match key.as_str() {
+                    "allowed" => "alloweds",
+                    "denied" => "denieds",
+                    other => other,
+                };
+                out.insert(key.to_string(), proto_style(field));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
+    let resource_name = format!("projects/{}/global/firewalls/{}", write.project, write.name);
+    let permission = match write.verb {
+        "insert" => "compute.firewalls.create",
+        "delete" => "compute.firewalls.delete",
+        _ => "compute.firewalls.update",
+    };
+    let network = write
+        .network
+        .strip_prefix("https://www.googleapis.com/compute/v1/")
+        .unwrap_or(write.network);
+    let request_type = format!("type.googleapis.com/compute.firewalls.{}", write.verb);
+    let mut payload = json!({
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": {"principalEmail": write.principal},
+        "requestMetadata": {
+            "callerIp": "127.0.0.1",
+            "callerSuppliedUserAgent": write.user_agent,
+            "requestAttributes": {},
+            "destinationAttributes": {},
+        },
+        "serviceName": "compute.googleapis.com",
+        "methodName": format!("{}.compute.firewalls.{}", write.version, write.verb),
+        "resourceName": resource_name,
+        "request": {"@type": request_type},
+    });
+    if phase == Phase::First {
+        payload["authorizationInfo"] = json!([
+            {"permission": permission, "granted": true,
+             "resourceAttributes": {"service": "compute", "name": resource_name, "type": "compute.firewalls"}},
+            {"permission": "compute.networks.updatePolicy", "granted": true,
+             "resourceAttributes": {"service": "compute", "name": network, "type": "compute.networks"}},
+        ]);
+        payload["resourceLocation"] = json!({"currentLocations": ["global"]});
+        match write.request {
+            Some(request) => {
+                let mut request = proto_style(request);
+                request["@type"] = json!(request_type);
+                payload["request"] = request;
+            }
+            // A delete's first entry carries no request at all.
+            None => {
+                payload
+                    .as_object_mut()
+                    .map(|fields| fields.remove("request"));
+            }
+        }
+        let mut response = proto_style(write.operation);
+        response["@type"] = json!("type.googleapis.com/operation");
+        response["status"] = json!("PENDING");
+        if let Some(fields) = response.as_object_mut() {
+            fields.remove("kind");
+        }
+        payload["response"] = response;
+    }
+    let now = logging_now();
+    let mut operation = json!({
+        "id": write.operation["name"],
+        "producer": "compute.googleapis.com",
+    });
+    operation[if phase == Phase::First {
+        "first"
+    } else {
+        "last"
+    }] = json!(true);
+    json!({
+        "protoPayload": payload,
+        "insertId": insert_id(),
+        "resource": {
+            "type": "gce_firewall_rule",
+            "labels": {"project_id": write.project, "firewall_rule_id": write.target_id},
+        },
+        "timestamp": now,
+        "severity": "NOTICE",
+        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project),
+        "operation": operation,
+        "receiveTimestamp": now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_style_renames_repeated_fields_and_stringifies_numbers() {
+        let request =
+            json!({"allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "priority": 1000});
+        assert_eq!(
+            proto_style(&request),
+            json!({"alloweds": [{"IPProtocol": "tcp", "ports": ["22"]}], "priority": "1000"})
+        );
+    }
+
+    #[test]
+    fn insert_ids_are_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| insert_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+}

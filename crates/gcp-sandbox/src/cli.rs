@@ -1,0 +1,85 @@
+//! Command-line options of the standalone sandbox, shared by `gcp-sandbox` and `antibody sandbox`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::{Delivery, DeliveryMode, SandboxConfig, Seed};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Port to listen on (127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 8085)]
+    pub port: u16,
+    /// Deliver audit events here as Eventarc does (CloudEvents binary mode). Repeatable.
+    #[arg(long = "deliver-to", value_name = "URL")]
+    pub deliver_to: Vec<String>,
+    /// Deliver audit events here in CloudEvents structured mode. Repeatable.
+    #[arg(long = "deliver-structured-to", value_name = "URL")]
+    pub deliver_structured_to: Vec<String>,
+    /// Deliver audit events here as Pub/Sub push envelopes. Repeatable.
+    #[arg(long = "pubsub-push-to", value_name = "URL")]
+    pub pubsub_push_to: Vec<String>,
+    /// A JSON file with initial resources: {"firewalls": {"PROJECT": [...]}, "principals": {"TOKEN": "EMAIL"}}.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Map a bearer token to a principal email (TOKEN=EMAIL). Repeatable.
+    #[arg(long = "principal", value_name = "TOKEN=EMAIL")]
+    pub principals: Vec<String>,
+    /// How long write operations stay RUNNING before they are DONE, in milliseconds.
+    #[arg(long = "operation-delay-ms", default_value_t = 0)]
+    pub operation_delay_ms: u64,
+}
+
+impl Args {
+    pub fn config(&self) -> anyhow::Result<(SandboxConfig, SocketAddr)> {
+        let mut config = SandboxConfig::default();
+        if let Some(path) = &self.seed {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading seed file {}", path.display()))?;
+            config.seed = serde_json::from_str::<Seed>(&text)
+                .with_context(|| format!("parsing seed file {}", path.display()))?;
+        }
+        for mapping in &self.principals {
+            let (token, email) = mapping
+                .split_once('=')
+                .with_context(|| format!("--principal {mapping}: expected TOKEN=EMAIL"))?;
+            config
+                .principals
+                .insert(token.to_string(), email.to_string());
+        }
+        let modes = [
+            (&self.deliver_to, DeliveryMode::EventarcBinary),
+            (
+                &self.deliver_structured_to,
+                DeliveryMode::EventarcStructured,
+            ),
+            (&self.pubsub_push_to, DeliveryMode::PubSubPush),
+        ];
+        for (urls, mode) in modes {
+            for url in urls {
+                config.deliveries.push(Delivery {
+                    url: url.clone(),
+                    mode,
+                });
+            }
+        }
+        config.operation_delay = Duration::from_millis(self.operation_delay_ms);
+        Ok((config, SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))))
+    }
+
+    /// Runs the sandbox until Ctrl-C.
+    pub async fn run(&self) -> anyhow::Result<()> {
+        let (config, addr) = self.config()?;
+        let running = crate::start(config, addr)
+            .await
+            .with_context(|| format!("starting the sandbox on {addr}"))?;
+        println!("gcp-sandbox listening on {}", running.base_url());
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,546 @@
+//! Compute Engine v1 (and beta) firewalls and global operations, with Google's paths, JSON and errors.
+
+mod firewall;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::audit::{self, ComputeWrite};
+use crate::error::ApiError;
+use crate::time_fmt::compute_now;
+use crate::{Seed, Shared};
+
+pub(crate) const API_ROOT: &str = "https://www.googleapis.com/compute/v1";
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/compute/{version}/projects/{project}/global/firewalls",
+            get(list_firewalls).post(insert_firewall),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/global/firewalls/{name}",
+            get(get_firewall)
+                .patch(patch_firewall)
+                .put(update_firewall)
+                .delete(delete_firewall),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/global/operations/{operation}",
+            get(get_operation),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/global/operations/{operation}/wait",
+            post(wait_operation),
+        )
+}
+
+/// Firewalls and operations of every project; projects spring into being on first use.
+#[derive(Default)]
+pub(crate) struct ComputeState {
+    firewalls: BTreeMap<(String, String), Value>,
+    operations: HashMap<(String, String), Operation>,
+    request_ids: HashMap<(String, String), String>,
+    counter: u64,
+}
+
+struct Operation {
+    body: Value,
+    done_at: Instant,
+    /// The `last` audit entry, emitted once when the operation completes.
+    last_entry: Option<Value>,
+}
+
+impl ComputeState {
+    pub(crate) fn seeded(seed: &Seed) -> Result<Self, ApiError> {
+        let mut state = ComputeState::default();
+        for (project, firewalls) in &seed.firewalls {
+            for body in firewalls {
+                let id = state.next_id();
+                let firewall = firewall::normalise(project, body.clone(), None, id)?;
+                let name = firewall["name"].as_str().unwrap_or_default().to_string();
+                state.firewalls.insert((project.clone(), name), firewall);
+            }
+        }
+        Ok(state)
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        // Google's ids are large unsigned numbers; this keeps ours in the same range and unique.
+        4_853_772_226_933_023_804u64.wrapping_add(self.counter.wrapping_mul(1_000_003))
+    }
+
+    fn operation_name(&mut self) -> String {
+        self.counter += 1;
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis())
+            .unwrap_or_default();
+        format!(
+            "operation-{millis}-{:013x}-{:08x}-{:08x}",
+            self.counter.wrapping_mul(0x9E37_79B9),
+            (self.counter as u32).wrapping_mul(0x85EB_CA6B),
+            (self.counter as u32).wrapping_mul(0xC2B2_AE35)
+        )
+    }
+
+    /// Completes the operation if its time has come; returns the `last` entry to emit, once.
+    fn poll(&mut self, key: &(String, String)) -> Option<Value> {
+        let operation = self.operations.get_mut(key)?;
+        if operation.done_at > Instant::now() || operation.body["status"] == "DONE" {
+            return None;
+        }
+        operation.body["status"] = json!("DONE");
+        operation.body["progress"] = json!(100);
+        operation.body["endTime"] = json!(compute_now());
+        operation.last_entry.take()
+    }
+}
+
+/// Which API surface a path names: `v1` or `beta` (method names in audit logs carry it).
+fn api_version(version: &str) -> Result<&'static str, ApiError> {
+    match version {
+        "v1" => Ok("v1"),
+        "beta" => Ok("beta"),
+        _ => Err(ApiError::not_found(&format!("compute/{version}"))),
+    }
+}
+
+fn firewall_path(project: &str, name: &str) -> String {
+    format!("projects/{project}/global/firewalls/{name}")
+}
+
+async fn list_firewalls(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let max_results = match query.get("maxResults") {
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|value| (0..=500).contains(value))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Invalid value for field 'maxResults': '{text}'. Must be in the range [0, 500]."
+                ))
+            })?,
+        None => 500,
+    };
+    let max_results = if max_results == 0 { 500 } else { max_results };
+    let after = match query.get("pageToken").filter(|token| !token.is_empty()) {
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| ApiError::invalid("Invalid value for field 'pageToken'."))?,
+        ),
+        None => None,
+    };
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    let lower = (project.clone(), after.clone().unwrap_or_default());
+    let mut items = Vec::new();
+    let mut next_page_token = None;
+    for ((owner, name), firewall) in state.firewalls.range(lower..) {
+        if owner != &project {
+            break;
+        }
+        if after.as_deref() == Some(name.as_str()) {
+            continue;
+        }
+        if items.len() == max_results {
+            next_page_token = items
+                .last()
+                .and_then(|last: &Value| last["name"].as_str())
+                .map(|last| URL_SAFE_NO_PAD.encode(last));
+            break;
+        }
+        items.push(firewall.clone());
+    }
+    let mut list = json!({
+        "kind": "compute#firewallList",
+        "id": format!("projects/{project}/global/firewalls"),
+        "selfLink": format!("{API_ROOT}/projects/{project}/global/firewalls"),
+    });
+    if !items.is_empty() {
+        list["items"] = Value::Array(items);
+    }
+    if let Some(token) = next_page_token {
+        list["nextPageToken"] = json!(token);
+    }
+    Ok(Json(list))
+}
+
+async fn get_firewall(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    state
+        .firewalls
+        .get(&(project.clone(), name.clone()))
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))
+}
+
+async fn insert_firewall(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let version = api_version(&version)?;
+    let request = parse_body(&body)?;
+    let name = request
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("Invalid value for field 'resource.name': ''. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"))?
+        .to_string();
+    write(
+        &shared,
+        version,
+        "insert",
+        &project,
+        &name,
+        &query,
+        &headers,
+        Some(request),
+        |state, id| {
+            let key = (project.clone(), name.clone());
+            if state.firewalls.contains_key(&key) {
+                return Err(ApiError::already_exists(&firewall_path(&project, &name)));
+            }
+            let firewall = firewall::normalise(&project, parse_body(&body)?, None, id)?;
+            state.firewalls.insert(key, firewall.clone());
+            Ok(firewall)
+        },
+    )
+}
+
+async fn patch_firewall(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, name)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let version = api_version(&version)?;
+    let request = parse_body(&body)?;
+    write(
+        &shared,
+        version,
+        "patch",
+        &project,
+        &name,
+        &query,
+        &headers,
+        Some(request.clone()),
+        |state, _| {
+            let key = (project.clone(), name.clone());
+            let existing = state
+                .firewalls
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))?;
+            let mut merged = existing.clone();
+            merge_patch(&mut merged, &request);
+            let firewall = firewall::normalise(&project, merged, Some(existing), 0)?;
+            state.firewalls.insert(key, firewall.clone());
+            Ok(firewall)
+        },
+    )
+}
+
+async fn update_firewall(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, name)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let version = api_version(&version)?;
+    let request = parse_body(&body)?;
+    write(
+        &shared,
+        version,
+        "update",
+        &project,
+        &name,
+        &query,
+        &headers,
+        Some(request.clone()),
+        |state, _| {
+            let key = (project.clone(), name.clone());
+            let existing = state
+                .firewalls
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))?;
+            let firewall = firewall::normalise(&project, request.clone(), Some(existing), 0)?;
+            state.firewalls.insert(key, firewall.clone());
+            Ok(firewall)
+        },
+    )
+}
+
+async fn delete_firewall(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, name)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let version = api_version(&version)?;
+    write(
+        &shared,
+        version,
+        "delete",
+        &project,
+        &name,
+        &query,
+        &headers,
+        None,
+        |state, _| {
+            state
+                .firewalls
+                .remove(&(project.clone(), name.clone()))
+                .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))
+        },
+    )
+}
+
+/// The common shape of every firewall write: idempotency by `requestId`, the mutation, an operation, and
+/// the `first`/`last` audit entries.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    shared: &Arc<Shared>,
+    version: &'static str,
+    verb: &'static str,
+    project: &str,
+    name: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    request: Option<Value>,
+    mutate: impl FnOnce(&mut ComputeState, u64) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let request_id = match query.get("requestId").filter(|id| !id.is_empty()) {
+        Some(id) if is_uuid(id) => Some(id.clone()),
+        Some(id) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'requestId': '{id}'. The provided request ID must be a valid UUID with the exception that zero UUID is not supported."
+            )));
+        }
+        None => None,
+    };
+    let principal = shared.principal(headers);
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (operation, first, completes_now) = {
+        let mut state = shared.compute.lock().expect("compute state lock poisoned");
+        if let Some(request_id) = &request_id {
+            let replay_key = (project.to_string(), request_id.clone());
+            if let Some(operation_name) = state.request_ids.get(&replay_key).cloned() {
+                let key = (project.to_string(), operation_name);
+                let body = state
+                    .operations
+                    .get(&key)
+                    .map(|operation| operation.body.clone());
+                if let Some(body) = body {
+                    return Ok(Json(body).into_response());
+                }
+            }
+        }
+        let id = state.next_id();
+        let firewall = mutate(&mut state, id)?;
+        let target_id = firewall["id"].as_str().unwrap_or_default().to_string();
+        let network = firewall["network"].as_str().unwrap_or_default().to_string();
+        let operation_name = state.operation_name();
+        let operation_id = state.next_id();
+        let now = compute_now();
+        let operation = json!({
+            "kind": "compute#operation",
+            "id": operation_id.to_string(),
+            "name": operation_name,
+            "operationType": verb,
+            "targetLink": format!("{API_ROOT}/{}", firewall_path(project, name)),
+            "targetId": target_id,
+            "status": "RUNNING",
+            "user": principal,
+            "progress": 0,
+            "insertTime": now,
+            "startTime": now,
+            "selfLink": format!("{API_ROOT}/projects/{project}/global/operations/{operation_name}"),
+        });
+        let write = ComputeWrite {
+            project,
+            version,
+            verb,
+            name,
+            principal: &principal,
+            user_agent: &user_agent,
+            network: &network,
+            target_id: &target_id,
+            request: request.as_ref(),
+            operation: &operation,
+        };
+        let first = audit::compute_entry(&write, audit::Phase::First);
+        let last = audit::compute_entry(&write, audit::Phase::Last);
+        let delay = shared.config.operation_delay;
+        let key = (project.to_string(), operation_name.clone());
+        state.operations.insert(
+            key.clone(),
+            Operation {
+                body: operation.clone(),
+                done_at: Instant::now() + delay,
+                last_entry: Some(last),
+            },
+        );
+        if let Some(request_id) = request_id {
+            state
+                .request_ids
+                .insert((project.to_string(), request_id), operation_name);
+        }
+        (operation, first, (delay, key))
+    };
+    shared.emit(first);
+    let (delay, key) = completes_now;
+    if delay.is_zero() {
+        complete(shared, &key);
+    } else {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            complete(&shared, &key);
+        });
+    }
+    Ok(Json(operation).into_response())
+}
+
+fn complete(shared: &Shared, key: &(String, String)) {
+    let last = shared
+        .compute
+        .lock()
+        .expect("compute state lock poisoned")
+        .poll(key);
+    if let Some(last) = last {
+        shared.emit(last);
+    }
+}
+
+async fn get_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, operation)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let key = (project.clone(), operation.clone());
+    complete(&shared, &key);
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    state
+        .operations
+        .get(&key)
+        .map(|operation| Json(operation.body.clone()))
+        .ok_or_else(|| {
+            ApiError::not_found(&format!("projects/{project}/global/operations/{operation}"))
+        })
+}
+
+/// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
+async fn wait_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, operation)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let key = (project.clone(), operation.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        complete(&shared, &key);
+        let done_at = {
+            let state = shared.compute.lock().expect("compute state lock poisoned");
+            let found = state.operations.get(&key).ok_or_else(|| {
+                ApiError::not_found(&format!("projects/{project}/global/operations/{operation}"))
+            })?;
+            if found.body["status"] == "DONE" || Instant::now() >= deadline {
+                return Ok(Json(found.body.clone()));
+            }
+            found.done_at.min(deadline)
+        };
+        tokio::time::sleep_until(done_at.into()).await;
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_json(
+            "Invalid JSON payload received. Expected an object for the resource.",
+        ));
+    }
+    Ok(value)
+}
+
+/// RFC 7396 JSON merge patch, which Compute's PATCH follows: objects merge, `null` deletes, the rest replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let target = target.as_object_mut().expect("made an object above");
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let shape = [8, 4, 4, 4, 12];
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip(shape)
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+        && text.chars().any(|c| c != '0' && c != '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]});
+        merge_patch(&mut target, &json!({"a": null, "b": {"c": 9}, "e": [3]}));
+        assert_eq!(target, json!({"b": {"c": 9, "d": 3}, "e": [3]}));
+    }
+
+    #[test]
+    fn request_ids_must_be_nonzero_uuids() {
+        assert!(is_uuid("123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!is_uuid("00000000-0000-0000-0000-000000000000"));
+        assert!(!is_uuid("not-a-uuid"));
+    }
+}

@@ -1,0 +1,321 @@
+//! Delivery of audit entries to subscribers as Eventarc does it: CloudEvents over HTTP POST, at least once,
+//! redelivered with exponential backoff until a 2xx (102/200/201/202/204) arrives; or as Pub/Sub push envelopes.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+pub const AUDIT_EVENT_TYPE: &str = "google.cloud.audit.log.v1.written";
+pub const AUDIT_DATASCHEMA: &str = "https://googleapis.github.io/google-cloudevents/jsonschema/google/events/cloud/audit/v1/LogEntryData.json";
+
+/// How an event travels to a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Eventarc to Cloud Run: CloudEvents binary content mode, `ce-*` headers, the LogEntry as the body.
+    EventarcBinary,
+    /// CloudEvents structured content mode (`application/cloudevents+json`).
+    EventarcStructured,
+    /// A log sink's Pub/Sub topic with a push subscription: the wrapped envelope, `data` in base64.
+    PubSubPush,
+}
+
+/// One subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub url: String,
+    pub mode: DeliveryMode,
+}
+
+impl Delivery {
+    pub fn eventarc(url: impl Into<String>) -> Self {
+        Delivery {
+            url: url.into(),
+            mode: DeliveryMode::EventarcBinary,
+        }
+    }
+}
+
+/// Redelivery schedule: Eventarc's is 10 s doubling to 600 s; the sandbox default is scaled down.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    pub max_attempts: u32,
+    /// A push that has not answered by then counts as failed, like a missed ack deadline.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            max_attempts: 20,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One push attempt and how it was answered (`status` 0 for a connection error or timeout).
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub url: String,
+    pub event_id: String,
+    pub status: u16,
+}
+
+/// The queue of entries waiting for delivery.
+pub(crate) struct Outbox {
+    sender: mpsc::UnboundedSender<Value>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    subscribers: Mutex<Vec<Delivery>>,
+    pending: AtomicUsize,
+    idle: Notify,
+    attempts: Mutex<Vec<Attempt>>,
+    retry: RetryPolicy,
+    client: reqwest::Client,
+    sequence: AtomicU64,
+}
+
+impl Outbox {
+    pub(crate) fn start(subscribers: Vec<Delivery>, retry: RetryPolicy) -> Self {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Value>();
+        let inner = Arc::new(Inner {
+            subscribers: Mutex::new(subscribers),
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            attempts: Mutex::new(Vec::new()),
+            client: crate::http_client(retry.timeout),
+            retry,
+            sequence: AtomicU64::new(0),
+        });
+        let dispatcher = inner.clone();
+        tokio::spawn(async move {
+            while let Some(entry) = receiver.recv().await {
+                let subscribers = dispatcher
+                    .subscribers
+                    .lock()
+                    .expect("subscribers lock poisoned")
+                    .clone();
+                let sequence = dispatcher.sequence.fetch_add(1, Ordering::Relaxed);
+                let entry = Arc::new(entry);
+                for subscriber in subscribers {
+                    dispatcher.pending.fetch_add(1, Ordering::SeqCst);
+                    let inner = dispatcher.clone();
+                    let entry = entry.clone();
+                    tokio::spawn(async move {
+                        inner.deliver(&subscriber, &entry, sequence).await;
+                        inner.finish_one();
+                    });
+                }
+                dispatcher.finish_one();
+            }
+        });
+        Outbox { sender, inner }
+    }
+
+    pub(crate) fn send(&self, entry: Value) {
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        if self.sender.send(entry).is_err() {
+            self.inner.finish_one();
+        }
+    }
+
+    pub(crate) fn add(&self, delivery: Delivery) {
+        self.inner
+            .subscribers
+            .lock()
+            .expect("subscribers lock poisoned")
+            .push(delivery);
+    }
+
+    pub(crate) fn attempts(&self) -> Vec<Attempt> {
+        self.inner
+            .attempts
+            .lock()
+            .expect("attempts lock poisoned")
+            .clone()
+    }
+
+    pub(crate) async fn settled(&self) {
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Inner {
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn deliver(&self, subscriber: &Delivery, entry: &Value, sequence: u64) {
+        let event = CloudEvent::from_entry(entry, sequence);
+        let mut backoff = self.retry.initial;
+        for _ in 0..self.retry.max_attempts.max(1) {
+            let request = match subscriber.mode {
+                DeliveryMode::EventarcBinary => event.binary(&self.client, &subscriber.url, entry),
+                DeliveryMode::EventarcStructured => {
+                    event.structured(&self.client, &subscriber.url, entry)
+                }
+                DeliveryMode::PubSubPush => event.pubsub(&self.client, &subscriber.url, entry),
+            };
+            let status = match request.send().await {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 0,
+            };
+            self.attempts
+                .lock()
+                .expect("attempts lock poisoned")
+                .push(Attempt {
+                    url: subscriber.url.clone(),
+                    event_id: event.id.clone(),
+                    status,
+                });
+            if matches!(status, 102 | 200 | 201 | 202 | 204) {
+                return;
+            }
+            tracing::debug!(url = %subscriber.url, status, "delivery not acknowledged; will redeliver");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.retry.max);
+        }
+        tracing::warn!(url = %subscriber.url, id = %event.id, "delivery abandoned after the last attempt");
+    }
+}
+
+/// The CloudEvent attributes Eventarc derives from a LogEntry.
+struct CloudEvent {
+    id: String,
+    source: String,
+    subject: String,
+    time: String,
+    recorded_time: String,
+    method_name: String,
+    service_name: String,
+    resource_name: String,
+}
+
+impl CloudEvent {
+    fn from_entry(entry: &Value, sequence: u64) -> Self {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+        let payload = &entry["protoPayload"];
+        let log_name = text(&entry["logName"]);
+        let project = log_name.split('/').nth(1).unwrap_or_default().to_string();
+        let log = if log_name.ends_with("%2Fdata_access") {
+            "data_access"
+        } else {
+            "activity"
+        };
+        let service_name = text(&payload["serviceName"]);
+        let resource_name = text(&payload["resourceName"]);
+        CloudEvent {
+            id: format!("{log_name}{}{sequence}", text(&entry["insertId"])),
+            source: format!("//cloudaudit.googleapis.com/projects/{project}/logs/{log}"),
+            subject: format!("{service_name}/{resource_name}"),
+            time: text(&entry["receiveTimestamp"]),
+            recorded_time: text(&entry["timestamp"]),
+            method_name: text(&payload["methodName"]),
+            service_name,
+            resource_name,
+        }
+    }
+
+    fn binary(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        entry: &Value,
+    ) -> reqwest::RequestBuilder {
+        client
+            .post(url)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("ce-specversion", "1.0")
+            .header("ce-type", AUDIT_EVENT_TYPE)
+            .header("ce-id", &self.id)
+            .header("ce-source", &self.source)
+            .header("ce-subject", &self.subject)
+            .header("ce-time", &self.time)
+            .header("ce-dataschema", AUDIT_DATASCHEMA)
+            .header("ce-methodname", &self.method_name)
+            .header("ce-servicename", &self.service_name)
+            .header("ce-resourcename", &self.resource_name)
+            .header("ce-recordedtime", &self.recorded_time)
+            .body(entry.to_string())
+    }
+
+    fn structured(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        entry: &Value,
+    ) -> reqwest::RequestBuilder {
+        let body = json!({
+            "specversion": "1.0",
+            "type": AUDIT_EVENT_TYPE,
+            "id": self.id,
+            "source": self.source,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": "application/json; charset=utf-8",
+            "dataschema": AUDIT_DATASCHEMA,
+            "methodName": self.method_name,
+            "serviceName": self.service_name,
+            "resourceName": self.resource_name,
+            "recordedTime": self.recorded_time,
+            "data": entry,
+        });
+        client
+            .post(url)
+            .header(
+                "content-type",
+                "application/cloudevents+json; charset=utf-8",
+            )
+            .body(body.to_string())
+    }
+
+    fn pubsub(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        entry: &Value,
+    ) -> reqwest::RequestBuilder {
+        let project = self.source.split('/').nth(4).unwrap_or_default();
+        let message_id = format!("{}", fnv1a(&self.id));
+        let body = json!({
+            "message": {
+                "attributes": {"logging.googleapis.com/timestamp": self.recorded_time},
+                "data": STANDARD.encode(entry.to_string()),
+                "messageId": message_id,
+                "message_id": message_id,
+                "publishTime": self.time,
+                "publish_time": self.time,
+            },
+            "subscription": format!("projects/{project}/subscriptions/antibody-audit-push"),
+        });
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+}
+
+/// A stable numeric message id per event, like Pub/Sub's decimal ids.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,99 @@
+//! Google's JSON error bodies, as Compute Engine writes them (`error.code`, `error.message`, `error.errors[]`).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An API failure rendered exactly the way the emulated Google service renders it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+    /// The gRPC-style status string (`ABORTED`, `NOT_FOUND`) that newer front ends add; Compute omits it.
+    pub grpc_status: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            reason: "notFound",
+            message: format!("The resource '{what}' was not found"),
+            grpc_status: None,
+        }
+    }
+
+    pub fn already_exists(what: &str) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            reason: "alreadyExists",
+            message: format!("The resource '{what}' already exists"),
+            grpc_status: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            reason: "invalid",
+            message: message.into(),
+            grpc_status: None,
+        }
+    }
+
+    pub fn bad_json(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            reason: "parseError",
+            message: message.into(),
+            grpc_status: Some("INVALID_ARGUMENT"),
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            reason: "required",
+            message: "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.".into(),
+            grpc_status: Some("UNAUTHENTICATED"),
+        }
+    }
+
+    pub fn injected(status: StatusCode) -> Self {
+        let (reason, grpc) = match status.as_u16() {
+            429 => ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
+            503 => ("backendError", "UNAVAILABLE"),
+            _ => ("backendError", "INTERNAL"),
+        };
+        ApiError {
+            status,
+            reason,
+            message: format!(
+                "Injected fault: {}",
+                status.canonical_reason().unwrap_or("error")
+            ),
+            grpc_status: Some(grpc),
+        }
+    }
+
+    /// The body Google returns for this error.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({
+            "code": self.status.as_u16(),
+            "message": self.message,
+            "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
+        });
+        if let Some(status) = self.grpc_status {
+            error["status"] = json!(status);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,196 @@
+//! gcp-sandbox: a local, faithful copy of the Google Cloud REST APIs antibody uses, emitting real-format audit events.
+//!
+//! Everything is served under one base URL at Google's real paths (`/compute/v1/...` today), so that Google's own
+//! client libraries work against it with only the endpoint changed. Every successful write produces the Cloud Audit
+//! Log entries Google would write, and those are delivered to subscribers the way Eventarc (or Pub/Sub push) does.
+
+pub mod audit;
+pub mod cli;
+mod compute;
+pub mod deliver;
+mod error;
+mod time_fmt;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use deliver::{Delivery, DeliveryMode, RetryPolicy};
+pub use error::ApiError;
+
+/// How a sandbox behaves; everything has a default that suits tests.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Bearer token → principal email. An unmapped token becomes a principal of its own name.
+    pub principals: HashMap<String, String>,
+    /// Where audit events go, and in which envelope.
+    pub deliveries: Vec<Delivery>,
+    /// How long a write's operation stays RUNNING before it is DONE (clients must poll meanwhile).
+    pub operation_delay: Duration,
+    /// Eventarc's redelivery schedule, scaled down so that tests see it in milliseconds.
+    pub retry: RetryPolicy,
+    /// Resources to start with.
+    pub seed: Seed,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            principals: HashMap::new(),
+            deliveries: Vec::new(),
+            operation_delay: Duration::ZERO,
+            retry: RetryPolicy::default(),
+            seed: Seed::default(),
+        }
+    }
+}
+
+/// Initial state, as JSON: `{"firewalls": {"PROJECT": [Firewall, ...]}}` in Compute's REST shape.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default)]
+    pub firewalls: HashMap<String, Vec<Value>>,
+    /// Bearer token → principal email, merged into the configured map.
+    #[serde(default)]
+    pub principals: HashMap<String, String>,
+}
+
+/// State shared by every handler.
+pub(crate) struct Shared {
+    pub(crate) config: SandboxConfig,
+    pub(crate) compute: Mutex<compute::ComputeState>,
+    pub(crate) audit: audit::AuditLog,
+    pub(crate) outbox: deliver::Outbox,
+}
+
+impl Shared {
+    /// The principal a request acts as, from its bearer token.
+    pub(crate) fn principal(&self, headers: &HeaderMap) -> String {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        match token {
+            Some(token) => self
+                .config
+                .principals
+                .get(token)
+                .cloned()
+                .unwrap_or_else(|| token.to_string()),
+            None => "anonymous".to_string(),
+        }
+    }
+
+    /// Records an audit entry and hands it to every subscriber.
+    pub(crate) fn emit(&self, entry: Value) {
+        self.audit.push(entry.clone());
+        self.outbox.send(entry);
+    }
+}
+
+/// A sandbox listening on a socket.
+pub struct Running {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Running {
+    /// The base URL to give a client instead of `https://compute.googleapis.com`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every audit entry emitted so far, oldest first.
+    pub fn audit_entries(&self) -> Vec<Value> {
+        self.audit_log().entries()
+    }
+
+    /// The audit log, to watch from another task.
+    pub fn audit_log(&self) -> &audit::AuditLog {
+        &self.shared.audit
+    }
+
+    /// Waits until every delivery has been acknowledged or abandoned.
+    pub async fn settled(&self) {
+        self.shared.outbox.settled().await;
+    }
+
+    /// Adds a subscriber after start (for a receiver whose address is known only later).
+    pub fn add_delivery(&self, delivery: Delivery) {
+        self.shared.outbox.add(delivery);
+    }
+
+    /// Deliveries made so far, with their HTTP status (for observing redelivery).
+    pub fn delivery_attempts(&self) -> Vec<deliver::Attempt> {
+        self.shared.outbox.attempts()
+    }
+
+    pub fn shutdown(self) {
+        self.server.abort();
+    }
+}
+
+/// Binds `addr` and serves the sandbox until the returned handle is dropped or shut down.
+pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    for (token, principal) in std::mem::take(&mut config.seed.principals) {
+        config.principals.entry(token).or_insert(principal);
+    }
+    let compute = compute::ComputeState::seeded(&config.seed).map_err(|err| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("seed: {}", err.message),
+        )
+    })?;
+    let outbox = deliver::Outbox::start(config.deliveries.clone(), config.retry.clone());
+    let shared = Arc::new(Shared {
+        config,
+        compute: Mutex::new(compute),
+        audit: audit::AuditLog::default(),
+        outbox,
+    });
+    let app = router(shared.clone());
+    let server = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "sandbox server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        shared,
+        server,
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(compute::routes())
+        .merge(audit::routes())
+        .with_state(shared)
+}
+
+/// An HTTP client for plain-http deliveries on loopback and for TLS where a subscriber uses it.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider; ring is the one provider in this workspace.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client with a crypto provider installed")
+}
