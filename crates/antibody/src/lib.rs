@@ -1,1 +1,69 @@
+//! antibody: self-healing security for Google Cloud. Receives audit events, re-reads the resource, decides with
+//! pure policies, gates, applies a fix through Google's API, verifies it, and journals everything.
 
+pub mod apply;
+pub mod check;
+pub mod config;
+pub mod demo;
+pub mod event;
+pub mod gate;
+pub mod gcp;
+pub mod journal;
+pub mod notify;
+pub mod pipeline;
+pub mod policy;
+pub mod receive;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::notify::LogSink;
+use crate::pipeline::Context;
+
+/// Builds the engine from validated configuration: opens the journal and the Google client.
+pub fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
+    let journal = journal::Journal::open(&config.state)?;
+    let client = gcp::Client::new(
+        gcp::Endpoints::new(config.google_endpoint.as_deref()),
+        config.access_token.clone(),
+    );
+    Ok(Arc::new(Context::new(config, client, journal, log)))
+}
+
+/// A receiver listening on a socket.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub context: Arc<Context>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+/// Serves the receiver on `addr` in the background.
+pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<Server> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = receive::router(context.clone());
+    let task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "receiver stopped");
+        }
+    });
+    Ok(Server {
+        addr,
+        context,
+        task,
+    })
+}

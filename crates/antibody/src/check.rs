@@ -1,0 +1,44 @@
+//! `antibody check`: evaluate one resource offline, for CI pipelines and for trying a policy out.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::gcp::compute::Firewall;
+use crate::policy::{self, Finding, Fix, Resource};
+
+/// What `check --format json` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub compliant: bool,
+    pub findings: Vec<Finding>,
+    pub fix: Option<Fix>,
+}
+
+/// Evaluates a firewall rule given as Compute REST JSON. `Err` is a sentence about the input.
+pub fn firewall(config: &Config, text: &str) -> Result<Report, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
+    if !value.is_object() {
+        return Err("the input must be a JSON object in Compute's firewall shape".into());
+    }
+    let firewall: Firewall = serde_json::from_value(value)
+        .map_err(|err| format!("the input is not a Compute firewall rule: {err}"))?;
+    if firewall.name.is_empty() {
+        return Err("the firewall rule has no name".into());
+    }
+    // The project appears only in selfLink / network URLs; a bare rule has none.
+    let project = [firewall.network.as_deref(), firewall.id.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|url| url.split("projects/").nth(1))
+        .filter_map(|rest| rest.split('/').next())
+        .next()
+        .unwrap_or("-")
+        .to_string();
+    let plan = policy::evaluate(config, &Resource::Firewall { project, firewall });
+    Ok(Report {
+        compliant: plan.compliant(),
+        findings: plan.findings,
+        fix: plan.fix,
+    })
+}

@@ -1,0 +1,270 @@
+//! Configuration: `RawConfig` as written in `antibody.toml` (serde), validated into `Config` (pure, all problems at once).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::policy::firewall::{FirewallPolicy, FixKind, PortRule};
+use crate::policy::ports::{self, Protocol};
+
+/// The file as the user writes it. Every field is optional; the defaults are the safe behaviour.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The HTTP receiver and the engine's own identity.
+    #[serde(default)]
+    pub serve: RawServe,
+    /// Policies, each on/off and tunable.
+    #[serde(default)]
+    pub policies: RawPolicies,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    /// Port for `antibody serve` (default: the PORT environment variable, else 8080).
+    pub port: Option<u16>,
+    /// SQLite journal file (default `antibody.sqlite`).
+    pub state: Option<PathBuf>,
+    /// Base URL that replaces every Google API host (for the sandbox); unset means Google's real endpoints.
+    pub google_endpoint: Option<String>,
+    /// Bearer token to send to Google; unset means no Authorization header (the sandbox accepts that).
+    pub access_token: Option<String>,
+    /// Principals that are antibody itself: events they cause are journaled and never acted on (loop guard).
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Journal every plan but change nothing, for every policy.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Serve without verifying who posts events (local use only).
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicies {
+    /// Firewall rules that open risky ports to (almost) everyone.
+    #[serde(default)]
+    pub open_firewall: RawFirewallPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewallPolicy {
+    /// Turn the policy off entirely (default: on).
+    pub enabled: Option<bool>,
+    /// `enforce` (default) or `dry-run`.
+    pub mode: Option<String>,
+    /// `disable` (default), `narrow` (remove only the world-wide sources for the risky ports) or `delete`.
+    pub fix: Option<String>,
+    /// An IPv4 range with a prefix this short or shorter counts as "almost everyone" (default 8), unless private.
+    pub broad_prefix_v4: Option<u8>,
+    /// The same threshold for IPv6 (default 16).
+    pub broad_prefix_v6: Option<u8>,
+    /// Replace the default risky-port table (`[{name, protocol, ports}]`, ports like "22" or "27017-27019").
+    pub ports: Option<Vec<RawPortRule>>,
+    /// Add to the default table.
+    #[serde(default)]
+    pub extra_ports: Vec<RawPortRule>,
+    /// Also flag HTTP (tcp/80), which is off by default because public web servers are normal.
+    #[serde(default)]
+    pub include_http: bool,
+    /// Rule names never touched; `*` at the end matches any suffix (default: `gke-*`, `k8s-*`).
+    pub allow_rules: Option<Vec<String>>,
+    /// Principals whose changes are left alone; `*` matches any run of characters (default: GKE's service agents).
+    pub allow_principals: Option<Vec<String>>,
+    /// A rule whose description contains this marker is exempt (firewall rules have no labels).
+    pub exempt_marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPortRule {
+    /// A name for findings, e.g. `SSH`.
+    pub name: String,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// A port or an inclusive range: "22", "27017-27019".
+    pub ports: String,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub state: PathBuf,
+    pub google_endpoint: Option<String>,
+    pub access_token: Option<String>,
+    pub identities: Vec<String>,
+    pub dry_run: bool,
+    pub insecure_no_auth: bool,
+    pub firewall: FirewallPolicy,
+}
+
+/// Every problem found, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct Error {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| Error {
+            problems: vec![err.to_string()],
+        })?;
+        Config::validate(raw)
+    }
+
+    pub fn validate(raw: RawConfig) -> Result<Config, Error> {
+        let mut problems = Vec::new();
+        let env_port = std::env::var("PORT")
+            .ok()
+            .and_then(|port| port.parse().ok());
+        let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
+        if let Some(endpoint) = &raw.serve.google_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                problems.push(format!(
+                    "serve.google_endpoint: '{endpoint}' must start with http:// or https://"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error { problems });
+        }
+        Ok(Config {
+            port: raw.serve.port.or(env_port).unwrap_or(8080),
+            state: raw
+                .serve
+                .state
+                .unwrap_or_else(|| PathBuf::from("antibody.sqlite")),
+            google_endpoint: raw
+                .serve
+                .google_endpoint
+                .map(|url| url.trim_end_matches('/').to_string()),
+            access_token: raw.serve.access_token,
+            identities: raw.serve.identities,
+            dry_run: raw.serve.dry_run,
+            insecure_no_auth: raw.serve.insecure_no_auth,
+            firewall,
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::validate(RawConfig::default()).expect("the defaults are valid")
+    }
+}
+
+fn validate_firewall(raw: RawFirewallPolicy, problems: &mut Vec<String>) -> FirewallPolicy {
+    let mut policy = FirewallPolicy::default();
+    let key = "policies.open_firewall";
+    policy.enabled = raw.enabled.unwrap_or(true);
+    match raw.mode.as_deref() {
+        None | Some("enforce") => policy.dry_run = false,
+        Some("dry-run") => policy.dry_run = true,
+        Some(other) => problems.push(format!(
+            "{key}.mode: '{other}' is not one of enforce, dry-run"
+        )),
+    }
+    match raw.fix.as_deref() {
+        None | Some("disable") => policy.fix = FixKind::Disable,
+        Some("narrow") => policy.fix = FixKind::Narrow,
+        Some("delete") => policy.fix = FixKind::Delete,
+        Some(other) => problems.push(format!(
+            "{key}.fix: '{other}' is not one of disable, narrow, delete"
+        )),
+    }
+    if let Some(bits) = raw.broad_prefix_v4 {
+        if bits > 32 {
+            problems.push(format!("{key}.broad_prefix_v4: {bits} is more than 32"));
+        }
+        policy.broad_prefix_v4 = bits;
+    }
+    if let Some(bits) = raw.broad_prefix_v6 {
+        if bits > 128 {
+            problems.push(format!("{key}.broad_prefix_v6: {bits} is more than 128"));
+        }
+        policy.broad_prefix_v6 = bits;
+    }
+    let mut table = match raw.ports {
+        Some(rules) => port_rules(&format!("{key}.ports"), rules, problems),
+        None => ports::default_table(raw.include_http),
+    };
+    table.extend(port_rules(
+        &format!("{key}.extra_ports"),
+        raw.extra_ports,
+        problems,
+    ));
+    policy.ports = table;
+    if let Some(rules) = raw.allow_rules {
+        policy.allow_rules = rules;
+    }
+    if let Some(principals) = raw.allow_principals {
+        policy.allow_principals = principals;
+    }
+    if let Some(marker) = raw.exempt_marker {
+        policy.exempt_marker = marker;
+    }
+    policy
+}
+
+fn port_rules(key: &str, rules: Vec<RawPortRule>, problems: &mut Vec<String>) -> Vec<PortRule> {
+    let mut table = Vec::new();
+    for (index, rule) in rules.into_iter().enumerate() {
+        let protocol = match Protocol::parse(&rule.protocol) {
+            Some(protocol @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => protocol,
+            _ => {
+                problems.push(format!(
+                    "{key}[{index}].protocol: '{}' is not one of tcp, udp, sctp",
+                    rule.protocol
+                ));
+                continue;
+            }
+        };
+        match ports::PortRange::parse(&rule.ports) {
+            Some(range) => table.push(PortRule {
+                name: rule.name,
+                protocol,
+                range,
+            }),
+            None => problems.push(format!(
+                "{key}[{index}].ports: '{}' is not a port or a range like 27017-27019",
+                rule.ports
+            )),
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../../antibody.example.toml");
+        let config = Config::parse(text).expect("antibody.example.toml is valid");
+        assert_eq!(config.firewall.fix, FixKind::Disable);
+        assert!(config.firewall.ports.iter().any(|rule| rule.name == "SSH"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = Config::parse(
+            "[policies.open_firewall]\nmode = \"sometimes\"\nfix = \"explode\"\nextra_ports = [{name = \"x\", protocol = \"icmp\", ports = \"1\"}]\n",
+        )
+        .expect_err("three problems");
+        assert_eq!(err.problems.len(), 3, "{err}");
+        assert!(err.problems[0].contains("policies.open_firewall.mode"));
+        assert!(err.problems[2].contains("extra_ports[0].protocol"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::parse("[serve]\nprot = 1\n").expect_err("typo");
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+}

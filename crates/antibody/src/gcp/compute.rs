@@ -1,0 +1,211 @@
+//! Compute Engine v1: firewall rules and global operations.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Client, Error};
+
+/// A firewall rule in Compute's REST shape. Unknown fields are ignored; empty ones are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Firewall {
+    #[serde(default)]
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destination_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_service_accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_service_accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_config: Option<Value>,
+}
+
+/// One `allowed`/`denied` entry; no ports means every port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(rename = "IPProtocol", default)]
+    pub ip_protocol: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+/// A `compute#operation`; only what completion checks need.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub http_error_status_code: Option<u16>,
+    #[serde(default)]
+    pub http_error_message: Option<String>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+impl Operation {
+    /// A DONE operation can still have failed: its `error` says so, not the HTTP status of the write.
+    fn failure(&self) -> Option<String> {
+        let error = self.error.as_ref()?;
+        let messages: Vec<&str> = error["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|error| error["message"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(if messages.is_empty() {
+            self.http_error_message
+                .clone()
+                .unwrap_or_else(|| error.to_string())
+        } else {
+            messages.join("; ")
+        })
+    }
+}
+
+impl Client {
+    fn firewalls_url(&self, project: &str) -> String {
+        format!(
+            "{}/compute/v1/projects/{project}/global/firewalls",
+            self.endpoints().compute
+        )
+    }
+
+    /// Reads a rule: typed for policies, raw for the journal's before-state.
+    pub async fn get_firewall(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<(Firewall, Value), Error> {
+        let url = format!("{}/{name}", self.firewalls_url(project));
+        let raw: Value = self.call(Method::GET, &url, None).await?;
+        let firewall = serde_json::from_value(raw.clone()).map_err(|err| Error::Permanent {
+            status: 200,
+            message: format!("unexpected firewall shape: {err}"),
+        })?;
+        Ok((firewall, raw))
+    }
+
+    /// Every rule of a project, following `nextPageToken`.
+    pub async fn list_firewalls(&self, project: &str) -> Result<Vec<Firewall>, Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            items: Vec<Firewall>,
+            next_page_token: Option<String>,
+        }
+        let mut firewalls = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!("{}?maxResults=500", self.firewalls_url(project));
+            if let Some(token) = &token {
+                url.push_str("&pageToken=");
+                url.push_str(token);
+            }
+            let page: Page = self.call(Method::GET, &url, None).await?;
+            firewalls.extend(page.items);
+            match page.next_page_token {
+                Some(next) if !next.is_empty() => token = Some(next),
+                _ => return Ok(firewalls),
+            }
+        }
+    }
+
+    /// JSON merge-patches a rule and waits for the operation to finish.
+    pub async fn patch_firewall(
+        &self,
+        project: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), Error> {
+        let url = format!(
+            "{}/{name}?requestId={}",
+            self.firewalls_url(project),
+            uuid::Uuid::new_v4()
+        );
+        let operation: Operation = self.call(Method::PATCH, &url, Some(patch)).await?;
+        self.wait(project, operation).await
+    }
+
+    pub async fn insert_firewall(&self, project: &str, firewall: &Firewall) -> Result<(), Error> {
+        let url = format!(
+            "{}?requestId={}",
+            self.firewalls_url(project),
+            uuid::Uuid::new_v4()
+        );
+        let body = serde_json::to_value(firewall).expect("a firewall serialises");
+        let operation: Operation = self.call(Method::POST, &url, Some(&body)).await?;
+        self.wait(project, operation).await
+    }
+
+    pub async fn delete_firewall(&self, project: &str, name: &str) -> Result<(), Error> {
+        let url = format!(
+            "{}/{name}?requestId={}",
+            self.firewalls_url(project),
+            uuid::Uuid::new_v4()
+        );
+        let operation: Operation = self.call(Method::DELETE, &url, None).await?;
+        self.wait(project, operation).await
+    }
+
+    /// Polls a global operation until DONE (bounded), then checks whether it failed.
+    async fn wait(&self, project: &str, mut operation: Operation) -> Result<(), Error> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while operation.status != "DONE" {
+            if Instant::now() >= deadline {
+                return Err(Error::Retryable {
+                    status: 0,
+                    message: format!(
+                        "operation {} still {} after 5 minutes",
+                        operation.name, operation.status
+                    ),
+                    after: None,
+                });
+            }
+            let url = format!(
+                "{}/compute/v1/projects/{project}/global/operations/{}/wait",
+                self.endpoints().compute,
+                operation.name
+            );
+            operation = self
+                .call(Method::POST, &url, Some(&Value::Object(Default::default())))
+                .await?;
+        }
+        match operation.failure() {
+            Some(message) => Err(Error::Operation(message)),
+            None => Ok(()),
+        }
+    }
+}

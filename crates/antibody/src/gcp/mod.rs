@@ -1,0 +1,170 @@
+//! Google REST clients: the only code that talks to Google. Typed requests, unknown response fields ignored.
+
+pub mod compute;
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// What a caller can do about a failed call.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A concurrent change won (409 ABORTED, 412 precondition failed): re-read and decide again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Quota, overload, network: worth redelivering later.
+    #[error("transient error ({status}): {message}")]
+    Retryable {
+        status: u16,
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Bad request, permission denied: redelivery will not help.
+    #[error("request refused ({status}): {message}")]
+    Permanent { status: u16, message: String },
+    /// The write was accepted but its long-running operation ended with an error.
+    #[error("operation failed: {0}")]
+    Operation(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Retryable { .. } | Error::Conflict(_))
+    }
+}
+
+/// Google's real hosts, or one base URL for all of them (the sandbox).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub compute: String,
+}
+
+impl Endpoints {
+    pub fn new(override_base: Option<&str>) -> Self {
+        match override_base {
+            Some(base) => Endpoints {
+                compute: base.trim_end_matches('/').to_string(),
+            },
+            None => Endpoints {
+                compute: "https://compute.googleapis.com".into(),
+            },
+        }
+    }
+}
+
+/// A client for every Google API antibody uses.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    token: Option<String>,
+    attempts: u32,
+}
+
+impl Client {
+    pub fn new(endpoints: Endpoints, token: Option<String>) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with the ring provider installed");
+        Client {
+            http,
+            endpoints,
+            token,
+            attempts: 3,
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a request, retrying transient failures a bounded number of times (writes carry a `requestId`,
+    /// so a retry cannot apply twice), and decodes the JSON answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<T, Error> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let mut request = self.request(method.clone(), url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match self.send::<T>(request).await {
+                Err(Error::Retryable { after, .. }) if attempt < self.attempts => {
+                    tokio::time::sleep(after.unwrap_or(backoff).min(Duration::from_secs(5))).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, Error> {
+        let response = request.send().await.map_err(|err| Error::Retryable {
+            status: 0,
+            message: format!("cannot reach Google: {err}"),
+            after: None,
+        })?;
+        let status = response.status();
+        let after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(|err| Error::Retryable {
+            status: status.as_u16(),
+            message: format!("reading the answer: {err}"),
+            after: None,
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|err| Error::Permanent {
+                status: status.as_u16(),
+                message: format!("unexpected answer from Google: {err}"),
+            });
+        }
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|body| body["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        Err(classify(status, message, after))
+    }
+}
+
+/// The one place that decides what an HTTP failure means for retrying.
+fn classify(status: StatusCode, message: String, after: Option<Duration>) -> Error {
+    match status.as_u16() {
+        404 => Error::NotFound(message),
+        409 | 412 => Error::Conflict(message),
+        408 | 429 | 500 | 502 | 503 | 504 => Error::Retryable {
+            status: status.as_u16(),
+            message,
+            after,
+        },
+        code => Error::Permanent {
+            status: code,
+            message,
+        },
+    }
+}

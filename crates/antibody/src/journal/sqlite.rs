@@ -1,0 +1,207 @@
+//! SQLite journal: one file, WAL, `synchronous=FULL` so a row is on disk before the HTTP answer.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Claim, Entry, Error, Record, key_of};
+use crate::event::AuditEvent;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_key  TEXT NOT NULL UNIQUE,
+    log_key       TEXT NOT NULL,
+    received_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    transport     TEXT NOT NULL,
+    deliveries    INTEGER NOT NULL DEFAULT 1,
+    service_name  TEXT NOT NULL,
+    method_name   TEXT NOT NULL,
+    resource_name TEXT NOT NULL,
+    project       TEXT NOT NULL,
+    principal     TEXT NOT NULL,
+    operation_id  TEXT,
+    state         TEXT NOT NULL,
+    outcome       TEXT,
+    reason        TEXT,
+    findings      TEXT,
+    fix           TEXT,
+    before_state  TEXT,
+    after_state   TEXT,
+    duration_us   INTEGER,
+    finished_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS events_log_key ON events(log_key);
+CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
+";
+
+/// The journal, shared by every request.
+#[derive(Clone)]
+pub struct Journal {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal, Error> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(Journal {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| Error::Worker("lock poisoned".into()))?;
+            work(&mut connection).map_err(Error::from)
+        })
+        .await
+        .map_err(|err| Error::Worker(err.to_string()))?
+    }
+
+    /// Records the arrival of an event, or recognises a redelivery of one already recorded.
+    pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
+        let event = event.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let (delivery_key, log_key) = key_of(&event);
+            let existing: Option<(i64, String)> = transaction
+                .query_row(
+                    "SELECT id, state FROM events WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
+                    params![delivery_key, log_key],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let id = match existing {
+                Some((id, state)) => {
+                    transaction.execute(
+                        "UPDATE events SET deliveries = deliveries + 1,
+                             state = CASE state WHEN 'retry' THEN 'processing' ELSE state END WHERE id = ?1",
+                        params![id],
+                    )?;
+                    if state != "retry" {
+                        transaction.commit()?;
+                        return Ok(Claim::Duplicate { of: id });
+                    }
+                    id
+                }
+                None => {
+                    transaction.execute(
+                        "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
+                             resource_name, project, principal, operation_id, state)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing')",
+                        params![
+                            delivery_key,
+                            log_key,
+                            event.transport.as_str(),
+                            event.service_name,
+                            event.method_name,
+                            event.resource_name,
+                            event.project,
+                            event.principal,
+                            event.operation.as_ref().map(|operation| operation.id.clone()),
+                        ],
+                    )?;
+                    transaction.last_insert_rowid()
+                }
+            };
+            let remediated_by = match &event.operation {
+                Some(operation) if !operation.id.is_empty() => transaction
+                    .query_row(
+                        "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
+                             AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
+                        params![operation.id, id],
+                        |row| row.get(0),
+                    )
+                    .optional()?,
+                _ => None,
+            };
+            transaction.commit()?;
+            Ok(Claim::New { id, remediated_by })
+        })
+        .await
+    }
+
+    /// Writes how the handling of a claimed event ended.
+    pub async fn finish(&self, id: i64, record: &Record) -> Result<(), Error> {
+        let findings = serde_json::to_string(&record.findings).expect("findings serialise");
+        let fix = record
+            .fix
+            .as_ref()
+            .map(|fix| serde_json::to_string(fix).expect("a fix serialises"));
+        let before = record.before.as_ref().map(|value| value.to_string());
+        let after = record.after.as_ref().map(|value| value.to_string());
+        let outcome = record.outcome.clone();
+        let reason = record.reason.clone();
+        let state = if record.retry { "retry" } else { "done" };
+        let duration_us = record.duration_us;
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
+                     before_state = ?7, after_state = ?8, duration_us = ?9,
+                     finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                 WHERE id = ?1",
+                params![
+                    id,
+                    state,
+                    outcome,
+                    reason,
+                    findings,
+                    fix,
+                    before,
+                    after,
+                    duration_us
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest rows first.
+    pub async fn entries(&self, limit: usize) -> Result<Vec<Entry>, Error> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT id, received_at, transport, deliveries, method_name, resource_name, project, principal,
+                        operation_id, state, outcome, reason, findings, fix, before_state, after_state, duration_us
+                 FROM events ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map(params![limit as i64], |row| {
+                let json = |index: usize| -> rusqlite::Result<Option<serde_json::Value>> {
+                    Ok(row.get::<_, Option<String>>(index)?.and_then(|text| serde_json::from_str(&text).ok()))
+                };
+                Ok(Entry {
+                    id: row.get(0)?,
+                    received_at: row.get(1)?,
+                    transport: row.get(2)?,
+                    deliveries: row.get(3)?,
+                    method_name: row.get(4)?,
+                    resource_name: row.get(5)?,
+                    project: row.get(6)?,
+                    principal: row.get(7)?,
+                    operation_id: row.get(8)?,
+                    state: row.get(9)?,
+                    outcome: row.get(10)?,
+                    reason: row.get(11)?,
+                    findings: json(12)?.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default(),
+                    fix: json(13)?.and_then(|value| serde_json::from_value(value).ok()),
+                    before: json(14)?,
+                    after: json(15)?,
+                    duration_us: row.get(16)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,269 @@
+//! handle(): the stages in order — claim, screen, route, re-read, decide, gate, apply, journal, notify.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply;
+use crate::config::Config;
+use crate::event::AuditEvent;
+use crate::gate::{self, Early, Verdict};
+use crate::gcp::{self, Client};
+use crate::journal::{self, Claim, Journal, Record};
+use crate::notify::{self, LogSink};
+use crate::policy::{self, Finding, Fix, Resource};
+use crate::route::{self, Route, Target};
+
+/// Everything a handler needs; built once per process.
+pub struct Context {
+    pub config: Config,
+    pub gcp: Client,
+    pub journal: Journal,
+    pub log: LogSink,
+    locks: ResourceLocks,
+}
+
+impl Context {
+    pub fn new(config: Config, gcp: Client, journal: Journal, log: LogSink) -> Context {
+        Context {
+            config,
+            gcp,
+            journal,
+            log,
+            locks: ResourceLocks::default(),
+        }
+    }
+}
+
+/// How handling one event ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    Ignored {
+        reason: String,
+    },
+    Duplicate {
+        of: i64,
+    },
+    OwnWrite,
+    FailedCall {
+        code: i64,
+    },
+    Gone,
+    Compliant,
+    Exempt {
+        reason: String,
+    },
+    DryRun {
+        fix: Fix,
+    },
+    Remediated {
+        fix: Fix,
+    },
+    Failed {
+        error: String,
+    },
+    /// A transient failure: the event must be redelivered.
+    Retry {
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::OwnWrite => "own-write",
+            Outcome::FailedCall { .. } => "failed-call",
+            Outcome::Gone => "gone",
+            Outcome::Compliant => "compliant",
+            Outcome::Exempt { .. } => "exempt",
+            Outcome::DryRun { .. } => "dry-run",
+            Outcome::Remediated { .. } => "remediated",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Retry { .. } => "retry",
+        }
+    }
+}
+
+/// The answer to the sender: the journal row and the outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Handled {
+    pub id: i64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// Handles one event. `Err` means nothing durable was written, so the sender must redeliver.
+pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
+    let started = Instant::now();
+    let id = match cx.journal.claim(event).await? {
+        Claim::Duplicate { of } => {
+            return Ok(Handled {
+                id: of,
+                outcome: Outcome::Duplicate { of },
+                findings: Vec::new(),
+            });
+        }
+        Claim::New {
+            id,
+            remediated_by: Some(of),
+        } => {
+            let record = Record {
+                outcome: "duplicate".into(),
+                reason: format!("operation already remediated by #{of}"),
+                ..Record::default()
+            };
+            cx.journal.finish(id, &record).await?;
+            return Ok(Handled {
+                id,
+                outcome: Outcome::Duplicate { of },
+                findings: Vec::new(),
+            });
+        }
+        Claim::New {
+            id,
+            remediated_by: None,
+        } => id,
+    };
+    let mut record = Record::default();
+    let outcome = decide_and_act(cx, event, &mut record).await;
+    record.outcome = outcome.name().to_string();
+    record.retry = matches!(outcome, Outcome::Retry { .. });
+    record.reason = match &outcome {
+        Outcome::Ignored { reason } | Outcome::Exempt { reason } => reason.clone(),
+        Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),
+        Outcome::FailedCall { code } => format!("the audited call failed with status {code}"),
+        Outcome::DryRun { fix } | Outcome::Remediated { fix } => fix.describe(),
+        _ => String::new(),
+    };
+    if let Outcome::DryRun { fix } | Outcome::Remediated { fix } = &outcome {
+        record.fix = Some(fix.clone());
+    }
+    record.duration_us = started.elapsed().as_micros() as i64;
+    cx.journal.finish(id, &record).await?;
+    notify::decision(&cx.log, id, event, &outcome, &record);
+    Ok(Handled {
+        id,
+        outcome,
+        findings: record.findings,
+    })
+}
+
+async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -> Outcome {
+    match gate::screen(&cx.config, event) {
+        Some(Early::OwnWrite) => return Outcome::OwnWrite,
+        Some(Early::FailedCall(code)) => return Outcome::FailedCall { code },
+        None => {}
+    }
+    let target = match route::route(event) {
+        Route::Check(target) => target,
+        Route::Deleted(_) => return Outcome::Gone,
+        Route::Ignore(reason) => return Outcome::Ignored { reason },
+    };
+    let _serialised = cx.locks.lock(target.key()).await;
+    let (resource, before) = match fetch(&cx.gcp, &target).await {
+        Ok(read) => read,
+        Err(gcp::Error::NotFound(_)) => return Outcome::Gone,
+        Err(err) => return failure(err.to_string(), err.is_retryable()),
+    };
+    record.before = Some(before);
+    let plan = policy::evaluate(&cx.config, &resource);
+    record.findings = plan.findings.clone();
+    match gate::admit(&cx.config, event, &resource, &plan) {
+        Verdict::Nothing => Outcome::Compliant,
+        Verdict::Exempt(reason) => Outcome::Exempt { reason },
+        Verdict::DryRun(fix) => Outcome::DryRun { fix },
+        Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix).await {
+            Ok(after) => {
+                record.after = after;
+                Outcome::Remediated { fix }
+            }
+            Err(apply::Error::Google(err)) => {
+                record.fix = Some(fix);
+                failure(err.to_string(), err.is_retryable())
+            }
+            Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
+                error: err.to_string(),
+            },
+        },
+    }
+}
+
+fn failure(error: String, retryable: bool) -> Outcome {
+    if retryable {
+        Outcome::Retry { error }
+    } else {
+        Outcome::Failed { error }
+    }
+}
+
+/// Always re-reads: the event is only a pointer.
+async fn fetch(client: &Client, target: &Target) -> Result<(Resource, Value), gcp::Error> {
+    match target {
+        Target::Firewall { project, name } => {
+            let (firewall, raw) = client.get_firewall(project, name).await?;
+            Ok((
+                Resource::Firewall {
+                    project: project.clone(),
+                    firewall,
+                },
+                raw,
+            ))
+        }
+    }
+}
+
+/// Per-resource serialisation within this process: never two remediations of one resource at once.
+#[derive(Default)]
+struct ResourceLocks {
+    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct ResourceGuard<'a> {
+    locks: &'a ResourceLocks,
+    key: String,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl ResourceLocks {
+    async fn lock(&self, key: String) -> ResourceGuard<'_> {
+        let lock = self
+            .held
+            .lock()
+            .expect("resource lock table poisoned")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        ResourceGuard {
+            locks: self,
+            key,
+            lock: Some(lock),
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for ResourceGuard<'_> {
+    fn drop(&mut self) {
+        // Release first, then forget the entry if nobody else holds or waits for it.
+        self.guard.take();
+        let lock = self.lock.take();
+        let mut held = self
+            .locks
+            .held
+            .lock()
+            .expect("resource lock table poisoned");
+        if lock.is_some_and(|lock| Arc::strong_count(&lock) == 2) {
+            held.remove(&self.key);
+        }
+    }
+}

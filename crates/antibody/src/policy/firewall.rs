@@ -1,0 +1,335 @@
+//! The open-firewall policy: an enabled INGRESS rule that lets (almost) everyone reach a risky port.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::cidr::is_broad;
+use super::ports::{PortRange, Protocol};
+use super::{Finding, Fix, Severity};
+use crate::gcp::compute::{Firewall, Rule};
+
+pub const POLICY_ID: &str = "open-firewall";
+
+/// One row of the risky-port table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRule {
+    pub name: String,
+    pub protocol: Protocol,
+    pub range: PortRange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FixKind {
+    Disable,
+    Narrow,
+    Delete,
+}
+
+/// The validated settings of the policy (see `RawFirewallPolicy` for each field's meaning).
+#[derive(Debug, Clone)]
+pub struct FirewallPolicy {
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub fix: FixKind,
+    pub broad_prefix_v4: u8,
+    pub broad_prefix_v6: u8,
+    pub ports: Vec<PortRule>,
+    pub allow_rules: Vec<String>,
+    pub allow_principals: Vec<String>,
+    pub exempt_marker: String,
+}
+
+impl Default for FirewallPolicy {
+    fn default() -> Self {
+        FirewallPolicy {
+            enabled: true,
+            dry_run: false,
+            fix: FixKind::Disable,
+            broad_prefix_v4: 8,
+            broad_prefix_v6: 16,
+            ports: super::ports::default_table(false),
+            allow_rules: vec!["gke-*".into(), "k8s-*".into()],
+            allow_principals: vec![
+                "service-*@container-engine-robot.iam.gserviceaccount.com".into(),
+                "*@cloudservices.gserviceaccount.com".into(),
+            ],
+            exempt_marker: "antibody:exempt".into(),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((prefix, rest)) => {
+            let Some(tail) = text.strip_prefix(prefix) else {
+                return false;
+            };
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=tail.len())
+                .filter(|at| tail.is_char_boundary(*at))
+                .any(|at| glob_match(rest, &tail[at..]))
+        }
+    }
+}
+
+impl FirewallPolicy {
+    /// Why this rule or change is left alone, if it is.
+    pub fn exemption(&self, firewall: &Firewall, principal: &str) -> Option<String> {
+        if let Some(pattern) = self
+            .allow_rules
+            .iter()
+            .find(|pattern| glob_match(pattern, &firewall.name))
+        {
+            return Some(format!("rule name matches allow_rules entry '{pattern}'"));
+        }
+        if let Some(pattern) = self
+            .allow_principals
+            .iter()
+            .find(|pattern| glob_match(pattern, principal))
+        {
+            return Some(format!(
+                "principal {principal} matches allow_principals entry '{pattern}'"
+            ));
+        }
+        if !self.exempt_marker.is_empty()
+            && firewall
+                .description
+                .as_deref()
+                .is_some_and(|description| description.contains(&self.exempt_marker))
+        {
+            return Some(format!(
+                "description carries the exemption marker '{}'",
+                self.exempt_marker
+            ));
+        }
+        None
+    }
+
+    fn broad_sources<'a>(&self, firewall: &'a Firewall) -> Vec<&'a str> {
+        firewall
+            .source_ranges
+            .iter()
+            .map(String::as_str)
+            .filter(|range| is_broad(range, self.broad_prefix_v4, self.broad_prefix_v6))
+            .collect()
+    }
+
+    /// The risky-port rows an allowed entry exposes.
+    fn exposed<'a>(&'a self, rule: &Rule) -> Vec<&'a PortRule> {
+        let Some(protocol) = Protocol::parse(&rule.ip_protocol) else {
+            // An unknown protocol cannot be shown safe: treat it like `all`.
+            return self.ports.iter().collect();
+        };
+        let ranges = rule_ranges(rule);
+        self.ports
+            .iter()
+            .filter(|risky| protocol.covers(risky.protocol))
+            .filter(|risky| {
+                protocol == Protocol::All || ranges.iter().any(|range| range.overlaps(risky.range))
+            })
+            .collect()
+    }
+
+    pub fn evaluate(&self, firewall: &Firewall) -> Vec<Finding> {
+        if firewall.disabled.unwrap_or(false)
+            || firewall.direction.as_deref().unwrap_or("INGRESS") != "INGRESS"
+        {
+            return Vec::new();
+        }
+        let broad = self.broad_sources(firewall);
+        if broad.is_empty() {
+            return Vec::new();
+        }
+        let sources = broad.join(", ");
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for rule in &firewall.allowed {
+            let everything = Protocol::parse(&rule.ip_protocol) == Some(Protocol::All)
+                || (Protocol::parse(&rule.ip_protocol).is_some_and(Protocol::has_ports)
+                    && rule.ports.is_empty());
+            if everything && seen.insert("OPEN_FIREWALL".to_string()) {
+                findings.push(Finding {
+                    policy: POLICY_ID.into(),
+                    category: "OPEN_FIREWALL".into(),
+                    severity: Severity::Critical,
+                    message: format!(
+                        "rule {} allows {} on every port from {sources}",
+                        firewall.name, rule.ip_protocol
+                    ),
+                });
+            }
+            for risky in self.exposed(rule) {
+                let category = format!(
+                    "OPEN_{}_PORT",
+                    risky.name.to_ascii_uppercase().replace([' ', '/'], "_")
+                );
+                if seen.insert(format!(
+                    "{category}/{}/{}",
+                    risky.protocol.name(),
+                    risky.range
+                )) {
+                    findings.push(Finding {
+                        policy: POLICY_ID.into(),
+                        category,
+                        severity: Severity::High,
+                        message: format!(
+                            "rule {} opens {} ({}/{}) to {sources}",
+                            firewall.name,
+                            risky.name,
+                            risky.protocol.name(),
+                            risky.range
+                        ),
+                    });
+                }
+            }
+        }
+        findings
+    }
+
+    /// The configured fix for a violating rule. `narrow` falls back to `disable` when nothing safe would remain.
+    pub fn plan_fix(&self, project: &str, firewall: &Firewall) -> Fix {
+        let target = || (project.to_string(), firewall.name.clone());
+        match self.fix {
+            FixKind::Disable => {
+                let (project, name) = target();
+                Fix::DisableFirewall { project, name }
+            }
+            FixKind::Delete => {
+                let (project, name) = target();
+                Fix::DeleteFirewall { project, name }
+            }
+            FixKind::Narrow => self.plan_narrow(project, firewall).unwrap_or_else(|| {
+                let (project, name) = target();
+                Fix::DisableFirewall { project, name }
+            }),
+        }
+    }
+
+    fn plan_narrow(&self, project: &str, firewall: &Firewall) -> Option<Fix> {
+        let broad = self.broad_sources(firewall);
+        let safe_allowed = self.safe_allowed(&firewall.allowed);
+        let narrow_sources: Vec<String> = firewall
+            .source_ranges
+            .iter()
+            .filter(|range| !broad.contains(&range.as_str()))
+            .cloned()
+            .collect();
+        let has_other_sources = !narrow_sources.is_empty()
+            || !firewall.source_tags.is_empty()
+            || !firewall.source_service_accounts.is_empty();
+        if has_other_sources {
+            // The original keeps serving its narrow sources on every port; the world keeps only safe ports.
+            let sources = if narrow_sources.is_empty() {
+                Value::Null
+            } else {
+                json!(narrow_sources)
+            };
+            let split = (!safe_allowed.is_empty()).then(|| Firewall {
+                name: split_name(&firewall.name),
+                description: Some(format!(
+                    "Split from {} by antibody: world-wide sources, safe ports only",
+                    firewall.name
+                )),
+                network: firewall.network.clone(),
+                priority: firewall.priority,
+                direction: Some("INGRESS".into()),
+                source_ranges: broad.iter().map(|range| range.to_string()).collect(),
+                target_tags: firewall.target_tags.clone(),
+                target_service_accounts: firewall.target_service_accounts.clone(),
+                allowed: safe_allowed,
+                log_config: firewall.log_config.clone(),
+                ..Firewall::default()
+            });
+            return Some(Fix::NarrowFirewall {
+                project: project.into(),
+                name: firewall.name.clone(),
+                patch: json!({ "sourceRanges": sources }),
+                split,
+            });
+        }
+        if safe_allowed.is_empty() {
+            return None;
+        }
+        Some(Fix::NarrowFirewall {
+            project: project.into(),
+            name: firewall.name.clone(),
+            patch: json!({ "allowed": safe_allowed }),
+            split: None,
+        })
+    }
+
+    /// The allowed entries with every risky port cut out. `all` becomes tcp/udp/sctp with the gaps, plus icmp.
+    fn safe_allowed(&self, allowed: &[Rule]) -> Vec<Rule> {
+        let mut safe = Vec::new();
+        for rule in allowed {
+            let protocol = Protocol::parse(&rule.ip_protocol);
+            let expanded: Vec<(Protocol, Vec<PortRange>)> = match protocol {
+                Some(Protocol::All) => vec![
+                    (Protocol::Tcp, vec![PortRange::ALL]),
+                    (Protocol::Udp, vec![PortRange::ALL]),
+                    (Protocol::Sctp, vec![PortRange::ALL]),
+                    (Protocol::Icmp, Vec::new()),
+                ],
+                Some(protocol) if protocol.has_ports() => vec![(protocol, rule_ranges(rule))],
+                Some(_) => {
+                    safe.push(rule.clone());
+                    continue;
+                }
+                None => continue,
+            };
+            for (protocol, ranges) in expanded {
+                if !protocol.has_ports() {
+                    safe.push(Rule {
+                        ip_protocol: protocol.name().into(),
+                        ports: Vec::new(),
+                    });
+                    continue;
+                }
+                let holes: Vec<PortRange> = self
+                    .ports
+                    .iter()
+                    .filter(|risky| risky.protocol == protocol)
+                    .map(|risky| risky.range)
+                    .collect();
+                let ports: Vec<String> = ranges
+                    .iter()
+                    .flat_map(|range| range.subtract(&holes))
+                    .map(|range| range.to_string())
+                    .collect();
+                if !ports.is_empty() {
+                    safe.push(Rule {
+                        ip_protocol: protocol.name().into(),
+                        ports,
+                    });
+                }
+            }
+        }
+        safe
+    }
+}
+
+/// The port ranges of an allowed entry; none listed means every port.
+fn rule_ranges(rule: &Rule) -> Vec<PortRange> {
+    if rule.ports.is_empty() {
+        return vec![PortRange::ALL];
+    }
+    // An unparseable port cannot be shown safe: treat it as every port.
+    rule.ports
+        .iter()
+        .map(|port| PortRange::parse(port).unwrap_or(PortRange::ALL))
+        .collect()
+}
+
+fn split_name(name: &str) -> String {
+    const SUFFIX: &str = "-public";
+    let stem: String = name.chars().take(63 - SUFFIX.len()).collect();
+    format!("{}{SUFFIX}", stem.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! Policies: pure functions from a freshly read resource to findings and a planned fix. No I/O, no clock.
+
+pub mod cidr;
+pub mod firewall;
+pub mod ports;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::gcp::compute::Firewall;
+
+/// A resource as it was just read from Google.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    Firewall { project: String, firewall: Firewall },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One thing wrong with a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub policy: String,
+    /// Security Health Analytics' category name where one exists (`OPEN_SSH_PORT`).
+    pub category: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// A fix as data: what `apply` will do, what dry-run journals, what tests compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fix {
+    /// `PATCH {"disabled": true}`: the rule stays, unenforced, and can be re-enabled.
+    DisableFirewall { project: String, name: String },
+    /// Keep the rule working for everything but the risky exposure: optionally create `split` (the world-wide
+    /// sources with only safe ports) first, then merge-patch the original with `patch`.
+    NarrowFirewall {
+        project: String,
+        name: String,
+        patch: Value,
+        split: Option<Firewall>,
+    },
+    /// Remove the rule (only when configured).
+    DeleteFirewall { project: String, name: String },
+}
+
+impl Fix {
+    /// A short phrase for tables and alerts.
+    pub fn describe(&self) -> String {
+        match self {
+            Fix::DisableFirewall { .. } => "disabled the rule".to_string(),
+            Fix::NarrowFirewall {
+                split: Some(split), ..
+            } => {
+                format!(
+                    "removed world-wide sources; safe ports moved to {}",
+                    split.name
+                )
+            }
+            Fix::NarrowFirewall { .. } => {
+                "removed the risky ports from the world-wide rule".to_string()
+            }
+            Fix::DeleteFirewall { .. } => "deleted the rule".to_string(),
+        }
+    }
+}
+
+/// What the policies concluded about one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub findings: Vec<Finding>,
+    pub fix: Option<Fix>,
+    /// Every policy that found something runs in dry-run.
+    pub dry_run: bool,
+}
+
+impl Plan {
+    pub fn compliant(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Runs every enabled policy that understands the resource.
+pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
+    match resource {
+        Resource::Firewall { project, firewall } => {
+            let policy = &config.firewall;
+            if !policy.enabled {
+                return Plan {
+                    findings: Vec::new(),
+                    fix: None,
+                    dry_run: false,
+                };
+            }
+            let findings = policy.evaluate(firewall);
+            let fix = (!findings.is_empty()).then(|| policy.plan_fix(project, firewall));
+            Plan {
+                findings,
+                fix,
+                dry_run: policy.dry_run || config.dry_run,
+            }
+        }
+    }
+}

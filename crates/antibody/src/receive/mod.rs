@@ -1,0 +1,135 @@
+//! The HTTP receiver: decodes Eventarc (binary and structured), Pub/Sub push and raw LogEntry bodies into
+//! AuditEvents, hands them to the pipeline, and answers so that senders redeliver exactly when they must.
+
+mod eventarc;
+mod pubsub;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::event::{AuditEvent, EventError, Transport};
+use crate::pipeline::{self, Context};
+
+/// Bodies above this are refused with 413; audit entries are far smaller.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What a request body turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    Event(AuditEvent),
+    /// Well-formed, but not something antibody handles (another CloudEvent type): acknowledged and dropped.
+    NotAudit(String),
+}
+
+/// A request we cannot use, with the sentence that tells the sender why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Rejection {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EventError> for Rejection {
+    fn from(err: EventError) -> Self {
+        Rejection::bad(err.to_string())
+    }
+}
+
+pub fn router(cx: Arc<Context>) -> Router {
+    Router::new()
+        .route("/", post(receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(cx)
+}
+
+async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+    let event = match decode(&headers, &body) {
+        Ok(Decoded::Event(event)) => event,
+        Ok(Decoded::NotAudit(reason)) => {
+            return (
+                StatusCode::OK,
+                Json(json!({"outcome": "ignored", "reason": reason})),
+            )
+                .into_response();
+        }
+        Err(rejection) => {
+            return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
+        }
+    };
+    match pipeline::handle(&cx, &event).await {
+        Ok(handled) => {
+            let status = if matches!(handled.outcome, pipeline::Outcome::Retry { .. }) {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(handled)).into_response()
+        }
+        Err(err) => {
+            tracing::error!(%err, "journal unavailable; asking for redelivery");
+            let body =
+                json!({"error": "the journal is unavailable; the event will be redelivered"});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// Recognises the envelope by its headers and shape, never by guessing from content.
+pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, Rejection> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if headers.contains_key("ce-specversion") || headers.contains_key("ce-id") {
+        return eventarc::binary(headers, body);
+    }
+    if !(content_type.is_empty() || content_type.contains("json")) {
+        return Err(Rejection {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "content type '{content_type}' is not JSON; send application/json or application/cloudevents+json"
+            ),
+        });
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| Rejection::bad(format!("the body is not valid JSON: {err}")))?;
+    if content_type.starts_with("application/cloudevents+json")
+        || value.get("specversion").is_some()
+    {
+        return eventarc::structured(&value);
+    }
+    if value.get("message").is_some() {
+        return pubsub::push(&value);
+    }
+    if value.get("protoPayload").is_some() {
+        return Ok(Decoded::Event(AuditEvent::from_log_entry(
+            &value,
+            Transport::LogEntry,
+            None,
+        )?));
+    }
+    Err(Rejection::bad(
+        "the body is neither a CloudEvent, a Pub/Sub push envelope nor a LogEntry with a protoPayload",
+    ))
+}
+
+#[cfg(test)]
+mod tests;

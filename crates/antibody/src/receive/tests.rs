@@ -1,0 +1,1 @@
+//! Receiver tests through the router, no socket.

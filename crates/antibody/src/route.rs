@@ -1,0 +1,150 @@
+//! Routing: which resource an audit event points at, by (serviceName, normalised verb) and resourceName.
+
+use crate::event::AuditEvent;
+
+/// A resource antibody knows how to re-read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Firewall { project: String, name: String },
+}
+
+impl Target {
+    /// One string per resource, for per-resource serialisation.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Firewall { project, name } => format!("compute/{project}/firewalls/{name}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Re-read this resource and decide.
+    Check(Target),
+    /// The event deleted the resource: nothing to fix.
+    Deleted(Target),
+    /// No policy cares about this event.
+    Ignore(String),
+}
+
+/// The audit-log method names whose events can open a firewall, for triggers (`plan`) and documentation.
+/// Compute logs `v1.` or `beta.` by the API surface the caller used; Google's catalog lists no `alpha.` variants.
+pub const FIREWALL_METHODS: &[&str] = &[
+    "v1.compute.firewalls.insert",
+    "v1.compute.firewalls.patch",
+    "v1.compute.firewalls.update",
+    "beta.compute.firewalls.insert",
+    "beta.compute.firewalls.patch",
+    "beta.compute.firewalls.update",
+];
+
+pub fn route(event: &AuditEvent) -> Route {
+    if event.service_name != "compute.googleapis.com" {
+        return Route::Ignore(format!("no policy watches {}", event.service_name));
+    }
+    let mut segments = event.method_name.split('.');
+    let (_version, service, collection) = (segments.next(), segments.next(), segments.next());
+    if service != Some("compute") || collection != Some("firewalls") {
+        return Route::Ignore(format!("no policy watches {}", event.method_name));
+    }
+    let Some(target) = firewall_target(&event.resource_name, &event.project) else {
+        return Route::Ignore(format!(
+            "resource name '{}' is not a firewall rule",
+            event.resource_name
+        ));
+    };
+    match event.verb() {
+        "insert" | "patch" | "update" => Route::Check(target),
+        "delete" => Route::Deleted(target),
+        verb => Route::Ignore(format!("firewall method '{verb}' changes nothing")),
+    }
+}
+
+/// `projects/P/global/firewalls/NAME` (possibly as a full URL) → the firewall it names.
+fn firewall_target(resource_name: &str, fallback_project: &str) -> Option<Target> {
+    let relative = resource_name
+        .split_once("projects/")
+        .map(|(_, rest)| rest)?;
+    let parts: Vec<&str> = relative.split('/').collect();
+    match parts.as_slice() {
+        [project, "global", "firewalls", name] if !name.is_empty() => Some(Target::Firewall {
+            project: if project.is_empty() {
+                fallback_project
+            } else {
+                project
+            }
+            .to_string(),
+            name: (*name).to_string(),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Transport;
+    use serde_json::json;
+
+    fn route_of(method: &str, resource: &str) -> Route {
+        let entry = json!({"insertId": "i", "protoPayload": {"serviceName": "compute.googleapis.com",
+            "methodName": method, "resourceName": resource}, "resource": {"labels": {"project_id": "p"}}});
+        route(&AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("valid entry"))
+    }
+
+    fn firewall(name: &str) -> Target {
+        Target::Firewall {
+            project: "p".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn every_firewall_write_variant_routes() {
+        for method in FIREWALL_METHODS {
+            assert_eq!(
+                route_of(method, "projects/p/global/firewalls/fw"),
+                Route::Check(firewall("fw")),
+                "{method}"
+            );
+        }
+        assert_eq!(
+            route_of(
+                "v1.compute.firewalls.delete",
+                "projects/p/global/firewalls/fw"
+            ),
+            Route::Deleted(firewall("fw"))
+        );
+    }
+
+    #[test]
+    fn names_that_public_code_gets_wrong_do_not_route() {
+        // Pitfall 1: unversioned names are never logged; reading them as firewall writes would hide real bugs.
+        assert!(matches!(
+            route_of("compute.firewalls.patch", "projects/p/global/firewalls/fw"),
+            Route::Ignore(_)
+        ));
+        assert!(matches!(
+            route_of("v1.compute.firewalls.get", "projects/p/global/firewalls/fw"),
+            Route::Ignore(_)
+        ));
+        assert!(matches!(
+            route_of(
+                "v1.compute.instances.insert",
+                "projects/p/zones/z/instances/i"
+            ),
+            Route::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn full_url_resource_names_route() {
+        assert_eq!(
+            route_of(
+                "v1.compute.firewalls.patch",
+                "https://www.googleapis.com/compute/v1/projects/p/global/firewalls/fw"
+            ),
+            Route::Check(firewall("fw"))
+        );
+    }
+}
