@@ -123,12 +123,11 @@ impl Config {
             .ok()
             .and_then(|port| port.parse().ok());
         let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
-        if let Some(endpoint) = &raw.serve.google_endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                problems.push(format!(
-                    "serve.google_endpoint: '{endpoint}' must start with http:// or https://"
-                ));
-            }
+        let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            problems.push(format!(
+                "serve.google_endpoint: '{endpoint}' must start with http:// or https://"
+            ));
         }
         if !problems.is_empty() {
             return Err(Error { problems });

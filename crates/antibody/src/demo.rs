@@ -95,11 +95,13 @@ pub async fn run() -> anyhow::Result<bool> {
         .context("starting the sandbox")?;
 
     let state = tempfile::tempdir().context("creating a temporary directory")?;
-    let mut config = Config::default();
-    config.state = state.path().join("journal.sqlite");
-    config.google_endpoint = Some(sandbox.base_url());
-    config.access_token = Some(ENGINE_TOKEN.into());
-    config.identities = vec![ENGINE.into()];
+    let config = Config {
+        state: state.path().join("journal.sqlite"),
+        google_endpoint: Some(sandbox.base_url()),
+        access_token: Some(ENGINE_TOKEN.into()),
+        identities: vec![ENGINE.into()],
+        ..Config::default()
+    };
     let context = crate::build(config, LogSink::memory())?;
     let server = crate::start(context.clone(), localhost)
         .await
@@ -113,8 +115,8 @@ pub async fn run() -> anyhow::Result<bool> {
     );
     println!("the careless user is {USER}; antibody acts as {ENGINE}\n");
     println!(
-        "{:<3} {:<42} {:<16} {:<22} {:>9}  {}",
-        "#", "the user", "rule", "antibody", "healed in", "check"
+        "{:<3} {:<42} {:<16} {:<22} {:>9}  check",
+        "#", "the user", "rule", "antibody", "healed in"
     );
 
     let client = gcp_sandbox::http_client(Duration::from_secs(10));

@@ -276,7 +276,8 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     {
         let decoded = receive::decode(&Default::default(), line.as_bytes());
         match decoded {
-            Ok(Decoded::Event(mut event)) => {
+            Ok(Decoded::Event(event)) => {
+                let mut event = *event;
                 event.transport = antibody::event::Transport::Replay;
                 let handled = antibody::pipeline::handle(&context, &event).await?;
                 println!(

@@ -96,7 +96,7 @@ fn insert_id() -> String {
     let mut id = String::from("-");
     for _ in 0..11 {
         id.push(ALPHABET[(seed % 36) as usize] as char);
-        seed = seed / 36 ^ seed.rotate_left(17);
+        seed = (seed / 36) ^ seed.rotate_left(17);
     }
     id
 }

@@ -229,21 +229,23 @@ impl FirewallPolicy {
             } else {
                 json!(narrow_sources)
             };
-            let split = (!safe_allowed.is_empty()).then(|| Firewall {
-                name: split_name(&firewall.name),
-                description: Some(format!(
-                    "Split from {} by antibody: world-wide sources, safe ports only",
-                    firewall.name
-                )),
-                network: firewall.network.clone(),
-                priority: firewall.priority,
-                direction: Some("INGRESS".into()),
-                source_ranges: broad.iter().map(|range| range.to_string()).collect(),
-                target_tags: firewall.target_tags.clone(),
-                target_service_accounts: firewall.target_service_accounts.clone(),
-                allowed: safe_allowed,
-                log_config: firewall.log_config.clone(),
-                ..Firewall::default()
+            let split = (!safe_allowed.is_empty()).then(|| {
+                Box::new(Firewall {
+                    name: split_name(&firewall.name),
+                    description: Some(format!(
+                        "Split from {} by antibody: world-wide sources, safe ports only",
+                        firewall.name
+                    )),
+                    network: firewall.network.clone(),
+                    priority: firewall.priority,
+                    direction: Some("INGRESS".into()),
+                    source_ranges: broad.iter().map(|range| range.to_string()).collect(),
+                    target_tags: firewall.target_tags.clone(),
+                    target_service_accounts: firewall.target_service_accounts.clone(),
+                    allowed: safe_allowed,
+                    log_config: firewall.log_config.clone(),
+                    ..Firewall::default()
+                })
             });
             return Some(Fix::NarrowFirewall {
                 project: project.into(),

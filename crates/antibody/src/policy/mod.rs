@@ -47,7 +47,7 @@ pub enum Fix {
         project: String,
         name: String,
         patch: Value,
-        split: Option<Firewall>,
+        split: Option<Box<Firewall>>,
     },
     /// Remove the rule (only when configured).
     DeleteFirewall { project: String, name: String },

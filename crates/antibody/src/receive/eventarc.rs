@@ -41,11 +41,11 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, Rejection> {
         Rejection::bad(format!("the CloudEvent data is not a JSON LogEntry: {err}"))
     })?;
     let key = format!("ce:{source}|{id}");
-    Ok(Decoded::Event(AuditEvent::from_log_entry(
+    Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
         &entry,
         Transport::EventarcBinary,
         Some(key),
-    )?))
+    )?)))
 }
 
 pub fn structured(value: &Value) -> Result<Decoded, Rejection> {
@@ -92,11 +92,11 @@ pub fn structured(value: &Value) -> Result<Decoded, Rejection> {
         }
     };
     let key = format!("ce:{source}|{id}");
-    Ok(Decoded::Event(AuditEvent::from_log_entry(
+    Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
         &data,
         Transport::EventarcStructured,
         Some(key),
-    )?))
+    )?)))
 }
 
 fn check_type(event_type: &str) -> Result<(), Rejection> {

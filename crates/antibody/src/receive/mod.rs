@@ -23,7 +23,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// What a request body turned out to be.
 #[derive(Debug)]
 pub enum Decoded {
-    Event(AuditEvent),
+    Event(Box<AuditEvent>),
     /// Well-formed, but not something antibody handles (another CloudEvent type): acknowledged and dropped.
     NotAudit(String),
 }
@@ -61,7 +61,7 @@ pub fn router(cx: Arc<Context>) -> Router {
 
 async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
     let event = match decode(&headers, &body) {
-        Ok(Decoded::Event(event)) => event,
+        Ok(Decoded::Event(event)) => *event,
         Ok(Decoded::NotAudit(reason)) => {
             return (
                 StatusCode::OK,
@@ -120,11 +120,11 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, Rejection> {
         return pubsub::push(&value);
     }
     if value.get("protoPayload").is_some() {
-        return Ok(Decoded::Event(AuditEvent::from_log_entry(
+        return Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
             &value,
             Transport::LogEntry,
             None,
-        )?));
+        )?)));
     }
     Err(Rejection::bad(
         "the body is neither a CloudEvent, a Pub/Sub push envelope nor a LogEntry with a protoPayload",

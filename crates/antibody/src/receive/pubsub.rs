@@ -37,9 +37,9 @@ pub fn push(envelope: &Value) -> Result<Decoded, Rejection> {
         .and_then(Value::as_str)
         .unwrap_or("");
     let key = format!("pubsub:{subscription}|{message_id}");
-    Ok(Decoded::Event(AuditEvent::from_log_entry(
+    Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
         &entry,
         Transport::PubSubPush,
         Some(key),
-    )?))
+    )?)))
 }

@@ -62,12 +62,10 @@ pub(crate) fn normalise(
             "Invalid value for field 'resource.name': '{name}'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{{0,61}}[a-z0-9])?)'"
         )));
     }
-    if let Some(existing) = existing {
-        if existing["name"] != firewall["name"] {
-            return Err(ApiError::invalid(
-                "Invalid value for field 'resource.name': the name of an existing firewall cannot be changed.",
-            ));
-        }
+    if existing.is_some_and(|existing| existing["name"] != firewall["name"]) {
+        return Err(ApiError::invalid(
+            "Invalid value for field 'resource.name': the name of an existing firewall cannot be changed.",
+        ));
     }
     let name = name.to_string();
 
@@ -125,25 +123,27 @@ pub(crate) fn normalise(
         "sourceServiceAccounts",
         "targetServiceAccounts",
     ] {
-        if let Some(value) = firewall.get(field) {
-            if !value
+        let strings = |value: &Value| {
+            value
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_string))
-            {
-                return Err(ApiError::invalid(format!(
-                    "Invalid value for field 'resource.{field}': expected a list of strings."
-                )));
-            }
+        };
+        if firewall.get(field).is_some_and(|value| !strings(value)) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.{field}': expected a list of strings."
+            )));
         }
     }
-    if let Some(disabled) = firewall.get("disabled") {
-        if !disabled.is_boolean() {
+    match firewall.get("disabled") {
+        None => {
+            firewall.insert("disabled".into(), json!(false));
+        }
+        Some(disabled) if !disabled.is_boolean() => {
             return Err(ApiError::invalid(format!(
                 "Invalid value for field 'resource.disabled': '{disabled}'."
             )));
         }
-    } else {
-        firewall.insert("disabled".into(), json!(false));
+        Some(_) => {}
     }
     match firewall.get("logConfig") {
         Some(Value::Object(log_config))
@@ -375,6 +375,14 @@ mod tests {
             let err = normalise("p1", body.clone(), None, 1).expect_err(&body.to_string());
             assert!(err.message.contains(expected), "{body}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn disabled_is_kept_when_given_and_false_when_not() {
+        let body = json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "disabled": true});
+        assert_eq!(ok(body)["disabled"], true);
+        let body = json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "disabled": "yes"});
+        assert!(normalise("p1", body, None, 1).is_err());
     }
 
     #[test]

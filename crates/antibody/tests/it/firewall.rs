@@ -1,0 +1,323 @@
+//! End to end through real HTTP: a user opens a rule in the sandbox, the sandbox delivers the audit events,
+//! antibody fixes the rule, and the rule reads back fixed.
+
+use std::time::Duration;
+
+use antibody::policy::firewall::FixKind;
+use gcp_sandbox::DeliveryMode;
+use serde_json::json;
+
+use crate::harness::{ENGINE, Harness, Options, USER};
+
+fn open_ssh(name: &str) -> serde_json::Value {
+    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
+#[tokio::test]
+async fn an_open_ssh_rule_is_disabled_once() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("debug-ssh")).await;
+    assert_eq!(harness.rule("debug-ssh").await["disabled"], true);
+    // One action for the first/last pair; our own patch's events come back and are not acted on.
+    assert_eq!(harness.count("remediated").await, 1);
+    assert_eq!(harness.count("own-write").await, 2);
+    let entries = harness.cx().journal.entries(100).await.expect("journal");
+    let remediated = entries
+        .iter()
+        .find(|entry| entry.outcome.as_deref() == Some("remediated"))
+        .expect("a fix");
+    assert_eq!(remediated.principal, USER);
+    assert_eq!(
+        remediated
+            .before
+            .as_ref()
+            .map(|before| before["disabled"].clone()),
+        Some(json!(false))
+    );
+    assert_eq!(
+        remediated
+            .after
+            .as_ref()
+            .map(|after| after["disabled"].clone()),
+        Some(json!(true))
+    );
+    assert_eq!(remediated.findings[0].category, "OPEN_SSH_PORT");
+    // The sandbox saw antibody's patch under antibody's identity.
+    let audit = harness.sandbox.audit_entries();
+    assert!(audit.iter().any(|entry| entry["protoPayload"]["methodName"]
+        == "v1.compute.firewalls.patch"
+        && entry["protoPayload"]["authenticationInfo"]["principalEmail"] == ENGINE));
+    // One structured alert in Cloud Run's format.
+    let lines = harness.cx().log.lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["severity"], "WARNING");
+    assert_eq!(
+        lines[0]["logging.googleapis.com/labels"]["outcome"],
+        "remediated"
+    );
+    assert_eq!(lines[0]["principal"], USER);
+}
+
+#[tokio::test]
+async fn a_reopened_rule_is_closed_again() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("flappy")).await;
+    harness
+        .user_patches("flappy", json!({"disabled": false}))
+        .await;
+    assert_eq!(harness.rule("flappy").await["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 2);
+}
+
+#[tokio::test]
+async fn safe_rules_are_left_alone() {
+    let harness = Harness::start().await;
+    harness.user_inserts(json!({"name": "web", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}], "sourceRanges": ["0.0.0.0/0"]})).await;
+    harness.user_inserts(json!({"name": "internal", "allowed": [{"IPProtocol": "all"}], "sourceRanges": ["10.0.0.0/8"]})).await;
+    harness.user_inserts(json!({"name": "gke-cluster-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})).await;
+    for name in ["web", "internal", "gke-cluster-ssh"] {
+        assert_eq!(harness.rule(name).await["disabled"], false, "{name}");
+    }
+    assert_eq!(harness.count("remediated").await, 0);
+    assert_eq!(
+        harness.count("exempt").await,
+        2,
+        "first and last entry of the GKE rule"
+    );
+    // Nothing but the user's own writes reached the audit log.
+    assert!(
+        harness
+            .sandbox
+            .audit_entries()
+            .iter()
+            .all(|entry| entry["protoPayload"]["authenticationInfo"]["principalEmail"] == USER)
+    );
+}
+
+#[tokio::test]
+async fn redeliveries_of_one_event_lead_to_one_action() {
+    // The rule exists before antibody subscribed; one event about it then arrives three times.
+    let harness = Harness::with(Options {
+        seed: vec![open_ssh("twice")],
+        ..Options::default()
+    })
+    .await;
+    harness
+        .user_inserts(json!({"name": "unrelated", "allowed": [{"IPProtocol": "icmp"}]}))
+        .await;
+    let before = harness.outcomes().await.len();
+    let mut entry = harness.sandbox.audit_entries()[0].clone();
+    entry["insertId"] = json!("brand-new-insert-id");
+    entry["operation"]["id"] = json!("operation-replayed");
+    entry["protoPayload"]["resourceName"] = json!("projects/test-project/global/firewalls/twice");
+    let headers = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "fixed-id"),
+        (
+            "ce-source",
+            "//cloudaudit.googleapis.com/projects/test-project/logs/activity",
+        ),
+        ("ce-type", "google.cloud.audit.log.v1.written"),
+        ("content-type", "application/json; charset=utf-8"),
+    ];
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(harness.post(&headers, entry.to_string()).await);
+    }
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    assert_eq!(answers[0].1["outcome"], "remediated");
+    assert_eq!(answers[1].1["outcome"], "duplicate");
+    assert_eq!(answers[2].1["outcome"], "duplicate");
+    harness.sandbox.settled().await;
+    assert_eq!(harness.rule("twice").await["disabled"], true);
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let replayed = rows
+        .iter()
+        .find(|row| row.operation_id.as_deref() == Some("operation-replayed"))
+        .expect("row");
+    assert_eq!(replayed.deliveries, 3);
+    assert_eq!(
+        harness.outcomes().await.len(),
+        before + 1 + 2,
+        "one row for the event, two for antibody's own patch"
+    );
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+#[tokio::test]
+async fn the_same_entry_through_two_pipelines_is_one_event() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("two-paths")).await;
+    let rows = harness.outcomes().await.len();
+    let entry = harness.sandbox.audit_entries()[0].clone();
+    use base64::Engine;
+    let envelope = json!({"subscription": "projects/test-project/subscriptions/sink", "message": {
+        "data": base64::engine::general_purpose::STANDARD.encode(entry.to_string()), "messageId": "9"}});
+    let (status, body) = harness
+        .post(
+            &[("content-type", "application/json")],
+            envelope.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["outcome"], "duplicate",
+        "(logName, insertId) already seen via Eventarc"
+    );
+    assert_eq!(harness.outcomes().await.len(), rows);
+}
+
+#[tokio::test]
+async fn operations_that_stay_running_are_polled_to_completion() {
+    let harness = Harness::with(Options {
+        operation_delay: Duration::from_millis(150),
+        ..Options::default()
+    })
+    .await;
+    harness.user_inserts(open_ssh("slow")).await;
+    assert_eq!(harness.rule("slow").await["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+#[tokio::test]
+async fn structured_mode_and_pubsub_push_heal_too() {
+    for mode in [DeliveryMode::EventarcStructured, DeliveryMode::PubSubPush] {
+        let harness = Harness::with(Options {
+            mode,
+            ..Options::default()
+        })
+        .await;
+        harness.user_inserts(open_ssh("via-other-envelope")).await;
+        assert_eq!(
+            harness.rule("via-other-envelope").await["disabled"],
+            true,
+            "{mode:?}"
+        );
+        assert_eq!(harness.count("remediated").await, 1, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn narrow_keeps_safe_traffic_flowing() {
+    let tweak = |config: &mut antibody::config::Config| config.firewall.fix = FixKind::Narrow;
+    let harness = Harness::with(Options {
+        tweak: Box::new(tweak),
+        ..Options::default()
+    })
+    .await;
+    harness
+        .user_inserts(
+            json!({"name": "mixed", "allowed": [{"IPProtocol": "tcp", "ports": ["22", "443"]}],
+        "sourceRanges": ["0.0.0.0/0", "10.0.0.0/8"], "targetTags": ["app"]}),
+        )
+        .await;
+    let original = harness.rule("mixed").await;
+    assert_eq!(original["sourceRanges"], json!(["10.0.0.0/8"]));
+    assert_eq!(original["disabled"], false);
+    let split = harness.rule("mixed-public").await;
+    assert_eq!(split["sourceRanges"], json!(["0.0.0.0/0"]));
+    assert_eq!(
+        split["allowed"],
+        json!([{"IPProtocol": "tcp", "ports": ["443"]}])
+    );
+    assert_eq!(split["targetTags"], json!(["app"]));
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+#[tokio::test]
+async fn dry_run_journals_the_plan_and_changes_nothing() {
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| config.dry_run = true),
+        ..Options::default()
+    })
+    .await;
+    harness.user_inserts(open_ssh("dry")).await;
+    assert_eq!(harness.rule("dry").await["disabled"], false);
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let planned = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("dry-run"))
+        .expect("a dry-run row");
+    assert_eq!(
+        planned.fix,
+        Some(antibody::policy::Fix::DisableFirewall {
+            project: "test-project".into(),
+            name: "dry".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_4xx_that_says_why() {
+    let harness = Harness::start().await;
+    let (status, body) = harness
+        .post(
+            &[("content-type", "application/json")],
+            "{\"hello\": 1}".into(),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("LogEntry")),
+        "{body}"
+    );
+    assert!(
+        harness.outcomes().await.is_empty(),
+        "nothing accepted, nothing journaled"
+    );
+}
+
+#[tokio::test]
+async fn failed_calls_in_the_audit_log_are_not_remediated() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("failed-call")).await;
+    let mut entry = harness.sandbox.audit_entries()[0].clone();
+    entry["insertId"] = json!("failed-1");
+    entry["operation"] = serde_json::Value::Null;
+    entry["protoPayload"]["status"] = json!({"code": 7, "message": "PERMISSION_DENIED"});
+    let (status, body) = harness
+        .post(&[("content-type", "application/json")], entry.to_string())
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("failed-call"))
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_rule_is_gone_not_an_error() {
+    let harness = Harness::start().await;
+    harness
+        .user_inserts(json!({"name": "temp", "allowed": [{"IPProtocol": "icmp"}]}))
+        .await;
+    let response = harness
+        .http
+        .delete(format!("{}/temp", harness.firewalls_url()))
+        .bearer_auth("user-token")
+        .send()
+        .await
+        .expect("delete");
+    assert!(response.status().is_success());
+    harness.sandbox.settled().await;
+    assert_eq!(harness.count("gone").await, 2);
+}
+
+#[tokio::test]
+async fn every_accepted_event_has_a_durable_row_in_the_file() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("durable")).await;
+    let path = harness.cx().config.state.clone();
+    let reopened = antibody::journal::Journal::open(&path).expect("reopen the same file");
+    let rows = reopened.entries(100).await.expect("rows");
+    assert_eq!(
+        rows.len(),
+        4,
+        "first+last of the user's insert, first+last of antibody's patch"
+    );
+    assert!(rows.iter().all(|row| row.state == "done"));
+}

@@ -1,0 +1,185 @@
+//! The test harness: a sandbox, an engine subscribed to it, and a user who makes changes.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use antibody::config::Config;
+use antibody::notify::LogSink;
+use antibody::pipeline::Context;
+use gcp_sandbox::{Delivery, DeliveryMode, RetryPolicy, SandboxConfig};
+use serde_json::Value;
+
+pub const PROJECT: &str = "test-project";
+pub const USER_TOKEN: &str = "user-token";
+pub const USER: &str = "user@example.com";
+pub const ENGINE_TOKEN: &str = "engine-token";
+pub const ENGINE: &str = "antibody@test-project.iam.gserviceaccount.com";
+
+pub struct Harness {
+    pub sandbox: gcp_sandbox::Running,
+    pub engine: antibody::Server,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub mode: DeliveryMode,
+    pub operation_delay: Duration,
+    pub tweak: Box<dyn FnOnce(&mut Config)>,
+    /// Rules that exist before anyone subscribed (no audit events for them).
+    pub seed: Vec<Value>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: DeliveryMode::EventarcBinary,
+            operation_delay: Duration::ZERO,
+            tweak: Box::new(|_| {}),
+            seed: Vec::new(),
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> Harness {
+        let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let mut sandbox_config = SandboxConfig::default();
+        sandbox_config
+            .principals
+            .insert(USER_TOKEN.into(), USER.into());
+        sandbox_config
+            .principals
+            .insert(ENGINE_TOKEN.into(), ENGINE.into());
+        sandbox_config.operation_delay = options.operation_delay;
+        sandbox_config
+            .seed
+            .firewalls
+            .insert(PROJECT.into(), options.seed);
+        sandbox_config.retry = RetryPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            max_attempts: 5,
+            timeout: Duration::from_secs(10),
+        };
+        let sandbox = gcp_sandbox::start(sandbox_config, localhost)
+            .await
+            .expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            state: dir.path().join("journal.sqlite"),
+            google_endpoint: Some(sandbox.base_url()),
+            access_token: Some(ENGINE_TOKEN.into()),
+            identities: vec![ENGINE.into()],
+            ..Config::default()
+        };
+        (options.tweak)(&mut config);
+        let context = antibody::build(config, LogSink::memory()).expect("engine builds");
+        let engine = antibody::start(context, localhost)
+            .await
+            .expect("engine starts");
+        sandbox.add_delivery(Delivery {
+            url: engine.url(),
+            mode: options.mode,
+        });
+        Harness {
+            sandbox,
+            engine,
+            http: gcp_sandbox::http_client(Duration::from_secs(10)),
+            _dir: dir,
+        }
+    }
+
+    pub fn cx(&self) -> &Arc<Context> {
+        &self.engine.context
+    }
+
+    pub fn firewalls_url(&self) -> String {
+        format!(
+            "{}/compute/v1/projects/{PROJECT}/global/firewalls",
+            self.sandbox.base_url()
+        )
+    }
+
+    /// The user creates a rule; returns once every resulting event has been handled.
+    pub async fn user_inserts(&self, body: Value) {
+        let response = self
+            .http
+            .post(self.firewalls_url())
+            .bearer_auth(USER_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("insert");
+        assert!(
+            response.status().is_success(),
+            "insert refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+        self.sandbox.settled().await;
+    }
+
+    pub async fn user_patches(&self, name: &str, body: Value) {
+        let url = format!("{}/{name}", self.firewalls_url());
+        let response = self
+            .http
+            .patch(url)
+            .bearer_auth(USER_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("patch");
+        assert!(
+            response.status().is_success(),
+            "patch refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+        self.sandbox.settled().await;
+    }
+
+    pub async fn rule(&self, name: &str) -> Value {
+        let url = format!("{}/{name}", self.firewalls_url());
+        self.http
+            .get(url)
+            .bearer_auth(USER_TOKEN)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub async fn outcomes(&self) -> Vec<String> {
+        let mut entries = self.cx().journal.entries(10_000).await.expect("journal");
+        entries.reverse();
+        entries
+            .into_iter()
+            .map(|entry| entry.outcome.unwrap_or(entry.state))
+            .collect()
+    }
+
+    pub async fn count(&self, outcome: &str) -> usize {
+        self.outcomes()
+            .await
+            .iter()
+            .filter(|seen| *seen == outcome)
+            .count()
+    }
+
+    /// Posts a body straight to the engine, as a sender would.
+    pub async fn post(&self, headers: &[(&str, &str)], body: String) -> (u16, Value) {
+        let mut request = self.http.post(self.engine.url()).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("post");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}

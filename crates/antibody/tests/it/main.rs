@@ -1,0 +1,5 @@
+//! Integration tests: sandbox and engine in-process over real HTTP on 127.0.0.1, with a temp SQLite journal.
+
+mod firewall;
+mod fixtures;
+mod harness;

@@ -1,0 +1,469 @@
+//! The sandbox speaks Compute's wire format and delivers audit events the way Eventarc does.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use gcp_sandbox::{Delivery, DeliveryMode, RetryPolicy, SandboxConfig};
+use serde_json::{Value, json};
+
+async fn sandbox(config: SandboxConfig) -> (gcp_sandbox::Running, reqwest::Client, String) {
+    let running = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox");
+    let base = format!(
+        "{}/compute/v1/projects/p1/global/firewalls",
+        running.base_url()
+    );
+    (
+        running,
+        gcp_sandbox::http_client(Duration::from_secs(5)),
+        base,
+    )
+}
+
+fn rule(name: &str) -> Value {
+    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
+#[tokio::test]
+async fn list_pages_with_max_results_and_page_token() {
+    let (_running, client, base) = sandbox(SandboxConfig::default()).await;
+    for index in 0..7 {
+        client
+            .post(&base)
+            .json(&rule(&format!("rule-{index}")))
+            .send()
+            .await
+            .expect("insert");
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page: Value = client.get(format!("{base}?maxResults=3&pageToken={token}&$alt=json;enum-encoding=int&prettyPrint=false"))
+            .send().await.expect("list").json().await.expect("json");
+        pages += 1;
+        assert_eq!(page["kind"], "compute#firewallList");
+        names.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|item| item["name"].as_str().expect("name").to_string()),
+        );
+        match page["nextPageToken"].as_str() {
+            Some(next) => token = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        names,
+        (0..7)
+            .map(|index| format!("rule-{index}"))
+            .collect::<Vec<_>>()
+    );
+    let empty: Value = client
+        .get(base.replace("p1", "empty"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        empty.get("items").is_none(),
+        "empty lists omit items: {empty}"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_make_writes_idempotent() {
+    let (running, client, base) = sandbox(SandboxConfig::default()).await;
+    client
+        .post(&base)
+        .json(&rule("r"))
+        .send()
+        .await
+        .expect("insert");
+    let url = format!("{base}/r?requestId=123e4567-e89b-12d3-a456-426614174000");
+    let first: Value = client
+        .patch(&url)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    let second: Value = client
+        .patch(&url)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        first["name"], second["name"],
+        "the same operation answers a repeated requestId"
+    );
+    let patches = running
+        .audit_entries()
+        .iter()
+        .filter(|entry| entry["protoPayload"]["methodName"] == "v1.compute.firewalls.patch")
+        .count();
+    assert_eq!(patches, 2, "one first and one last entry, not two pairs");
+    let bad = client
+        .patch(format!("{base}/r?requestId=nope"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn operations_stay_running_until_their_delay_passes() {
+    let config = SandboxConfig {
+        operation_delay: Duration::from_millis(200),
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    let operation: Value = client
+        .post(&base)
+        .json(&rule("slow"))
+        .send()
+        .await
+        .expect("insert")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(operation["status"], "RUNNING");
+    let url = format!(
+        "{}/compute/v1/projects/p1/global/operations/{}",
+        running.base_url(),
+        operation["name"].as_str().expect("name")
+    );
+    let polled: Value = client
+        .get(&url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(polled["status"], "RUNNING");
+    assert_eq!(
+        running.audit_entries().len(),
+        1,
+        "only the first entry while running"
+    );
+    let waited: Value = client
+        .post(format!("{url}/wait"))
+        .send()
+        .await
+        .expect("wait")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(waited["status"], "DONE");
+    assert_eq!(waited["progress"], 100);
+    assert!(waited["endTime"].is_string());
+    let last = running.audit_entries().last().cloned().expect("entries");
+    assert_eq!(last["operation"]["last"], true);
+}
+
+#[tokio::test]
+async fn patch_is_a_json_merge_patch() {
+    let (_running, client, base) = sandbox(SandboxConfig::default()).await;
+    client
+        .post(&base)
+        .json(
+            &json!({"name": "m", "allowed": [{"IPProtocol": "tcp"}], "sourceRanges": ["1.2.3.4"],
+        "targetTags": ["a"], "description": "keep"}),
+        )
+        .send()
+        .await
+        .expect("insert");
+    client
+        .patch(format!("{base}/m"))
+        .json(&json!({"targetTags": null, "sourceRanges": ["5.6.7.8"]}))
+        .send()
+        .await
+        .expect("patch");
+    let rule: Value = client
+        .get(format!("{base}/m"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(rule.get("targetTags").is_none());
+    assert_eq!(rule["sourceRanges"], json!(["5.6.7.8"]));
+    assert_eq!(rule["description"], "keep");
+    let rename = client
+        .patch(format!("{base}/m"))
+        .json(&json!({"name": "other"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(rename.status(), StatusCode::BAD_REQUEST);
+    let missing = client
+        .patch(format!("{base}/nope"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let duplicate = client
+        .post(&base)
+        .json(&json!({"name": "m", "allowed": [{"IPProtocol": "tcp"}]}))
+        .send()
+        .await
+        .expect("insert");
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn audit_entries_look_like_googles() {
+    let mut config = SandboxConfig::default();
+    config
+        .principals
+        .insert("tok".into(), "alice@example.com".into());
+    let (running, client, base) = sandbox(config).await;
+    let beta = base.replace("/v1/", "/beta/");
+    client
+        .post(&beta)
+        .bearer_auth("tok")
+        .json(&rule("b"))
+        .send()
+        .await
+        .expect("insert");
+    client
+        .delete(format!("{base}/b"))
+        .bearer_auth("unmapped-user")
+        .send()
+        .await
+        .expect("delete");
+    let entries = running.audit_entries();
+    assert_eq!(entries.len(), 4);
+    let first = &entries[0];
+    assert_eq!(
+        first["protoPayload"]["methodName"],
+        "beta.compute.firewalls.insert"
+    );
+    assert_eq!(
+        first["protoPayload"]["authenticationInfo"]["principalEmail"],
+        "alice@example.com"
+    );
+    assert_eq!(
+        first["protoPayload"]["request"]["alloweds"],
+        json!([{"IPProtocol": "tcp", "ports": ["22"]}])
+    );
+    assert_eq!(
+        first["protoPayload"]["request"]["@type"],
+        "type.googleapis.com/compute.firewalls.insert"
+    );
+    assert_eq!(
+        first["protoPayload"]["resourceName"],
+        "projects/p1/global/firewalls/b"
+    );
+    assert_eq!(first["resource"]["type"], "gce_firewall_rule");
+    assert!(first["resource"]["labels"]["firewall_rule_id"].is_string());
+    assert_eq!(
+        first["logName"],
+        "projects/p1/logs/cloudaudit.googleapis.com%2Factivity"
+    );
+    assert_eq!(first["operation"]["first"], true);
+    assert_eq!(first["severity"], "NOTICE");
+    assert_eq!(entries[1]["operation"]["last"], true);
+    assert_eq!(entries[1]["operation"]["id"], first["operation"]["id"]);
+    let delete_first = &entries[2];
+    assert_eq!(
+        delete_first["protoPayload"]["methodName"],
+        "v1.compute.firewalls.delete"
+    );
+    assert!(
+        delete_first["protoPayload"].get("request").is_none(),
+        "a delete's first entry has no request"
+    );
+    assert_eq!(
+        delete_first["protoPayload"]["authenticationInfo"]["principalEmail"],
+        "unmapped-user"
+    );
+    let listed: Value = client
+        .post(format!("{}/v2/entries:list", running.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["entries"].as_array().map(Vec::len), Some(4));
+}
+
+/// A subscriber that fails its first `failures` requests, recording every request it sees.
+async fn subscriber(failures: usize) -> (String, Arc<Mutex<Vec<(HeaderMap, Value)>>>) {
+    let seen: Arc<Mutex<Vec<(HeaderMap, Value)>>> = Arc::default();
+    let recorder = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let recorder = recorder.clone();
+            async move {
+                let mut seen = recorder.lock().expect("lock");
+                seen.push((
+                    headers,
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ));
+                if seen.len() <= failures {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (url, seen)
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(20),
+        max_attempts: 10,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn eventarc_binary_delivery_redelivers_until_acknowledged() {
+    let (url, seen) = subscriber(2).await;
+    let config = SandboxConfig {
+        deliveries: vec![Delivery::eventarc(url)],
+        retry: fast_retry(),
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    client
+        .patch(format!("{base}/missing"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("failed write emits nothing");
+    client
+        .post(&base)
+        .json(&rule("d"))
+        .send()
+        .await
+        .expect("insert");
+    running.settled().await;
+    let seen = seen.lock().expect("lock").clone();
+    // Two entries (first, last); one of them failed twice before a 204.
+    assert_eq!(seen.len(), 4);
+    let ids: std::collections::HashSet<String> = seen
+        .iter()
+        .map(|(headers, _)| headers["ce-id"].to_str().expect("ascii").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "a redelivery keeps its ce-id");
+    let (headers, body) = &seen[0];
+    assert_eq!(headers["ce-type"], "google.cloud.audit.log.v1.written");
+    assert_eq!(headers["ce-specversion"], "1.0");
+    assert_eq!(
+        headers["ce-source"],
+        "//cloudaudit.googleapis.com/projects/p1/logs/activity"
+    );
+    assert_eq!(
+        headers["ce-subject"],
+        "compute.googleapis.com/projects/p1/global/firewalls/d"
+    );
+    assert_eq!(headers["ce-methodname"], "v1.compute.firewalls.insert");
+    assert_eq!(headers["ce-servicename"], "compute.googleapis.com");
+    assert_eq!(headers["ce-resourcename"], "projects/p1/global/firewalls/d");
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        headers["ce-recordedtime"].to_str().ok(),
+        body["timestamp"].as_str()
+    );
+    assert_eq!(
+        headers["ce-time"].to_str().ok(),
+        body["receiveTimestamp"].as_str()
+    );
+    assert!(headers.contains_key("ce-dataschema"));
+    assert_eq!(
+        body["protoPayload"]["methodName"],
+        "v1.compute.firewalls.insert"
+    );
+    let statuses: Vec<u16> = running
+        .delivery_attempts()
+        .iter()
+        .map(|attempt| attempt.status)
+        .collect();
+    assert_eq!(statuses.iter().filter(|status| **status == 500).count(), 2);
+}
+
+#[tokio::test]
+async fn pubsub_push_envelopes_carry_the_entry_in_base64() {
+    use base64::Engine;
+    let (url, seen) = subscriber(0).await;
+    let delivery = Delivery {
+        url,
+        mode: DeliveryMode::PubSubPush,
+    };
+    let config = SandboxConfig {
+        deliveries: vec![delivery],
+        retry: fast_retry(),
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    client
+        .post(&base)
+        .json(&rule("ps"))
+        .send()
+        .await
+        .expect("insert");
+    running.settled().await;
+    let seen = seen.lock().expect("lock").clone();
+    let (_, envelope) = &seen[0];
+    let message = &envelope["message"];
+    assert_eq!(message["messageId"], message["message_id"]);
+    assert_eq!(message["publishTime"], message["publish_time"]);
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(message["data"].as_str().expect("data"))
+        .expect("base64");
+    let entry: Value = serde_json::from_slice(&data).expect("a LogEntry");
+    assert_eq!(
+        entry["protoPayload"]["resourceName"],
+        "projects/p1/global/firewalls/ps"
+    );
+    assert!(
+        envelope["subscription"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("projects/p1/subscriptions/"))
+    );
+}
+
+#[tokio::test]
+async fn seeds_are_validated_like_inserts() {
+    let mut config = SandboxConfig::default();
+    config.seed.firewalls.insert(
+        "p1".into(),
+        vec![json!({"name": "Bad Name", "allowed": [{"IPProtocol": "tcp"}]})],
+    );
+    let error = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("resource.name"), "{error}");
+}
