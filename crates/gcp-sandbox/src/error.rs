@@ -61,6 +61,16 @@ impl ApiError {
         }
     }
 
+    /// The newer front end's shape (Resource Manager, IAM): `status` and no `errors[]`.
+    pub fn esf(status: StatusCode, grpc_status: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            reason: "",
+            message: message.into(),
+            grpc_status: Some(grpc_status),
+        }
+    }
+
     pub fn injected(status: StatusCode) -> Self {
         let (reason, grpc) = match status.as_u16() {
             429 => ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
@@ -80,11 +90,11 @@ impl ApiError {
 
     /// The body Google returns for this error.
     pub fn body(&self) -> serde_json::Value {
-        let mut error = json!({
-            "code": self.status.as_u16(),
-            "message": self.message,
-            "errors": [{"message": self.message, "domain": "global", "reason": self.reason}],
-        });
+        let mut error = json!({"code": self.status.as_u16(), "message": self.message});
+        if !self.reason.is_empty() {
+            error["errors"] =
+                json!([{"message": self.message, "domain": "global", "reason": self.reason}]);
+        }
         if let Some(status) = self.grpc_status {
             error["status"] = json!(status);
         }

@@ -1,0 +1,175 @@
+//! IAM policies as every Google API stores them: version 3 with conditions, etags that advance on every write,
+//! the `_withcond_` downgrade for version-1 readers, and the `policyDelta` that audit entries carry.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+/// A stored policy and the counter behind its etag.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredPolicy {
+    pub bindings: Vec<Value>,
+    pub audit_configs: Vec<Value>,
+    pub revision: u64,
+}
+
+impl StoredPolicy {
+    pub fn new(bindings: Vec<Value>) -> Self {
+        StoredPolicy { bindings, audit_configs: Vec::new(), revision: 1 }
+    }
+
+    /// `BwWP6/SoJ90=`-style: base64 of eight bytes that change on every write.
+    pub fn etag(&self) -> String {
+        let mut bytes = [0u8; 8];
+        bytes[0] = 0x07;
+        bytes[2..].copy_from_slice(&self.revision.to_be_bytes()[2..]);
+        STANDARD.encode(bytes)
+    }
+
+    pub fn has_conditions(&self) -> bool {
+        self.bindings.iter().any(|binding| binding.get("condition").is_some())
+    }
+
+    /// The policy as a reader asking for `requested` sees it. Below version 3 a conditional binding comes back
+    /// without its condition and with its role renamed `ROLE_withcond_<hash>`, as Google does.
+    pub fn view(&self, requested: i64) -> Value {
+        let conditional = self.has_conditions();
+        let (version, bindings) = if conditional && requested < 3 {
+            let bindings = self
+                .bindings
+                .iter()
+                .map(|binding| match binding.get("condition") {
+                    Some(condition) => {
+                        let role = binding["role"].as_str().unwrap_or_default();
+                        json!({"role": format!("{role}_withcond_{}", short_hash(&condition.to_string())), "members": binding["members"]})
+                    }
+                    None => binding.clone(),
+                })
+                .collect();
+            (1, bindings)
+        } else {
+            (if conditional { 3 } else { 1 }, self.bindings.clone())
+        };
+        let mut policy = json!({"version": version, "etag": self.etag()});
+        if !bindings.is_empty() {
+            policy["bindings"] = Value::Array(bindings);
+        }
+        if !self.audit_configs.is_empty() {
+            policy["auditConfigs"] = Value::Array(self.audit_configs.clone());
+        }
+        policy
+    }
+}
+
+fn short_hash(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}{:04x}", hash >> 48)
+}
+
+/// Checks the shape of incoming bindings; returns them normalised (empty bindings dropped, members sorted).
+pub(crate) fn check_bindings(policy: &Value) -> Result<Vec<Value>, String> {
+    let Some(bindings) = policy.get("bindings") else { return Ok(Vec::new()) };
+    let bindings = bindings.as_array().ok_or("policy.bindings must be a list")?;
+    let mut out = Vec::new();
+    for (index, binding) in bindings.iter().enumerate() {
+        let role = binding["role"].as_str().filter(|role| !role.is_empty())
+            .ok_or_else(|| format!("policy.bindings[{index}].role is required"))?;
+        if !role.starts_with("roles/") && !role.starts_with("projects/") && !role.starts_with("organizations/") {
+            return Err(format!("Role {role} is not supported: roles start with roles/, projects/ or organizations/."));
+        }
+        let members = binding["members"].as_array().cloned().unwrap_or_default();
+        let mut unique = BTreeSet::new();
+        for member in &members {
+            let member = member.as_str().ok_or_else(|| format!("policy.bindings[{index}].members must be strings"))?;
+            let valid = matches!(member, "allUsers" | "allAuthenticatedUsers") || member.split_once(':').is_some_and(|(kind, value)| !kind.is_empty() && !value.is_empty());
+            if !valid {
+                return Err(format!("Invalid member: {member}. Members must be of the form \"<type>:<value>\"."));
+            }
+            unique.insert(member.to_string());
+        }
+        if unique.is_empty() {
+            continue;
+        }
+        let mut normalised = json!({"role": role, "members": unique.into_iter().collect::<Vec<_>>()});
+        if let Some(condition) = binding.get("condition").filter(|condition| !condition.is_null()) {
+            if condition["expression"].as_str().is_none_or(str::is_empty) {
+                return Err(format!("policy.bindings[{index}].condition.expression is required"));
+            }
+            normalised["condition"] = condition.clone();
+        }
+        out.push(normalised);
+    }
+    Ok(out)
+}
+
+/// `serviceData.policyDelta.bindingDeltas`: what a write added and removed, one (role, member, condition) each.
+pub(crate) fn delta(before: &[Value], after: &[Value]) -> Vec<Value> {
+    let pairs = |bindings: &[Value]| -> BTreeSet<(String, String, String)> {
+        bindings
+            .iter()
+            .flat_map(|binding| {
+                let role = binding["role"].as_str().unwrap_or_default().to_string();
+                let condition = binding.get("condition").map(Value::to_string).unwrap_or_default();
+                binding["members"].as_array().cloned().unwrap_or_default().into_iter().map(move |member| {
+                    (role.clone(), member.as_str().unwrap_or_default().to_string(), condition.clone())
+                })
+            })
+            .collect()
+    };
+    let (old, new) = (pairs(before), pairs(after));
+    let mut deltas = Vec::new();
+    for (action, set, other) in [("REMOVE", &old, &new), ("ADD", &new, &old)] {
+        for (role, member, condition) in set.difference(other) {
+            let mut delta = json!({"action": action, "role": role, "member": member});
+            if !condition.is_empty() {
+                delta["condition"] = serde_json::from_str(condition).unwrap_or(Value::Null);
+            }
+            deltas.push(delta);
+        }
+    }
+    deltas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_change_with_every_revision() {
+        let mut policy = StoredPolicy::new(Vec::new());
+        let first = policy.etag();
+        policy.revision += 1;
+        assert_ne!(first, policy.etag());
+        assert_eq!(first.len(), 12);
+    }
+
+    #[test]
+    fn version_one_readers_see_withcond_roles() {
+        let policy = StoredPolicy::new(vec![
+            json!({"role": "roles/viewer", "members": ["user:a@x.com"]}),
+            json!({"role": "roles/iam.serviceAccountAdmin", "members": ["user:b@x.com"], "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}),
+        ]);
+        let v1 = policy.view(1);
+        assert_eq!(v1["version"], 1);
+        let role = v1["bindings"][1]["role"].as_str().expect("role");
+        assert!(role.starts_with("roles/iam.serviceAccountAdmin_withcond_"), "{role}");
+        assert!(v1["bindings"][1].get("condition").is_none());
+        let v3 = policy.view(3);
+        assert_eq!(v3["version"], 3);
+        assert!(v3["bindings"][1].get("condition").is_some());
+    }
+
+    #[test]
+    fn deltas_name_each_added_and_removed_member() {
+        let before = vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:b@x.com"]})];
+        let after = vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:c@gmail.com"]})];
+        assert_eq!(delta(&before, &after), vec![
+            json!({"action": "REMOVE", "role": "roles/viewer", "member": "user:b@x.com"}),
+            json!({"action": "ADD", "role": "roles/viewer", "member": "user:c@gmail.com"}),
+        ]);
+    }
+}

@@ -1,0 +1,52 @@
+//! Google's own client libraries work against the sandbox with only the endpoint changed.
+//! The Python clients come from PyPI (`.ci/run` installs them); without them this test says so loudly, and fails in CI.
+
+use std::process::Command;
+use std::time::Duration;
+
+use gcp_sandbox::SandboxConfig;
+
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+async fn run_client_script(script: &str, module: &str) {
+    if !python_has(module) {
+        let message =
+            format!("SKIPPED: python3 cannot import {module}; `pip install` it to run {script}");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message} (required in CI)"
+        );
+        eprintln!("\n*** {message} ***\n");
+        return;
+    }
+    let config = SandboxConfig {
+        operation_delay: Duration::from_millis(30),
+        ..SandboxConfig::default()
+    };
+    let running = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox");
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let base = running.base_url();
+    let output =
+        tokio::task::spawn_blocking(move || Command::new("python3").arg(path).arg(base).output())
+            .await
+            .expect("join")
+            .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_compute_client() {
+    run_client_script("compute_python.py", "google.cloud.compute_v1").await;
+}
