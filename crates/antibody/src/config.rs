@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::policy::firewall::{FirewallPolicy, FixKind, PortRule};
 use crate::policy::ports::{self, Protocol};
+use crate::policy::project_iam::ProjectIamPolicy;
 
 /// The file as the user writes it. Every field is optional; the defaults are the safe behaviour.
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +48,35 @@ pub struct RawPolicies {
     /// Firewall rules that open risky ports to (almost) everyone.
     #[serde(default)]
     pub open_firewall: RawFirewallPolicy,
+    /// Project IAM grants that must never exist.
+    #[serde(default)]
+    pub project_iam: RawProjectIamPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProjectIamPolicy {
+    /// Turn the policy off entirely (default: on).
+    pub enabled: Option<bool>,
+    /// `enforce` (default) or `dry-run`.
+    pub mode: Option<String>,
+    /// The organisation's domains (`example.com` also admits `eng.example.com`). With none, only consumer domains
+    /// count as outsiders.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Consumer e-mail domains (default: gmail.com, googlemail.com, yahoo.com, outlook.com and other webmail).
+    pub consumer_domains: Option<Vec<String>>,
+    /// Flag any role held by an outsider (default: on).
+    pub external_members: Option<bool>,
+    /// Flag roles/owner and roles/editor held by an outsider (default: on).
+    pub primitive_roles: Option<bool>,
+    /// Also flag roles/owner and roles/editor held by service accounts (default: off; default compute accounts hold editor).
+    pub primitive_roles_for_service_accounts: Option<bool>,
+    /// Roles that are high-risk in an outsider's hands; `*` matches any run (default includes `roles/*Admin`).
+    pub high_risk_roles: Option<Vec<String>>,
+    /// Members never touched, besides Google's service agents; `*` matches any run.
+    #[serde(default)]
+    pub allow_members: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +130,7 @@ pub struct Config {
     pub dry_run: bool,
     pub insecure_no_auth: bool,
     pub firewall: FirewallPolicy,
+    pub project_iam: ProjectIamPolicy,
 }
 
 /// Every problem found, each naming its key.
@@ -123,6 +154,7 @@ impl Config {
             .ok()
             .and_then(|port| port.parse().ok());
         let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
+        let project_iam = validate_project_iam(raw.policies.project_iam, &mut problems);
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -147,6 +179,7 @@ impl Config {
             dry_run: raw.serve.dry_run,
             insecure_no_auth: raw.serve.insecure_no_auth,
             firewall,
+            project_iam,
         })
     }
 }
@@ -157,17 +190,59 @@ impl Default for Config {
     }
 }
 
+/// `enforce` or `dry-run`, as a dry-run flag.
+fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
+    match mode {
+        None | Some("enforce") => false,
+        Some("dry-run") => true,
+        Some(other) => {
+            problems.push(format!(
+                "{key}.mode: '{other}' is not one of enforce, dry-run"
+            ));
+            false
+        }
+    }
+}
+
+fn validate_project_iam(raw: RawProjectIamPolicy, problems: &mut Vec<String>) -> ProjectIamPolicy {
+    let key = "policies.project_iam";
+    let defaults = ProjectIamPolicy::default();
+    for domain in &raw.allowed_domains {
+        let valid = !domain.is_empty()
+            && domain.split('.').count() >= 2
+            && domain.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !valid {
+            problems.push(format!(
+                "{key}.allowed_domains: '{domain}' is not a domain name like example.com"
+            ));
+        }
+    }
+    ProjectIamPolicy {
+        enabled: raw.enabled.unwrap_or(true),
+        dry_run: mode(key, raw.mode.as_deref(), problems),
+        allowed_domains: raw
+            .allowed_domains
+            .iter()
+            .map(|domain| domain.to_ascii_lowercase())
+            .collect(),
+        consumer_domains: raw.consumer_domains.unwrap_or(defaults.consumer_domains),
+        external_members: raw.external_members.unwrap_or(defaults.external_members),
+        primitive_roles: raw.primitive_roles.unwrap_or(defaults.primitive_roles),
+        primitive_roles_for_service_accounts: raw
+            .primitive_roles_for_service_accounts
+            .unwrap_or(defaults.primitive_roles_for_service_accounts),
+        high_risk_roles: raw.high_risk_roles.unwrap_or(defaults.high_risk_roles),
+        allow_members: raw.allow_members,
+    }
+}
+
 fn validate_firewall(raw: RawFirewallPolicy, problems: &mut Vec<String>) -> FirewallPolicy {
     let mut policy = FirewallPolicy::default();
     let key = "policies.open_firewall";
     policy.enabled = raw.enabled.unwrap_or(true);
-    match raw.mode.as_deref() {
-        None | Some("enforce") => policy.dry_run = false,
-        Some("dry-run") => policy.dry_run = true,
-        Some(other) => problems.push(format!(
-            "{key}.mode: '{other}' is not one of enforce, dry-run"
-        )),
-    }
+    policy.dry_run = mode(key, raw.mode.as_deref(), problems);
     match raw.fix.as_deref() {
         None | Some("disable") => policy.fix = FixKind::Disable,
         Some("narrow") => policy.fix = FixKind::Narrow,

@@ -48,6 +48,8 @@ pub fn admit(config: &Config, event: &AuditEvent, resource: &Resource, plan: &Pl
                 return Verdict::Exempt(reason);
             }
         }
+        // Member allowlists are applied inside the policy, grant by grant.
+        Resource::ProjectIam { .. } => {}
     }
     if plan.dry_run {
         Verdict::DryRun(fix.clone())

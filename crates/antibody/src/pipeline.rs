@@ -66,6 +66,10 @@ pub enum Outcome {
     Failed {
         error: String,
     },
+    /// The fix would do harm (e.g. remove the last owner); nothing was changed.
+    Refused {
+        reason: String,
+    },
     /// A transient failure: the event must be redelivered.
     Retry {
         error: String,
@@ -85,6 +89,7 @@ impl Outcome {
             Outcome::DryRun { .. } => "dry-run",
             Outcome::Remediated { .. } => "remediated",
             Outcome::Failed { .. } => "failed",
+            Outcome::Refused { .. } => "refused",
             Outcome::Retry { .. } => "retry",
         }
     }
@@ -137,7 +142,9 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     record.outcome = outcome.name().to_string();
     record.retry = matches!(outcome, Outcome::Retry { .. });
     record.reason = match &outcome {
-        Outcome::Ignored { reason } | Outcome::Exempt { reason } => reason.clone(),
+        Outcome::Ignored { reason } | Outcome::Exempt { reason } | Outcome::Refused { reason } => {
+            reason.clone()
+        }
         Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),
         Outcome::FailedCall { code } => format!("the audited call failed with status {code}"),
         Outcome::DryRun { fix } | Outcome::Remediated { fix } => fix.describe(),
@@ -189,6 +196,10 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
                 record.fix = Some(fix);
                 failure(err.to_string(), err.is_retryable())
             }
+            Err(apply::Error::Refused(reason)) => {
+                record.fix = Some(fix);
+                Outcome::Refused { reason }
+            }
             Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
                 error: err.to_string(),
             },
@@ -213,6 +224,17 @@ async fn fetch(client: &Client, target: &Target) -> Result<(Resource, Value), gc
                 Resource::Firewall {
                     project: project.clone(),
                     firewall,
+                },
+                raw,
+            ))
+        }
+        Target::ProjectIam { project } => {
+            let policy = client.get_project_policy(project).await?;
+            let raw = serde_json::to_value(&policy).expect("a policy serialises");
+            Ok((
+                Resource::ProjectIam {
+                    project: project.clone(),
+                    policy,
                 },
                 raw,
             ))

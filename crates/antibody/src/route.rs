@@ -6,6 +6,7 @@ use crate::event::AuditEvent;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Firewall { project: String, name: String },
+    ProjectIam { project: String },
 }
 
 impl Target {
@@ -13,6 +14,7 @@ impl Target {
     pub fn key(&self) -> String {
         match self {
             Target::Firewall { project, name } => format!("compute/{project}/firewalls/{name}"),
+            Target::ProjectIam { project } => format!("resourcemanager/{project}/iam"),
         }
     }
 }
@@ -38,7 +40,16 @@ pub const FIREWALL_METHODS: &[&str] = &[
     "beta.compute.firewalls.update",
 ];
 
+/// Resource Manager logs `SetIamPolicy` for v1 and the full RPC name for v3.
+pub const PROJECT_IAM_METHODS: &[&str] = &[
+    "SetIamPolicy",
+    "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+];
+
 pub fn route(event: &AuditEvent) -> Route {
+    if event.service_name == "cloudresourcemanager.googleapis.com" {
+        return route_resource_manager(event);
+    }
     if event.service_name != "compute.googleapis.com" {
         return Route::Ignore(format!("no policy watches {}", event.service_name));
     }
@@ -57,6 +68,29 @@ pub fn route(event: &AuditEvent) -> Route {
         "insert" | "patch" | "update" => Route::Check(target),
         "delete" => Route::Deleted(target),
         verb => Route::Ignore(format!("firewall method '{verb}' changes nothing")),
+    }
+}
+
+fn route_resource_manager(event: &AuditEvent) -> Route {
+    if !PROJECT_IAM_METHODS.contains(&event.method_name.as_str()) {
+        return Route::Ignore(format!("no policy watches {}", event.method_name));
+    }
+    match event.resource_name.strip_prefix("projects/") {
+        Some(project) if !project.is_empty() && !project.contains('/') => {
+            // The audit entry may name the project by number; the project id in the labels is what the API takes.
+            let project = if event.project.is_empty() {
+                project
+            } else {
+                event.project.as_str()
+            };
+            Route::Check(Target::ProjectIam {
+                project: project.to_string(),
+            })
+        }
+        _ => Route::Ignore(format!(
+            "resource name '{}' is not a project",
+            event.resource_name
+        )),
     }
 }
 
@@ -135,6 +169,23 @@ mod tests {
             ),
             Route::Ignore(_)
         ));
+    }
+
+    #[test]
+    fn both_project_iam_method_names_route() {
+        for method in PROJECT_IAM_METHODS {
+            let entry = json!({"insertId": "i", "protoPayload": {"serviceName": "cloudresourcemanager.googleapis.com",
+                "methodName": method, "resourceName": "projects/p"}, "resource": {"labels": {"project_id": "p"}}});
+            let event =
+                AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("valid entry");
+            assert_eq!(
+                route(&event),
+                Route::Check(Target::ProjectIam {
+                    project: "p".into()
+                }),
+                "{method}"
+            );
+        }
     }
 
     #[test]

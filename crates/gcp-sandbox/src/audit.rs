@@ -202,6 +202,55 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
     })
 }
 
+/// An IAM write, enough to write its (single) audit entry.
+pub(crate) struct IamWrite<'a> {
+    pub service_name: &'a str,
+    pub method_name: &'a str,
+    pub resource_name: &'a str,
+    pub resource: Value,
+    pub log_project: &'a str,
+    pub permission: &'a str,
+    pub principal: &'a str,
+    pub user_agent: &'a str,
+    pub request: Value,
+    pub response: Value,
+    pub deltas: Vec<Value>,
+}
+
+/// `SetIamPolicy` / `storage.setIamPermissions`: one entry, no operation, the delta in `serviceData`.
+pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
+    let now = logging_now();
+    json!({
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "status": {},
+            "authenticationInfo": {"principalEmail": write.principal},
+            "requestMetadata": {
+                "callerIp": "127.0.0.1",
+                "callerSuppliedUserAgent": write.user_agent,
+                "requestAttributes": {},
+                "destinationAttributes": {},
+            },
+            "serviceName": write.service_name,
+            "methodName": write.method_name,
+            "authorizationInfo": [{"resource": write.resource_name, "permission": write.permission, "granted": true, "resourceAttributes": {}}],
+            "resourceName": write.resource_name,
+            "serviceData": {
+                "@type": "type.googleapis.com/google.iam.v1.logging.AuditData",
+                "policyDelta": {"bindingDeltas": write.deltas},
+            },
+            "request": write.request,
+            "response": write.response,
+        },
+        "insertId": insert_id(),
+        "resource": write.resource,
+        "timestamp": now,
+        "severity": "NOTICE",
+        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.log_project),
+        "receiveTimestamp": now,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

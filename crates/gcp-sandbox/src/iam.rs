@@ -17,7 +17,11 @@ pub(crate) struct StoredPolicy {
 
 impl StoredPolicy {
     pub fn new(bindings: Vec<Value>) -> Self {
-        StoredPolicy { bindings, audit_configs: Vec::new(), revision: 1 }
+        StoredPolicy {
+            bindings,
+            audit_configs: Vec::new(),
+            revision: 1,
+        }
     }
 
     /// `BwWP6/SoJ90=`-style: base64 of eight bytes that change on every write.
@@ -29,7 +33,9 @@ impl StoredPolicy {
     }
 
     pub fn has_conditions(&self) -> bool {
-        self.bindings.iter().any(|binding| binding.get("condition").is_some())
+        self.bindings
+            .iter()
+            .any(|binding| binding.get("condition").is_some())
     }
 
     /// The policy as a reader asking for `requested` sees it. Below version 3 a conditional binding comes back
@@ -72,32 +78,56 @@ fn short_hash(text: &str) -> String {
 
 /// Checks the shape of incoming bindings; returns them normalised (empty bindings dropped, members sorted).
 pub(crate) fn check_bindings(policy: &Value) -> Result<Vec<Value>, String> {
-    let Some(bindings) = policy.get("bindings") else { return Ok(Vec::new()) };
-    let bindings = bindings.as_array().ok_or("policy.bindings must be a list")?;
+    let Some(bindings) = policy.get("bindings") else {
+        return Ok(Vec::new());
+    };
+    let bindings = bindings
+        .as_array()
+        .ok_or("policy.bindings must be a list")?;
     let mut out = Vec::new();
     for (index, binding) in bindings.iter().enumerate() {
-        let role = binding["role"].as_str().filter(|role| !role.is_empty())
+        let role = binding["role"]
+            .as_str()
+            .filter(|role| !role.is_empty())
             .ok_or_else(|| format!("policy.bindings[{index}].role is required"))?;
-        if !role.starts_with("roles/") && !role.starts_with("projects/") && !role.starts_with("organizations/") {
-            return Err(format!("Role {role} is not supported: roles start with roles/, projects/ or organizations/."));
+        if !role.starts_with("roles/")
+            && !role.starts_with("projects/")
+            && !role.starts_with("organizations/")
+        {
+            return Err(format!(
+                "Role {role} is not supported: roles start with roles/, projects/ or organizations/."
+            ));
         }
         let members = binding["members"].as_array().cloned().unwrap_or_default();
         let mut unique = BTreeSet::new();
         for member in &members {
-            let member = member.as_str().ok_or_else(|| format!("policy.bindings[{index}].members must be strings"))?;
-            let valid = matches!(member, "allUsers" | "allAuthenticatedUsers") || member.split_once(':').is_some_and(|(kind, value)| !kind.is_empty() && !value.is_empty());
+            let member = member
+                .as_str()
+                .ok_or_else(|| format!("policy.bindings[{index}].members must be strings"))?;
+            let valid = matches!(member, "allUsers" | "allAuthenticatedUsers")
+                || member
+                    .split_once(':')
+                    .is_some_and(|(kind, value)| !kind.is_empty() && !value.is_empty());
             if !valid {
-                return Err(format!("Invalid member: {member}. Members must be of the form \"<type>:<value>\"."));
+                return Err(format!(
+                    "Invalid member: {member}. Members must be of the form \"<type>:<value>\"."
+                ));
             }
             unique.insert(member.to_string());
         }
         if unique.is_empty() {
             continue;
         }
-        let mut normalised = json!({"role": role, "members": unique.into_iter().collect::<Vec<_>>()});
-        if let Some(condition) = binding.get("condition").filter(|condition| !condition.is_null()) {
+        let mut normalised =
+            json!({"role": role, "members": unique.into_iter().collect::<Vec<_>>()});
+        if let Some(condition) = binding
+            .get("condition")
+            .filter(|condition| !condition.is_null())
+        {
             if condition["expression"].as_str().is_none_or(str::is_empty) {
-                return Err(format!("policy.bindings[{index}].condition.expression is required"));
+                return Err(format!(
+                    "policy.bindings[{index}].condition.expression is required"
+                ));
             }
             normalised["condition"] = condition.clone();
         }
@@ -113,10 +143,22 @@ pub(crate) fn delta(before: &[Value], after: &[Value]) -> Vec<Value> {
             .iter()
             .flat_map(|binding| {
                 let role = binding["role"].as_str().unwrap_or_default().to_string();
-                let condition = binding.get("condition").map(Value::to_string).unwrap_or_default();
-                binding["members"].as_array().cloned().unwrap_or_default().into_iter().map(move |member| {
-                    (role.clone(), member.as_str().unwrap_or_default().to_string(), condition.clone())
-                })
+                let condition = binding
+                    .get("condition")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                binding["members"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |member| {
+                        (
+                            role.clone(),
+                            member.as_str().unwrap_or_default().to_string(),
+                            condition.clone(),
+                        )
+                    })
             })
             .collect()
     };
@@ -156,7 +198,10 @@ mod tests {
         let v1 = policy.view(1);
         assert_eq!(v1["version"], 1);
         let role = v1["bindings"][1]["role"].as_str().expect("role");
-        assert!(role.starts_with("roles/iam.serviceAccountAdmin_withcond_"), "{role}");
+        assert!(
+            role.starts_with("roles/iam.serviceAccountAdmin_withcond_"),
+            "{role}"
+        );
         assert!(v1["bindings"][1].get("condition").is_none());
         let v3 = policy.view(3);
         assert_eq!(v3["version"], 3);
@@ -165,11 +210,16 @@ mod tests {
 
     #[test]
     fn deltas_name_each_added_and_removed_member() {
-        let before = vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:b@x.com"]})];
-        let after = vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:c@gmail.com"]})];
-        assert_eq!(delta(&before, &after), vec![
-            json!({"action": "REMOVE", "role": "roles/viewer", "member": "user:b@x.com"}),
-            json!({"action": "ADD", "role": "roles/viewer", "member": "user:c@gmail.com"}),
-        ]);
+        let before =
+            vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:b@x.com"]})];
+        let after =
+            vec![json!({"role": "roles/viewer", "members": ["user:a@x.com", "user:c@gmail.com"]})];
+        assert_eq!(
+            delta(&before, &after),
+            vec![
+                json!({"action": "REMOVE", "role": "roles/viewer", "member": "user:b@x.com"}),
+                json!({"action": "ADD", "role": "roles/viewer", "member": "user:c@gmail.com"}),
+            ]
+        );
     }
 }

@@ -9,6 +9,8 @@ pub mod cli;
 mod compute;
 pub mod deliver;
 mod error;
+mod iam;
+mod resourcemanager;
 mod time_fmt;
 
 use std::collections::HashMap;
@@ -59,6 +61,9 @@ impl Default for SandboxConfig {
 pub struct Seed {
     #[serde(default)]
     pub firewalls: HashMap<String, Vec<Value>>,
+    /// Project id → IAM policy (`bindings`, `auditConfigs`) in Resource Manager's shape.
+    #[serde(default)]
+    pub project_policies: HashMap<String, Value>,
     /// Bearer token → principal email, merged into the configured map.
     #[serde(default)]
     pub principals: HashMap<String, String>,
@@ -68,6 +73,7 @@ pub struct Seed {
 pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     pub(crate) compute: Mutex<compute::ComputeState>,
+    pub(crate) resource_manager: Mutex<resourcemanager::ResourceManagerState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
 }
@@ -158,10 +164,18 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
             format!("seed: {}", err.message),
         )
     })?;
+    let resource_manager =
+        resourcemanager::ResourceManagerState::seeded(&config.seed).map_err(|err| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("seed: {}", err.message),
+            )
+        })?;
     let outbox = deliver::Outbox::start(config.deliveries.clone(), config.retry.clone());
     let shared = Arc::new(Shared {
         config,
         compute: Mutex::new(compute),
+        resource_manager: Mutex::new(resource_manager),
         audit: audit::AuditLog::default(),
         outbox,
     });
@@ -181,6 +195,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(compute::routes())
+        .merge(resourcemanager::routes())
         .merge(audit::routes())
         .with_state(shared)
 }

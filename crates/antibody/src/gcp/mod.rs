@@ -1,6 +1,8 @@
 //! Google REST clients: the only code that talks to Google. Typed requests, unknown response fields ignored.
 
 pub mod compute;
+pub mod iam;
+pub mod resourcemanager;
 
 use std::time::Duration;
 
@@ -41,17 +43,18 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub compute: String,
+    pub resource_manager: String,
 }
 
 impl Endpoints {
     pub fn new(override_base: Option<&str>) -> Self {
-        match override_base {
-            Some(base) => Endpoints {
-                compute: base.trim_end_matches('/').to_string(),
-            },
-            None => Endpoints {
-                compute: "https://compute.googleapis.com".into(),
-            },
+        let host = |google: &str| match override_base {
+            Some(base) => base.trim_end_matches('/').to_string(),
+            None => google.to_string(),
+        };
+        Endpoints {
+            compute: host("https://compute.googleapis.com"),
+            resource_manager: host("https://cloudresourcemanager.googleapis.com"),
         }
     }
 }

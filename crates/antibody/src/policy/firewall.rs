@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::cidr::is_broad;
 use super::ports::{PortRange, Protocol};
-use super::{Finding, Fix, Severity};
+use super::{Finding, Fix, Severity, glob_match};
 use crate::gcp::compute::{Firewall, Rule};
 
 pub const POLICY_ID: &str = "open-firewall";
@@ -55,24 +55,6 @@ impl Default for FirewallPolicy {
                 "*@cloudservices.gserviceaccount.com".into(),
             ],
             exempt_marker: "antibody:exempt".into(),
-        }
-    }
-}
-
-/// `*` matches any run of characters; everything else is literal.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((prefix, rest)) => {
-            let Some(tail) = text.strip_prefix(prefix) else {
-                return false;
-            };
-            if rest.is_empty() {
-                return true;
-            }
-            (0..=tail.len())
-                .filter(|at| tail.is_char_boundary(*at))
-                .any(|at| glob_match(rest, &tail[at..]))
         }
     }
 }

@@ -3,17 +3,21 @@
 pub mod cidr;
 pub mod firewall;
 pub mod ports;
+pub mod project_iam;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::gcp::compute::Firewall;
+use crate::gcp::iam::{Grant, Policy};
 
 /// A resource as it was just read from Google.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one value per event, never stored in bulk: boxing would buy nothing
 pub enum Resource {
     Firewall { project: String, firewall: Firewall },
+    ProjectIam { project: String, policy: Policy },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,6 +55,8 @@ pub enum Fix {
     },
     /// Remove the rule (only when configured).
     DeleteFirewall { project: String, name: String },
+    /// Remove exactly these grants by a version-3, etag-checked read-modify-write of the project policy.
+    RemoveProjectMembers { project: String, grants: Vec<Grant> },
 }
 
 impl Fix {
@@ -70,6 +76,14 @@ impl Fix {
                 "removed the risky ports from the world-wide rule".to_string()
             }
             Fix::DeleteFirewall { .. } => "deleted the rule".to_string(),
+            Fix::RemoveProjectMembers { grants, .. } => format!(
+                "removed {}",
+                grants
+                    .iter()
+                    .map(|grant| format!("{} from {}", grant.member, grant.role))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -91,15 +105,16 @@ impl Plan {
 
 /// Runs every enabled policy that understands the resource.
 pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
+    let nothing = || Plan {
+        findings: Vec::new(),
+        fix: None,
+        dry_run: false,
+    };
     match resource {
         Resource::Firewall { project, firewall } => {
             let policy = &config.firewall;
             if !policy.enabled {
-                return Plan {
-                    findings: Vec::new(),
-                    fix: None,
-                    dry_run: false,
-                };
+                return nothing();
             }
             let findings = policy.evaluate(firewall);
             let fix = (!findings.is_empty()).then(|| policy.plan_fix(project, firewall));
@@ -108,6 +123,41 @@ pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
                 fix,
                 dry_run: policy.dry_run || config.dry_run,
             }
+        }
+        Resource::ProjectIam {
+            project,
+            policy: iam,
+        } => {
+            let policy = &config.project_iam;
+            if !policy.enabled {
+                return nothing();
+            }
+            let (findings, grants): (Vec<Finding>, Vec<Grant>) =
+                policy.evaluate(iam).into_iter().unzip();
+            let fix = (!grants.is_empty()).then(|| policy.plan_fix(project, grants));
+            Plan {
+                findings,
+                fix,
+                dry_run: policy.dry_run || config.dry_run,
+            }
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((prefix, rest)) => {
+            let Some(tail) = text.strip_prefix(prefix) else {
+                return false;
+            };
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=tail.len())
+                .filter(|at| tail.is_char_boundary(*at))
+                .any(|at| glob_match(rest, &tail[at..]))
         }
     }
 }

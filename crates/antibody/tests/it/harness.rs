@@ -29,6 +29,8 @@ pub struct Options {
     pub tweak: Box<dyn FnOnce(&mut Config)>,
     /// Rules that exist before anyone subscribed (no audit events for them).
     pub seed: Vec<Value>,
+    /// The project's IAM policy before anyone subscribed.
+    pub project_policy: Option<Value>,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             operation_delay: Duration::ZERO,
             tweak: Box::new(|_| {}),
             seed: Vec::new(),
+            project_policy: None,
         }
     }
 }
@@ -61,6 +64,12 @@ impl Harness {
             .seed
             .firewalls
             .insert(PROJECT.into(), options.seed);
+        if let Some(policy) = options.project_policy {
+            sandbox_config
+                .seed
+                .project_policies
+                .insert(PROJECT.into(), policy);
+        }
         sandbox_config.retry = RetryPolicy {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(50),
@@ -137,6 +146,49 @@ impl Harness {
         assert!(
             response.status().is_success(),
             "patch refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+        self.sandbox.settled().await;
+    }
+
+    /// Reads the project policy at version 3, as a careful user would.
+    pub async fn project_policy(&self) -> Value {
+        let url = format!(
+            "{}/v1/projects/{PROJECT}:getIamPolicy",
+            self.sandbox.base_url()
+        );
+        let body = serde_json::json!({"options": {"requestedPolicyVersion": 3}});
+        self.http
+            .post(url)
+            .bearer_auth(USER_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The user edits the project policy through `api` (`v1` or `v3`); returns once every event has been handled.
+    pub async fn user_edits_project_policy(&self, api: &str, edit: impl FnOnce(&mut Value)) {
+        let mut policy = self.project_policy().await;
+        edit(&mut policy);
+        let url = format!(
+            "{}/{api}/projects/{PROJECT}:setIamPolicy",
+            self.sandbox.base_url()
+        );
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(USER_TOKEN)
+            .json(&serde_json::json!({"policy": policy}))
+            .send()
+            .await
+            .expect("set");
+        assert!(
+            response.status().is_success(),
+            "setIamPolicy refused: {}",
             response.text().await.unwrap_or_default()
         );
         self.sandbox.settled().await;

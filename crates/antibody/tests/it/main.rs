@@ -3,3 +3,4 @@
 mod firewall;
 mod fixtures;
 mod harness;
+mod project_iam;

@@ -1,0 +1,206 @@
+//! End to end: project IAM grants that must never exist are removed, and nothing else changes.
+
+use serde_json::{Value, json};
+
+use crate::harness::{ENGINE, Harness, Options, PROJECT};
+
+fn members_of(policy: &Value, role: &str) -> Vec<String> {
+    policy["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|binding| binding["role"] == role && binding.get("condition").is_none())
+        .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+        .filter_map(|member| member.as_str().map(str::to_string))
+        .collect()
+}
+
+fn grant(policy: &mut Value, role: &str, member: &str) {
+    let bindings = policy["bindings"].as_array_mut().expect("bindings");
+    match bindings
+        .iter_mut()
+        .find(|binding| binding["role"] == role && binding.get("condition").is_none())
+    {
+        Some(binding) => binding["members"]
+            .as_array_mut()
+            .expect("members")
+            .push(json!(member)),
+        None => bindings.push(json!({"role": role, "members": [member]})),
+    }
+}
+
+fn conditional() -> Value {
+    json!({"role": "roles/iam.serviceAccountAdmin", "members": ["user:temp@example.com"],
+        "condition": {"title": "expires 2030", "description": "break-glass", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}})
+}
+
+fn seeded() -> Options {
+    Options {
+        project_policy: Some(json!({
+            "bindings": [{"role": "roles/owner", "members": ["user:owner@example.com"]}, conditional()],
+            "auditConfigs": [{"service": "allServices", "auditLogConfigs": [{"logType": "DATA_READ"}]}],
+        })),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_gmail_editor_is_removed_and_everything_else_survives() {
+    let harness = Harness::with(seeded()).await;
+    harness
+        .user_edits_project_policy("v1", |policy| {
+            grant(policy, "roles/editor", "user:someone@gmail.com");
+            grant(policy, "roles/viewer", "user:colleague@example.com");
+        })
+        .await;
+    let policy = harness.project_policy().await;
+    assert!(members_of(&policy, "roles/editor").is_empty(), "{policy}");
+    assert_eq!(
+        members_of(&policy, "roles/viewer"),
+        vec!["user:colleague@example.com"]
+    );
+    assert_eq!(
+        members_of(&policy, "roles/owner"),
+        vec!["user:owner@example.com"]
+    );
+    let kept = policy["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .find(|binding| binding.get("condition").is_some())
+        .cloned();
+    assert_eq!(
+        kept,
+        Some(conditional()),
+        "the conditional binding survives byte for byte"
+    );
+    assert_eq!(
+        policy["auditConfigs"],
+        json!([{"service": "allServices", "auditLogConfigs": [{"logType": "DATA_READ"}]}])
+    );
+    assert_eq!(policy["version"], 3);
+    assert_eq!(harness.count("remediated").await, 1);
+    let entries = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = entries
+        .iter()
+        .find(|entry| entry.outcome.as_deref() == Some("remediated"))
+        .expect("fix");
+    assert_eq!(fixed.findings[0].category, "PRIMITIVE_ROLE_OUTSIDER");
+    assert!(
+        fixed
+            .before
+            .as_ref()
+            .is_some_and(|before| before.to_string().contains("someone@gmail.com"))
+    );
+    // antibody's own write was logged under its identity and recognised as such.
+    assert_eq!(harness.count("own-write").await, 1);
+    let alert = &harness.cx().log.lines()[0];
+    assert!(
+        alert["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("user:someone@gmail.com")),
+        "{alert}"
+    );
+    assert_eq!(alert["principal"], "user@example.com");
+}
+
+#[tokio::test]
+async fn the_v3_method_is_watched_too_and_high_risk_roles_for_external_groups_go() {
+    let options = Options {
+        tweak: Box::new(|config| config.project_iam.allowed_domains = vec!["example.com".into()]),
+        ..seeded()
+    };
+    let harness = Harness::with(options).await;
+    harness
+        .user_edits_project_policy("v3", |policy| {
+            grant(
+                policy,
+                "roles/iam.serviceAccountTokenCreator",
+                "group:contractors@vendor.io",
+            );
+            grant(policy, "roles/logging.viewer", "group:sre@eng.example.com");
+        })
+        .await;
+    let policy = harness.project_policy().await;
+    assert!(members_of(&policy, "roles/iam.serviceAccountTokenCreator").is_empty());
+    assert_eq!(
+        members_of(&policy, "roles/logging.viewer"),
+        vec!["group:sre@eng.example.com"]
+    );
+    let audit = harness.sandbox.audit_entries();
+    assert_eq!(
+        audit[0]["protoPayload"]["methodName"],
+        "google.cloud.resourcemanager.v3.Projects.SetIamPolicy"
+    );
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+#[tokio::test]
+async fn a_concurrent_edit_during_the_fix_survives_the_409_path() {
+    let harness = Harness::with(seeded()).await;
+    // Another writer adds carol just before antibody's write lands, so antibody's etag is stale: 409, re-read, redo.
+    let race = json!({"project": PROJECT, "role": "roles/viewer", "member": "user:carol@example.com", "before_write_by": ENGINE});
+    let url = format!("{}/_sandbox/interleave-iam", harness.sandbox.base_url());
+    assert!(
+        harness
+            .http
+            .post(url)
+            .json(&race)
+            .send()
+            .await
+            .expect("arm the race")
+            .status()
+            .is_success()
+    );
+    harness
+        .user_edits_project_policy("v1", |policy| {
+            grant(policy, "roles/editor", "user:intruder@gmail.com");
+            grant(policy, "roles/viewer", "user:bob@example.com");
+        })
+        .await;
+    let policy = harness.project_policy().await;
+    assert!(members_of(&policy, "roles/editor").is_empty(), "{policy}");
+    for member in ["user:bob@example.com", "user:carol@example.com"] {
+        assert!(
+            members_of(&policy, "roles/viewer").contains(&member.to_string()),
+            "{member} lost: {policy}"
+        );
+    }
+    assert!(
+        policy["bindings"]
+            .as_array()
+            .expect("bindings")
+            .contains(&conditional())
+    );
+    // The racer's change arrived as an event of its own, and was compliant.
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+#[tokio::test]
+async fn removing_the_last_owner_is_refused() {
+    let options = Options {
+        project_policy: Some(
+            json!({"bindings": [{"role": "roles/owner", "members": ["user:founder@gmail.com"]}]}),
+        ),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    harness
+        .user_edits_project_policy("v1", |policy| {
+            grant(policy, "roles/viewer", "user:new@example.com")
+        })
+        .await;
+    let policy = harness.project_policy().await;
+    assert_eq!(
+        members_of(&policy, "roles/owner"),
+        vec!["user:founder@gmail.com"]
+    );
+    assert_eq!(harness.count("refused").await, 1);
+    let entries = harness.cx().journal.entries(10).await.expect("journal");
+    assert!(entries.iter().any(|entry| {
+        entry
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("without an owner"))
+    }));
+}

@@ -1,0 +1,355 @@
+//! Resource Manager v1 and v3: projects and their IAM policies (`:getIamPolicy`, `:setIamPolicy`), with Google's
+//! etag conflicts (409 ABORTED), version-3 conditions, update masks and owner constraints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::audit::{self, IamWrite};
+use crate::error::ApiError;
+use crate::iam::{self, StoredPolicy};
+use crate::{Seed, Shared};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/{version}/projects/{target}",
+            get(get_project).post(project_method),
+        )
+        .route("/_sandbox/interleave-iam", axum::routing::post(interleave))
+}
+
+/// A change another writer makes just before the next `setIamPolicy` of a project lands: the way to reproduce a
+/// read-modify-write race on demand. Body: `{"project", "role", "member", "principal", "before_write_by"}`; with
+/// `before_write_by` the change lands only before a write by that principal.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Interleave {
+    pub project: String,
+    pub role: String,
+    pub member: String,
+    #[serde(default = "default_racer")]
+    pub principal: String,
+    #[serde(default)]
+    pub before_write_by: Option<String>,
+}
+
+fn default_racer() -> String {
+    "concurrent-editor@example.com".into()
+}
+
+async fn interleave(State(shared): State<Arc<Shared>>, Json(race): Json<Interleave>) -> StatusCode {
+    let mut state = shared
+        .resource_manager
+        .lock()
+        .expect("resource manager lock poisoned");
+    state.interleaved.insert(race.project.clone(), race);
+    StatusCode::NO_CONTENT
+}
+
+struct Project {
+    number: u64,
+    policy: StoredPolicy,
+}
+
+/// Projects appear on first use, owned by `user:owner@example.com`, unless seeded.
+#[derive(Default)]
+pub(crate) struct ResourceManagerState {
+    projects: BTreeMap<String, Project>,
+    interleaved: BTreeMap<String, Interleave>,
+}
+
+impl ResourceManagerState {
+    pub(crate) fn seeded(seed: &Seed) -> Result<Self, ApiError> {
+        let mut state = ResourceManagerState::default();
+        for (id, policy) in &seed.project_policies {
+            let bindings = iam::check_bindings(policy).map_err(invalid)?;
+            let project = state.project(id);
+            project.policy.bindings = bindings;
+            project.policy.audit_configs = policy["auditConfigs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        Ok(state)
+    }
+
+    fn project(&mut self, id: &str) -> &mut Project {
+        let number = 100_000_000_000 + self.projects.len() as u64 * 7919;
+        self.projects
+            .entry(id.to_string())
+            .or_insert_with(|| Project {
+                number,
+                policy: StoredPolicy::new(vec![
+                    json!({"role": "roles/owner", "members": ["user:owner@example.com"]}),
+                ]),
+            })
+    }
+
+    /// A v3 path may name the project by number.
+    fn resolve(&self, target: &str) -> String {
+        self.projects
+            .iter()
+            .find(|(_, project)| project.number.to_string() == target)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_else(|| target.to_string())
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+}
+
+fn api(version: &str) -> Result<&'static str, ApiError> {
+    match version {
+        "v1" => Ok("v1"),
+        "v3" => Ok("v3"),
+        _ => Err(ApiError::esf(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("API version {version} not found"),
+        )),
+    }
+}
+
+async fn get_project(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let version = api(&version)?;
+    let mut state = shared
+        .resource_manager
+        .lock()
+        .expect("resource manager lock poisoned");
+    let id = state.resolve(&target);
+    let number = state.project(&id).number;
+    Ok(Json(match version {
+        "v1" => {
+            json!({"projectNumber": number.to_string(), "projectId": id, "lifecycleState": "ACTIVE",
+            "name": id, "createTime": "2024-01-01T00:00:00.000Z"})
+        }
+        _ => {
+            json!({"name": format!("projects/{number}"), "projectId": id, "state": "ACTIVE", "displayName": id,
+            "createTime": "2024-01-01T00:00:00.000Z", "etag": format!("W/\"{number}\"")})
+        }
+    }))
+}
+
+async fn project_method(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let version = api(&version)?;
+    let (target, method) = target
+        .split_once(':')
+        .ok_or_else(|| ApiError::esf(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found."))?;
+    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?
+    };
+    match method {
+        "getIamPolicy" => {
+            let requested = &request["options"]["requestedPolicyVersion"];
+            let requested = requested
+                .as_i64()
+                .or_else(|| requested.as_str().and_then(|text| text.parse().ok()))
+                .unwrap_or(0);
+            if ![0, 1, 3].contains(&requested) {
+                return Err(invalid(format!(
+                    "Invalid requested policy version: {requested}. Use 1 or 3."
+                )));
+            }
+            let mut state = shared
+                .resource_manager
+                .lock()
+                .expect("resource manager lock poisoned");
+            let id = state.resolve(target);
+            Ok(Json(state.project(&id).policy.view(requested)))
+        }
+        "setIamPolicy" => set_iam_policy(&shared, version, target, &headers, request),
+        _ => Err(ApiError::esf(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("Method {method} not found."),
+        )),
+    }
+}
+
+fn set_iam_policy(
+    shared: &Shared,
+    version: &'static str,
+    target: &str,
+    headers: &HeaderMap,
+    request: Value,
+) -> Result<Json<Value>, ApiError> {
+    let policy = request
+        .get("policy")
+        .filter(|policy| policy.is_object())
+        .ok_or_else(|| invalid("policy is required"))?;
+    let bindings = iam::check_bindings(policy).map_err(invalid)?;
+    let members = || {
+        bindings
+            .iter()
+            .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+    };
+    if let Some(public) =
+        members().find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
+    {
+        return Err(invalid(format!(
+            "Request contains an invalid argument: {} cannot be granted on a project.",
+            public.as_str().unwrap_or_default()
+        )));
+    }
+    let policy_version = policy["version"].as_i64().unwrap_or(1);
+    if policy_version < 3
+        && bindings
+            .iter()
+            .any(|binding| binding.get("condition").is_some())
+    {
+        return Err(invalid(
+            "Conditional role bindings require policy version 3 or higher.",
+        ));
+    }
+    let mask = request["updateMask"].as_str().unwrap_or("bindings,etag");
+    let principal = shared.principal(headers);
+    let mut state = shared
+        .resource_manager
+        .lock()
+        .expect("resource manager lock poisoned");
+    let id = state.resolve(target);
+    let armed = state.interleaved.get(&id).is_some_and(|race| {
+        race.before_write_by
+            .as_ref()
+            .is_none_or(|by| by == &principal)
+    });
+    let race = if armed {
+        state.interleaved.remove(&id)
+    } else {
+        None
+    };
+    let project = state.project(&id);
+    if let Some(race) = race {
+        let before = project.policy.bindings.clone();
+        match project
+            .policy
+            .bindings
+            .iter_mut()
+            .find(|binding| binding["role"] == race.role && binding.get("condition").is_none())
+        {
+            Some(binding) => binding["members"]
+                .as_array_mut()
+                .expect("members are a list")
+                .push(json!(race.member)),
+            None => project
+                .policy
+                .bindings
+                .push(json!({"role": race.role, "members": [race.member]})),
+        }
+        project.policy.revision += 1;
+        let deltas = iam::delta(&before, &project.policy.bindings);
+        let response = project.policy.view(3);
+        shared.emit(audit::iam_entry(IamWrite {
+            service_name: "cloudresourcemanager.googleapis.com",
+            method_name: "SetIamPolicy",
+            resource_name: &format!("projects/{id}"),
+            resource: json!({"type": "project", "labels": {"project_id": id}}),
+            log_project: &id,
+            permission: "resourcemanager.projects.setIamPolicy",
+            principal: &race.principal,
+            user_agent: "sandbox-interleave",
+            request: json!({"@type": "type.googleapis.com/google.iam.v1.SetIamPolicyRequest", "resource": id, "policy": response}),
+            response,
+            deltas,
+        }));
+    }
+    if let Some(etag) = policy["etag"]
+        .as_str()
+        .filter(|etag| *etag != project.policy.etag())
+    {
+        {
+            return Err(ApiError::esf(
+                StatusCode::CONFLICT,
+                "ABORTED",
+                format!(
+                    "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff. The request's ETag '{etag}' did not match the current policy's ETag '{}'.",
+                    project.policy.etag()
+                ),
+            ));
+        }
+    }
+    let owners = |bindings: &[Value]| -> Vec<String> {
+        bindings
+            .iter()
+            .filter(|binding| {
+                binding["role"] == "roles/owner" && binding.get("condition").is_none()
+            })
+            .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+            .filter_map(|member| member.as_str().map(str::to_string))
+            .collect()
+    };
+    let new_owners = owners(&bindings);
+    if new_owners.is_empty() {
+        return Err(ApiError::esf(
+            StatusCode::BAD_REQUEST,
+            "FAILED_PRECONDITION",
+            "The policy must have at least one owner; removing the last owner is not allowed.",
+        ));
+    }
+    let old_owners = owners(&project.policy.bindings);
+    if let Some(invited) = new_owners
+        .iter()
+        .find(|member| member.starts_with("user:") && !old_owners.contains(member))
+    {
+        return Err(invalid(format!(
+            "Request contains an invalid argument: {invited} cannot be made an owner with setIamPolicy; owners must be invited and accept through the Cloud Console."
+        )));
+    }
+    let before = project.policy.bindings.clone();
+    project.policy.bindings = bindings;
+    if mask.split(',').any(|field| field.trim() == "auditConfigs") {
+        project.policy.audit_configs = policy["auditConfigs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+    }
+    project.policy.revision += 1;
+    let response = project.policy.view(3);
+    let deltas = iam::delta(&before, &project.policy.bindings);
+    drop(state);
+    let method_name = match version {
+        "v1" => "SetIamPolicy",
+        _ => "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+    };
+    let mut logged_request = request.clone();
+    logged_request["@type"] = json!("type.googleapis.com/google.iam.v1.SetIamPolicyRequest");
+    logged_request["resource"] = json!(id);
+    let mut logged_response = response.clone();
+    logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    shared.emit(audit::iam_entry(IamWrite {
+        service_name: "cloudresourcemanager.googleapis.com",
+        method_name,
+        resource_name: &format!("projects/{id}"),
+        resource: json!({"type": "project", "labels": {"project_id": id}}),
+        log_project: &id,
+        permission: "resourcemanager.projects.setIamPolicy",
+        principal: &principal,
+        user_agent,
+        request: logged_request,
+        response: logged_response,
+        deltas,
+    }));
+    Ok(Json(response))
+}
