@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::gcp::compute::Firewall;
+use crate::gcp::iam::Policy;
 use crate::policy::{self, Finding, Fix, Resource};
 
 /// What `check --format json` prints.
@@ -36,6 +37,36 @@ pub fn firewall(config: &Config, text: &str) -> Result<Report, String> {
         .unwrap_or("-")
         .to_string();
     let plan = policy::evaluate(config, &Resource::Firewall { project, firewall });
+    Ok(Report {
+        compliant: plan.compliant(),
+        findings: plan.findings,
+        fix: plan.fix,
+    })
+}
+
+/// Evaluates a project IAM policy given as Resource Manager's `getIamPolicy` JSON.
+pub fn project_iam(config: &Config, text: &str) -> Result<Report, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
+    if value
+        .get("bindings")
+        .is_none_or(|bindings| !bindings.is_array())
+        && value.get("etag").is_none()
+    {
+        return Err("the input is not an IAM policy: expected an object with 'bindings'".into());
+    }
+    let policy: Policy = serde_json::from_value(value)
+        .map_err(|err| format!("the input is not an IAM policy: {err}"))?;
+    if policy.downgraded() {
+        return Err("the policy was read below version 3 (a _withcond_ role): read it with requestedPolicyVersion 3".into());
+    }
+    let plan = policy::evaluate(
+        config,
+        &Resource::ProjectIam {
+            project: "-".into(),
+            policy,
+        },
+    );
     Ok(Report {
         compliant: plan.compliant(),
         findings: plan.findings,

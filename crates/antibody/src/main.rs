@@ -108,6 +108,7 @@ struct ReplayArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
     Firewall,
+    ProjectIam,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -233,6 +234,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let report = match args.kind {
         Kind::Firewall => antibody::check::firewall(&config, &text),
+        Kind::ProjectIam => antibody::check::project_iam(&config, &text),
     };
     let report = match report {
         Ok(report) => report,

@@ -50,3 +50,12 @@ async fn run_client_script(script: &str, module: &str) {
 async fn python_compute_client() {
     run_client_script("compute_python.py", "google.cloud.compute_v1").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_resource_manager_client() {
+    run_client_script(
+        "resourcemanager_python.py",
+        "google.cloud.resourcemanager_v3",
+    )
+    .await;
+}

@@ -1,0 +1,225 @@
+//! The sandbox's Resource Manager behaves as Google's does on the hazards that matter for a read-modify-write.
+
+use std::time::Duration;
+
+use gcp_sandbox::SandboxConfig;
+use serde_json::{Value, json};
+
+struct Api {
+    running: gcp_sandbox::Running,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let mut config = SandboxConfig::default();
+        config
+            .principals
+            .insert("alice".into(), "alice@example.com".into());
+        let running = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("sandbox");
+        Api {
+            running,
+            client: gcp_sandbox::http_client(Duration::from_secs(5)),
+        }
+    }
+
+    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.running.base_url()))
+            .bearer_auth("alice")
+            .json(&body)
+            .send()
+            .await
+            .expect("call");
+        (
+            response.status().as_u16(),
+            response.json().await.expect("json"),
+        )
+    }
+
+    async fn get(&self, version: i64) -> Value {
+        self.call(
+            "/v1/projects/p:getIamPolicy",
+            json!({"options": {"requestedPolicyVersion": version}}),
+        )
+        .await
+        .1
+    }
+
+    async fn set(&self, api: &str, policy: Value) -> (u16, Value) {
+        self.call(
+            &format!("/{api}/projects/p:setIamPolicy"),
+            json!({"policy": policy}),
+        )
+        .await
+    }
+}
+
+fn conditional() -> Value {
+    json!({"role": "roles/editor", "members": ["user:temp@example.com"], "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}})
+}
+
+fn owner() -> Value {
+    json!({"role": "roles/owner", "members": ["user:owner@example.com"]})
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_409_aborted_and_etags_advance() {
+    let api = Api::start().await;
+    let first = api.get(3).await;
+    let (status, written) = api.set("v1", json!({"etag": first["etag"], "bindings": [owner(), {"role": "roles/viewer", "members": ["user:a@example.com"]}]})).await;
+    assert_eq!(status, 200);
+    assert_ne!(written["etag"], first["etag"]);
+    let (status, error) = api
+        .set("v1", json!({"etag": first["etag"], "bindings": [owner()]}))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(error["error"]["status"], "ABORTED");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("concurrent policy changes"))
+    );
+    assert!(
+        error["error"].get("errors").is_none(),
+        "Resource Manager's errors have no errors[]"
+    );
+}
+
+#[tokio::test]
+async fn version_one_reads_downgrade_conditions_and_unchecked_v1_writes_lose_them() {
+    let api = Api::start().await;
+    let etag = api.get(3).await["etag"].clone();
+    let (status, _) = api
+        .set(
+            "v3",
+            json!({"version": 3, "etag": etag, "bindings": [owner(), conditional()]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let v1 = api.get(1).await;
+    assert_eq!(v1["version"], 1);
+    assert!(
+        v1["bindings"][1]["role"]
+            .as_str()
+            .is_some_and(|role| role.starts_with("roles/editor_withcond_")),
+        "{v1}"
+    );
+    let v3 = api.get(3).await;
+    assert_eq!(v3["bindings"][1], conditional());
+    // Writing conditions at version 1 is refused ...
+    let (status, _) = api
+        .set(
+            "v1",
+            json!({"version": 1, "bindings": [owner(), conditional()]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    // ... but a version-1 policy without an etag silently replaces a version-3 one, losing every condition.
+    let (status, _) = api.set("v1", json!({"bindings": [owner()]})).await;
+    assert_eq!(status, 200);
+    assert!(
+        api.get(3).await["bindings"]
+            .as_array()
+            .expect("bindings")
+            .iter()
+            .all(|binding| binding.get("condition").is_none())
+    );
+}
+
+#[tokio::test]
+async fn projects_refuse_public_members_new_user_owners_and_losing_the_last_owner() {
+    let api = Api::start().await;
+    let (status, error) = api
+        .set(
+            "v1",
+            json!({"bindings": [owner(), {"role": "roles/viewer", "members": ["allUsers"]}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["status"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let (status, _) = api.set("v1", json!({"bindings": [owner(), {"role": "roles/owner", "members": ["user:new@gmail.com"]}]})).await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .set(
+            "v1",
+            json!({"bindings": [{"role": "roles/viewer", "members": ["user:a@example.com"]}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        api.running.audit_entries().is_empty(),
+        "refused writes change nothing and log nothing here"
+    );
+}
+
+#[tokio::test]
+async fn audit_entries_carry_the_delta_and_both_method_names() {
+    let api = Api::start().await;
+    api.set(
+        "v1",
+        json!({"bindings": [owner(), {"role": "roles/viewer", "members": ["user:x@gmail.com"]}]}),
+    )
+    .await;
+    api.set("v3", json!({"bindings": [owner()]})).await;
+    let entries = api.running.audit_entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["protoPayload"]["methodName"], "SetIamPolicy");
+    assert_eq!(
+        entries[1]["protoPayload"]["methodName"],
+        "google.cloud.resourcemanager.v3.Projects.SetIamPolicy"
+    );
+    assert_eq!(
+        entries[0]["protoPayload"]["serviceName"],
+        "cloudresourcemanager.googleapis.com"
+    );
+    assert_eq!(entries[0]["protoPayload"]["resourceName"], "projects/p");
+    assert_eq!(
+        entries[0]["resource"],
+        json!({"type": "project", "labels": {"project_id": "p"}})
+    );
+    assert_eq!(
+        entries[0]["protoPayload"]["authenticationInfo"]["principalEmail"],
+        "alice@example.com"
+    );
+    assert_eq!(
+        entries[0]["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"],
+        json!([{"action": "ADD", "role": "roles/viewer", "member": "user:x@gmail.com"}])
+    );
+    assert_eq!(
+        entries[1]["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"],
+        json!([{"action": "REMOVE", "role": "roles/viewer", "member": "user:x@gmail.com"}])
+    );
+    assert_eq!(
+        entries[0]["protoPayload"]["response"]["@type"],
+        "type.googleapis.com/google.iam.v1.Policy"
+    );
+    assert!(entries[0].get("operation").is_none());
+}
+
+#[tokio::test]
+async fn update_masks_guard_audit_configs() {
+    let api = Api::start().await;
+    let audit = json!([{"service": "allServices", "auditLogConfigs": [{"logType": "DATA_READ"}]}]);
+    api.call("/v1/projects/p:setIamPolicy", json!({"policy": {"bindings": [owner()], "auditConfigs": audit}, "updateMask": "bindings,etag,auditConfigs"})).await;
+    assert_eq!(api.get(3).await["auditConfigs"], audit);
+    // The default mask is bindings,etag: a policy without auditConfigs leaves them alone.
+    api.set("v1", json!({"bindings": [owner()]})).await;
+    assert_eq!(api.get(3).await["auditConfigs"], audit);
+    let project: Value = api
+        .client
+        .get(format!("{}/v1/projects/p", api.running.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(project["projectId"], "p");
+    assert!(project["projectNumber"].is_string(), "int64 as a string");
+}
