@@ -83,7 +83,7 @@ async fn list_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
 static INSERT_IDS: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh `insertId` in Cloud Logging's style (`-v254mddkrwe`).
-fn insert_id() -> String {
+pub(crate) fn insert_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

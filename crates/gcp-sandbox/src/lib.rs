@@ -11,6 +11,7 @@ pub mod deliver;
 mod error;
 mod iam;
 mod resourcemanager;
+mod storage;
 mod time_fmt;
 
 use std::collections::HashMap;
@@ -61,6 +62,9 @@ impl Default for SandboxConfig {
 pub struct Seed {
     #[serde(default)]
     pub firewalls: HashMap<String, Vec<Value>>,
+    /// Project id → buckets in the JSON API's shape (`name`, `labels`, `iamConfiguration`, `acl`, ...).
+    #[serde(default)]
+    pub buckets: HashMap<String, Vec<Value>>,
     /// Project id → IAM policy (`bindings`, `auditConfigs`) in Resource Manager's shape.
     #[serde(default)]
     pub project_policies: HashMap<String, Value>,
@@ -74,6 +78,7 @@ pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     pub(crate) compute: Mutex<compute::ComputeState>,
     pub(crate) resource_manager: Mutex<resourcemanager::ResourceManagerState>,
+    pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
 }
@@ -171,11 +176,18 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
                 format!("seed: {}", err.message),
             )
         })?;
+    let storage = storage::StorageState::seeded(&config.seed).map_err(|err| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("seed: {}", err.message),
+        )
+    })?;
     let outbox = deliver::Outbox::start(config.deliveries.clone(), config.retry.clone());
     let shared = Arc::new(Shared {
         config,
         compute: Mutex::new(compute),
         resource_manager: Mutex::new(resource_manager),
+        storage: Mutex::new(storage),
         audit: audit::AuditLog::default(),
         outbox,
     });
@@ -196,6 +208,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(compute::routes())
         .merge(resourcemanager::routes())
+        .merge(storage::routes())
         .merge(audit::routes())
         .with_state(shared)
 }
@@ -208,4 +221,14 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .timeout(timeout)
         .build()
         .expect("an HTTP client with a crypto provider installed")
+}
+
+/// A stable project number for a project id, shared by every emulated API.
+pub(crate) fn project_number(project: &str) -> u64 {
+    let hash = project
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    100_000_000_000 + hash % 900_000_000_000
 }

@@ -80,7 +80,7 @@ impl ResourceManagerState {
     }
 
     fn project(&mut self, id: &str) -> &mut Project {
-        let number = 100_000_000_000 + self.projects.len() as u64 * 7919;
+        let number = crate::project_number(id);
         self.projects
             .entry(id.to_string())
             .or_insert_with(|| Project {

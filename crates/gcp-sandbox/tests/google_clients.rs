@@ -59,3 +59,8 @@ async fn python_resource_manager_client() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_storage_client() {
+    run_client_script("storage_python.py", "google.cloud.storage").await;
+}
