@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::gcp::compute::Firewall;
 use crate::gcp::iam::Policy;
+use crate::gcp::storage::Bucket;
 use crate::policy::{self, Finding, Fix, Resource};
 
 /// What `check --format json` prints.
@@ -46,6 +47,64 @@ pub fn firewall(config: &Config, text: &str) -> Result<Report, String> {
 
 /// Evaluates a project IAM policy given as Resource Manager's `getIamPolicy` JSON.
 pub fn project_iam(config: &Config, text: &str) -> Result<Report, String> {
+    let policy = parse_policy(text)?;
+    Ok(report(
+        config,
+        Resource::ProjectIam {
+            project: "-".into(),
+            policy,
+        },
+    ))
+}
+
+/// Evaluates a bucket given as the JSON API's `projection=full` resource (its IAM policy unknown: ACLs only).
+pub fn bucket(config: &Config, text: &str) -> Result<Report, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
+    if value
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("the input is not a bucket: expected an object with a 'name'".into());
+    }
+    let bucket: Bucket =
+        serde_json::from_value(value).map_err(|err| format!("the input is not a bucket: {err}"))?;
+    Ok(report(
+        config,
+        Resource::Bucket {
+            project: "-".into(),
+            bucket,
+            policy: Policy::default(),
+        },
+    ))
+}
+
+/// Evaluates a bucket IAM policy given as `GET /storage/v1/b/{bucket}/iam` returns it.
+pub fn bucket_iam(config: &Config, text: &str) -> Result<Report, String> {
+    let policy = parse_policy(text)?;
+    let name = policy
+        .extra
+        .get("resourceId")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| id.rsplit('/').next())
+        .unwrap_or("-")
+        .to_string();
+    let bucket = Bucket {
+        name,
+        ..Bucket::default()
+    };
+    Ok(report(
+        config,
+        Resource::Bucket {
+            project: "-".into(),
+            bucket,
+            policy,
+        },
+    ))
+}
+
+fn parse_policy(text: &str) -> Result<Policy, String> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
     if value
@@ -60,16 +119,14 @@ pub fn project_iam(config: &Config, text: &str) -> Result<Report, String> {
     if policy.downgraded() {
         return Err("the policy was read below version 3 (a _withcond_ role): read it with requestedPolicyVersion 3".into());
     }
-    let plan = policy::evaluate(
-        config,
-        &Resource::ProjectIam {
-            project: "-".into(),
-            policy,
-        },
-    );
-    Ok(Report {
+    Ok(policy)
+}
+
+fn report(config: &Config, resource: Resource) -> Report {
+    let plan = policy::evaluate(config, &resource);
+    Report {
         compliant: plan.compliant(),
         findings: plan.findings,
         fix: plan.fix,
-    })
+    }
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::policy::Severity;
+use crate::policy::bucket::{BucketPolicy, PreventionMode};
 use crate::policy::firewall::{FirewallPolicy, FixKind, PortRule};
 use crate::policy::ports::{self, Protocol};
 use crate::policy::project_iam::ProjectIamPolicy;
@@ -51,6 +53,32 @@ pub struct RawPolicies {
     /// Project IAM grants that must never exist.
     #[serde(default)]
     pub project_iam: RawProjectIamPolicy,
+    /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
+    #[serde(default)]
+    pub public_bucket: RawBucketPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucketPolicy {
+    /// Turn the policy off entirely (default: on).
+    pub enabled: Option<bool>,
+    /// `enforce` (default) or `dry-run`.
+    pub mode: Option<String>,
+    /// A bucket carrying this label is meant to be public (default `antibody-exempt`; its value is the reason).
+    pub exempt_label: Option<String>,
+    /// Bucket names meant to be public; `*` matches any run.
+    #[serde(default)]
+    pub allow_buckets: Vec<String>,
+    /// Report buckets without public access prevention, at this severity (LOW, MEDIUM, HIGH, CRITICAL; default: off).
+    pub flag_public_access_prevention: Option<String>,
+    /// When to enforce public access prevention: `never`, `when-public` (default) or `always`.
+    pub enforce_public_access_prevention: Option<String>,
+    /// Report buckets with fine-grained ACLs (uniform access off), at this severity (default: off).
+    pub flag_uniform_access: Option<String>,
+    /// Switch uniform bucket-level access on when fixing (default: off; it disables ACLs for good after 90 days).
+    #[serde(default)]
+    pub enable_uniform_access: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +159,7 @@ pub struct Config {
     pub insecure_no_auth: bool,
     pub firewall: FirewallPolicy,
     pub project_iam: ProjectIamPolicy,
+    pub bucket: BucketPolicy,
 }
 
 /// Every problem found, each naming its key.
@@ -155,6 +184,7 @@ impl Config {
             .and_then(|port| port.parse().ok());
         let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
         let project_iam = validate_project_iam(raw.policies.project_iam, &mut problems);
+        let bucket = validate_bucket(raw.policies.public_bucket, &mut problems);
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -180,6 +210,7 @@ impl Config {
             insecure_no_auth: raw.serve.insecure_no_auth,
             firewall,
             project_iam,
+            bucket,
         })
     }
 }
@@ -201,6 +232,55 @@ fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
             ));
             false
         }
+    }
+}
+
+fn severity(key: &str, text: Option<&str>, problems: &mut Vec<String>) -> Option<Severity> {
+    let severity = match text?.to_ascii_uppercase().as_str() {
+        "LOW" => Severity::Low,
+        "MEDIUM" => Severity::Medium,
+        "HIGH" => Severity::High,
+        "CRITICAL" => Severity::Critical,
+        other => {
+            problems.push(format!(
+                "{key}: '{other}' is not one of LOW, MEDIUM, HIGH, CRITICAL"
+            ));
+            return None;
+        }
+    };
+    Some(severity)
+}
+
+fn validate_bucket(raw: RawBucketPolicy, problems: &mut Vec<String>) -> BucketPolicy {
+    let key = "policies.public_bucket";
+    let defaults = BucketPolicy::default();
+    let enforce = match raw.enforce_public_access_prevention.as_deref() {
+        None => defaults.enforce_public_access_prevention,
+        Some("never") => PreventionMode::Never,
+        Some("when-public") => PreventionMode::WhenPublic,
+        Some("always") => PreventionMode::Always,
+        Some(other) => {
+            problems.push(format!("{key}.enforce_public_access_prevention: '{other}' is not one of never, when-public, always"));
+            defaults.enforce_public_access_prevention
+        }
+    };
+    BucketPolicy {
+        enabled: raw.enabled.unwrap_or(true),
+        dry_run: mode(key, raw.mode.as_deref(), problems),
+        exempt_label: raw.exempt_label.unwrap_or(defaults.exempt_label),
+        allow_buckets: raw.allow_buckets,
+        flag_public_access_prevention: severity(
+            &format!("{key}.flag_public_access_prevention"),
+            raw.flag_public_access_prevention.as_deref(),
+            problems,
+        ),
+        enforce_public_access_prevention: enforce,
+        flag_uniform_access: severity(
+            &format!("{key}.flag_uniform_access"),
+            raw.flag_uniform_access.as_deref(),
+            problems,
+        ),
+        enable_uniform_access: raw.enable_uniform_access,
     }
 }
 

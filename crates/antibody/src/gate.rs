@@ -35,6 +35,8 @@ pub enum Verdict {
     Apply(Fix),
     DryRun(Fix),
     Exempt(String),
+    /// Findings that call for no change (report-only checks).
+    Detected,
     Nothing,
 }
 
@@ -45,6 +47,11 @@ pub fn admit(config: &Config, event: &AuditEvent, resource: &Resource, plan: &Pl
     match resource {
         Resource::Firewall { firewall, .. } => {
             if let Some(reason) = config.firewall.exemption(firewall, &event.principal) {
+                return Verdict::Exempt(reason);
+            }
+        }
+        Resource::Bucket { bucket, .. } => {
+            if let Some(reason) = config.bucket.exemption(bucket) {
                 return Verdict::Exempt(reason);
             }
         }

@@ -109,6 +109,8 @@ struct ReplayArgs {
 enum Kind {
     Firewall,
     ProjectIam,
+    Bucket,
+    BucketIam,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -235,6 +237,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let report = match args.kind {
         Kind::Firewall => antibody::check::firewall(&config, &text),
         Kind::ProjectIam => antibody::check::project_iam(&config, &text),
+        Kind::Bucket => antibody::check::bucket(&config, &text),
+        Kind::BucketIam => antibody::check::bucket_iam(&config, &text),
     };
     let report = match report {
         Ok(report) => report,

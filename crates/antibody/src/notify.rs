@@ -35,6 +35,7 @@ fn severity(outcome: &Outcome) -> Option<&'static str> {
         Outcome::Remediated { .. } => Some("WARNING"),
         Outcome::DryRun { .. } => Some("WARNING"),
         Outcome::Exempt { .. } => Some("NOTICE"),
+        Outcome::Detected => Some("NOTICE"),
         Outcome::Failed { .. } => Some("ERROR"),
         Outcome::Refused { .. } => Some("ERROR"),
         Outcome::Retry { .. } => Some("ERROR"),

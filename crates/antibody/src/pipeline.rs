@@ -54,6 +54,8 @@ pub enum Outcome {
     },
     Gone,
     Compliant,
+    /// Findings were recorded, but they call for no change.
+    Detected,
     Exempt {
         reason: String,
     },
@@ -85,6 +87,7 @@ impl Outcome {
             Outcome::FailedCall { .. } => "failed-call",
             Outcome::Gone => "gone",
             Outcome::Compliant => "compliant",
+            Outcome::Detected => "detected",
             Outcome::Exempt { .. } => "exempt",
             Outcome::DryRun { .. } => "dry-run",
             Outcome::Remediated { .. } => "remediated",
@@ -185,6 +188,7 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
     record.findings = plan.findings.clone();
     match gate::admit(&cx.config, event, &resource, &plan) {
         Verdict::Nothing => Outcome::Compliant,
+        Verdict::Detected => Outcome::Detected,
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
         Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix).await {
@@ -226,6 +230,19 @@ async fn fetch(client: &Client, target: &Target) -> Result<(Resource, Value), gc
                     firewall,
                 },
                 raw,
+            ))
+        }
+        Target::Bucket { project, name } => {
+            let (bucket, raw) = client.get_bucket(name).await?;
+            let policy = client.get_bucket_policy(name).await?;
+            let before = serde_json::json!({"bucket": raw, "iam": policy});
+            Ok((
+                Resource::Bucket {
+                    project: project.clone(),
+                    bucket,
+                    policy,
+                },
+                before,
             ))
         }
         Target::ProjectIam { project } => {

@@ -7,6 +7,7 @@ use crate::event::AuditEvent;
 pub enum Target {
     Firewall { project: String, name: String },
     ProjectIam { project: String },
+    Bucket { project: String, name: String },
 }
 
 impl Target {
@@ -15,6 +16,7 @@ impl Target {
         match self {
             Target::Firewall { project, name } => format!("compute/{project}/firewalls/{name}"),
             Target::ProjectIam { project } => format!("resourcemanager/{project}/iam"),
+            Target::Bucket { name, .. } => format!("storage/buckets/{name}"),
         }
     }
 }
@@ -50,6 +52,9 @@ pub fn route(event: &AuditEvent) -> Route {
     if event.service_name == "cloudresourcemanager.googleapis.com" {
         return route_resource_manager(event);
     }
+    if event.service_name == "storage.googleapis.com" {
+        return route_storage(event);
+    }
     if event.service_name != "compute.googleapis.com" {
         return Route::Ignore(format!("no policy watches {}", event.service_name));
     }
@@ -68,6 +73,46 @@ pub fn route(event: &AuditEvent) -> Route {
         "insert" | "patch" | "update" => Route::Check(target),
         "delete" => Route::Deleted(target),
         verb => Route::Ignore(format!("firewall method '{verb}' changes nothing")),
+    }
+}
+
+/// The bucket methods that can make a bucket public. Any other write on a bucket (an ACL edit's method was never
+/// captured live) is routed too: the bucket and its IAM policy are re-read either way.
+pub const BUCKET_METHODS: &[&str] = &[
+    "storage.setIamPermissions",
+    "storage.buckets.update",
+    "storage.buckets.create",
+];
+
+/// Bucket reads are logged as data access and change nothing.
+const BUCKET_READS: &[&str] = &[
+    "get",
+    "list",
+    "getIamPermissions",
+    "getIamPolicy",
+    "testIamPermissions",
+];
+
+fn route_storage(event: &AuditEvent) -> Route {
+    let Some(name) = event.resource_name.strip_prefix("projects/_/buckets/") else {
+        return Route::Ignore(format!(
+            "resource name '{}' is not a bucket",
+            event.resource_name
+        ));
+    };
+    if name.is_empty() || name.contains('/') {
+        return Route::Ignore("object-level changes are not watched".to_string());
+    }
+    let target = Target::Bucket {
+        project: event.project.clone(),
+        name: name.to_string(),
+    };
+    match event.verb() {
+        "delete" => Route::Deleted(target),
+        verb if BUCKET_READS.contains(&verb) => {
+            Route::Ignore(format!("{} changes nothing", event.method_name))
+        }
+        _ => Route::Check(target),
     }
 }
 
@@ -186,6 +231,41 @@ mod tests {
                 "{method}"
             );
         }
+    }
+
+    #[test]
+    fn bucket_writes_route_and_objects_do_not() {
+        let route_storage = |method: &str, resource: &str| {
+            let entry = json!({"insertId": "i", "protoPayload": {"serviceName": "storage.googleapis.com",
+                "methodName": method, "resourceName": resource}, "resource": {"labels": {"project_id": "p"}}});
+            route(
+                &AuditEvent::from_log_entry(&entry, Transport::LogEntry, None)
+                    .expect("valid entry"),
+            )
+        };
+        let bucket = Target::Bucket {
+            project: "p".into(),
+            name: "b".into(),
+        };
+        for method in BUCKET_METHODS {
+            assert_eq!(
+                route_storage(method, "projects/_/buckets/b"),
+                Route::Check(bucket.clone()),
+                "{method}"
+            );
+        }
+        assert_eq!(
+            route_storage("storage.buckets.delete", "projects/_/buckets/b"),
+            Route::Deleted(bucket)
+        );
+        assert!(matches!(
+            route_storage("storage.objects.update", "projects/_/buckets/b/objects/o"),
+            Route::Ignore(_)
+        ));
+        assert!(matches!(
+            route_storage("storage.buckets.get", "projects/_/buckets/b"),
+            Route::Ignore(_)
+        ));
     }
 
     #[test]

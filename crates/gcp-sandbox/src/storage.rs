@@ -34,6 +34,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/storage/v1/b/{bucket}/iam", get(get_iam).put(set_iam))
         .route(
+            "/_sandbox/interleave-bucket-iam",
+            axum::routing::post(interleave),
+        )
+        .route(
             "/storage/v1/b/{bucket}/acl",
             get(acl::list).post(acl::insert),
         )
@@ -49,6 +53,33 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Default)]
 pub(crate) struct StorageState {
     buckets: BTreeMap<String, Bucket>,
+    interleaved: BTreeMap<String, BucketInterleave>,
+}
+
+/// Another writer's IAM change that lands just before the next `setIamPolicy` on a bucket (by `before_write_by`,
+/// if given): the way to reproduce a 412 race on demand. Body: `{"bucket", "role", "member", "principal", "before_write_by"}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BucketInterleave {
+    pub bucket: String,
+    pub role: String,
+    pub member: String,
+    #[serde(default = "default_racer")]
+    pub principal: String,
+    #[serde(default)]
+    pub before_write_by: Option<String>,
+}
+
+fn default_racer() -> String {
+    "concurrent-editor@example.com".into()
+}
+
+async fn interleave(
+    State(shared): State<Arc<Shared>>,
+    Json(race): Json<BucketInterleave>,
+) -> StatusCode {
+    let mut state = shared.storage.lock().expect("storage lock poisoned");
+    state.interleaved.insert(race.bucket.clone(), race);
+    StatusCode::NO_CONTENT
 }
 
 impl StorageState {
@@ -546,6 +577,49 @@ async fn set_iam(
     }
     let etag = policy["etag"].as_str().map(str::to_string);
     let query = HashMap::new();
+    let principal = shared.principal(&headers);
+    let race = {
+        let mut state = shared.storage.lock().expect("storage lock poisoned");
+        let armed = state.interleaved.get(&name).is_some_and(|race| {
+            race.before_write_by
+                .as_ref()
+                .is_none_or(|by| by == &principal)
+        });
+        if armed {
+            state.interleaved.remove(&name)
+        } else {
+            None
+        }
+    };
+    if let Some(race) = race {
+        let mut racer = HeaderMap::new();
+        if let Ok(value) = format!("Bearer {}", race.principal).parse() {
+            racer.insert(axum::http::header::AUTHORIZATION, value);
+        }
+        write(
+            &shared,
+            &name,
+            &query,
+            &racer,
+            "storage.setIamPermissions",
+            "storage.buckets.setIamPolicy",
+            |bucket| {
+                match bucket.policy.bindings.iter_mut().find(|binding| {
+                    binding["role"] == race.role && binding.get("condition").is_none()
+                }) {
+                    Some(binding) => binding["members"]
+                        .as_array_mut()
+                        .expect("members are a list")
+                        .push(json!(race.member)),
+                    None => bucket
+                        .policy
+                        .bindings
+                        .push(json!({"role": race.role, "members": [race.member]})),
+                }
+                Ok(())
+            },
+        )?;
+    }
     let bucket = write(
         &shared,
         &name,

@@ -3,6 +3,7 @@
 pub mod compute;
 pub mod iam;
 pub mod resourcemanager;
+pub mod storage;
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ impl Error {
 pub struct Endpoints {
     pub compute: String,
     pub resource_manager: String,
+    pub storage: String,
 }
 
 impl Endpoints {
@@ -55,6 +57,7 @@ impl Endpoints {
         Endpoints {
             compute: host("https://compute.googleapis.com"),
             resource_manager: host("https://cloudresourcemanager.googleapis.com"),
+            storage: host("https://storage.googleapis.com"),
         }
     }
 }

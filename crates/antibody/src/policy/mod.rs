@@ -1,5 +1,6 @@
 //! Policies: pure functions from a freshly read resource to findings and a planned fix. No I/O, no clock.
 
+pub mod bucket;
 pub mod cidr;
 pub mod firewall;
 pub mod ports;
@@ -11,13 +12,26 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::gcp::compute::Firewall;
 use crate::gcp::iam::{Grant, Policy};
+use crate::gcp::storage::Bucket;
 
 /// A resource as it was just read from Google.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // one value per event, never stored in bulk: boxing would buy nothing
 pub enum Resource {
-    Firewall { project: String, firewall: Firewall },
-    ProjectIam { project: String, policy: Policy },
+    Firewall {
+        project: String,
+        firewall: Firewall,
+    },
+    ProjectIam {
+        project: String,
+        policy: Policy,
+    },
+    /// A bucket (with its ACLs) and its IAM policy, read together.
+    Bucket {
+        project: String,
+        bucket: Bucket,
+        policy: Policy,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -57,6 +71,16 @@ pub enum Fix {
     DeleteFirewall { project: String, name: String },
     /// Remove exactly these grants by a version-3, etag-checked read-modify-write of the project policy.
     RemoveProjectMembers { project: String, grants: Vec<Grant> },
+    /// Close a public bucket: public ACL entries go (metageneration-checked), public IAM grants go (etag-checked,
+    /// version 3, conditions kept), and optionally public access prevention and uniform access are switched on.
+    SecureBucket {
+        bucket: String,
+        remove_members: Vec<Grant>,
+        remove_acl: Vec<String>,
+        remove_default_object_acl: Vec<String>,
+        enforce_public_access_prevention: bool,
+        enable_uniform_access: bool,
+    },
 }
 
 impl Fix {
@@ -76,6 +100,29 @@ impl Fix {
                 "removed the risky ports from the world-wide rule".to_string()
             }
             Fix::DeleteFirewall { .. } => "deleted the rule".to_string(),
+            Fix::SecureBucket {
+                remove_members,
+                remove_acl,
+                remove_default_object_acl,
+                enforce_public_access_prevention,
+                enable_uniform_access,
+                ..
+            } => {
+                let mut done = Vec::new();
+                if !remove_members.is_empty()
+                    || !remove_acl.is_empty()
+                    || !remove_default_object_acl.is_empty()
+                {
+                    done.push("removed public access".to_string());
+                }
+                if *enforce_public_access_prevention {
+                    done.push("enforced public access prevention".to_string());
+                }
+                if *enable_uniform_access {
+                    done.push("enabled uniform access".to_string());
+                }
+                done.join(", ")
+            }
             Fix::RemoveProjectMembers { grants, .. } => format!(
                 "removed {}",
                 grants
@@ -118,6 +165,23 @@ pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
             }
             let findings = policy.evaluate(firewall);
             let fix = (!findings.is_empty()).then(|| policy.plan_fix(project, firewall));
+            Plan {
+                findings,
+                fix,
+                dry_run: policy.dry_run || config.dry_run,
+            }
+        }
+        Resource::Bucket {
+            bucket,
+            policy: iam,
+            ..
+        } => {
+            let policy = &config.bucket;
+            if !policy.enabled {
+                return nothing();
+            }
+            let findings = policy.evaluate(bucket, iam);
+            let fix = policy.plan_fix(bucket, iam, &findings);
             Plan {
                 findings,
                 fix,

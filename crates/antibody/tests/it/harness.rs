@@ -31,6 +31,8 @@ pub struct Options {
     pub seed: Vec<Value>,
     /// The project's IAM policy before anyone subscribed.
     pub project_policy: Option<Value>,
+    /// Buckets that exist before anyone subscribed.
+    pub buckets: Vec<Value>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             tweak: Box::new(|_| {}),
             seed: Vec::new(),
             project_policy: None,
+            buckets: Vec::new(),
         }
     }
 }
@@ -64,6 +67,10 @@ impl Harness {
             .seed
             .firewalls
             .insert(PROJECT.into(), options.seed);
+        sandbox_config
+            .seed
+            .buckets
+            .insert(PROJECT.into(), options.buckets);
         if let Some(policy) = options.project_policy {
             sandbox_config
                 .seed
@@ -192,6 +199,66 @@ impl Harness {
             response.text().await.unwrap_or_default()
         );
         self.sandbox.settled().await;
+    }
+
+    /// Calls the storage API as the user; returns once every event has been handled.
+    pub async fn user_storage(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(
+                method,
+                format!("{}/storage/v1{path}", self.sandbox.base_url()),
+            )
+            .bearer_auth(USER_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("storage call");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        self.sandbox.settled().await;
+        (status, body)
+    }
+
+    pub async fn bucket(&self, name: &str) -> Value {
+        self.user_storage(
+            reqwest::Method::GET,
+            &format!("/b/{name}?projection=full"),
+            None,
+        )
+        .await
+        .1
+    }
+
+    pub async fn bucket_policy(&self, name: &str) -> Value {
+        self.user_storage(
+            reqwest::Method::GET,
+            &format!("/b/{name}/iam?optionsRequestedPolicyVersion=3"),
+            None,
+        )
+        .await
+        .1
+    }
+
+    /// The user adds `member` to `role` on a bucket's IAM policy (etag-checked); returns the HTTP status.
+    pub async fn user_grants_on_bucket(&self, name: &str, role: &str, member: &str) -> u16 {
+        let mut policy = self.bucket_policy(name).await;
+        policy["bindings"]
+            .as_array_mut()
+            .expect("bindings")
+            .push(serde_json::json!({"role": role, "members": [member]}));
+        self.user_storage(
+            reqwest::Method::PUT,
+            &format!("/b/{name}/iam"),
+            Some(policy),
+        )
+        .await
+        .0
     }
 
     pub async fn rule(&self, name: &str) -> Value {

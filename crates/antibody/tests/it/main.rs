@@ -1,5 +1,6 @@
 //! Integration tests: sandbox and engine in-process over real HTTP on 127.0.0.1, with a temp SQLite journal.
 
+mod bucket;
 mod cli;
 mod firewall;
 mod fixtures;

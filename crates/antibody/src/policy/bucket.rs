@@ -1,0 +1,220 @@
+//! The public-bucket policy: every way a bucket becomes public (IAM on any role, bucket ACL, default object ACL), and
+//! the guards that keep it private (public access prevention, uniform bucket-level access).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Finding, Fix, Severity, glob_match};
+use crate::gcp::iam::{Grant, Policy};
+use crate::gcp::storage::Bucket;
+
+pub const POLICY_ID: &str = "public-bucket";
+
+/// When to set `publicAccessPrevention: enforced`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreventionMode {
+    Never,
+    /// On every bucket antibody found public (and not exempt), so it cannot happen again.
+    WhenPublic,
+    Always,
+}
+
+/// The validated settings (see `RawBucketPolicy` for each field's meaning).
+#[derive(Debug, Clone)]
+pub struct BucketPolicy {
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub exempt_label: String,
+    pub allow_buckets: Vec<String>,
+    pub flag_public_access_prevention: Option<Severity>,
+    pub enforce_public_access_prevention: PreventionMode,
+    pub flag_uniform_access: Option<Severity>,
+    pub enable_uniform_access: bool,
+}
+
+impl Default for BucketPolicy {
+    fn default() -> Self {
+        BucketPolicy {
+            enabled: true,
+            dry_run: false,
+            exempt_label: "antibody-exempt".into(),
+            allow_buckets: Vec::new(),
+            flag_public_access_prevention: None,
+            enforce_public_access_prevention: PreventionMode::WhenPublic,
+            flag_uniform_access: None,
+            enable_uniform_access: false,
+        }
+    }
+}
+
+pub fn is_public(member: &str) -> bool {
+    member == "allUsers" || member == "allAuthenticatedUsers"
+}
+
+/// Roles that let the public change or own data are worse than those that let it read.
+fn role_severity(role: &str) -> Severity {
+    let read_only = ["Viewer", "Reader", "viewer", "reader"]
+        .iter()
+        .any(|word| role.ends_with(word));
+    if read_only {
+        Severity::High
+    } else {
+        Severity::Critical
+    }
+}
+
+impl BucketPolicy {
+    /// Why this bucket is meant to be public, if it is.
+    pub fn exemption(&self, bucket: &Bucket) -> Option<String> {
+        if let Some(value) = bucket.labels.get(&self.exempt_label) {
+            return Some(format!("label {}={value}", self.exempt_label));
+        }
+        self.allow_buckets
+            .iter()
+            .find(|pattern| glob_match(pattern, &bucket.name))
+            .map(|pattern| format!("bucket name matches allow_buckets entry '{pattern}'"))
+    }
+
+    /// The public IAM grants, leaving out legacy bucket roles that merely mirror an ACL entry (reported as ACL).
+    fn public_grants(&self, bucket: &Bucket, policy: &Policy) -> Vec<Grant> {
+        policy
+            .grants()
+            .filter(|grant| is_public(&grant.member))
+            .filter(|grant| {
+                let mirrored = grant.role.starts_with("roles/storage.legacyBucket")
+                    && bucket
+                        .acl
+                        .iter()
+                        .any(|control| control.entity == grant.member);
+                !mirrored
+            })
+            .collect()
+    }
+
+    pub fn evaluate(&self, bucket: &Bucket, policy: &Policy) -> Vec<Finding> {
+        let finding = |category: &str, severity, message: String| Finding {
+            policy: POLICY_ID.into(),
+            category: category.into(),
+            severity,
+            message,
+        };
+        let name = &bucket.name;
+        let mut findings = Vec::new();
+        for grant in self.public_grants(bucket, policy) {
+            findings.push(finding(
+                "PUBLIC_BUCKET_IAM",
+                role_severity(&grant.role),
+                format!("bucket {name} grants {} to {}", grant.role, grant.member),
+            ));
+        }
+        for control in bucket
+            .acl
+            .iter()
+            .filter(|control| is_public(&control.entity))
+        {
+            let severity = if control.role == "READER" {
+                Severity::High
+            } else {
+                Severity::Critical
+            };
+            findings.push(finding(
+                "PUBLIC_BUCKET_ACL",
+                severity,
+                format!(
+                    "bucket {name} ACL gives {} to {}",
+                    control.role, control.entity
+                ),
+            ));
+        }
+        for control in bucket
+            .default_object_acl
+            .iter()
+            .filter(|control| is_public(&control.entity))
+        {
+            findings.push(finding(
+                "PUBLIC_DEFAULT_OBJECT_ACL",
+                Severity::High,
+                format!(
+                    "bucket {name} gives new objects {} for {}",
+                    control.role, control.entity
+                ),
+            ));
+        }
+        let prevention = bucket
+            .iam_configuration
+            .public_access_prevention
+            .as_deref()
+            .unwrap_or("inherited");
+        if let Some(severity) = self
+            .flag_public_access_prevention
+            .filter(|_| prevention != "enforced")
+        {
+            findings.push(finding(
+                "PUBLIC_ACCESS_PREVENTION_NOT_ENFORCED",
+                severity,
+                format!("bucket {name} does not enforce public access prevention"),
+            ));
+        }
+        if let Some(severity) = self
+            .flag_uniform_access
+            .filter(|_| !bucket.iam_configuration.uniform_bucket_level_access.enabled)
+        {
+            findings.push(finding(
+                "UNIFORM_ACCESS_DISABLED",
+                severity,
+                format!("bucket {name} uses fine-grained ACLs"),
+            ));
+        }
+        findings
+    }
+
+    pub fn plan_fix(&self, bucket: &Bucket, policy: &Policy, findings: &[Finding]) -> Option<Fix> {
+        let public = findings.iter().any(|finding| {
+            finding.category.starts_with("PUBLIC_")
+                && finding.category != "PUBLIC_ACCESS_PREVENTION_NOT_ENFORCED"
+        });
+        let prevention = bucket
+            .iam_configuration
+            .public_access_prevention
+            .as_deref()
+            .unwrap_or("inherited");
+        let enforce_public_access_prevention = prevention != "enforced"
+            && match self.enforce_public_access_prevention {
+                PreventionMode::Never => false,
+                PreventionMode::WhenPublic => public,
+                PreventionMode::Always => true,
+            };
+        let enable_uniform_access = self.enable_uniform_access
+            && !bucket.iam_configuration.uniform_bucket_level_access.enabled;
+        let entities = |controls: &[crate::gcp::storage::AccessControl]| -> Vec<String> {
+            controls
+                .iter()
+                .filter(|control| is_public(&control.entity))
+                .map(|control| control.entity.clone())
+                .collect()
+        };
+        // Every public grant goes, the ACL mirrors included: removing the legacy role is how IAM drops the ACL entry.
+        let remove_members: Vec<Grant> = policy
+            .grants()
+            .filter(|grant| is_public(&grant.member))
+            .collect();
+        let remove_acl = entities(&bucket.acl);
+        let remove_default_object_acl = entities(&bucket.default_object_acl);
+        let anything = !remove_members.is_empty()
+            || !remove_acl.is_empty()
+            || !remove_default_object_acl.is_empty()
+            || enforce_public_access_prevention
+            || enable_uniform_access;
+        anything.then(|| Fix::SecureBucket {
+            bucket: bucket.name.clone(),
+            remove_members,
+            remove_acl,
+            remove_default_object_acl,
+            enforce_public_access_prevention,
+            enable_uniform_access,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
