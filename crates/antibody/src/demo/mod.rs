@@ -1,5 +1,6 @@
 //! `antibody demo`: the sandbox and the engine in one process; a careless user opens holes, antibody closes them.
 
+mod bucket;
 mod firewall;
 mod project_iam;
 
@@ -69,7 +70,7 @@ impl Scene {
     fn header(&self, title: &str) {
         println!("\n{title}");
         println!(
-            "{:<3} {:<46} {:<30} {:>9}  check",
+            "{:<3} {:<46} {:<36} {:>9}  check",
             "#", "the user", "antibody", "healed in"
         );
     }
@@ -81,7 +82,7 @@ impl Scene {
             .map(|elapsed| format!("{:.1} ms", elapsed.as_secs_f64() * 1000.0))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<3} {:<46} {:<30} {:>9}  {}",
+            "{:<3} {:<46} {:<36} {:>9}  {}",
             self.row,
             what,
             action,
@@ -104,6 +105,10 @@ pub async fn run() -> anyhow::Result<bool> {
         .seed
         .project_policies
         .insert(PROJECT.into(), project_iam::seed_policy());
+    sandbox_config
+        .seed
+        .buckets
+        .insert(PROJECT.into(), bucket::seed_buckets());
     let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let sandbox = gcp_sandbox::start(sandbox_config, localhost)
         .await
@@ -141,6 +146,7 @@ pub async fn run() -> anyhow::Result<bool> {
     };
     firewall::play(&mut scene).await?;
     project_iam::play(&mut scene).await?;
+    bucket::play(&mut scene).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();

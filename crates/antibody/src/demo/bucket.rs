@@ -1,0 +1,144 @@
+//! The demo's bucket scenarios: public through IAM, public through an ACL, a website that is meant to be public, and
+//! a colleague's edit racing antibody's fix (the 412 path).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{ENGINE, Scene};
+
+pub(super) fn seed_buckets() -> Vec<Value> {
+    vec![
+        json!({"name": "customer-exports"}),
+        json!({"name": "legacy-reports"}),
+        json!({"name": "www-demo-site", "labels": {"antibody-exempt": "public-website"}}),
+        json!({"name": "team-share"}),
+    ]
+}
+
+async fn policy(scene: &Scene, bucket: &str) -> anyhow::Result<Value> {
+    scene
+        .send(
+            Method::GET,
+            &format!("/storage/v1/b/{bucket}/iam?optionsRequestedPolicyVersion=3"),
+            None,
+        )
+        .await
+}
+
+fn public(policy: &Value) -> bool {
+    let text = policy["bindings"].to_string();
+    text.contains("\"allUsers\"") || text.contains("\"allAuthenticatedUsers\"")
+}
+
+fn has(policy: &Value, member: &str) -> bool {
+    policy["bindings"]
+        .to_string()
+        .contains(&format!("\"{member}\""))
+}
+
+pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
+    scene.header("Buckets (Cloud Storage)");
+    // 1. Public through IAM.
+    let mut iam = policy(scene, "customer-exports").await?;
+    iam["bindings"].as_array_mut().map(|bindings| {
+        bindings.push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}))
+    });
+    scene
+        .send(
+            Method::PUT,
+            "/storage/v1/b/customer-exports/iam",
+            Some(&iam),
+        )
+        .await?;
+    let (healed, elapsed) = scene
+        .wait_until(async || Ok(!public(&policy(scene, "customer-exports").await?)))
+        .await?;
+    scene.sandbox.settled().await;
+    let bucket = scene
+        .send(Method::GET, "/storage/v1/b/customer-exports", None)
+        .await?;
+    let enforced = bucket["iamConfiguration"]["publicAccessPrevention"] == "enforced";
+    scene.report(
+        "makes an export bucket readable by allUsers",
+        "removed it, enforced prevention",
+        Some(elapsed),
+        healed && enforced,
+    );
+
+    // 2. Public through a legacy ACL.
+    scene
+        .send(
+            Method::POST,
+            "/storage/v1/b/legacy-reports/acl",
+            Some(&json!({"entity": "allAuthenticatedUsers", "role": "READER"})),
+        )
+        .await?;
+    let (healed, elapsed) = scene
+        .wait_until(async || {
+            let acl = scene
+                .send(
+                    Method::GET,
+                    "/storage/v1/b/legacy-reports?projection=full",
+                    None,
+                )
+                .await?["acl"]
+                .to_string();
+            Ok(!acl.contains("allAuthenticatedUsers"))
+        })
+        .await?;
+    scene.sandbox.settled().await;
+    scene.report(
+        "adds an allAuthenticatedUsers ACL entry",
+        "removed the ACL entry",
+        Some(elapsed),
+        healed,
+    );
+
+    // 3. The website bucket is meant to be public.
+    let mut iam = policy(scene, "www-demo-site").await?;
+    iam["bindings"].as_array_mut().map(|bindings| {
+        bindings.push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}))
+    });
+    scene
+        .send(Method::PUT, "/storage/v1/b/www-demo-site/iam", Some(&iam))
+        .await?;
+    scene.sandbox.settled().await;
+    let still_public = public(&policy(scene, "www-demo-site").await?);
+    scene.report(
+        "publishes the labelled website bucket (fine)",
+        "left it alone (exempt)",
+        None,
+        still_public,
+    );
+
+    // 4. A colleague edits the policy while antibody fixes it.
+    let race = json!({"bucket": "team-share", "role": "roles/storage.objectViewer", "member": "group:analysts@example.com", "before_write_by": ENGINE});
+    scene
+        .send(Method::POST, "/_sandbox/interleave-bucket-iam", Some(&race))
+        .await
+        .ok();
+    let mut iam = policy(scene, "team-share").await?;
+    iam["bindings"].as_array_mut().map(|bindings| {
+        bindings.push(
+            json!({"role": "roles/storage.objectAdmin", "members": ["allAuthenticatedUsers"]}),
+        )
+    });
+    scene
+        .send(Method::PUT, "/storage/v1/b/team-share/iam", Some(&iam))
+        .await?;
+    let (healed, elapsed) = scene
+        .wait_until(async || Ok(!public(&policy(scene, "team-share").await?)))
+        .await?;
+    scene.sandbox.settled().await;
+    let kept = has(
+        &policy(scene, "team-share").await?,
+        "group:analysts@example.com",
+    );
+    scene.report(
+        "grants public write while a colleague edits",
+        "removed it after a 412, kept theirs",
+        Some(elapsed),
+        healed && kept,
+    );
+    Ok(())
+}
