@@ -25,6 +25,22 @@ async fn policy(scene: &Scene, bucket: &str) -> anyhow::Result<Value> {
         .await
 }
 
+/// The user adds `member` to `role` on the bucket's policy, sending the etag they read.
+async fn grant(scene: &Scene, bucket: &str, role: &str, member: &str) -> anyhow::Result<()> {
+    let mut iam = policy(scene, bucket).await?;
+    if let Some(bindings) = iam["bindings"].as_array_mut() {
+        bindings.push(json!({"role": role, "members": [member]}));
+    }
+    scene
+        .send(
+            Method::PUT,
+            &format!("/storage/v1/b/{bucket}/iam"),
+            Some(&iam),
+        )
+        .await?;
+    Ok(())
+}
+
 fn public(policy: &Value) -> bool {
     let text = policy["bindings"].to_string();
     text.contains("\"allUsers\"") || text.contains("\"allAuthenticatedUsers\"")
@@ -39,17 +55,13 @@ fn has(policy: &Value, member: &str) -> bool {
 pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
     scene.header("Buckets (Cloud Storage)");
     // 1. Public through IAM.
-    let mut iam = policy(scene, "customer-exports").await?;
-    iam["bindings"].as_array_mut().map(|bindings| {
-        bindings.push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}))
-    });
-    scene
-        .send(
-            Method::PUT,
-            "/storage/v1/b/customer-exports/iam",
-            Some(&iam),
-        )
-        .await?;
+    grant(
+        scene,
+        "customer-exports",
+        "roles/storage.objectViewer",
+        "allUsers",
+    )
+    .await?;
     let (healed, elapsed) = scene
         .wait_until(async || Ok(!public(&policy(scene, "customer-exports").await?)))
         .await?;
@@ -95,13 +107,13 @@ pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
     );
 
     // 3. The website bucket is meant to be public.
-    let mut iam = policy(scene, "www-demo-site").await?;
-    iam["bindings"].as_array_mut().map(|bindings| {
-        bindings.push(json!({"role": "roles/storage.objectViewer", "members": ["allUsers"]}))
-    });
-    scene
-        .send(Method::PUT, "/storage/v1/b/www-demo-site/iam", Some(&iam))
-        .await?;
+    grant(
+        scene,
+        "www-demo-site",
+        "roles/storage.objectViewer",
+        "allUsers",
+    )
+    .await?;
     scene.sandbox.settled().await;
     let still_public = public(&policy(scene, "www-demo-site").await?);
     scene.report(
@@ -117,15 +129,13 @@ pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
         .send(Method::POST, "/_sandbox/interleave-bucket-iam", Some(&race))
         .await
         .ok();
-    let mut iam = policy(scene, "team-share").await?;
-    iam["bindings"].as_array_mut().map(|bindings| {
-        bindings.push(
-            json!({"role": "roles/storage.objectAdmin", "members": ["allAuthenticatedUsers"]}),
-        )
-    });
-    scene
-        .send(Method::PUT, "/storage/v1/b/team-share/iam", Some(&iam))
-        .await?;
+    grant(
+        scene,
+        "team-share",
+        "roles/storage.objectAdmin",
+        "allAuthenticatedUsers",
+    )
+    .await?;
     let (healed, elapsed) = scene
         .wait_until(async || Ok(!public(&policy(scene, "team-share").await?)))
         .await?;
