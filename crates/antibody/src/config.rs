@@ -20,6 +20,35 @@ pub struct RawConfig {
     /// Policies, each on/off and tunable.
     #[serde(default)]
     pub policies: RawPolicies,
+    /// Controls that keep antibody from doing harm at scale.
+    #[serde(default)]
+    pub safety: RawSafety,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSafety {
+    /// The kill switch: detect and journal, change nothing (also `antibody pause` / `antibody resume`).
+    #[serde(default)]
+    pub paused: bool,
+    /// Fixes of one resource within the window after which it is quarantined (default 3; 0 turns flap detection off).
+    pub flap_threshold: Option<u32>,
+    /// The flap window in minutes (default 60).
+    pub flap_window_minutes: Option<u32>,
+    /// At most this many fixes per project per hour (default 10; 0 = unlimited).
+    pub max_fixes_per_project_per_hour: Option<u32>,
+    /// At most this many fixes per antibody instance per hour (default 50; 0 = unlimited).
+    pub max_fixes_per_instance_per_hour: Option<u32>,
+}
+
+/// Validated safety limits.
+#[derive(Debug, Clone)]
+pub struct SafetyLimits {
+    pub paused: bool,
+    pub flap_threshold: u32,
+    pub flap_window_secs: i64,
+    pub max_fixes_per_project_per_hour: u32,
+    pub max_fixes_per_instance_per_hour: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +189,7 @@ pub struct Config {
     pub firewall: FirewallPolicy,
     pub project_iam: ProjectIamPolicy,
     pub bucket: BucketPolicy,
+    pub safety: SafetyLimits,
 }
 
 /// Every problem found, each naming its key.
@@ -185,6 +215,20 @@ impl Config {
         let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
         let project_iam = validate_project_iam(raw.policies.project_iam, &mut problems);
         let bucket = validate_bucket(raw.policies.public_bucket, &mut problems);
+        let window = raw.safety.flap_window_minutes.unwrap_or(60);
+        if window == 0 {
+            problems.push("safety.flap_window_minutes: must be at least 1".into());
+        }
+        let safety = SafetyLimits {
+            paused: raw.safety.paused,
+            flap_threshold: raw.safety.flap_threshold.unwrap_or(3),
+            flap_window_secs: i64::from(window) * 60,
+            max_fixes_per_project_per_hour: raw.safety.max_fixes_per_project_per_hour.unwrap_or(10),
+            max_fixes_per_instance_per_hour: raw
+                .safety
+                .max_fixes_per_instance_per_hour
+                .unwrap_or(50),
+        };
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -211,6 +255,7 @@ impl Config {
             firewall,
             project_iam,
             bucket,
+            safety,
         })
     }
 }

@@ -1,7 +1,9 @@
-//! The gate: may a planned fix run? Loop guard, failed calls, exemptions and dry-run, each with its reason.
+//! The gate: may a planned fix run? Loop guard, failed calls, exemptions, dry-run, kill switch, flap quarantine and
+//! blast-radius caps, each decision with its reason. Pure: the state store's counters come in as `Safety`.
 
 use crate::config::Config;
 use crate::event::AuditEvent;
+use crate::journal::Safety;
 use crate::policy::{Fix, Plan, Resource};
 
 /// What the gate decided about an event before anything is read.
@@ -37,30 +39,133 @@ pub enum Verdict {
     Exempt(String),
     /// Findings that call for no change (report-only checks).
     Detected,
+    /// A safety control holds the fix back (kill switch, blast-radius cap); it is journaled and alerted.
+    Held {
+        fix: Fix,
+        reason: String,
+    },
+    /// The resource is being fought over: antibody stops fixing it. `new` is true the first time.
+    Quarantined {
+        fix: Fix,
+        reason: String,
+        principals: Vec<String>,
+        new: bool,
+    },
     Nothing,
 }
 
-pub fn admit(config: &Config, event: &AuditEvent, resource: &Resource, plan: &Plan) -> Verdict {
+/// How much this process has fixed lately (the per-instance cap).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub instance_fixes_last_hour: u32,
+}
+
+pub fn admit(
+    config: &Config,
+    event: &AuditEvent,
+    resource: &Resource,
+    plan: &Plan,
+    safety: &Safety,
+    load: Load,
+) -> Verdict {
     let Some(fix) = &plan.fix else {
-        return Verdict::Nothing;
+        return if plan.findings.is_empty() {
+            Verdict::Nothing
+        } else {
+            Verdict::Detected
+        };
     };
-    match resource {
+    let exempt = match resource {
         Resource::Firewall { firewall, .. } => {
-            if let Some(reason) = config.firewall.exemption(firewall, &event.principal) {
-                return Verdict::Exempt(reason);
-            }
+            config.firewall.exemption(firewall, &event.principal)
         }
-        Resource::Bucket { bucket, .. } => {
-            if let Some(reason) = config.bucket.exemption(bucket) {
-                return Verdict::Exempt(reason);
-            }
-        }
+        Resource::Bucket { bucket, .. } => config.bucket.exemption(bucket),
         // Member allowlists are applied inside the policy, grant by grant.
-        Resource::ProjectIam { .. } => {}
+        Resource::ProjectIam { .. } => None,
+    };
+    if let Some(reason) = exempt {
+        return Verdict::Exempt(reason);
+    }
+    if let Some(exemption) = &safety.exemption {
+        let until = exemption
+            .expires_epoch
+            .map(|epoch| format!(" until {epoch} (unix time)"))
+            .unwrap_or_default();
+        return Verdict::Exempt(format!(
+            "registered exemption #{} for {} by {}: {}{until}",
+            exemption.id, exemption.resource, exemption.owner, exemption.reason
+        ));
     }
     if plan.dry_run {
-        Verdict::DryRun(fix.clone())
-    } else {
-        Verdict::Apply(fix.clone())
+        return Verdict::DryRun(fix.clone());
+    }
+    let held = |reason: String| Verdict::Held {
+        fix: fix.clone(),
+        reason,
+    };
+    if config.safety.paused || safety.paused {
+        return held("antibody is paused (kill switch); resume with `antibody resume`".into());
+    }
+    if let Some(quarantine) = &safety.quarantined {
+        return Verdict::Quarantined {
+            fix: fix.clone(),
+            reason: format!(
+                "quarantined since {}: {}",
+                quarantine.since, quarantine.reason
+            ),
+            principals: quarantine
+                .principals
+                .split(", ")
+                .map(str::to_string)
+                .collect(),
+            new: false,
+        };
+    }
+    let limits = &config.safety;
+    if limits.flap_threshold > 0 && safety.recent_fixes_of_resource >= limits.flap_threshold {
+        let mut principals: Vec<String> = Vec::new();
+        for principal in std::iter::once(&event.principal).chain(&safety.recent_breakers) {
+            if !principal.is_empty() && !principals.contains(principal) {
+                principals.push(principal.clone());
+            }
+        }
+        return Verdict::Quarantined {
+            fix: fix.clone(),
+            reason: format!(
+                "re-broken after {} fixes within {} minutes; competing with {}",
+                safety.recent_fixes_of_resource,
+                limits.flap_window_secs / 60,
+                principals.join(", ")
+            ),
+            principals,
+            new: true,
+        };
+    }
+    if limits.max_fixes_per_project_per_hour > 0
+        && safety.recent_fixes_in_project >= limits.max_fixes_per_project_per_hour
+    {
+        return held(format!(
+            "blast-radius cap: {} fixes in project {} within the last hour (max_fixes_per_project_per_hour = {})",
+            safety.recent_fixes_in_project,
+            resource_project(resource),
+            limits.max_fixes_per_project_per_hour
+        ));
+    }
+    if limits.max_fixes_per_instance_per_hour > 0
+        && load.instance_fixes_last_hour >= limits.max_fixes_per_instance_per_hour
+    {
+        return held(format!(
+            "blast-radius cap: {} fixes by this instance within the last hour (max_fixes_per_instance_per_hour = {})",
+            load.instance_fixes_last_hour, limits.max_fixes_per_instance_per_hour
+        ));
+    }
+    Verdict::Apply(fix.clone())
+}
+
+fn resource_project(resource: &Resource) -> &str {
+    match resource {
+        Resource::Firewall { project, .. }
+        | Resource::ProjectIam { project, .. }
+        | Resource::Bucket { project, .. } => project,
     }
 }

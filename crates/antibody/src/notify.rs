@@ -38,6 +38,9 @@ fn severity(outcome: &Outcome) -> Option<&'static str> {
         Outcome::Detected => Some("NOTICE"),
         Outcome::Failed { .. } => Some("ERROR"),
         Outcome::Refused { .. } => Some("ERROR"),
+        Outcome::Held { .. } => Some("ERROR"),
+        Outcome::Quarantined { new: true, .. } => Some("CRITICAL"),
+        Outcome::Quarantined { new: false, .. } => Some("NOTICE"),
         Outcome::Retry { .. } => Some("ERROR"),
         _ => None,
     }

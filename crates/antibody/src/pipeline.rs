@@ -24,6 +24,8 @@ pub struct Context {
     pub journal: Journal,
     pub log: LogSink,
     locks: ResourceLocks,
+    /// When this process applied its recent fixes (the per-instance cap).
+    fixes: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 impl Context {
@@ -34,7 +36,27 @@ impl Context {
             journal,
             log,
             locks: ResourceLocks::default(),
+            fixes: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    fn instance_fixes_last_hour(&self) -> u32 {
+        let mut fixes = self.fixes.lock().expect("fix counter poisoned");
+        let hour_ago = Instant::now().checked_sub(std::time::Duration::from_secs(3600));
+        while fixes
+            .front()
+            .is_some_and(|at| hour_ago.is_some_and(|hour_ago| *at < hour_ago))
+        {
+            fixes.pop_front();
+        }
+        fixes.len() as u32
+    }
+
+    fn count_fix(&self) {
+        self.fixes
+            .lock()
+            .expect("fix counter poisoned")
+            .push_back(Instant::now());
     }
 }
 
@@ -72,6 +94,15 @@ pub enum Outcome {
     Refused {
         reason: String,
     },
+    /// A safety control held the fix back (kill switch, blast-radius cap).
+    Held {
+        reason: String,
+    },
+    /// The resource is fought over; antibody no longer fixes it. `new` marks the event that started the quarantine.
+    Quarantined {
+        reason: String,
+        new: bool,
+    },
     /// A transient failure: the event must be redelivered.
     Retry {
         error: String,
@@ -93,6 +124,8 @@ impl Outcome {
             Outcome::Remediated { .. } => "remediated",
             Outcome::Failed { .. } => "failed",
             Outcome::Refused { .. } => "refused",
+            Outcome::Held { .. } => "held",
+            Outcome::Quarantined { .. } => "quarantined",
             Outcome::Retry { .. } => "retry",
         }
     }
@@ -145,9 +178,11 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     record.outcome = outcome.name().to_string();
     record.retry = matches!(outcome, Outcome::Retry { .. });
     record.reason = match &outcome {
-        Outcome::Ignored { reason } | Outcome::Exempt { reason } | Outcome::Refused { reason } => {
-            reason.clone()
-        }
+        Outcome::Ignored { reason }
+        | Outcome::Exempt { reason }
+        | Outcome::Refused { reason }
+        | Outcome::Held { reason }
+        | Outcome::Quarantined { reason, .. } => reason.clone(),
         Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),
         Outcome::FailedCall { code } => format!("the audited call failed with status {code}"),
         Outcome::DryRun { fix } | Outcome::Remediated { fix } => fix.describe(),
@@ -177,6 +212,7 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Route::Deleted(_) => return Outcome::Gone,
         Route::Ignore(reason) => return Outcome::Ignored { reason },
     };
+    record.resource_key = Some(target.key());
     let _serialised = cx.locks.lock(target.key()).await;
     let (resource, before) = match fetch(&cx.gcp, &target).await {
         Ok(read) => read,
@@ -186,14 +222,60 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
     record.before = Some(before);
     let plan = policy::evaluate(&cx.config, &resource);
     record.findings = plan.findings.clone();
-    match gate::admit(&cx.config, event, &resource, &plan) {
+    let safety = match cx
+        .journal
+        .safety(
+            &target.key(),
+            target.project(),
+            cx.config.safety.flap_window_secs,
+        )
+        .await
+    {
+        Ok(safety) => safety,
+        Err(err) => {
+            return Outcome::Retry {
+                error: err.to_string(),
+            };
+        }
+    };
+    let load = gate::Load {
+        instance_fixes_last_hour: cx.instance_fixes_last_hour(),
+    };
+    match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
         Verdict::Nothing => Outcome::Compliant,
+        Verdict::Held { fix, reason } => {
+            record.fix = Some(fix);
+            Outcome::Held { reason }
+        }
+        Verdict::Quarantined {
+            fix,
+            reason,
+            principals,
+            new,
+        } => {
+            record.fix = Some(fix);
+            let stored = match new {
+                true => cx
+                    .journal
+                    .quarantine(&target.key(), &principals.join(", "), &reason)
+                    .await
+                    .map(|_| ()),
+                false => Ok(()),
+            };
+            match stored {
+                Ok(()) => Outcome::Quarantined { reason, new },
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
         Verdict::Detected => Outcome::Detected,
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
         Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix).await {
             Ok(after) => {
                 record.after = after;
+                cx.count_fix();
                 Outcome::Remediated { fix }
             }
             Err(apply::Error::Google(err)) => {

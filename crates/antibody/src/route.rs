@@ -11,12 +11,23 @@ pub enum Target {
 }
 
 impl Target {
-    /// One string per resource, for per-resource serialisation.
+    /// The project the resource belongs to (for per-project caps).
+    pub fn project(&self) -> &str {
+        match self {
+            Target::Firewall { project, .. }
+            | Target::ProjectIam { project }
+            | Target::Bucket { project, .. } => project,
+        }
+    }
+
+    /// The resource's name as audit logs write it; one string per resource for locks, counters and exemptions.
     pub fn key(&self) -> String {
         match self {
-            Target::Firewall { project, name } => format!("compute/{project}/firewalls/{name}"),
-            Target::ProjectIam { project } => format!("resourcemanager/{project}/iam"),
-            Target::Bucket { name, .. } => format!("storage/buckets/{name}"),
+            Target::Firewall { project, name } => {
+                format!("projects/{project}/global/firewalls/{name}")
+            }
+            Target::ProjectIam { project } => format!("projects/{project}"),
+            Target::Bucket { name, .. } => format!("projects/_/buckets/{name}"),
         }
     }
 }

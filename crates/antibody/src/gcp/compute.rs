@@ -209,3 +209,32 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// Replaces a rule wholesale (PUT), as undo does to restore a recorded before-state.
+    pub async fn update_firewall(
+        &self,
+        project: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<(), Error> {
+        let url = format!(
+            "{}/{name}?requestId={}",
+            self.firewalls_url(project),
+            uuid::Uuid::new_v4()
+        );
+        let operation: Operation = self.call(Method::PUT, &url, Some(body)).await?;
+        self.wait(project, operation).await
+    }
+
+    /// Creates a rule from its REST JSON (undo of a delete).
+    pub async fn insert_firewall_json(&self, project: &str, body: &Value) -> Result<(), Error> {
+        let url = format!(
+            "{}?requestId={}",
+            self.firewalls_url(project),
+            uuid::Uuid::new_v4()
+        );
+        let operation: Operation = self.call(Method::POST, &url, Some(body)).await?;
+        self.wait(project, operation).await
+    }
+}

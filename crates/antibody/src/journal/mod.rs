@@ -1,5 +1,6 @@
 //! The journal: every accepted event, its decision, the before-state and the fix, written durably.
 
+mod safety;
 mod sqlite;
 
 use serde::Serialize;
@@ -40,12 +41,61 @@ pub struct Record {
     pub duration_us: i64,
     /// A transient failure: the row may be claimed again by a redelivery.
     pub retry: bool,
+    /// The resource the event pointed at (its audit-log name), for per-resource counters.
+    pub resource_key: Option<String>,
+}
+
+/// Seconds since the Unix epoch: windows and expiries are compared in these.
+pub fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// What the state store knows that bears on whether a fix may run now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Safety {
+    pub paused: bool,
+    pub exemption: Option<Exemption>,
+    pub quarantined: Option<Quarantine>,
+    /// Fixes of this resource within the flap window.
+    pub recent_fixes_of_resource: u32,
+    /// Who changed this resource in the events that led to those fixes, newest first.
+    pub recent_breakers: Vec<String>,
+    /// Fixes in the resource's project within the last hour.
+    pub recent_fixes_in_project: u32,
+}
+
+/// An entry of the exemption registry; `resource` may end in `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exemption {
+    pub id: i64,
+    pub resource: String,
+    pub owner: String,
+    pub reason: String,
+    pub expires_epoch: Option<i64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantine {
+    pub resource_key: String,
+    pub since: String,
+    pub principals: String,
+    pub reason: String,
 }
 
 /// One row, as `antibody journal` and tests read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub id: i64,
+    /// When the event arrived (RFC 3339).
+    pub time: String,
+    /// The resource's audit-log name (for an ignored event, the name it carried).
+    pub resource: String,
+    /// The policy that found something, if any.
+    pub policy: Option<String>,
     pub received_at: String,
     pub transport: String,
     pub deliveries: i64,

@@ -30,7 +30,32 @@ CREATE TABLE IF NOT EXISTS events (
     before_state  TEXT,
     after_state   TEXT,
     duration_us   INTEGER,
-    finished_at   TEXT
+    finished_at   TEXT,
+    resource_key  TEXT,
+    finished_epoch INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_fixes ON events(outcome, resource_key, finished_epoch);
+CREATE TABLE IF NOT EXISTS exemptions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    resource    TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    expires_epoch INTEGER,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    resource_key TEXT PRIMARY KEY,
+    since        TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    principals   TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    resource_key TEXT PRIMARY KEY,
+    epoch        INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_log_key ON events(log_key);
 CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
@@ -54,7 +79,7 @@ impl Journal {
         })
     }
 
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, Error> {
@@ -145,23 +170,15 @@ impl Journal {
         let reason = record.reason.clone();
         let state = if record.retry { "retry" } else { "done" };
         let duration_us = record.duration_us;
+        let resource_key = record.resource_key.clone();
+        let now = super::epoch_now();
         self.with(move |connection| {
             connection.execute(
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
                      before_state = ?7, after_state = ?8, duration_us = ?9,
-                     finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                     finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), resource_key = ?10, finished_epoch = ?11
                  WHERE id = ?1",
-                params![
-                    id,
-                    state,
-                    outcome,
-                    reason,
-                    findings,
-                    fix,
-                    before,
-                    after,
-                    duration_us
-                ],
+                params![id, state, outcome, reason, findings, fix, before, after, duration_us, resource_key, now],
             )?;
             Ok(())
         })
@@ -170,30 +187,47 @@ impl Journal {
 
     /// The newest rows first.
     pub async fn entries(&self, limit: usize) -> Result<Vec<Entry>, Error> {
+        self.select(limit, None).await
+    }
+
+    /// One row by its id.
+    pub async fn entry(&self, id: i64) -> Result<Option<Entry>, Error> {
+        Ok(self.select(1, Some(id)).await?.pop())
+    }
+
+    async fn select(&self, limit: usize, only: Option<i64>) -> Result<Vec<Entry>, Error> {
         self.with(move |connection| {
             let mut statement = connection.prepare(
                 "SELECT id, received_at, transport, deliveries, method_name, resource_name, project, principal,
-                        operation_id, state, outcome, reason, findings, fix, before_state, after_state, duration_us
-                 FROM events ORDER BY id DESC LIMIT ?1",
+                        operation_id, state, outcome, reason, findings, fix, before_state, after_state, duration_us,
+                        resource_key
+                 FROM events WHERE ?2 IS NULL OR id = ?2 ORDER BY id DESC LIMIT ?1",
             )?;
-            let rows = statement.query_map(params![limit as i64], |row| {
+            let rows = statement.query_map(params![limit as i64, only], |row| {
                 let json = |index: usize| -> rusqlite::Result<Option<serde_json::Value>> {
                     Ok(row.get::<_, Option<String>>(index)?.and_then(|text| serde_json::from_str(&text).ok()))
                 };
+                let findings: Vec<crate::policy::Finding> =
+                    json(12)?.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default();
+                let resource_name: String = row.get(5)?;
+                let resource_key: Option<String> = row.get(17)?;
                 Ok(Entry {
                     id: row.get(0)?,
+                    time: row.get(1)?,
+                    resource: resource_key.unwrap_or_else(|| resource_name.clone()),
+                    policy: findings.first().map(|finding| finding.policy.clone()),
                     received_at: row.get(1)?,
                     transport: row.get(2)?,
                     deliveries: row.get(3)?,
                     method_name: row.get(4)?,
-                    resource_name: row.get(5)?,
+                    resource_name,
                     project: row.get(6)?,
                     principal: row.get(7)?,
                     operation_id: row.get(8)?,
                     state: row.get(9)?,
                     outcome: row.get(10)?,
                     reason: row.get(11)?,
-                    findings: json(12)?.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default(),
+                    findings,
                     fix: json(13)?.and_then(|value| serde_json::from_value(value).ok()),
                     before: json(14)?,
                     after: json(15)?,
@@ -203,5 +237,37 @@ impl Journal {
             rows.collect()
         })
         .await
+    }
+}
+
+impl Journal {
+    /// Records an action antibody took on its own (an undo): a row of its own, durable like every other.
+    pub async fn record_action(
+        &self,
+        action: &str,
+        resource: &str,
+        project: &str,
+        principal: &str,
+        record: &Record,
+    ) -> Result<i64, Error> {
+        let key = format!("{action}:{}", uuid::Uuid::new_v4());
+        let values = (
+            action.to_string(),
+            resource.to_string(),
+            project.to_string(),
+            principal.to_string(),
+        );
+        let id = self
+            .with(move |connection| {
+                connection.execute(
+                    "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name, project,
+                         principal, state) VALUES (?1, ?1, ?2, 'antibody', ?2, ?3, ?4, ?5, 'processing')",
+                    params![key, values.0, values.1, values.2, values.3],
+                )?;
+                Ok(connection.last_insert_rowid())
+            })
+            .await?;
+        self.finish(id, record).await?;
+        Ok(id)
     }
 }

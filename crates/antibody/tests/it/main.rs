@@ -6,3 +6,5 @@ mod firewall;
 mod fixtures;
 mod harness;
 mod project_iam;
+mod safety;
+mod undo;

@@ -1,0 +1,187 @@
+//! The state the safety controls share: counters of recent fixes, quarantine, the exemption registry, the kill switch.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Error, Exemption, Journal, Quarantine, Safety, epoch_now};
+use crate::policy::glob_match;
+
+impl Journal {
+    /// Everything the gate needs about one resource, read in one transaction.
+    pub async fn safety(
+        &self,
+        resource_key: &str,
+        project: &str,
+        flap_window_secs: i64,
+    ) -> Result<Safety, Error> {
+        let (resource_key, project) = (resource_key.to_string(), project.to_string());
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let now = epoch_now();
+            let paused = transaction
+                .query_row("SELECT value FROM settings WHERE key = 'paused'", [], |row| row.get::<_, String>(0))
+                .optional()?
+                .is_some_and(|value| value == "1");
+            let exemption = {
+                let mut statement = transaction.prepare(
+                    "SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions
+                     WHERE expires_epoch IS NULL OR expires_epoch > ?1 ORDER BY id",
+                )?;
+                let rows = statement.query_map(params![now], exemption_row)?;
+                rows.filter_map(Result::ok).find(|exemption| glob_match(&exemption.resource, &resource_key))
+            };
+            let quarantined = transaction
+                .query_row(
+                    "SELECT resource_key, since, principals, reason FROM quarantine WHERE resource_key = ?1",
+                    params![resource_key],
+                    |row| Ok(Quarantine { resource_key: row.get(0)?, since: row.get(1)?, principals: row.get(2)?, reason: row.get(3)? }),
+                )
+                .optional()?;
+            // A release starts the flap window afresh.
+            let released: i64 = transaction
+                .query_row("SELECT epoch FROM releases WHERE resource_key = ?1", params![resource_key], |row| row.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let flap_since = (now - flap_window_secs).max(released);
+            let recent_fixes_of_resource: u32 = transaction.query_row(
+                "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2",
+                params![resource_key, flap_since],
+                |row| row.get(0),
+            )?;
+            let recent_breakers = {
+                let mut statement = transaction.prepare(
+                    "SELECT principal FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2
+                     ORDER BY id DESC",
+                )?;
+                let rows = statement.query_map(params![resource_key, flap_since], |row| row.get::<_, String>(0))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            let recent_fixes_in_project: u32 = transaction.query_row(
+                "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND project = ?1 AND finished_epoch > ?2",
+                params![project, now - 3600],
+                |row| row.get(0),
+            )?;
+            transaction.commit()?;
+            Ok(Safety { paused, exemption, quarantined, recent_fixes_of_resource, recent_breakers, recent_fixes_in_project })
+        })
+        .await
+    }
+
+    /// Marks a resource quarantined; `false` when it already was (so the alert is raised once).
+    pub async fn quarantine(
+        &self,
+        resource_key: &str,
+        principals: &str,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        let values = (
+            resource_key.to_string(),
+            principals.to_string(),
+            reason.to_string(),
+        );
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT OR IGNORE INTO quarantine (resource_key, principals, reason) VALUES (?1, ?2, ?3)",
+                params![values.0, values.1, values.2],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn quarantined(&self) -> Result<Vec<Quarantine>, Error> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT resource_key, since, principals, reason FROM quarantine ORDER BY since",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(Quarantine {
+                    resource_key: row.get(0)?,
+                    since: row.get(1)?,
+                    principals: row.get(2)?,
+                    reason: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Lets antibody fix a quarantined resource again; `false` when it was not quarantined.
+    pub async fn release(&self, resource_key: &str) -> Result<bool, Error> {
+        let resource_key = resource_key.to_string();
+        self.with(move |connection| {
+            let transaction = connection.transaction()?;
+            let released = transaction.execute(
+                "DELETE FROM quarantine WHERE resource_key = ?1",
+                params![resource_key],
+            )? == 1;
+            transaction.execute(
+                "INSERT INTO releases (resource_key, epoch) VALUES (?1, ?2)
+                 ON CONFLICT(resource_key) DO UPDATE SET epoch = excluded.epoch",
+                params![resource_key, epoch_now()],
+            )?;
+            transaction.commit()?;
+            Ok(released)
+        })
+        .await
+    }
+
+    /// The kill switch: while paused, antibody detects and journals but changes nothing.
+    pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT INTO settings (key, value) VALUES ('paused', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![if paused { "1" } else { "0" }],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn add_exemption(
+        &self,
+        resource: &str,
+        owner: &str,
+        reason: &str,
+        expires_epoch: Option<i64>,
+    ) -> Result<i64, Error> {
+        let values = (resource.to_string(), owner.to_string(), reason.to_string());
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT INTO exemptions (resource, owner, reason, expires_epoch) VALUES (?1, ?2, ?3, ?4)",
+                params![values.0, values.1, values.2, expires_epoch],
+            )?;
+            Ok(connection.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Every registered exemption, expired ones included (they simply stop applying).
+    pub async fn exemptions(&self) -> Result<Vec<Exemption>, Error> {
+        self.with(|connection| {
+            let mut statement =
+                connection.prepare("SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions ORDER BY id")?;
+            let rows = statement.query_map([], exemption_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn remove_exemption(&self, id: i64) -> Result<bool, Error> {
+        self.with(move |connection| {
+            Ok(connection.execute("DELETE FROM exemptions WHERE id = ?1", params![id])? == 1)
+        })
+        .await
+    }
+}
+
+fn exemption_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exemption> {
+    Ok(Exemption {
+        id: row.get(0)?,
+        resource: row.get(1)?,
+        owner: row.get(2)?,
+        reason: row.get(3)?,
+        expires_epoch: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}

@@ -1,0 +1,215 @@
+//! Safety controls end to end: flap quarantine, blast-radius caps, the kill switch, the exemption registry, dry-run.
+
+use serde_json::json;
+
+use crate::harness::{Harness, Options, USER};
+
+fn open_ssh(name: &str) -> serde_json::Value {
+    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
+#[tokio::test]
+async fn a_rule_rebroken_five_times_is_fixed_three_times_then_quarantined_with_one_alert() {
+    let harness = Harness::start().await;
+    harness.user_inserts(open_ssh("contested")).await;
+    for _ in 0..4 {
+        harness
+            .user_patches("contested", json!({"disabled": false}))
+            .await;
+    }
+    assert_eq!(harness.count("remediated").await, 3);
+    assert_eq!(
+        harness.rule("contested").await["disabled"],
+        false,
+        "antibody stopped fighting"
+    );
+    let quarantined = harness.count("quarantined").await;
+    assert!(
+        quarantined >= 2,
+        "every later event is journaled, never skipped silently ({quarantined})"
+    );
+    let alerts: Vec<_> = harness
+        .cx()
+        .log
+        .lines()
+        .into_iter()
+        .filter(|line| line["severity"] == "CRITICAL")
+        .collect();
+    assert_eq!(alerts.len(), 1, "one high-severity alert");
+    assert!(
+        alerts[0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(USER)),
+        "it names the competing principal: {}",
+        alerts[0]
+    );
+    let list = harness
+        .cx()
+        .journal
+        .quarantined()
+        .await
+        .expect("quarantine");
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        list[0].resource_key,
+        "projects/test-project/global/firewalls/contested"
+    );
+    // Released, antibody fixes it again.
+    assert!(
+        harness
+            .cx()
+            .journal
+            .release(&list[0].resource_key)
+            .await
+            .expect("release")
+    );
+    harness
+        .user_patches("contested", json!({"priority": 900}))
+        .await;
+    assert_eq!(harness.rule("contested").await["disabled"], true);
+}
+
+#[tokio::test]
+async fn twenty_violations_with_a_cap_of_ten_fix_ten_and_hold_the_rest() {
+    let options = Options {
+        tweak: Box::new(|config| config.safety.flap_threshold = 0),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    for index in 0..20 {
+        harness
+            .user_inserts(open_ssh(&format!("burst-{index}")))
+            .await;
+    }
+    assert_eq!(harness.count("remediated").await, 10);
+    let held = harness
+        .cx()
+        .journal
+        .entries(1000)
+        .await
+        .expect("journal")
+        .into_iter()
+        .filter(|entry| entry.outcome.as_deref() == Some("held"))
+        .collect::<Vec<_>>();
+    assert!(held.len() >= 10, "{}", held.len());
+    assert!(
+        held[0]
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("max_fixes_per_project_per_hour = 10"))
+    );
+    assert!(
+        held[0].fix.is_some(),
+        "the plan that was held back is journaled"
+    );
+    let open = futures_open(&harness).await;
+    assert_eq!(
+        open, 10,
+        "the held-back rules stay open until someone looks"
+    );
+    assert!(
+        harness
+            .cx()
+            .log
+            .lines()
+            .iter()
+            .any(|line| line["logging.googleapis.com/labels"]["outcome"] == "held")
+    );
+}
+
+async fn futures_open(harness: &Harness) -> usize {
+    let mut open = 0;
+    for index in 0..20 {
+        if harness.rule(&format!("burst-{index}")).await["disabled"] == false {
+            open += 1;
+        }
+    }
+    open
+}
+
+#[tokio::test]
+async fn the_kill_switch_holds_fixes_until_resumed() {
+    let harness = Harness::start().await;
+    harness.cx().journal.set_paused(true).await.expect("pause");
+    harness.user_inserts(open_ssh("while-paused")).await;
+    assert_eq!(harness.rule("while-paused").await["disabled"], false);
+    assert_eq!(harness.count("held").await, 2);
+    harness
+        .cx()
+        .journal
+        .set_paused(false)
+        .await
+        .expect("resume");
+    harness
+        .user_patches("while-paused", json!({"priority": 999}))
+        .await;
+    assert_eq!(harness.rule("while-paused").await["disabled"], true);
+}
+
+#[tokio::test]
+async fn registered_exemptions_apply_until_they_expire() {
+    let harness = Harness::start().await;
+    let journal = &harness.cx().journal;
+    let now = antibody::journal::epoch_now();
+    journal
+        .add_exemption(
+            "projects/test-project/global/firewalls/bastion-*",
+            "alice@example.com",
+            "jump hosts, INC-42",
+            Some(now + 3600),
+        )
+        .await
+        .expect("add");
+    journal
+        .add_exemption(
+            "projects/test-project/global/firewalls/old-*",
+            "bob@example.com",
+            "expired",
+            Some(now - 1),
+        )
+        .await
+        .expect("add");
+    harness.user_inserts(open_ssh("bastion-eu")).await;
+    harness.user_inserts(open_ssh("old-thing")).await;
+    assert_eq!(harness.rule("bastion-eu").await["disabled"], false);
+    assert_eq!(
+        harness.rule("old-thing").await["disabled"],
+        true,
+        "an expired exemption stops applying by itself"
+    );
+    let entries = journal.entries(100).await.expect("journal");
+    let exempt = entries
+        .iter()
+        .find(|entry| entry.outcome.as_deref() == Some("exempt"))
+        .expect("exempt row");
+    let reason = exempt.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("alice@example.com") && reason.contains("INC-42"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn the_dry_run_plan_equals_the_enforced_plan() {
+    let rule = json!({"name": "same-plan", "allowed": [{"IPProtocol": "all"}], "sourceRanges": ["0.0.0.0/0", "10.0.0.0/8"]});
+    let mut plans = Vec::new();
+    for dry_run in [true, false] {
+        let options = Options {
+            tweak: Box::new(move |config| {
+                config.dry_run = dry_run;
+                config.firewall.fix = antibody::policy::firewall::FixKind::Narrow;
+            }),
+            ..Options::default()
+        };
+        let harness = Harness::with(options).await;
+        harness.user_inserts(rule.clone()).await;
+        let entries = harness.cx().journal.entries(100).await.expect("journal");
+        let planned = entries
+            .iter()
+            .rev()
+            .find_map(|entry| entry.fix.clone())
+            .expect("a plan");
+        plans.push(planned);
+    }
+    assert_eq!(plans[0], plans[1]);
+}
