@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use antibody::config::{Config, RawConfig};
@@ -403,7 +403,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn open_journal(state: &PathBuf) -> anyhow::Result<antibody::journal::Journal> {
+fn open_journal(state: &Path) -> anyhow::Result<antibody::journal::Journal> {
     if !state.exists() {
         anyhow::bail!("no journal at {}", state.display());
     }
@@ -505,10 +505,8 @@ fn expiry(text: &str) -> anyhow::Result<i64> {
         "d" => 86_400,
         _ => 0,
     };
-    if seconds > 0 {
-        if let Ok(count) = number.parse::<i64>() {
-            return Ok(now + count * seconds);
-        }
+    if let (true, Ok(count)) = (seconds > 0, number.parse::<i64>()) {
+        return Ok(now + count * seconds);
     }
     let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .with_context(|| {
