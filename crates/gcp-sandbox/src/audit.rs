@@ -75,9 +75,113 @@ async fn all_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(Value::Array(shared.audit.entries()))
 }
 
-/// Cloud Logging's `entries:list`, newest last; `filter` and paging are not interpreted.
-async fn list_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({ "entries": shared.audit.entries() }))
+/// Cloud Logging's `entries:list`: `resourceNames` (`projects/P`), `filter` (equality terms joined by AND),
+/// `orderBy` (`timestamp asc|desc`), `pageSize` and `pageToken`.
+async fn list_entries(
+    State(shared): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, crate::ApiError> {
+    let invalid = |message: String| {
+        crate::ApiError::esf(
+            axum::http::StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            message,
+        )
+    };
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?
+    };
+    let terms = parse_filter(request["filter"].as_str().unwrap_or("")).map_err(invalid)?;
+    let resources: Vec<String> = request["resourceNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|name| name.as_str().map(|name| format!("{name}/")))
+        .collect();
+    let mut entries: Vec<Value> = shared
+        .audit
+        .entries()
+        .into_iter()
+        .filter(|entry| {
+            let log_name = entry["logName"].as_str().unwrap_or_default();
+            resources.is_empty()
+                || resources
+                    .iter()
+                    .any(|prefix| log_name.starts_with(prefix.as_str()))
+        })
+        .filter(|entry| {
+            terms
+                .iter()
+                .all(|(path, value)| lookup(entry, path) == Some(value.as_str()))
+        })
+        .collect();
+    match request["orderBy"]
+        .as_str()
+        .unwrap_or("timestamp asc")
+        .trim()
+    {
+        "timestamp asc" | "timestamp" => {}
+        "timestamp desc" => entries.reverse(),
+        other => return Err(invalid(format!("Unsupported orderBy: {other}"))),
+    }
+    let size = request["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
+    let start: usize = match request["pageToken"]
+        .as_str()
+        .filter(|token| !token.is_empty())
+    {
+        Some(token) => token
+            .parse()
+            .map_err(|_| invalid(format!("Invalid page token: {token}")))?,
+        None => 0,
+    };
+    let page: Vec<Value> = entries.iter().skip(start).take(size).cloned().collect();
+    let mut answer = json!({ "entries": page });
+    if start + size < entries.len() {
+        answer["nextPageToken"] = json!((start + size).to_string());
+    }
+    Ok(Json(answer))
+}
+
+/// `a.b = "x" AND c.d="y"` → [("a.b", "x"), ("c.d", "y")]; anything else is refused, not ignored.
+fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, String> {
+    if filter.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    filter
+        .split(" AND ")
+        .map(|term| {
+            let (path, value) = term.split_once('=').ok_or_else(|| {
+                format!(
+                    "Unsupported filter term: {term}; only field = \"value\" terms joined by AND"
+                )
+            })?;
+            let path = path.trim();
+            let field = !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+            if !field || value.starts_with('=') {
+                return Err(format!(
+                    "Unsupported filter term: {term}; only field = \"value\" terms joined by AND"
+                ));
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|value| value.strip_suffix('"'))
+                .unwrap_or(value);
+            Ok((path.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn lookup<'a>(entry: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.')
+        .try_fold(entry, |value, key| value.get(key))
+        .and_then(Value::as_str)
 }
 
 static INSERT_IDS: AtomicU64 = AtomicU64::new(0);

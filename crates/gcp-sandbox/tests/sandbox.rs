@@ -467,3 +467,76 @@ async fn seeds_are_validated_like_inserts() {
         .expect("refused");
     assert!(error.to_string().contains("resource.name"), "{error}");
 }
+
+#[tokio::test]
+async fn entries_list_filters_orders_and_pages() {
+    let mut config = SandboxConfig::default();
+    config
+        .principals
+        .insert("a".into(), "alice@example.com".into());
+    let (running, client, base) = sandbox(config).await;
+    client
+        .post(&base)
+        .bearer_auth("a")
+        .json(&rule("one"))
+        .send()
+        .await
+        .expect("insert");
+    client
+        .post(&base)
+        .bearer_auth("b")
+        .json(&rule("two"))
+        .send()
+        .await
+        .expect("insert");
+    client
+        .post(base.replace("/p1/", "/p2/"))
+        .bearer_auth("a")
+        .json(&rule("three"))
+        .send()
+        .await
+        .expect("insert");
+    let list = |body: Value| {
+        let client = client.clone();
+        let url = format!("{}/v2/entries:list", running.base_url());
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("list")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let all = list(json!({})).await;
+    assert_eq!(all["entries"].as_array().map(Vec::len), Some(6));
+    let alice = list(json!({"resourceNames": ["projects/p1"],
+        "filter": "protoPayload.authenticationInfo.principalEmail = \"alice@example.com\" AND protoPayload.methodName=\"v1.compute.firewalls.insert\""})).await;
+    assert_eq!(
+        alice["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{alice}"
+    );
+    let first = list(json!({"pageSize": 4, "orderBy": "timestamp desc"})).await;
+    assert_eq!(first["entries"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        first["entries"][0]["protoPayload"]["resourceName"],
+        "projects/p2/global/firewalls/three"
+    );
+    let rest = list(
+        json!({"pageSize": 4, "orderBy": "timestamp desc", "pageToken": first["nextPageToken"]}),
+    )
+    .await;
+    assert_eq!(rest["entries"].as_array().map(Vec::len), Some(2));
+    assert!(rest.get("nextPageToken").is_none());
+    let refused = client
+        .post(format!("{}/v2/entries:list", running.base_url()))
+        .json(&json!({"filter": "severity>=ERROR"}))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}

@@ -127,3 +127,206 @@ fn the_demo_heals_every_case() {
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("every hole was closed"), "{stdout}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Kills a child process when dropped, so a failing test leaves nothing running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_antibody"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("antibody starts"),
+    )
+}
+
+async fn wait_for(url: &str, client: &reqwest::Client) {
+    for _ in 0..200 {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{url} never answered");
+}
+
+#[tokio::test]
+async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
+    let (sandbox_port, engine_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("journal.sqlite");
+    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+    let _sandbox = spawn(&[
+        "sandbox",
+        "--port",
+        &sandbox_port.to_string(),
+        "--deliver-to",
+        &format!("http://127.0.0.1:{engine_port}/"),
+        "--principal",
+        "me=me@example.com",
+        "--principal",
+        "bot=bot@p.iam.gserviceaccount.com",
+    ]);
+    let _engine = spawn(&[
+        "serve",
+        "--port",
+        &engine_port.to_string(),
+        "--google-endpoint",
+        &sandbox_url,
+        "--state",
+        state.to_str().expect("utf-8"),
+        "--insecure-no-auth",
+        "--access-token",
+        "bot",
+        "--identity",
+        "bot@p.iam.gserviceaccount.com",
+    ]);
+    let client = reqwest::Client::new();
+    wait_for(&format!("http://127.0.0.1:{engine_port}/healthz"), &client).await;
+    wait_for(
+        &format!("{sandbox_url}/compute/v1/projects/p/global/firewalls"),
+        &client,
+    )
+    .await;
+    let rules = format!("{sandbox_url}/compute/v1/projects/p/global/firewalls");
+    let rule = serde_json::json!({"name": "cli-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]});
+    assert!(
+        client
+            .post(&rules)
+            .bearer_auth("me")
+            .json(&rule)
+            .send()
+            .await
+            .expect("insert")
+            .status()
+            .is_success()
+    );
+    let mut disabled = false;
+    for _ in 0..200 {
+        let read: serde_json::Value = client
+            .get(format!("{rules}/cli-ssh"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if read["disabled"] == true {
+            disabled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(disabled, "the separate antibody process disabled the rule");
+    let output = antibody(
+        &[
+            "journal",
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ],
+        "",
+    );
+    let entries: serde_json::Value = serde_json::from_slice(&output.stdout).expect("journal json");
+    let outcomes: Vec<&str> = entries
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|entry| entry["outcome"].as_str())
+        .collect();
+    assert!(outcomes.contains(&"remediated"), "{outcomes:?}");
+    for entry in entries.as_array().expect("array") {
+        for field in ["id", "resource", "outcome", "time"] {
+            assert!(
+                entry.get(field).is_some(),
+                "journal json lacks {field}: {entry}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn replay_pushes_recorded_events_through_the_same_pipeline() {
+    let sandbox = gcp_sandbox::start(Default::default(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox");
+    let client = reqwest::Client::new();
+    let rules = format!(
+        "{}/compute/v1/projects/p/global/firewalls",
+        sandbox.base_url()
+    );
+    let rule = serde_json::json!({"name": "replayed", "allowed": [{"IPProtocol": "tcp", "ports": ["6379"]}], "sourceRanges": ["::/0"]});
+    client
+        .post(&rules)
+        .bearer_auth("someone")
+        .json(&rule)
+        .send()
+        .await
+        .expect("insert");
+    let dir = tempfile::tempdir().expect("dir");
+    let recorded = dir.path().join("events.jsonl");
+    let mut lines: Vec<String> = sandbox
+        .audit_entries()
+        .iter()
+        .map(|entry| entry.to_string())
+        .collect();
+    lines.push("{\"not\": \"an event\"}".into());
+    std::fs::write(&recorded, lines.join("\n")).expect("write");
+    let state = dir.path().join("journal.sqlite");
+    let base = sandbox.base_url();
+    let output = tokio::task::spawn_blocking(move || {
+        antibody(
+            &[
+                "replay",
+                recorded.to_str().expect("utf-8"),
+                "--google-endpoint",
+                &base,
+                "--state",
+                state.to_str().expect("utf-8"),
+            ],
+            "",
+        )
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "one line was rejected: {stdout}"
+    );
+    assert!(stdout.contains("line 1: #1 remediated"), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 3: rejected"));
+    let read: serde_json::Value = client
+        .get(format!("{rules}/replayed"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["disabled"], true);
+}
