@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod receive;
 pub mod route;
+pub mod scan;
 pub mod undo;
 
 use std::net::SocketAddr;

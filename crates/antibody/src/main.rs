@@ -32,6 +32,8 @@ enum Command {
     Sandbox(gcp_sandbox::cli::Args),
     /// Evaluate one resource offline (exit 0 compliant, 1 violations, 2 bad input).
     Check(CheckArgs),
+    /// Sweep whole projects (firewall rules, buckets, project IAM); report, or fix with --fix through the same gate.
+    Scan(ScanArgs),
     /// Push recorded events (one JSON document per line) through the same pipeline as `serve`.
     Replay(ReplayArgs),
     /// Validate a configuration file and print what it means.
@@ -185,6 +187,43 @@ struct CheckArgs {
 }
 
 #[derive(clap::Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// A project to sweep. Repeatable.
+    #[arg(long = "project", required = true)]
+    projects: Vec<String>,
+    /// Fix what is found (through the same gate, journal and alerts as events); report only without it.
+    #[arg(long)]
+    fix: bool,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    format: ScanFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScanFormat {
+    Table,
+    Json,
+    Sarif,
+    Markdown,
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+struct ScanProgress(Option<indicatif::ProgressBar>);
+
+impl antibody::scan::Progress for ScanProgress {
+    fn step(&self, message: &str) {
+        match &self.0 {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(message.to_string());
+            }
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+#[derive(clap::Args)]
 struct ReplayArgs {
     #[command(flatten)]
     engine: EngineArgs,
@@ -246,6 +285,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sandbox(args) => args.run().await.map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check(args),
         Command::Replay(args) => replay(args).await,
+        Command::Scan(args) => scan(args).await,
         Command::CheckConfig { config } => {
             let config = load_config(Some(&config))?;
             println!("configuration is valid\n{config:#?}");
@@ -363,6 +403,56 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let mut config = engine_config(&args.engine)?;
+    // A report-only sweep writes nothing: its journal is thrown away unless a state file was named.
+    let scratch = tempfile::tempdir()?;
+    if !args.fix {
+        config.dry_run = true;
+        if args.engine.state.is_none() {
+            config.state = scratch.path().join("scan.sqlite");
+        }
+    }
+    let context = antibody::build(
+        config,
+        if args.fix {
+            LogSink::Stdout
+        } else {
+            LogSink::Silent
+        },
+    )?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(args.projects.len() as u64 * 2);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = ScanProgress(bar);
+    let report = antibody::scan::sweep(&context, &args.projects, args.fix, &progress).await;
+    if let Some(bar) = &progress.0 {
+        bar.finish_and_clear();
+    }
+    match args.format {
+        ScanFormat::Table => print!("{}", antibody::scan::table(&report)),
+        ScanFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ScanFormat::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&antibody::scan::sarif(&report))?
+        ),
+        ScanFormat::Markdown => print!("{}", antibody::scan::markdown(&report)),
+    }
+    Ok(
+        match (report.errors.is_empty(), report.violations.is_empty()) {
+            (false, _) => ExitCode::from(2),
+            (true, true) => ExitCode::SUCCESS,
+            (true, false) => ExitCode::from(1),
+        },
+    )
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

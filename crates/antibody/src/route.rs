@@ -59,7 +59,34 @@ pub const PROJECT_IAM_METHODS: &[&str] = &[
     "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
 ];
 
+/// The target a resource name denotes, as a sweep names resources: `projects/P/global/firewalls/N`,
+/// `projects/_/buckets/B`, `projects/P`.
+pub fn target_of(resource_name: &str, project: &str) -> Option<Target> {
+    if let Some(name) = resource_name.strip_prefix("projects/_/buckets/") {
+        return (!name.is_empty() && !name.contains('/')).then(|| Target::Bucket {
+            project: project.to_string(),
+            name: name.to_string(),
+        });
+    }
+    if let Some(target) = firewall_target(resource_name, project) {
+        return Some(target);
+    }
+    let id = resource_name.strip_prefix("projects/")?;
+    (!id.is_empty() && !id.contains('/')).then(|| Target::ProjectIam {
+        project: id.to_string(),
+    })
+}
+
 pub fn route(event: &AuditEvent) -> Route {
+    if event.transport == crate::event::Transport::Scan {
+        return match target_of(&event.resource_name, &event.project) {
+            Some(target) => Route::Check(target),
+            None => Route::Ignore(format!(
+                "'{}' is not a resource antibody sweeps",
+                event.resource_name
+            )),
+        };
+    }
     if event.service_name == "cloudresourcemanager.googleapis.com" {
         return route_resource_manager(event);
     }

@@ -7,4 +7,5 @@ mod fixtures;
 mod harness;
 mod project_iam;
 mod safety;
+mod scan;
 mod undo;

@@ -1,0 +1,117 @@
+//! `scan` end to end against a seeded sandbox with a mix of good and bad resources.
+
+use std::sync::Arc;
+
+use antibody::scan::{self, Progress};
+use serde_json::json;
+
+use crate::harness::{Harness, Options, PROJECT};
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _message: &str) {}
+}
+
+fn seeded() -> Options {
+    Options {
+        seed: vec![
+            json!({"name": "ssh-world", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]}),
+            json!({"name": "web", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}], "sourceRanges": ["0.0.0.0/0"]}),
+            json!({"name": "gke-node-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]}),
+            json!({"name": "already-off", "disabled": true, "allowed": [{"IPProtocol": "all"}], "sourceRanges": ["0.0.0.0/0"]}),
+        ],
+        buckets: vec![
+            json!({"name": "public-acl", "acl": [{"entity": "allUsers", "role": "READER"}, {"entity": "project-owners-1", "role": "OWNER"}]}),
+            json!({"name": "private-data"}),
+            json!({"name": "site", "labels": {"antibody-exempt": "website"}, "acl": [{"entity": "allUsers", "role": "READER"}]}),
+        ],
+        project_policy: Some(
+            json!({"bindings": [{"role": "roles/owner", "members": ["user:owner@example.com"]},
+            {"role": "roles/editor", "members": ["user:someone@gmail.com"]}]}),
+        ),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_report_only_sweep_finds_exactly_the_bad_resources_and_changes_nothing() {
+    let harness = Harness::with(seeded()).await;
+    let cx: &Arc<_> = harness.cx();
+    let report = scan::sweep(cx, &[PROJECT.to_string()], false, &Quiet).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        (report.firewalls, report.buckets, report.project_policies),
+        (4, 3, 1)
+    );
+    let resources: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|violation| violation.resource.as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        vec![
+            "projects/_/buckets/public-acl",
+            "projects/test-project",
+            "projects/test-project/global/firewalls/ssh-world"
+        ]
+    );
+    assert_eq!(harness.rule("ssh-world").await["disabled"], false);
+    assert!(
+        harness.sandbox.audit_entries().is_empty(),
+        "a report changes nothing"
+    );
+    let sarif = scan::sarif(&report);
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().map(Vec::len),
+        Some(
+            report
+                .violations
+                .iter()
+                .map(|violation| violation.findings.len())
+                .sum()
+        )
+    );
+    assert!(
+        scan::markdown(&report).contains("| `projects/test-project/global/firewalls/ssh-world` |")
+    );
+}
+
+#[tokio::test]
+async fn a_fixing_sweep_goes_through_the_pipeline() {
+    let harness = Harness::with(seeded()).await;
+    let report = scan::sweep(harness.cx(), &[PROJECT.to_string()], true, &Quiet).await;
+    harness.sandbox.settled().await;
+    assert!(
+        report
+            .violations
+            .iter()
+            .all(|violation| violation.outcome.as_deref() == Some("remediated")),
+        "{:?}",
+        report.violations
+    );
+    assert_eq!(harness.rule("ssh-world").await["disabled"], true);
+    assert_eq!(harness.rule("gke-node-ssh").await["disabled"], false);
+    assert!(
+        !harness.bucket("public-acl").await["acl"]
+            .to_string()
+            .contains("allUsers")
+    );
+    assert!(
+        harness.bucket("site").await["acl"]
+            .to_string()
+            .contains("allUsers"),
+        "exempt buckets stay public"
+    );
+    assert!(
+        !harness
+            .project_policy()
+            .await
+            .to_string()
+            .contains("gmail.com")
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    assert!(rows.iter().filter(|row| row.transport == "scan").count() >= 3);
+}
