@@ -60,8 +60,12 @@ pub struct RawServe {
     pub state: Option<PathBuf>,
     /// Base URL that replaces every Google API host (for the sandbox); unset means Google's real endpoints.
     pub google_endpoint: Option<String>,
-    /// Bearer token to send to Google; unset means no Authorization header (the sandbox accepts that).
+    /// Bearer token to send to Google. Unset: tokens come from the metadata server (Cloud Run, GCE), or, with a
+    /// `google_endpoint` override and no metadata host, no Authorization header is sent (the sandbox accepts that).
     pub access_token: Option<String>,
+    /// The metadata server's host:port (default: the GCE_METADATA_HOST environment variable, else
+    /// metadata.google.internal when talking to Google).
+    pub metadata_host: Option<String>,
     /// Principals that are antibody itself: events they cause are journaled and never acted on (loop guard).
     #[serde(default)]
     pub identities: Vec<String>,
@@ -183,6 +187,7 @@ pub struct Config {
     pub state: PathBuf,
     pub google_endpoint: Option<String>,
     pub access_token: Option<String>,
+    pub metadata_host: Option<String>,
     pub identities: Vec<String>,
     pub dry_run: bool,
     pub insecure_no_auth: bool,
@@ -249,6 +254,10 @@ impl Config {
                 .google_endpoint
                 .map(|url| url.trim_end_matches('/').to_string()),
             access_token: raw.serve.access_token,
+            metadata_host: raw
+                .serve
+                .metadata_host
+                .or_else(|| std::env::var("GCE_METADATA_HOST").ok()),
             identities: raw.serve.identities,
             dry_run: raw.serve.dry_run,
             insecure_no_auth: raw.serve.insecure_no_auth,

@@ -11,6 +11,7 @@ pub mod gcp;
 pub mod journal;
 pub mod notify;
 pub mod pipeline;
+pub mod plan;
 pub mod policy;
 pub mod receive;
 pub mod route;
@@ -29,11 +30,25 @@ use crate::pipeline::Context;
 /// Builds the engine from validated configuration: opens the journal and the Google client.
 pub fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
     let journal = journal::Journal::open(&config.state)?;
-    let client = gcp::Client::new(
+    let client = gcp::Client::with_credentials(
         gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        config.access_token.clone(),
+        credentials(&config),
     );
     Ok(Arc::new(Context::new(config, client, journal, log)))
+}
+
+/// Which credentials to use: an explicit token wins, then the metadata server (always, when talking to Google).
+pub fn credentials(config: &Config) -> gcp::auth::Credentials {
+    match (
+        &config.access_token,
+        &config.metadata_host,
+        &config.google_endpoint,
+    ) {
+        (Some(token), _, _) => gcp::auth::Credentials::Token(token.clone()),
+        (None, Some(host), _) => gcp::auth::Credentials::metadata(host.clone()),
+        (None, None, None) => gcp::auth::Credentials::metadata("metadata.google.internal"),
+        (None, None, Some(_)) => gcp::auth::Credentials::Anonymous,
+    }
 }
 
 /// A receiver listening on a socket.

@@ -34,6 +34,8 @@ enum Command {
     Check(CheckArgs),
     /// Sweep whole projects (firewall rules, buckets, project IAM); report, or fix with --fix through the same gate.
     Scan(ScanArgs),
+    /// Print the deployment (service account, least-privilege role, Cloud Run, Eventarc triggers) for the enabled policies.
+    Plan(PlanArgs),
     /// Push recorded events (one JSON document per line) through the same pipeline as `serve`.
     Replay(ReplayArgs),
     /// Validate a configuration file and print what it means.
@@ -157,7 +159,7 @@ struct EngineArgs {
     #[arg(long, env = "ANTIBODY_ACCESS_TOKEN", hide_env_values = true)]
     access_token: Option<String>,
     /// A principal that is antibody itself (loop guard). Repeatable.
-    #[arg(long = "identity")]
+    #[arg(long = "identity", env = "ANTIBODY_IDENTITY", value_delimiter = ',')]
     identities: Vec<String>,
 }
 
@@ -198,6 +200,27 @@ struct ScanArgs {
     fix: bool,
     #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
     format: ScanFormat,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    #[arg(long)]
+    project: String,
+    #[arg(long, default_value = "us-central1")]
+    region: String,
+    /// The container image to deploy.
+    #[arg(long, default_value = "ghcr.io/antibody/antibody:latest")]
+    image: String,
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Gcloud)]
+    format: PlanFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Gcloud,
+    Terraform,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -286,6 +309,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Replay(args) => replay(args).await,
         Command::Scan(args) => scan(args).await,
+        Command::Plan(args) => {
+            let config = load_config(args.config.as_ref())?;
+            let deployment =
+                antibody::plan::deployment(&config, &args.project, &args.region, &args.image);
+            match args.format {
+                PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
+                PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { config } => {
             let config = load_config(Some(&config))?;
             println!("configuration is valid\n{config:#?}");
@@ -557,9 +590,9 @@ async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
 async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     let config = engine_config(&args.engine)?;
     let journal = open_journal(&config.state)?;
-    let client = antibody::gcp::Client::new(
+    let client = antibody::gcp::Client::with_credentials(
         antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        config.access_token.clone(),
+        antibody::credentials(&config),
     );
     let identity = config
         .identities

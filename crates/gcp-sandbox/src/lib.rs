@@ -5,11 +5,13 @@
 //! Log entries Google would write, and those are delivered to subscribers the way Eventarc (or Pub/Sub push) does.
 
 pub mod audit;
+mod authz;
 pub mod cli;
 mod compute;
 pub mod deliver;
 mod error;
 mod iam;
+mod metadata;
 mod resourcemanager;
 mod storage;
 mod time_fmt;
@@ -42,6 +44,10 @@ pub struct SandboxConfig {
     pub retry: RetryPolicy,
     /// Resources to start with.
     pub seed: Seed,
+    /// The service account whose tokens the metadata server hands out.
+    pub metadata_email: String,
+    /// How long a metadata-server token lives.
+    pub metadata_token_lifetime: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -52,6 +58,8 @@ impl Default for SandboxConfig {
             operation_delay: Duration::ZERO,
             retry: RetryPolicy::default(),
             seed: Seed::default(),
+            metadata_email: "antibody@sandbox-project.iam.gserviceaccount.com".into(),
+            metadata_token_lifetime: Duration::from_secs(3599),
         }
     }
 }
@@ -81,6 +89,10 @@ pub(crate) struct Shared {
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
+    pub(crate) ledger: authz::Ledger,
+    /// Tokens minted by the metadata server → their principal.
+    pub(crate) issued: Mutex<HashMap<String, String>>,
+    pub(crate) tokens_issued: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -101,6 +113,13 @@ impl Shared {
                 .principals
                 .get(token)
                 .cloned()
+                .or_else(|| {
+                    self.issued
+                        .lock()
+                        .expect("token map poisoned")
+                        .get(token)
+                        .cloned()
+                })
                 .unwrap_or_else(|| token.to_string()),
             None => "anonymous".to_string(),
         }
@@ -134,6 +153,18 @@ impl Running {
     /// The audit log, to watch from another task.
     pub fn audit_log(&self) -> &audit::AuditLog {
         &self.shared.audit
+    }
+
+    /// How many tokens the metadata server has handed out.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared
+            .tokens_issued
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The IAM permissions the calls of `principal` needed so far.
+    pub fn permissions_used_by(&self, principal: &str) -> std::collections::BTreeSet<String> {
+        self.shared.ledger.used_by(principal)
     }
 
     /// Waits until every delivery has been acknowledged or abandoned.
@@ -190,6 +221,9 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         storage: Mutex::new(storage),
         audit: audit::AuditLog::default(),
         outbox,
+        ledger: authz::Ledger::default(),
+        issued: Mutex::new(HashMap::new()),
+        tokens_issued: std::sync::atomic::AtomicU64::new(0),
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -208,8 +242,13 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(compute::routes())
         .merge(resourcemanager::routes())
+        .merge(metadata::routes())
         .merge(storage::routes())
         .merge(audit::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            authz::record,
+        ))
         .with_state(shared)
 }
 

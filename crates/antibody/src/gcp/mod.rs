@@ -1,5 +1,6 @@
 //! Google REST clients: the only code that talks to Google. Typed requests, unknown response fields ignored.
 
+pub mod auth;
 pub mod compute;
 pub mod iam;
 pub mod resourcemanager;
@@ -67,12 +68,21 @@ impl Endpoints {
 pub struct Client {
     http: reqwest::Client,
     endpoints: Endpoints,
-    token: Option<String>,
+    credentials: std::sync::Arc<auth::Credentials>,
     attempts: u32,
 }
 
 impl Client {
+    /// A client with a fixed token (or none); see `with_credentials` for the metadata server.
     pub fn new(endpoints: Endpoints, token: Option<String>) -> Self {
+        let credentials = match token {
+            Some(token) => auth::Credentials::Token(token),
+            None => auth::Credentials::Anonymous,
+        };
+        Client::with_credentials(endpoints, credentials)
+    }
+
+    pub fn with_credentials(endpoints: Endpoints, credentials: auth::Credentials) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -83,7 +93,7 @@ impl Client {
         Client {
             http,
             endpoints,
-            token,
+            credentials: std::sync::Arc::new(credentials),
             attempts: 3,
         }
     }
@@ -92,12 +102,12 @@ impl Client {
         &self.endpoints
     }
 
-    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+    async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, Error> {
         let request = self.http.request(method, url);
-        match &self.token {
+        Ok(match self.credentials.token(&self.http).await? {
             Some(token) => request.bearer_auth(token),
             None => request,
-        }
+        })
     }
 
     /// Sends a request, retrying transient failures a bounded number of times (writes carry a `requestId`,
@@ -111,11 +121,17 @@ impl Client {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
-            let mut request = self.request(method.clone(), url);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            match self.send::<T>(request).await {
+            let sent = match self.request(method.clone(), url).await {
+                Ok(request) => {
+                    let request = match body {
+                        Some(body) => request.json(body),
+                        None => request,
+                    };
+                    self.send::<T>(request).await
+                }
+                Err(err) => Err(err),
+            };
+            match sent {
                 Err(Error::Retryable { after, .. }) if attempt < self.attempts => {
                     tokio::time::sleep(after.unwrap_or(backoff).min(Duration::from_secs(5))).await;
                     backoff *= 2;

@@ -1,10 +1,12 @@
 //! Integration tests: sandbox and engine in-process over real HTTP on 127.0.0.1, with a temp SQLite journal.
 
+mod auth;
 mod bucket;
 mod cli;
 mod firewall;
 mod fixtures;
 mod harness;
+mod plan;
 mod project_iam;
 mod safety;
 mod scan;

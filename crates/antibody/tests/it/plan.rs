@@ -1,0 +1,164 @@
+//! `plan` is derived from the policies: every watched method has a trigger, and the role covers every permission the
+//! fixes really used against the sandbox (which records them per call, independently of antibody's code).
+
+use std::collections::BTreeSet;
+
+use antibody::config::Config;
+use antibody::plan;
+use antibody::policy::firewall::FixKind;
+use antibody::route::{BUCKET_METHODS, FIREWALL_METHODS, PROJECT_IAM_METHODS};
+use serde_json::json;
+
+use crate::harness::{ENGINE, Harness, Options, PROJECT};
+
+fn golden(name: &str, actual: &str) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("{path}: {err} (run with UPDATE_GOLDEN=1)"));
+    assert_eq!(
+        actual, expected,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+    );
+}
+
+#[test]
+fn every_watched_method_has_exactly_one_trigger() {
+    let deployment = plan::deployment(&Config::default(), "p", "europe-west1", "image");
+    let methods: Vec<&str> = deployment
+        .triggers
+        .iter()
+        .map(|trigger| trigger.method_name)
+        .collect();
+    let expected: Vec<&str> = FIREWALL_METHODS
+        .iter()
+        .chain(PROJECT_IAM_METHODS)
+        .chain(BUCKET_METHODS)
+        .copied()
+        .collect();
+    assert_eq!(methods, expected);
+    let names: BTreeSet<&str> = deployment
+        .triggers
+        .iter()
+        .map(|trigger| trigger.name.as_str())
+        .collect();
+    assert_eq!(
+        names.len(),
+        deployment.triggers.len(),
+        "trigger names are unique"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|name| name.len() <= 63 && !name.ends_with('-'))
+    );
+}
+
+#[test]
+fn disabled_and_dry_run_policies_shrink_the_deployment() {
+    let mut config = Config::default();
+    config.bucket.enabled = false;
+    config.project_iam.dry_run = true;
+    let deployment = plan::deployment(&config, "p", "r", "i");
+    assert!(
+        deployment
+            .triggers
+            .iter()
+            .all(|trigger| trigger.service_name != "storage.googleapis.com")
+    );
+    assert!(
+        deployment
+            .permissions
+            .contains("resourcemanager.projects.getIamPolicy")
+    );
+    assert!(
+        !deployment
+            .permissions
+            .contains("resourcemanager.projects.setIamPolicy")
+    );
+    assert!(
+        !deployment
+            .permissions
+            .iter()
+            .any(|permission| permission.starts_with("storage."))
+    );
+}
+
+#[test]
+fn the_gcloud_script_and_terraform_match_their_golden_files() {
+    let deployment = plan::deployment(
+        &Config::default(),
+        "acme-prod",
+        "europe-west1",
+        "europe-docker.pkg.dev/acme/antibody:1.0",
+    );
+    let script = plan::gcloud(&deployment);
+    golden("plan.gcloud.sh", &script);
+    golden("plan.tf", &plan::terraform(&deployment));
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+}
+
+/// Drives every fix kind and a sweep as antibody, then checks the role covers what the sandbox saw antibody need.
+#[tokio::test]
+async fn the_role_covers_every_permission_the_fixes_used() {
+    for fix in [FixKind::Disable, FixKind::Narrow, FixKind::Delete] {
+        let options = Options {
+            tweak: Box::new(move |config| config.firewall.fix = fix),
+            buckets: vec![json!({"name": "perm-bucket"})],
+            ..Options::default()
+        };
+        let harness = Harness::with(options).await;
+        harness.user_inserts(json!({"name": "perm-rule", "allowed": [{"IPProtocol": "tcp", "ports": ["22", "443"]}],
+            "sourceRanges": ["0.0.0.0/0", "10.0.0.0/8"]})).await;
+        harness
+            .user_grants_on_bucket("perm-bucket", "roles/storage.objectViewer", "allUsers")
+            .await;
+        let (status, _) = harness
+            .user_storage(
+                reqwest::Method::POST,
+                "/b/perm-bucket/acl",
+                Some(json!({"entity": "allUsers", "role": "READER"})),
+            )
+            .await;
+        assert_eq!(status, 412, "prevention is on after the first fix");
+        harness
+            .user_edits_project_policy("v1", |policy| {
+                policy["bindings"]
+                    .as_array_mut()
+                    .expect("bindings")
+                    .push(json!({"role": "roles/editor", "members": ["user:x@gmail.com"]}));
+            })
+            .await;
+        antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+        assert!(harness.count("remediated").await >= 3);
+        let used = harness.sandbox.permissions_used_by(ENGINE);
+        let mut config = Config::default();
+        config.firewall.fix = fix;
+        let granted: BTreeSet<String> = plan::deployment(&config, PROJECT, "r", "i")
+            .permissions
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let missing: Vec<&String> = used.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "fix {fix:?}: the role lacks {missing:?} (used {used:?})"
+        );
+    }
+}
+
+struct Quiet;
+
+impl antibody::scan::Progress for Quiet {
+    fn step(&self, _message: &str) {}
+}
