@@ -45,10 +45,11 @@ impl Credentials {
             Credentials::Metadata { host, cached } => (host, cached),
         };
         let mut cached = cached.lock().await;
-        if let Some((token, expires)) = cached.as_ref() {
-            if Instant::now() + EARLY < *expires {
-                return Ok(Some(token.clone()));
-            }
+        if let Some((token, _)) = cached
+            .as_ref()
+            .filter(|(_, expires)| Instant::now() + EARLY < *expires)
+        {
+            return Ok(Some(token.clone()));
         }
         let url =
             format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
