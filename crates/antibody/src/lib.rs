@@ -56,6 +56,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub context: Arc<Context>,
     task: tokio::task::JoinHandle<()>,
+    alerts: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -63,8 +64,14 @@ impl Server {
         format!("http://{}/", self.addr)
     }
 
+    /// Stops the alert worker only (as a crash between decision and delivery would).
+    pub fn shutdown_alerts(&self) {
+        self.alerts.abort();
+    }
+
     pub fn shutdown(self) {
         self.task.abort();
+        self.alerts.abort();
     }
 }
 
@@ -78,9 +85,15 @@ pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<S
             tracing::error!(%err, "receiver stopped");
         }
     });
+    let alerts = tokio::spawn(notify::outbox::run(
+        context.journal.clone(),
+        context.config.channels.clone(),
+        context.alerts_waiting.clone(),
+    ));
     Ok(Server {
         addr,
         context,
         task,
+        alerts,
     })
 }

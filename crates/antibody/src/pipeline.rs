@@ -26,6 +26,8 @@ pub struct Context {
     locks: ResourceLocks,
     /// When this process applied its recent fixes (the per-instance cap).
     fixes: Mutex<std::collections::VecDeque<Instant>>,
+    /// Wakes the outbox worker when a decision wrote alerts.
+    pub alerts_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl Context {
@@ -37,6 +39,7 @@ impl Context {
             log,
             locks: ResourceLocks::default(),
             fixes: Mutex::new(std::collections::VecDeque::new()),
+            alerts_waiting: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -192,7 +195,20 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
         record.fix = Some(fix.clone());
     }
     record.duration_us = started.elapsed().as_micros() as i64;
-    cx.journal.finish(id, &record).await?;
+    let alerts = notify::alerts(
+        &cx.config.channels,
+        &cx.journal,
+        id,
+        event,
+        &outcome,
+        &record,
+    )
+    .await?;
+    let wake = !alerts.is_empty();
+    cx.journal.finish_with(id, &record, alerts).await?;
+    if wake {
+        cx.alerts_waiting.notify_one();
+    }
     notify::decision(&cx.log, id, event, &outcome, &record);
     Ok(Handled {
         id,

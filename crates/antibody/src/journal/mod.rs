@@ -1,5 +1,6 @@
 //! The journal: every accepted event, its decision, the before-state and the fix, written durably.
 
+mod outbox;
 mod safety;
 mod sqlite;
 
@@ -116,4 +117,20 @@ pub struct Entry {
 
 pub(crate) fn key_of(event: &AuditEvent) -> (&str, &str) {
     (&event.delivery_key, &event.log_key)
+}
+
+/// An alert waiting in the outbox for one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub event_id: i64,
+    pub channel: String,
+    /// `trigger` or `resolve` (PagerDuty); `alert` elsewhere.
+    pub action: String,
+    pub dedup_key: String,
+    /// The rendered body, as it will be sent.
+    pub body: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
 }

@@ -53,6 +53,21 @@ CREATE TABLE IF NOT EXISTS releases (
     resource_key TEXT PRIMARY KEY,
     epoch        INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    INTEGER NOT NULL,
+    channel     TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    dedup_key   TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_ms     INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    delivered_at TEXT,
+    UNIQUE (event_id, channel, action)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -159,6 +174,16 @@ impl Journal {
 
     /// Writes how the handling of a claimed event ended.
     pub async fn finish(&self, id: i64, record: &Record) -> Result<(), Error> {
+        self.finish_with(id, record, Vec::new()).await
+    }
+
+    /// Writes the outcome and its alerts in one transaction: no decision without its alerts, no alert without its decision.
+    pub async fn finish_with(
+        &self,
+        id: i64,
+        record: &Record,
+        alerts: Vec<super::OutboxItem>,
+    ) -> Result<(), Error> {
         let findings = serde_json::to_string(&record.findings).expect("findings serialise");
         let fix = record
             .fix
@@ -173,13 +198,21 @@ impl Journal {
         let resource_key = record.resource_key.clone();
         let now = super::epoch_now();
         self.with(move |connection| {
-            connection.execute(
+            let transaction = connection.transaction()?;
+            transaction.execute(
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
                      before_state = ?7, after_state = ?8, duration_us = ?9,
                      finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), resource_key = ?10, finished_epoch = ?11
                  WHERE id = ?1",
                 params![id, state, outcome, reason, findings, fix, before, after, duration_us, resource_key, now],
             )?;
+            for alert in &alerts {
+                transaction.execute(
+                    "INSERT OR IGNORE INTO outbox (event_id, channel, action, dedup_key, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, alert.channel, alert.action, alert.dedup_key, alert.body],
+                )?;
+            }
+            transaction.commit()?;
             Ok(())
         })
         .await

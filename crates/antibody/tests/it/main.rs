@@ -6,6 +6,7 @@ mod cli;
 mod firewall;
 mod fixtures;
 mod harness;
+mod notify;
 mod plan;
 mod project_iam;
 mod safety;

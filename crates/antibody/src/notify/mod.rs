@@ -1,11 +1,17 @@
-//! Notification: one structured JSON line per decision, in Cloud Run's logging format.
+//! Notification: one structured JSON line per decision in Cloud Run's logging format, and alerts to channels through
+//! the outbox (written with the decision, delivered by `outbox::run`).
+
+pub mod alert;
+pub mod outbox;
 
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
+use crate::config::{Channel, ChannelKind};
 use crate::event::AuditEvent;
 use crate::journal::Record;
+use crate::journal::{self, Journal, OutboxItem};
 use crate::pipeline::Outcome;
 
 /// Where decision lines go.
@@ -103,4 +109,57 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
         LogSink::Memory(lines) => lines.lock().expect("log sink lock poisoned").push(line),
         LogSink::Silent => {}
     }
+}
+
+/// The outbox rows for one decision: an alert for every channel that wants it, and a PagerDuty `resolve` when a
+/// resource with an open incident is found compliant.
+pub async fn alerts(
+    channels: &[Channel],
+    journal: &Journal,
+    id: i64,
+    event: &AuditEvent,
+    outcome: &Outcome,
+    record: &Record,
+) -> Result<Vec<OutboxItem>, journal::Error> {
+    let mut items = Vec::new();
+    let item = |channel: &Channel, action: &str, dedup_key: &str, body: Value| OutboxItem {
+        id: 0,
+        event_id: id,
+        channel: channel.name.clone(),
+        action: action.into(),
+        dedup_key: dedup_key.into(),
+        body: body.to_string(),
+        state: "pending".into(),
+        attempts: 0,
+        last_error: None,
+    };
+    if let Some(severity) = alert::severity_of(outcome, record) {
+        let alert = alert::Alert::new(id, severity, event, outcome, record);
+        for channel in channels
+            .iter()
+            .filter(|channel| channel.wants(severity, &alert.project, &alert.policy))
+        {
+            let (action, body) = match &channel.kind {
+                ChannelKind::Slack { .. } => ("alert", alert.slack()),
+                ChannelKind::Webhook { .. } => ("alert", alert.webhook()),
+                ChannelKind::PagerDuty { routing_key, .. } => {
+                    ("trigger", alert.pagerduty(routing_key))
+                }
+            };
+            items.push(item(channel, action, &alert.dedup_key, body));
+        }
+    }
+    if let (Outcome::Compliant, Some(resource)) = (outcome, &record.resource_key) {
+        let dedup_key = alert::dedup_key(resource);
+        for channel in channels {
+            let ChannelKind::PagerDuty { routing_key, .. } = &channel.kind else {
+                continue;
+            };
+            if journal.incident_open(&channel.name, &dedup_key).await? {
+                let body = json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key});
+                items.push(item(channel, "resolve", &dedup_key, body));
+            }
+        }
+    }
+    Ok(items)
 }

@@ -1,0 +1,106 @@
+//! The alert outbox: rows written with their decision, delivered by a worker, retried, and kept when they fail for good.
+
+use rusqlite::params;
+
+use super::{Error, Journal, OutboxItem};
+
+fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        channel: row.get(2)?,
+        action: row.get(3)?,
+        dedup_key: row.get(4)?,
+        body: row.get(5)?,
+        state: row.get(6)?,
+        attempts: row.get(7)?,
+        last_error: row.get(8)?,
+    })
+}
+
+const COLUMNS: &str = "id, event_id, channel, action, dedup_key, body, state, attempts, last_error";
+
+impl Journal {
+    /// Alerts due for (re)delivery now, oldest first.
+    pub async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, Error> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_ms <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![now_ms, limit as i64], item)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// When the next pending alert is due, if any.
+    pub async fn next_alert_due(&self) -> Result<Option<i64>, Error> {
+        self.with(|connection| {
+            connection.query_row(
+                "SELECT MIN(next_ms) FROM outbox WHERE state = 'pending'",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+
+    pub async fn alert_delivered(&self, id: i64) -> Result<(), Error> {
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1,
+                     delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt; `retry_at_ms` of `None` gives up (state `failed`, visible in `antibody alerts`).
+    pub async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> Result<(), Error> {
+        let error = error.to_string();
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                     state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END, next_ms = COALESCE(?3, next_ms)
+                 WHERE id = ?1",
+                params![id, error, retry_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every alert, newest first.
+    pub async fn alerts(&self, limit: usize) -> Result<Vec<OutboxItem>, Error> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = statement.query_map(params![limit as i64], item)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Whether `channel` holds an open incident for `dedup_key`: a trigger with no resolve after it.
+    pub async fn incident_open(&self, channel: &str, dedup_key: &str) -> Result<bool, Error> {
+        let (channel, dedup_key) = (channel.to_string(), dedup_key.to_string());
+        self.with(move |connection| {
+            connection.query_row(
+                "SELECT COALESCE(MAX(CASE WHEN action = 'trigger' THEN id END), 0) >
+                        COALESCE(MAX(CASE WHEN action = 'resolve' THEN id END), 0)
+                 FROM outbox WHERE channel = ?1 AND dedup_key = ?2",
+                params![channel, dedup_key],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+}

@@ -1,0 +1,236 @@
+//! Alerts: what happened, who did it, what antibody changed and how to undo it — rendered for each channel.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::event::AuditEvent;
+use crate::journal::Record;
+use crate::pipeline::Outcome;
+use crate::policy::Severity;
+
+/// The version of the webhook body's schema (documented in README.md).
+pub const WEBHOOK_SCHEMA: &str = "antibody.alert/v1";
+
+/// One alert, independent of the channel it goes to; stored in the outbox as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub journal_id: i64,
+    pub severity: Severity,
+    pub title: String,
+    pub outcome: String,
+    pub policy: String,
+    pub resource: String,
+    pub project: String,
+    pub principal: String,
+    pub caller_ip: String,
+    pub user_agent: String,
+    pub time: String,
+    pub findings: Vec<String>,
+    /// What antibody did, or would do in dry-run.
+    pub action: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// The exact command that reverts the fix, when there is one.
+    pub undo: Option<String>,
+    pub console_url: String,
+    /// Stable per resource: PagerDuty's `dedup_key`.
+    pub dedup_key: String,
+}
+
+/// Which outcomes alert, and how loudly.
+pub fn severity_of(outcome: &Outcome, record: &Record) -> Option<Severity> {
+    let worst = record
+        .findings
+        .iter()
+        .map(|finding| finding.severity)
+        .max()
+        .unwrap_or(Severity::High);
+    match outcome {
+        Outcome::Remediated { .. } | Outcome::DryRun { .. } | Outcome::Detected => Some(worst),
+        Outcome::Quarantined { new: true, .. } | Outcome::Held { .. } | Outcome::Refused { .. } => {
+            Some(Severity::Critical)
+        }
+        Outcome::Failed { .. } => Some(Severity::High),
+        Outcome::Exempt { .. } if !record.findings.is_empty() => Some(Severity::Low),
+        _ => None,
+    }
+}
+
+fn console_url(resource: &str, project: &str) -> String {
+    if let Some(name) = resource.strip_prefix("projects/_/buckets/") {
+        return format!(
+            "https://console.cloud.google.com/storage/browser/{name}?project={project}"
+        );
+    }
+    if let Some((_, name)) = resource.split_once("/global/firewalls/") {
+        return format!(
+            "https://console.cloud.google.com/net-security/firewall-manager/firewall-policies/details/{name}?project={project}"
+        );
+    }
+    format!("https://console.cloud.google.com/iam-admin/iam?project={project}")
+}
+
+/// Stable per resource (each resource kind has one policy), so a later compliant check can resolve the incident.
+pub fn dedup_key(resource: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, resource.as_bytes());
+    format!(
+        "antibody-{}",
+        digest.as_ref()[..12]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    )
+}
+
+impl Alert {
+    pub fn new(
+        id: i64,
+        severity: Severity,
+        event: &AuditEvent,
+        outcome: &Outcome,
+        record: &Record,
+    ) -> Alert {
+        let resource = record
+            .resource_key
+            .clone()
+            .unwrap_or_else(|| event.resource_name.clone());
+        let policy = record
+            .findings
+            .first()
+            .map(|finding| finding.policy.clone())
+            .unwrap_or_default();
+        let action = match outcome {
+            Outcome::Remediated { fix } => format!("antibody {}", fix.describe()),
+            Outcome::DryRun { fix } => format!("dry-run: antibody would have {}", fix.describe()),
+            Outcome::Held { reason } => format!("fix held back: {reason}"),
+            Outcome::Quarantined { reason, .. } => {
+                format!("stopped fixing (quarantined): {reason}")
+            }
+            Outcome::Refused { reason } => format!("fix refused: {reason}"),
+            Outcome::Failed { error } => format!("fix failed: {error}"),
+            Outcome::Exempt { reason } => format!("left alone: {reason}"),
+            Outcome::Detected => "reported, nothing to change".to_string(),
+            other => other.name().to_string(),
+        };
+        let title = match outcome {
+            Outcome::Remediated { .. } => format!("antibody fixed {resource}"),
+            Outcome::DryRun { .. } => format!("antibody would fix {resource}"),
+            Outcome::Quarantined { .. } => {
+                format!("antibody stopped fixing {resource}: it keeps being re-broken")
+            }
+            _ => format!("antibody: {} on {resource}", outcome.name()),
+        };
+        Alert {
+            journal_id: id,
+            severity,
+            title,
+            outcome: outcome.name().to_string(),
+            dedup_key: dedup_key(&resource),
+            console_url: console_url(&resource, &event.project),
+            policy,
+            project: event.project.clone(),
+            principal: event.principal.clone(),
+            caller_ip: event.caller_ip.clone(),
+            user_agent: event.user_agent.clone(),
+            time: event.timestamp.clone(),
+            findings: record
+                .findings
+                .iter()
+                .map(|finding| finding.message.clone())
+                .collect(),
+            action,
+            before: record.before.clone(),
+            after: record.after.clone(),
+            undo: matches!(outcome, Outcome::Remediated { .. })
+                .then(|| format!("antibody undo {id}")),
+            resource,
+        }
+    }
+
+    /// Slack incoming-webhook body with Block Kit and a severity colour.
+    pub fn slack(&self) -> Value {
+        let colour = match self.severity {
+            Severity::Critical => "#b00020",
+            Severity::High => "#e65100",
+            Severity::Medium => "#f9a825",
+            Severity::Low => "#607d8b",
+        };
+        let who = format!(
+            "{} from {} ({})",
+            or_dash(&self.principal),
+            or_dash(&self.caller_ip),
+            or_dash(&self.user_agent)
+        );
+        let mut fields = vec![
+            json!({"type": "mrkdwn", "text": format!("*Resource*\n<{}|{}>", self.console_url, self.resource)}),
+            json!({"type": "mrkdwn", "text": format!("*Project*\n{}", self.project)}),
+            json!({"type": "mrkdwn", "text": format!("*Changed by*\n{who}")}),
+            json!({"type": "mrkdwn", "text": format!("*Severity*\n{:?}", self.severity)}),
+        ];
+        if let Some(undo) = &self.undo {
+            fields.push(json!({"type": "mrkdwn", "text": format!("*Undo*\n`{undo}`")}));
+        }
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": self.title}}),
+            json!({"type": "section", "fields": fields}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What was wrong*\n{}", self.findings.join("\n"))}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What antibody did*\n{}", self.action)}}),
+        ];
+        if let (Some(before), Some(after)) = (&self.before, &self.after) {
+            let brief = |value: &Value| value.to_string().chars().take(1200).collect::<String>();
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+                "text": format!("*Before*\n```{}```\n*After*\n```{}```", brief(before), brief(after))}}));
+        }
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("journal #{} · {}", self.journal_id, self.time)}]}));
+        json!({"text": self.title, "attachments": [{"color": colour, "blocks": blocks}]})
+    }
+
+    /// The generic webhook body: this struct, versioned.
+    pub fn webhook(&self) -> Value {
+        let mut body = serde_json::to_value(self).expect("an alert serialises");
+        body["schema"] = json!(WEBHOOK_SCHEMA);
+        body
+    }
+
+    /// PagerDuty Events API v2 `trigger`.
+    pub fn pagerduty(&self, routing_key: &str) -> Value {
+        let severity = match self.severity {
+            Severity::Critical => "critical",
+            Severity::High => "error",
+            Severity::Medium => "warning",
+            Severity::Low => "info",
+        };
+        json!({
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": self.dedup_key,
+            "payload": {
+                "summary": format!("{}: {}", self.title, self.findings.first().cloned().unwrap_or_default()).chars().take(1024).collect::<String>(),
+                "source": self.resource,
+                "severity": severity,
+                "component": self.policy,
+                "group": self.project,
+                "class": self.outcome,
+                "custom_details": {"action": self.action, "principal": self.principal, "journal_id": self.journal_id, "undo": self.undo},
+            },
+            "links": [{"href": self.console_url, "text": "Cloud Console"}],
+        })
+    }
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+/// The signature header of a webhook delivery: `v1=` + hex(HMAC-SHA256(secret, timestamp + "." + body)).
+pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
+    format!(
+        "v1={}",
+        tag.as_ref()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    )
+}

@@ -1,0 +1,145 @@
+//! The outbox worker: delivers alerts after their decision is durable, retries with backoff (honouring Retry-After),
+//! resumes after a restart, and marks an alert `failed` after the last attempt. A slow channel never delays a fix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Channel, ChannelKind};
+use crate::journal::{Journal, OutboxItem};
+use crate::notify::alert;
+
+/// Attempts before an alert is marked failed for good.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Why a delivery did not go through.
+struct Undelivered {
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+/// Runs until the process ends: delivers due alerts, then sleeps until the next is due or `wake` fires.
+pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync::Notify>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client with the ring provider installed");
+    loop {
+        let due = match journal.due_alerts(now_ms(), 32).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!(%err, "reading the outbox");
+                Vec::new()
+            }
+        };
+        for item in &due {
+            deliver(&journal, &http, &channels, item).await;
+        }
+        if !due.is_empty() {
+            continue;
+        }
+        let next = journal.next_alert_due().await.ok().flatten();
+        let pause = next
+            .map(|at| Duration::from_millis((at - now_ms()).clamp(5, 1000) as u64))
+            .unwrap_or(Duration::from_secs(1));
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn deliver(
+    journal: &Journal,
+    http: &reqwest::Client,
+    channels: &[Channel],
+    item: &OutboxItem,
+) {
+    let Some(channel) = channels.iter().find(|channel| channel.name == item.channel) else {
+        let _ = journal
+            .alert_attempt_failed(item.id, "the channel is no longer configured", None)
+            .await;
+        return;
+    };
+    match send(http, channel, item).await {
+        Ok(()) => {
+            if let Err(err) = journal.alert_delivered(item.id).await {
+                tracing::error!(%err, "marking an alert delivered");
+            }
+        }
+        Err(undelivered) => {
+            let attempts = item.attempts + 1;
+            let retry_at = (attempts < MAX_ATTEMPTS).then(|| {
+                let backoff = Duration::from_millis((200u64 << attempts.min(9)).min(60_000));
+                now_ms()
+                    + undelivered
+                        .retry_after
+                        .unwrap_or(Duration::ZERO)
+                        .max(backoff)
+                        .as_millis() as i64
+            });
+            tracing::warn!(channel = %item.channel, attempts, error = %undelivered.message, "alert not delivered");
+            if let Err(err) = journal
+                .alert_attempt_failed(item.id, &undelivered.message, retry_at)
+                .await
+            {
+                tracing::error!(%err, "recording an alert failure");
+            }
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    channel: &Channel,
+    item: &OutboxItem,
+) -> Result<(), Undelivered> {
+    let request = match &channel.kind {
+        ChannelKind::Slack { url } | ChannelKind::PagerDuty { url, .. } => http.post(url),
+        ChannelKind::Webhook { url, secret } => {
+            let timestamp = now_ms() / 1000;
+            let request = http
+                .post(url)
+                .header("X-Antibody-Timestamp", timestamp.to_string());
+            match secret {
+                Some(secret) => request.header(
+                    "X-Antibody-Signature",
+                    alert::sign(secret, timestamp, &item.body),
+                ),
+                None => request,
+            }
+        }
+    };
+    let response = request
+        .header("content-type", "application/json")
+        .header("X-Antibody-Delivery", item.id.to_string())
+        .body(item.body.clone())
+        .send()
+        .await
+        .map_err(|err| Undelivered {
+            message: format!("cannot reach {}: {err}", channel.name),
+            retry_after: None,
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds.min(300)));
+    Err(Undelivered {
+        message: format!("{} answered {status}", channel.name),
+        retry_after,
+    })
+}

@@ -1,0 +1,229 @@
+//! Alerts end to end: real HTTP receivers on loopback, signatures, PagerDuty trigger/resolve, retries, restarts.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use antibody::config::Channel;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::harness::{Harness, Options};
+
+/// A receiver that answers with `plan` in order (then 200), recording every request.
+struct Receiver {
+    url: String,
+    seen: mpsc::UnboundedReceiver<(HeaderMap, Value, Instant)>,
+}
+
+async fn receiver(plan: Vec<(StatusCode, Option<&'static str>)>) -> Receiver {
+    let (sender, seen) = mpsc::unbounded_channel();
+    let plan = Arc::new(Mutex::new(plan.into_iter()));
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (sender, plan) = (sender.clone(), plan.clone());
+            async move {
+                let _ = sender.send((
+                    headers,
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    Instant::now(),
+                ));
+                let next = plan.lock().expect("plan").next();
+                let (status, retry_after) = next.unwrap_or((StatusCode::ACCEPTED, None));
+                let mut response = axum::response::IntoResponse::into_response(status);
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", seconds.parse().expect("a header value"));
+                }
+                response
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    Receiver { url, seen }
+}
+
+impl Receiver {
+    async fn next(&mut self) -> (HeaderMap, Value, Instant) {
+        tokio::time::timeout(Duration::from_secs(10), self.seen.recv())
+            .await
+            .expect("an alert within 10 s")
+            .expect("open")
+    }
+}
+
+fn open_ssh(name: &str) -> Value {
+    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
+fn with_channels(channels: Vec<Channel>) -> Options {
+    Options {
+        tweak: Box::new(move |config| config.channels = channels),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn slack_webhook_and_pagerduty_hear_about_a_fix() {
+    let (mut slack, mut hook, mut pager) = (
+        receiver(vec![]).await,
+        receiver(vec![]).await,
+        receiver(vec![]).await,
+    );
+    let channels = vec![
+        Channel::from_flag(0, &format!("slack={}", slack.url), None).expect("slack"),
+        Channel::from_flag(1, &format!("webhook={}", hook.url), Some("s3cret")).expect("webhook"),
+        Channel {
+            kind: antibody::config::ChannelKind::PagerDuty {
+                url: pager.url.clone(),
+                routing_key: "R0UTING".into(),
+            },
+            ..Channel::from_flag(2, "pagerduty=R0UTING", None).expect("pagerduty")
+        },
+    ];
+    let harness = Harness::with(with_channels(channels)).await;
+    harness.user_inserts(open_ssh("alerting")).await;
+
+    let (_, message, _) = slack.next().await;
+    let text = message.to_string();
+    assert!(
+        message["text"].as_str().is_some_and(|title| title
+            .contains("antibody fixed projects/test-project/global/firewalls/alerting")),
+        "{message}"
+    );
+    assert!(
+        text.contains("user@example.com")
+            && text.contains("antibody undo")
+            && text.contains("console.cloud.google.com"),
+        "{text}"
+    );
+    assert_eq!(message["attachments"][0]["color"], "#e65100");
+
+    let (headers, body, _) = hook.next().await;
+    assert_eq!(body["schema"], "antibody.alert/v1");
+    assert_eq!(body["outcome"], "remediated");
+    let timestamp: i64 = headers["x-antibody-timestamp"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number");
+    let signature = headers["x-antibody-signature"].to_str().expect("ascii");
+    assert_eq!(
+        signature,
+        antibody::notify::alert::sign("s3cret", timestamp, &body.to_string()),
+        "HMAC over timestamp.body"
+    );
+
+    let (_, trigger, _) = pager.next().await;
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], "R0UTING");
+    assert_eq!(trigger["payload"]["severity"], "error");
+    // The `last` entry of the insert re-reads the rule, finds it compliant, and resolves the incident.
+    let (_, resolve, _) = pager.next().await;
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_alert_once_it_recovers_honouring_retry_after() {
+    let mut flaky = receiver(vec![
+        (StatusCode::INTERNAL_SERVER_ERROR, None),
+        (StatusCode::TOO_MANY_REQUESTS, Some("1")),
+    ])
+    .await;
+    let channels =
+        vec![Channel::from_flag(0, &format!("webhook={}", flaky.url), None).expect("webhook")];
+    let harness = Harness::with(with_channels(channels)).await;
+    harness.user_inserts(open_ssh("flaky")).await;
+    assert_eq!(
+        harness.rule("flaky").await["disabled"],
+        true,
+        "the fix does not wait for the alert"
+    );
+    let (_, first, _) = flaky.next().await;
+    let (_, _, throttled_at) = flaky.next().await;
+    let (_, third, delivered_at) = flaky.next().await;
+    assert_eq!(first, third, "the same alert is retried");
+    assert!(
+        delivered_at - throttled_at >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), flaky.seen.recv())
+            .await
+            .is_err(),
+        "no duplicate after delivery"
+    );
+    let alerts = harness.cx().journal.alerts(10).await.expect("outbox");
+    assert_eq!(
+        (alerts[0].state.as_str(), alerts[0].attempts),
+        ("delivered", 3)
+    );
+}
+
+#[tokio::test]
+async fn alerts_written_before_a_restart_are_delivered_after_it_exactly_once() {
+    let mut hook = receiver(vec![]).await;
+    let channels =
+        vec![Channel::from_flag(0, &format!("webhook={}", hook.url), None).expect("webhook")];
+    let harness = Harness::with(with_channels(channels.clone())).await;
+    // Simulate a crash between decision and delivery: the decision and its alert are durable, nothing was sent.
+    let journal = harness.cx().journal.clone();
+    let state = harness.cx().config.state.clone();
+    harness.engine.shutdown_alerts();
+    harness.user_inserts(open_ssh("crash")).await;
+    let pending = journal.alerts(10).await.expect("outbox");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].state, "pending");
+    // A new process on the same state file delivers it.
+    let restarted = antibody::journal::Journal::open(&state).expect("reopen");
+    let worker = tokio::spawn(antibody::notify::outbox::run(
+        restarted.clone(),
+        channels,
+        Arc::new(tokio::sync::Notify::new()),
+    ));
+    let (_, body, _) = hook.next().await;
+    assert_eq!(
+        body["resource"],
+        "projects/test-project/global/firewalls/crash"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), hook.seen.recv())
+            .await
+            .is_err(),
+        "exactly once"
+    );
+    worker.abort();
+    assert_eq!(
+        restarted.alerts(10).await.expect("outbox")[0].state,
+        "delivered"
+    );
+}
+
+#[tokio::test]
+async fn channels_filter_by_severity_project_and_policy() {
+    let mut hook = receiver(vec![]).await;
+    let mut strict =
+        Channel::from_flag(0, &format!("webhook={}", hook.url), None).expect("webhook");
+    strict.min_severity = antibody::policy::Severity::Critical;
+    strict.policies = vec!["open-firewall".into()];
+    let harness = Harness::with(with_channels(vec![strict])).await;
+    harness.user_inserts(open_ssh("high-only")).await;
+    harness.user_inserts(json!({"name": "everything", "allowed": [{"IPProtocol": "all"}], "sourceRanges": ["0.0.0.0/0"]})).await;
+    let (_, body, _) = hook.next().await;
+    assert_eq!(
+        body["resource"], "projects/test-project/global/firewalls/everything",
+        "only the CRITICAL one"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), hook.seen.recv())
+            .await
+            .is_err()
+    );
+}
