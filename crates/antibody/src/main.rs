@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         action: ExemptAction,
     },
+    /// The alert outbox: delivered, pending and failed alerts.
+    Alerts {
+        #[arg(long, default_value = "antibody.sqlite")]
+        state: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Resources antibody stopped fixing because something keeps re-breaking them.
     Quarantine {
         #[arg(long, default_value = "antibody.sqlite", global = true)]
@@ -158,6 +165,12 @@ struct EngineArgs {
     /// Bearer token for Google's APIs (else from the config file).
     #[arg(long, env = "ANTIBODY_ACCESS_TOKEN", hide_env_values = true)]
     access_token: Option<String>,
+    /// An alert channel: slack=URL, webhook=URL, pagerduty=ROUTING_KEY. Repeatable.
+    #[arg(long = "notify", value_name = "KIND=VALUE")]
+    notify: Vec<String>,
+    /// HMAC-SHA256 secret for --notify webhook=URL.
+    #[arg(long, env = "ANTIBODY_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
     /// A principal that is antibody itself (loop guard). Repeatable.
     #[arg(long = "identity", env = "ANTIBODY_IDENTITY", value_delimiter = ',')]
     identities: Vec<String>,
@@ -338,6 +351,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Exempt { state, action } => exempt(state, action).await,
         Command::Quarantine { state, action } => quarantine(state, action).await,
+        Command::Alerts { state, limit } => {
+            for alert in open_journal(&state)?.alerts(limit).await? {
+                println!(
+                    "#{:<5} event #{:<5} {:<12} {:<8} {:<10} attempts {:<2} {}",
+                    alert.id,
+                    alert.event_id,
+                    alert.channel,
+                    alert.action,
+                    alert.state,
+                    alert.attempts,
+                    alert.last_error.unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -367,6 +395,13 @@ fn engine_config(args: &EngineArgs) -> anyhow::Result<Config> {
         config.access_token = args.access_token.clone();
     }
     config.identities.extend(args.identities.iter().cloned());
+    for flag in &args.notify {
+        let index = config.channels.len();
+        let channel =
+            antibody::config::Channel::from_flag(index, flag, args.webhook_secret.as_deref())
+                .map_err(anyhow::Error::msg)?;
+        config.channels.push(channel);
+    }
     Ok(config)
 }
 

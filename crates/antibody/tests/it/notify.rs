@@ -227,3 +227,58 @@ async fn channels_filter_by_severity_project_and_policy() {
             .is_err()
     );
 }
+
+fn golden(name: &str, actual: &Value) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = serde_json::to_string_pretty(actual).expect("json") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).expect("write golden file");
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("{path}: {err} (run with UPDATE_GOLDEN=1)"));
+    assert_eq!(
+        text, expected,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+    );
+}
+
+#[test]
+fn rendered_messages_match_their_golden_files() {
+    use antibody::event::{AuditEvent, Transport};
+    use antibody::journal::Record;
+    use antibody::pipeline::Outcome;
+    use antibody::policy::{Finding, Fix, Severity};
+    let entry = json!({"insertId": "x", "logName": "projects/acme/logs/cloudaudit.googleapis.com%2Factivity",
+        "timestamp": "2026-11-26T10:00:00Z", "resource": {"labels": {"project_id": "acme"}},
+        "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.insert",
+            "resourceName": "projects/acme/global/firewalls/debug-ssh",
+            "authenticationInfo": {"principalEmail": "dev@acme.example"},
+            "requestMetadata": {"callerIp": "203.0.113.7", "callerSuppliedUserAgent": "gcloud"}}});
+    let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
+    let fix = Fix::DisableFirewall {
+        project: "acme".into(),
+        name: "debug-ssh".into(),
+    };
+    let record = Record {
+        findings: vec![Finding {
+            policy: "open-firewall".into(),
+            category: "OPEN_SSH_PORT".into(),
+            severity: Severity::High,
+            message: "rule debug-ssh opens SSH (tcp/22) to 0.0.0.0/0".into(),
+        }],
+        before: Some(json!({"name": "debug-ssh", "disabled": false})),
+        after: Some(json!({"name": "debug-ssh", "disabled": true})),
+        resource_key: Some("projects/acme/global/firewalls/debug-ssh".into()),
+        ..Record::default()
+    };
+    let alert = antibody::notify::alert::Alert::new(
+        42,
+        Severity::High,
+        &event,
+        &Outcome::Remediated { fix },
+        &record,
+    );
+    golden("alert.slack.json", &alert.slack());
+    golden("alert.webhook.json", &alert.webhook());
+    golden("alert.pagerduty.json", &alert.pagerduty("ROUTING-KEY"));
+}
