@@ -147,6 +147,40 @@ pub struct Handled {
 /// Handles one event. `Err` means nothing durable was written, so the sender must redeliver.
 pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
     let started = Instant::now();
+    // Events that cannot lead to a change are settled from the event alone, with one journal write.
+    let early = match gate::screen(&cx.config, event) {
+        Some(Early::OwnWrite) => Some(Outcome::OwnWrite),
+        Some(Early::FailedCall(code)) => Some(Outcome::FailedCall { code }),
+        None => match route::route(event) {
+            Route::Ignore(reason) => Some(Outcome::Ignored { reason }),
+            _ => None,
+        },
+    };
+    if let Some(outcome) = early {
+        let record = Record {
+            outcome: outcome.name().to_string(),
+            reason: match &outcome {
+                Outcome::Ignored { reason } => reason.clone(),
+                Outcome::FailedCall { code } => {
+                    format!("the audited call failed with status {code}")
+                }
+                _ => String::new(),
+            },
+            duration_us: started.elapsed().as_micros() as i64,
+            ..Record::default()
+        };
+        let (id, first) = cx.journal.record_settled(event, &record).await?;
+        let outcome = if first {
+            outcome
+        } else {
+            Outcome::Duplicate { of: id }
+        };
+        return Ok(Handled {
+            id,
+            outcome,
+            findings: Vec::new(),
+        });
+    }
     let id = match cx.journal.claim(event).await? {
         Claim::Duplicate { of } => {
             return Ok(Handled {

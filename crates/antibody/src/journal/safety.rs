@@ -15,7 +15,7 @@ impl Journal {
     ) -> Result<Safety, Error> {
         let (resource_key, project) = (resource_key.to_string(), project.to_string());
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.savepoint()?;
             let now = epoch_now();
             let paused = transaction
                 .query_row("SELECT value FROM settings WHERE key = 'paused'", [], |row| row.get::<_, String>(0))
@@ -110,7 +110,7 @@ impl Journal {
     pub async fn release(&self, resource_key: &str) -> Result<bool, Error> {
         let resource_key = resource_key.to_string();
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.savepoint()?;
             let released = transaction.execute(
                 "DELETE FROM quarantine WHERE resource_key = ?1",
                 params![resource_key],

@@ -1,9 +1,8 @@
 //! SQLite journal: one file, WAL, `synchronous=FULL` so a row is on disk before the HTTP answer.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{Claim, Entry, Error, Record, key_of};
 use crate::event::AuditEvent;
@@ -76,44 +75,143 @@ CREATE INDEX IF NOT EXISTS events_log_key ON events(log_key);
 CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 ";
 
-/// The journal, shared by every request.
+/// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
+/// transaction's commit is known (reply to the caller, or report the commit's failure).
+type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Box<dyn FnOnce(Option<&str>) + Send> + Send>;
+
+/// Most jobs one commit carries; bounds the latency a large batch adds to its first job.
+const GROUP: usize = 256;
+
+/// The journal, shared by every request. One writer thread owns the connection and commits the jobs that arrived
+/// together in one transaction (group commit): every caller still hears back only after its work is on disk, and
+/// concurrent requests share one fsync.
 #[derive(Clone)]
 pub struct Journal {
-    connection: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal, Error> {
-        let connection = Connection::open(path)?;
+        let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
-        Ok(Journal {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < GROUP {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut transaction = match connection.transaction() {
+                        Ok(transaction) => transaction,
+                        Err(err) => {
+                            // Dropping the batch drops its reply channels: every caller gets an error and answers 503.
+                            tracing::error!(%err, "the journal cannot begin a transaction");
+                            continue;
+                        }
+                    };
+                    let replies: Vec<_> =
+                        batch.into_iter().map(|job| job(&mut transaction)).collect();
+                    let committed = transaction.commit().err().map(|err| err.to_string());
+                    for reply in replies {
+                        reply(committed.as_deref());
+                    }
+                }
+            })
+            .map_err(|err| Error::Worker(format!("starting the journal writer: {err}")))?;
+        Ok(Journal { jobs })
     }
 
+    /// Runs `work` on the writer thread inside the current group transaction; answers once that transaction is durable.
     pub(super) async fn with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        work: impl FnOnce(&mut rusqlite::Savepoint<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let connection = self.connection.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection
-                .lock()
-                .map_err(|_| Error::Worker("lock poisoned".into()))?;
-            work(&mut connection).map_err(Error::from)
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, Error>>();
+        let job: Job = Box::new(move |transaction| {
+            // A failed job leaves no trace: its own savepoint is rolled back.
+            let result = match transaction.savepoint() {
+                Ok(mut savepoint) => match work(&mut savepoint) {
+                    Ok(value) => savepoint.commit().map(|()| value),
+                    Err(err) => {
+                        let _ = savepoint.rollback();
+                        Err(err)
+                    }
+                },
+                Err(err) => Err(err),
+            };
+            Box::new(move |commit_error: Option<&str>| {
+                let outcome = match (result, commit_error) {
+                    (_, Some(message)) => Err(Error::Worker(format!("commit failed: {message}"))),
+                    (Ok(value), None) => Ok(value),
+                    (Err(err), None) => Err(Error::Database(err)),
+                };
+                let _ = reply.send(outcome);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Worker("the journal writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Worker("the journal writer dropped a job".into()))?
+    }
+
+    /// Records an event settled without reading anything (ignored, our own write, a failed call) in one write.
+    /// Returns its row and whether this was its first delivery.
+    pub async fn record_settled(
+        &self,
+        event: &AuditEvent,
+        record: &Record,
+    ) -> Result<(i64, bool), Error> {
+        let event = event.clone();
+        let (outcome, reason, duration_us) = (
+            record.outcome.clone(),
+            record.reason.clone(),
+            record.duration_us,
+        );
+        let now = super::epoch_now();
+        self.with(move |connection| {
+            connection.query_row(
+                "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name, project,
+                     principal, operation_id, state, outcome, reason, findings, duration_us, finished_at, finished_epoch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'done', ?10, ?11, '[]', ?12,
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?13)
+                 ON CONFLICT(delivery_key) DO UPDATE SET deliveries = deliveries + 1
+                 RETURNING id, deliveries",
+                params![
+                    event.delivery_key,
+                    event.log_key,
+                    event.transport.as_str(),
+                    event.service_name,
+                    event.method_name,
+                    event.resource_name,
+                    event.project,
+                    event.principal,
+                    event.operation.as_ref().map(|operation| operation.id.clone()),
+                    outcome,
+                    reason,
+                    duration_us,
+                    now,
+                ],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? == 1)),
+            )
         })
         .await
-        .map_err(|err| Error::Worker(err.to_string()))?
     }
 
     /// Records the arrival of an event, or recognises a redelivery of one already recorded.
     pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
         let event = event.clone();
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.savepoint()?;
             let (delivery_key, log_key) = key_of(&event);
             let existing: Option<(i64, String)> = transaction
                 .query_row(
@@ -198,7 +296,7 @@ impl Journal {
         let resource_key = record.resource_key.clone();
         let now = super::epoch_now();
         self.with(move |connection| {
-            let transaction = connection.transaction()?;
+            let transaction = connection.savepoint()?;
             transaction.execute(
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
                      before_state = ?7, after_state = ?8, duration_us = ?9,

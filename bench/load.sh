@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load benchmark on loopback: the sandbox and `antibody serve` (release builds), driven by wrk with 2 threads and
+# 16 connections, 3 runs per path; prints medians. Needs wrk (apt-get install wrk). Usage: bench/load.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+RUNS=${RUNS:-3}
+RULES=${RULES:-200000}
+cargo build --release --quiet --bin antibody --bin gcp-sandbox
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+python3 - "$RULES" > "$WORK/seed.json" <<'PY'
+import json, sys
+rules = int(sys.argv[1])
+firewalls = [{"name": f"open-{i}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]} for i in range(rules)]
+firewalls += [{"name": f"closed-{i}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["10.0.0.0/8"]} for i in range(100)]
+print(json.dumps({"firewalls": {"bench": firewalls}, "principals": {"engine": "antibody@bench.iam.gserviceaccount.com"}}))
+PY
+cat > "$WORK/antibody.toml" <<'TOML'
+[safety]
+flap_threshold = 0
+max_fixes_per_project_per_hour = 0
+max_fixes_per_instance_per_hour = 0
+TOML
+
+target/release/gcp-sandbox --port 18301 --seed "$WORK/seed.json" >/dev/null 2>&1 &
+SANDBOX=$!
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18301/compute/v1/projects/x/global/firewalls && break; sleep 0.2; done
+
+run_path() {
+  local mode=$1
+  rm -f "$WORK"/journal.sqlite*
+  target/release/antibody serve --port 18302 --config "$WORK/antibody.toml" --google-endpoint http://127.0.0.1:18301 \
+    --state "$WORK/journal.sqlite" --access-token engine --identity antibody@bench.iam.gserviceaccount.com \
+    --insecure-no-auth >/dev/null 2>&1 &
+  local engine=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18302/healthz && break; sleep 0.05; done
+  local line
+  line=$(MODE=$mode THREADS=2 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" -s bench/post.lua http://127.0.0.1:18302/ | grep '^JSON ' | cut -c6-)
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$engine/status")
+  kill "$engine"; wait "$engine" 2>/dev/null || true
+  echo "{\"mode\":\"$mode\",\"peak_rss_kib\":$rss,\"wrk\":$line}"
+}
+
+for mode in ignored compliant violating; do
+  for run in $(seq "$RUNS"); do run_path "$mode"; done
+done | tee target/bench-runs.jsonl | python3 bench/summarize.py
+
+echo
+echo "cold start, exec -> first 200 on /healthz (20 runs):"
+rm -f "$WORK"/cold.sqlite*
+hyperfine --runs 20 --warmup 2 --style basic \
+  "bash -c 'target/release/antibody serve --port 18303 --state $WORK/cold.sqlite --google-endpoint http://127.0.0.1:18301 --insecure-no-auth >/dev/null 2>&1 & pid=\$!; until curl -sf -o /dev/null http://127.0.0.1:18303/healthz; do :; done; kill \$pid; wait \$pid 2>/dev/null || true'" 2>&1 | grep -E "Time|Range"
+kill $SANDBOX

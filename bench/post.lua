@@ -1,0 +1,59 @@
+-- wrk script: Eventarc binary-mode audit events (~2 KB), every request a distinct event (ce-id, insertId) so that
+-- deduplication never short-circuits the measurement. MODE = ignored | compliant | violating.
+-- violating: each request names a different pre-created open rule (open-N), so every event really fixes one.
+local mode = os.getenv("MODE") or "ignored"
+local threads = tonumber(os.getenv("THREADS") or "2")
+local counter = 0
+local thread_id = 0
+local next_id = 0
+
+function setup(thread)
+  thread:set("thread_id", next_id)
+  next_id = next_id + 1
+end
+
+local padding = string.rep("x", 1200)
+
+local function body(insert_id, method, rule)
+  return string.format([[{"insertId":"%s","logName":"projects/bench/logs/cloudaudit.googleapis.com%%2Factivity",
+"operation":{"id":"operation-%s","producer":"compute.googleapis.com","first":true},
+"protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","serviceName":"compute.googleapis.com",
+"methodName":"%s","resourceName":"projects/bench/global/firewalls/%s",
+"authenticationInfo":{"principalEmail":"careless.user@example.com"},
+"requestMetadata":{"callerIp":"203.0.113.7","callerSuppliedUserAgent":"google-cloud-sdk gcloud/450.0.0 %s"},
+"request":{"@type":"type.googleapis.com/compute.firewalls.insert","name":"%s","alloweds":[{"IPProtocol":"tcp","ports":["22"]}],"sourceRanges":["0.0.0.0/0"]}},
+"resource":{"type":"gce_firewall_rule","labels":{"project_id":"bench","firewall_rule_id":"123"}},
+"severity":"NOTICE","timestamp":"2026-11-26T10:00:00.000Z","receiveTimestamp":"2026-11-26T10:00:00.100Z"}]],
+    insert_id, insert_id, method, rule, padding, rule)
+end
+
+request = function()
+  counter = counter + 1
+  local index = counter * threads + thread_id
+  local insert_id = string.format("bench-%d-%d", thread_id, counter)
+  local method, rule = "v1.compute.instances.insert", "ignored"
+  if mode == "compliant" then
+    method, rule = "v1.compute.firewalls.patch", "closed-" .. (index % 100)
+  elseif mode == "violating" then
+    method, rule = "v1.compute.firewalls.patch", "open-" .. index
+  end
+  local headers = {
+    ["Content-Type"] = "application/json; charset=utf-8",
+    ["ce-id"] = insert_id,
+    ["ce-source"] = "//cloudaudit.googleapis.com/projects/bench/logs/activity",
+    ["ce-specversion"] = "1.0",
+    ["ce-type"] = "google.cloud.audit.log.v1.written",
+    ["ce-methodname"] = method,
+    ["ce-servicename"] = "compute.googleapis.com",
+    ["ce-resourcename"] = "projects/bench/global/firewalls/" .. rule,
+  }
+  return wrk.format("POST", "/", headers, body(insert_id, method, rule))
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'JSON {"requests":%d,"rps":%.1f,"non2xx":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d}\n',
+    summary.requests, summary.requests / (summary.duration / 1e6), e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
