@@ -29,7 +29,7 @@ SANDBOX=$!
 for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18301/compute/v1/projects/x/global/firewalls && break; sleep 0.2; done
 
 run_path() {
-  local mode=$1
+  local mode=$1 offset=$2
   rm -f "$WORK"/journal.sqlite*
   target/release/antibody serve --port 18302 --config "$WORK/antibody.toml" --google-endpoint http://127.0.0.1:18301 \
     --state "$WORK/journal.sqlite" --access-token engine --identity antibody@bench.iam.gserviceaccount.com \
@@ -37,7 +37,7 @@ run_path() {
   local engine=$!
   for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18302/healthz && break; sleep 0.05; done
   local line
-  line=$(MODE=$mode THREADS=2 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" -s bench/post.lua http://127.0.0.1:18302/ | grep '^JSON ' | cut -c6-)
+  line=$(MODE=$mode OFFSET=$offset THREADS=2 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" -s bench/post.lua http://127.0.0.1:18302/ | grep '^JSON ' | cut -c6-)
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$engine/status")
   kill "$engine"; wait "$engine" 2>/dev/null || true
@@ -45,8 +45,25 @@ run_path() {
 }
 
 for mode in ignored compliant violating; do
-  for run in $(seq "$RUNS"); do run_path "$mode"; done
+  # Each run fixes rules of its own: a violating event must meet an open rule.
+  for run in $(seq "$RUNS"); do run_path "$mode" $(((run - 1) * RULES / (2 * RUNS))); done
 done | tee target/bench-runs.jsonl | python3 bench/summarize.py
+
+# The reference service, when its directory is given: the same wrk script against gunicorn, reading the same sandbox,
+# on rules antibody never touched.
+if [ -n "${ANTIBODY_BASELINE:-}" ]; then
+  for mode in ignored violating; do
+    for run in $(seq "$RUNS"); do
+      (cd "$ANTIBODY_BASELINE" && COMPUTE_API=http://127.0.0.1:18301/compute/v1 python3 -m gunicorn -w 2 -k gthread --threads 8 \
+        -b 127.0.0.1:18304 --log-level warning app:app >/dev/null 2>&1) &
+      for _ in $(seq 100); do curl -s -o /dev/null -X POST http://127.0.0.1:18304/ -d '{}' && break; sleep 0.1; done
+      line=$(MODE=$mode OFFSET=$((RULES / 2 + (run - 1) * RULES / (2 * RUNS))) THREADS=2 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" -s bench/post.lua http://127.0.0.1:18304/ | grep '^JSON ' | cut -c6-)
+      pkill -f "gunicorn.*18304" || true
+      sleep 0.5
+      echo "{\"mode\":\"$mode\",\"peak_rss_kib\":0,\"wrk\":$line}"
+    done
+  done | tee target/bench-baseline-runs.jsonl | python3 bench/summarize.py | sed 's/^| /| reference /'
+fi
 
 echo
 echo "cold start, exec -> first 200 on /healthz (20 runs):"

@@ -3,6 +3,7 @@
 -- violating: each request names a different pre-created open rule (open-N), so every event really fixes one.
 local mode = os.getenv("MODE") or "ignored"
 local threads = tonumber(os.getenv("THREADS") or "2")
+local offset = tonumber(os.getenv("OFFSET") or "0")
 local counter = 0
 local thread_id = 0
 local next_id = 0
@@ -29,7 +30,7 @@ end
 
 request = function()
   counter = counter + 1
-  local index = counter * threads + thread_id
+  local index = offset + counter * threads + thread_id
   local insert_id = string.format("bench-%d-%d", thread_id, counter)
   local method, rule = "v1.compute.instances.insert", "ignored"
   if mode == "compliant" then

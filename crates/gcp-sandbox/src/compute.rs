@@ -241,28 +241,18 @@ async fn patch_firewall(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let version = api_version(&version)?;
-    let request = parse_body(&body)?;
-    write(
+    let target = (version, project, name);
+    replace(
         &shared,
-        version,
+        target,
         "patch",
-        &project,
-        &name,
         &query,
         &headers,
-        Some(request.clone()),
-        |state, _| {
-            let key = (project.clone(), name.clone());
-            let existing = state
-                .firewalls
-                .get(&key)
-                .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))?;
+        &body,
+        |existing, request| {
             let mut merged = existing.clone();
-            merge_patch(&mut merged, &request);
-            let firewall = firewall::normalise(&project, merged, Some(existing), 0)?;
-            state.firewalls.insert(key, firewall.clone());
-            Ok(firewall)
+            merge_patch(&mut merged, request);
+            merged
         },
     )
 }
@@ -274,16 +264,38 @@ async fn update_firewall(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let version = api_version(&version)?;
-    let request = parse_body(&body)?;
-    write(
+    let target = (version, project, name);
+    replace(
         &shared,
-        version,
+        target,
         "update",
-        &project,
-        &name,
         &query,
         &headers,
+        &body,
+        |_, request| request.clone(),
+    )
+}
+
+/// PATCH and PUT: the new rule is computed from the existing one and the request, then validated like an insert.
+fn replace(
+    shared: &Arc<Shared>,
+    (version, project, name): (String, String, String),
+    verb: &'static str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    new_rule: impl FnOnce(&Value, &Value) -> Value,
+) -> Result<Response, ApiError> {
+    let version = api_version(&version)?;
+    let request = parse_body(body)?;
+    write(
+        shared,
+        version,
+        verb,
+        &project,
+        &name,
+        query,
+        headers,
         Some(request.clone()),
         |state, _| {
             let key = (project.clone(), name.clone());
@@ -291,7 +303,8 @@ async fn update_firewall(
                 .firewalls
                 .get(&key)
                 .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))?;
-            let firewall = firewall::normalise(&project, request.clone(), Some(existing), 0)?;
+            let firewall =
+                firewall::normalise(&project, new_rule(existing, &request), Some(existing), 0)?;
             state.firewalls.insert(key, firewall.clone());
             Ok(firewall)
         },

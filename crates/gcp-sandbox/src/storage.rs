@@ -28,8 +28,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(
             "/storage/v1/b/{bucket}",
             get(get_bucket)
-                .patch(patch_bucket)
-                .put(update_bucket)
+                .patch(modify_bucket)
+                .put(modify_bucket)
                 .delete(delete_bucket),
         )
         .route("/storage/v1/b/{bucket}/iam", get(get_iam).put(set_iam))
@@ -477,44 +477,21 @@ async fn get_bucket(
     Ok(Json(bucket.view(full_projection(&query))))
 }
 
-async fn patch_bucket(
+/// PATCH merges, PUT replaces; Google logs both as storage.buckets.update, without the request body.
+async fn modify_bucket(
     State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let request = parse_json(&body)?;
-    // Google logs bucket metadata changes as storage.buckets.update, without the request body.
-    let bucket = write(
-        &shared,
-        &name,
-        &query,
-        &headers,
-        "storage.buckets.update",
-        "storage.buckets.update",
-        |bucket| apply_patch(bucket, &request, false),
-    )?;
-    Ok(Json(bucket.view(full_projection(&query))))
-}
-
-async fn update_bucket(
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let request = parse_json(&body)?;
-    let bucket = write(
-        &shared,
-        &name,
-        &query,
-        &headers,
-        "storage.buckets.update",
-        "storage.buckets.update",
-        |bucket| apply_patch(bucket, &request, true),
-    )?;
+    let replace = method == axum::http::Method::PUT;
+    let update = "storage.buckets.update";
+    let bucket = write(&shared, &name, &query, &headers, update, update, |bucket| {
+        apply_patch(bucket, &request, replace)
+    })?;
     Ok(Json(bucket.view(full_projection(&query))))
 }
 

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS events (
     finished_epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_fixes ON events(outcome, resource_key, finished_epoch);
+CREATE INDEX IF NOT EXISTS events_project_fixes ON events(outcome, project, finished_epoch);
 CREATE TABLE IF NOT EXISTS exemptions (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     resource    TEXT NOT NULL,
