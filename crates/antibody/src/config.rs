@@ -214,6 +214,13 @@ pub struct RawServe {
     /// Serve without verifying who posts events (local use only).
     #[serde(default)]
     pub insecure_no_auth: bool,
+    /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 256).
+    pub max_in_flight: Option<usize>,
+    /// Projects `serve` also sweeps on a timer, as a backstop for lost events (default: none).
+    #[serde(default)]
+    pub sweep_projects: Vec<String>,
+    /// Minutes between sweeps (default 15; 0 turns the timer off).
+    pub sweep_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +337,9 @@ pub struct Config {
     pub identities: Vec<String>,
     pub dry_run: bool,
     pub insecure_no_auth: bool,
+    pub sweep_projects: Vec<String>,
+    pub sweep_minutes: u32,
+    pub max_in_flight: usize,
     pub firewall: FirewallPolicy,
     pub project_iam: ProjectIamPolicy,
     pub bucket: BucketPolicy,
@@ -407,6 +417,9 @@ impl Config {
             identities: raw.serve.identities,
             dry_run: raw.serve.dry_run,
             insecure_no_auth: raw.serve.insecure_no_auth,
+            sweep_projects: raw.serve.sweep_projects,
+            sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
+            max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),
             firewall,
             project_iam,
             bucket,

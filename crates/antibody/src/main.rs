@@ -186,6 +186,12 @@ struct ServeArgs {
     /// Accept pushes without verifying the sender (local use only).
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Also sweep this project on a timer (a backstop for lost events). Repeatable.
+    #[arg(long = "sweep-project")]
+    sweep_projects: Vec<String>,
+    /// Minutes between sweeps.
+    #[arg(long)]
+    sweep_minutes: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -417,7 +423,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    config
+        .sweep_projects
+        .extend(args.sweep_projects.iter().cloned());
+    if let Some(minutes) = args.sweep_minutes {
+        config.sweep_minutes = minutes;
+    }
+    let sweep = (!config.sweep_projects.is_empty() && config.sweep_minutes > 0).then(|| {
+        (
+            config.sweep_projects.clone(),
+            std::time::Duration::from_secs(u64::from(config.sweep_minutes) * 60),
+        )
+    });
     let context = antibody::build(config, LogSink::Stdout)?;
+    if let Some((projects, every)) = sweep {
+        tokio::spawn(antibody::scan::periodically(
+            context.clone(),
+            projects,
+            every,
+        ));
+    }
     let server = antibody::start(context, addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;

@@ -296,3 +296,27 @@ pub fn sarif(report: &Report) -> serde_json::Value {
         "runs": [{"tool": {"driver": {"name": "antibody", "version": env!("CARGO_PKG_VERSION"), "rules": rules}}, "results": results}],
     })
 }
+
+/// Progress of a sweep nobody watches.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&self, _message: &str) {}
+}
+
+/// `serve`'s backstop: sweeps `projects` with `--fix` semantics every `every`, logging one line per sweep.
+pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::time::Duration) {
+    let mut timer = tokio::time::interval(every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let report = sweep(&cx, &projects, true, &Quiet).await;
+        let line = serde_json::json!({
+            "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },
+            "message": format!("sweep of {}: {} violating resource(s), {} error(s)", projects.join(", "), report.violations.len(), report.errors.len()),
+            "logging.googleapis.com/labels": {"component": "sweep"},
+            "firewalls": report.firewalls, "buckets": report.buckets, "errors": report.errors,
+        });
+        println!("{line}");
+    }
+}

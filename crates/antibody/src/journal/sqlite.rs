@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
     duration_us   INTEGER,
     finished_at   TEXT,
     resource_key  TEXT,
-    finished_epoch INTEGER
+    finished_epoch INTEGER,
+    claimed_epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_fixes ON events(outcome, resource_key, finished_epoch);
 CREATE INDEX IF NOT EXISTS events_project_fixes ON events(outcome, project, finished_epoch);
@@ -79,6 +80,10 @@ CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 /// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
 /// transaction's commit is known (reply to the caller, or report the commit's failure).
 type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Box<dyn FnOnce(Option<&str>) + Send> + Send>;
+
+/// A claim still `processing` after this long was abandoned (its process died); a redelivery handles it again.
+/// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
+const STALE_CLAIM_SECS: i64 = 600;
 
 /// Most jobs one commit carries; bounds the latency a large batch adds to its first job.
 const GROUP: usize = 256;
@@ -214,21 +219,26 @@ impl Journal {
         self.with(move |connection| {
             let transaction = connection.savepoint()?;
             let (delivery_key, log_key) = key_of(&event);
-            let existing: Option<(i64, String)> = transaction
+            let now = super::epoch_now();
+            let existing: Option<(i64, String, Option<i64>)> = transaction
                 .query_row(
-                    "SELECT id, state FROM events WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
+                    "SELECT id, state, claimed_epoch FROM events WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
                     params![delivery_key, log_key],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()?;
             let id = match existing {
-                Some((id, state)) => {
+                Some((id, state, claimed)) => {
+                    // A transient failure, or a claim abandoned by a crashed process, is handled again.
+                    let abandoned = state == "processing" && claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS);
+                    let reclaim = state == "retry" || abandoned;
                     transaction.execute(
                         "UPDATE events SET deliveries = deliveries + 1,
-                             state = CASE state WHEN 'retry' THEN 'processing' ELSE state END WHERE id = ?1",
-                        params![id],
+                             state = CASE WHEN ?2 THEN 'processing' ELSE state END,
+                             claimed_epoch = CASE WHEN ?2 THEN ?3 ELSE claimed_epoch END WHERE id = ?1",
+                        params![id, reclaim, now],
                     )?;
-                    if state != "retry" {
+                    if !reclaim {
                         transaction.commit()?;
                         return Ok(Claim::Duplicate { of: id });
                     }
@@ -237,8 +247,8 @@ impl Journal {
                 None => {
                     transaction.execute(
                         "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
-                             resource_name, project, principal, operation_id, state)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing')",
+                             resource_name, project, principal, operation_id, state, claimed_epoch)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing', ?10)",
                         params![
                             delivery_key,
                             log_key,
@@ -249,6 +259,7 @@ impl Journal {
                             event.project,
                             event.principal,
                             event.operation.as_ref().map(|operation| operation.id.clone()),
+                            now,
                         ],
                     )?;
                     transaction.last_insert_rowid()

@@ -51,8 +51,24 @@ impl From<EventError> for Rejection {
 }
 
 pub fn router(cx: Arc<Context>) -> Router {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(cx.config.max_in_flight));
     Router::new()
         .route("/", post(receive))
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let in_flight = in_flight.clone();
+            async move {
+                // Saturated: ask the sender to come back rather than queueing without bound.
+                match in_flight.try_acquire_owned() {
+                    Ok(_permit) => next.run(request).await,
+                    Err(_) => {
+                        let body = json!({"error": "antibody is at its concurrency limit; the event will be redelivered"});
+                        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+                        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+                        response
+                    }
+                }
+            }
+        }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -73,7 +89,19 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
             return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
         }
     };
-    match pipeline::handle(&cx, &event).await {
+    // The pipeline runs in a task of its own: if the sender gives up (an ack deadline, a dropped connection), the
+    // handling still finishes and its row is completed, instead of being cancelled half-way.
+    let handled = tokio::spawn({
+        let cx = cx.clone();
+        async move { pipeline::handle(&cx, &event).await }
+    })
+    .await
+    .unwrap_or_else(|err| {
+        Err(crate::journal::Error::Worker(format!(
+            "the handler stopped: {err}"
+        )))
+    });
+    match handled {
         Ok(handled) => {
             let status = if matches!(handled.outcome, pipeline::Outcome::Retry { .. }) {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -321,3 +321,128 @@ async fn every_accepted_event_has_a_durable_row_in_the_file() {
     );
     assert!(rows.iter().all(|row| row.state == "done"));
 }
+
+#[tokio::test]
+async fn a_claim_abandoned_by_a_crash_is_handled_on_redelivery() {
+    let harness = Harness::with(Options {
+        seed: vec![open_ssh("orphan")],
+        ..Options::default()
+    })
+    .await;
+    harness
+        .user_inserts(json!({"name": "other", "allowed": [{"IPProtocol": "icmp"}]}))
+        .await;
+    let mut entry = harness.sandbox.audit_entries()[0].clone();
+    entry["insertId"] = json!("crash-1");
+    entry["operation"] = serde_json::Value::Null;
+    entry["protoPayload"]["resourceName"] = json!("projects/test-project/global/firewalls/orphan");
+    let event = antibody::event::AuditEvent::from_log_entry(
+        &entry,
+        antibody::event::Transport::LogEntry,
+        None,
+    )
+    .expect("event");
+    // The process claimed the event and died before finishing it.
+    assert!(matches!(
+        harness.cx().journal.claim(&event).await.expect("claim"),
+        antibody::journal::Claim::New { .. }
+    ));
+    let (_, early) = harness
+        .post(&[("content-type", "application/json")], entry.to_string())
+        .await;
+    assert_eq!(
+        early["outcome"], "duplicate",
+        "a fresh claim may still be in progress elsewhere"
+    );
+    // Ten minutes later the claim counts as abandoned, and the redelivery is handled.
+    let connection = rusqlite::Connection::open(&harness.cx().config.state).expect("open");
+    connection
+        .execute(
+            "UPDATE events SET claimed_epoch = claimed_epoch - 3600 WHERE log_key LIKE '%crash-1'",
+            [],
+        )
+        .expect("age");
+    let (status, body) = harness
+        .post(&[("content-type", "application/json")], entry.to_string())
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("remediated")),
+        "{body}"
+    );
+    assert_eq!(harness.rule("orphan").await["disabled"], true);
+}
+
+#[tokio::test]
+async fn serve_sweeps_on_a_timer_as_a_backstop() {
+    let harness = Harness::with(Options {
+        seed: vec![open_ssh("missed-event")],
+        ..Options::default()
+    })
+    .await;
+    let sweeper = tokio::spawn(antibody::scan::periodically(
+        harness.cx().clone(),
+        vec![crate::harness::PROJECT.to_string()],
+        Duration::from_secs(3600),
+    ));
+    let mut fixed = false;
+    for _ in 0..200 {
+        if harness.rule("missed-event").await["disabled"] == true {
+            fixed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sweeper.abort();
+    assert!(
+        fixed,
+        "the first sweep runs at once and fixes what no event announced"
+    );
+}
+
+#[tokio::test]
+async fn a_saturated_receiver_answers_503_with_retry_after() {
+    let options = Options {
+        tweak: Box::new(|config| config.max_in_flight = 1),
+        operation_delay: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let slow = harness
+        .http
+        .post(harness.firewalls_url())
+        .bearer_auth(crate::harness::USER_TOKEN)
+        .json(&open_ssh("slow-one"))
+        .send();
+    slow.await.expect("insert");
+    // Wait until the first delivery is being handled (its fix waits on a slow operation): its row is `processing`.
+    let mut busy = false;
+    for _ in 0..200 {
+        let rows = harness.cx().journal.entries(10).await.expect("journal");
+        if rows.iter().any(|row| row.state == "processing") {
+            busy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(busy, "the first event is in flight");
+    let response = harness
+        .http
+        .post(harness.engine.url())
+        .header("content-type", "application/json")
+        .body(
+            json!({"insertId": "x", "protoPayload": {"serviceName": "s", "methodName": "m"}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    harness.sandbox.settled().await;
+    assert_eq!(
+        harness.rule("slow-one").await["disabled"],
+        true,
+        "the sandbox redelivered what was refused"
+    );
+}
