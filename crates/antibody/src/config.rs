@@ -214,6 +214,13 @@ pub struct RawServe {
     /// Serve without verifying who posts events (local use only).
     #[serde(default)]
     pub insecure_no_auth: bool,
+    /// The audience push tokens must name: the push subscription's audience, by default the service URL.
+    pub push_audience: Option<String>,
+    /// Service accounts allowed to push (the trigger's or subscription's account).
+    #[serde(default)]
+    pub push_emails: Vec<String>,
+    /// Where the token signing keys are published (default Google's https://www.googleapis.com/oauth2/v3/certs).
+    pub jwks_url: Option<String>,
     /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 256).
     pub max_in_flight: Option<usize>,
     /// Projects `serve` also sweeps on a timer, as a backstop for lost events (default: none).
@@ -337,6 +344,9 @@ pub struct Config {
     pub identities: Vec<String>,
     pub dry_run: bool,
     pub insecure_no_auth: bool,
+    pub push_audience: Option<String>,
+    pub push_emails: Vec<String>,
+    pub jwks_url: Option<String>,
     pub sweep_projects: Vec<String>,
     pub sweep_minutes: u32,
     pub max_in_flight: usize,
@@ -417,6 +427,18 @@ impl Config {
             identities: raw.serve.identities,
             dry_run: raw.serve.dry_run,
             insecure_no_auth: raw.serve.insecure_no_auth,
+            push_audience: raw
+                .serve
+                .push_audience
+                .or_else(|| std::env::var("ANTIBODY_PUSH_AUDIENCE").ok()),
+            push_emails: if raw.serve.push_emails.is_empty() {
+                std::env::var("ANTIBODY_PUSH_EMAILS")
+                    .map(|emails| emails.split(',').map(str::to_string).collect())
+                    .unwrap_or_default()
+            } else {
+                raw.serve.push_emails
+            },
+            jwks_url: raw.serve.jwks_url,
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
             max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),

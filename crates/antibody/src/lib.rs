@@ -34,7 +34,16 @@ pub fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Erro
         gcp::Endpoints::new(config.google_endpoint.as_deref()),
         credentials(&config),
     );
-    Ok(Arc::new(Context::new(config, client, journal, log)))
+    let verifier = config.push_audience.clone().map(|audience| {
+        receive::auth::Verifier::new(
+            audience,
+            config.push_emails.clone(),
+            config.jwks_url.clone(),
+        )
+    });
+    let mut context = Context::new(config, client, journal, log);
+    context.verifier = verifier;
+    Ok(Arc::new(context))
 }
 
 /// Which credentials to use: an explicit token wins, then the metadata server (always, when talking to Google).

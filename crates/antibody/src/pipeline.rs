@@ -28,6 +28,8 @@ pub struct Context {
     fixes: Mutex<std::collections::VecDeque<Instant>>,
     /// Wakes the outbox worker when a decision wrote alerts.
     pub alerts_waiting: Arc<tokio::sync::Notify>,
+    /// Verifies who pushes events; `None` only when serving without authentication was asked for.
+    pub verifier: Option<crate::receive::auth::Verifier>,
 }
 
 impl Context {
@@ -40,6 +42,7 @@ impl Context {
             locks: ResourceLocks::default(),
             fixes: Mutex::new(std::collections::VecDeque::new()),
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
+            verifier: None,
         }
     }
 

@@ -28,6 +28,15 @@ pub struct Args {
     /// Map a bearer token to a principal email (TOKEN=EMAIL). Repeatable.
     #[arg(long = "principal", value_name = "TOKEN=EMAIL")]
     pub principals: Vec<String>,
+    /// Sign pushes with OIDC tokens for this audience (as an authenticated push subscription does).
+    #[arg(long = "push-audience")]
+    pub push_audience: Option<String>,
+    /// The service account the push tokens name (with --push-audience).
+    #[arg(
+        long = "push-email",
+        default_value = "eventarc-push@sandbox-project.iam.gserviceaccount.com"
+    )]
+    pub push_email: String,
     /// How long write operations stay RUNNING before they are DONE, in milliseconds.
     #[arg(long = "operation-delay-ms", default_value_t = 0)]
     pub operation_delay_ms: u64,
@@ -60,9 +69,17 @@ impl Args {
         ];
         for (urls, mode) in modes {
             for url in urls {
+                let identity =
+                    self.push_audience
+                        .clone()
+                        .map(|audience| crate::oidc::PushIdentity {
+                            audience,
+                            email: self.push_email.clone(),
+                        });
                 config.deliveries.push(Delivery {
                     url: url.clone(),
                     mode,
+                    identity,
                 });
             }
         }

@@ -29,6 +29,8 @@ pub enum DeliveryMode {
 pub struct Delivery {
     pub url: String,
     pub mode: DeliveryMode,
+    /// Sign every push with an OIDC token for this identity, as an authenticated push subscription does.
+    pub identity: Option<crate::oidc::PushIdentity>,
 }
 
 impl Delivery {
@@ -36,6 +38,7 @@ impl Delivery {
         Delivery {
             url: url.into(),
             mode: DeliveryMode::EventarcBinary,
+            identity: None,
         }
     }
 }
@@ -167,13 +170,16 @@ impl Inner {
         let event = CloudEvent::from_entry(entry, sequence);
         let mut backoff = self.retry.initial;
         for _ in 0..self.retry.max_attempts.max(1) {
-            let request = match subscriber.mode {
+            let mut request = match subscriber.mode {
                 DeliveryMode::EventarcBinary => event.binary(&self.client, &subscriber.url, entry),
                 DeliveryMode::EventarcStructured => {
                     event.structured(&self.client, &subscriber.url, entry)
                 }
                 DeliveryMode::PubSubPush => event.pubsub(&self.client, &subscriber.url, entry),
             };
+            if let Some(identity) = &subscriber.identity {
+                request = request.bearer_auth(crate::oidc::mint_now(identity));
+            }
             let status = match request.send().await {
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 0,

@@ -12,6 +12,7 @@ pub mod deliver;
 mod error;
 mod iam;
 mod metadata;
+pub mod oidc;
 mod resourcemanager;
 mod storage;
 mod time_fmt;
@@ -243,6 +244,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(compute::routes())
         .merge(resourcemanager::routes())
         .merge(metadata::routes())
+        .merge(oidc::routes())
         .merge(storage::routes())
         .merge(audit::routes())
         .layer(axum::middleware::from_fn_with_state(

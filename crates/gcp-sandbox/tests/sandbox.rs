@@ -420,6 +420,7 @@ async fn pubsub_push_envelopes_carry_the_entry_in_base64() {
     let delivery = Delivery {
         url,
         mode: DeliveryMode::PubSubPush,
+        identity: None,
     };
     let config = SandboxConfig {
         deliveries: vec![delivery],

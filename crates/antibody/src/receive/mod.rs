@@ -1,6 +1,7 @@
 //! The HTTP receiver: decodes Eventarc (binary and structured), Pub/Sub push and raw LogEntry bodies into
 //! AuditEvents, hands them to the pipeline, and answers so that senders redeliver exactly when they must.
 
+pub mod auth;
 mod eventarc;
 mod pubsub;
 
@@ -76,6 +77,13 @@ pub fn router(cx: Arc<Context>) -> Router {
 }
 
 async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+    let verified = match &cx.verifier {
+        Some(verifier) => verifier.verify(&headers).await,
+        None => Ok(()),
+    };
+    if let Err(rejection) = verified {
+        return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
+    }
     let event = match decode(&headers, &body) {
         Ok(Decoded::Event(event)) => *event,
         Ok(Decoded::NotAudit(reason)) => {

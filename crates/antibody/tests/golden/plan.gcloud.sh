@@ -23,6 +23,11 @@ gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "euro
   --service-account "$SA" --no-allow-unauthenticated --memory 256Mi --concurrency 80 --min-instances 1 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA"
 
+# Pushes are verified: their OIDC token must name the service URL and this account.
+URL=$(gcloud run services describe antibody --project "$PROJECT" --region "$REGION" --format 'value(status.url)')
+gcloud run services update antibody --project "$PROJECT" --region "$REGION" \
+  --update-env-vars "ANTIBODY_PUSH_AUDIENCE=$URL,ANTIBODY_PUSH_EMAILS=$SA"
+
 # Eventarc delivers with the same account; it may invoke the service and nothing else.
 gcloud run services add-iam-policy-binding antibody --project "$PROJECT" --region "$REGION" \
   --member "serviceAccount:$SA" --role roles/run.invoker >/dev/null

@@ -330,3 +330,27 @@ async fn replay_pushes_recorded_events_through_the_same_pipeline() {
         .expect("json");
     assert_eq!(read["disabled"], true);
 }
+
+#[test]
+fn serve_refuses_to_run_unauthenticated_unless_asked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("journal.sqlite");
+    let output = Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--google-endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .env_remove("ANTIBODY_PUSH_AUDIENCE")
+        .env_remove("ANTIBODY_PUSH_EMAILS")
+        .output()
+        .expect("antibody runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("push authentication is not configured")
+    );
+}

@@ -33,6 +33,8 @@ pub struct Options {
     pub project_policy: Option<Value>,
     /// Buckets that exist before anyone subscribed.
     pub buckets: Vec<Value>,
+    /// Sign the sandbox's pushes with OIDC tokens for this identity.
+    pub push_identity: Option<gcp_sandbox::oidc::PushIdentity>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             seed: Vec::new(),
             project_policy: None,
             buckets: Vec::new(),
+            push_identity: None,
         }
     }
 }
@@ -95,6 +98,10 @@ impl Harness {
             ..Config::default()
         };
         (options.tweak)(&mut config);
+        // Push tokens are signed by the sandbox: their keys are at its JWKS endpoint.
+        config
+            .jwks_url
+            .get_or_insert_with(|| format!("{}/oauth2/v3/certs", sandbox.base_url()));
         let context = antibody::build(config, LogSink::memory()).expect("engine builds");
         let engine = antibody::start(context, localhost)
             .await
@@ -102,6 +109,7 @@ impl Harness {
         sandbox.add_delivery(Delivery {
             url: engine.url(),
             mode: options.mode,
+            identity: options.push_identity,
         });
         Harness {
             sandbox,

@@ -9,6 +9,7 @@ mod harness;
 mod notify;
 mod plan;
 mod project_iam;
+mod push_auth;
 mod safety;
 mod scan;
 mod undo;

@@ -1,0 +1,154 @@
+//! Push authentication: the Google-signed OIDC token on every push is verified — signature against Google's JWKS (cached,
+//! refetched at most once a minute on an unknown `kid`), issuer, audience, allowed service accounts, `email_verified`,
+//! expiry with a minute of skew — before the body is read.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::Rejection;
+
+pub const GOOGLE_JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
+const ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+/// An unknown `kid` refetches the JWKS, but not more often than this.
+const REFETCH: Duration = Duration::from_secs(60);
+
+/// Who may push, and the keys their tokens are checked against.
+pub struct Verifier {
+    audience: String,
+    emails: Vec<String>,
+    jwks_url: String,
+    http: reqwest::Client,
+    keys: Mutex<Keys>,
+}
+
+#[derive(Default)]
+struct Keys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    email_verified: bool,
+}
+
+fn unauthorized(message: impl Into<String>) -> Rejection {
+    Rejection {
+        status: StatusCode::UNAUTHORIZED,
+        message: message.into(),
+    }
+}
+
+impl Verifier {
+    pub fn new(audience: String, emails: Vec<String>, jwks_url: Option<String>) -> Verifier {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client with the ring provider installed");
+        Verifier {
+            audience,
+            emails,
+            jwks_url: jwks_url.unwrap_or_else(|| GOOGLE_JWKS.into()),
+            http,
+            keys: Mutex::new(Keys::default()),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, Rejection> {
+        let mut keys = self.keys.lock().await;
+        if let Some(key) = keys.by_kid.get(kid) {
+            return Ok(key.clone());
+        }
+        if keys
+            .fetched
+            .is_some_and(|fetched| fetched.elapsed() < REFETCH)
+        {
+            return Err(unauthorized("the token's signing key is unknown"));
+        }
+        keys.fetched = Some(Instant::now());
+        let unavailable = |message: String| Rejection {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message,
+        };
+        let set: JwkSet = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .map_err(|err| unavailable(format!("cannot fetch the signing keys: {err}")))?
+            .json()
+            .await
+            .map_err(|err| unavailable(format!("the signing keys are not a JWKS: {err}")))?;
+        keys.by_kid = set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect();
+        keys.by_kid
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| unauthorized("the token's signing key is unknown"))
+    }
+
+    /// Checks the request's bearer token; the answer never echoes the token.
+    pub async fn verify(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                unauthorized("a push must carry a Google-signed OIDC token (Authorization: Bearer)")
+            })?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthorized("the bearer token is not a JWT"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(unauthorized("the token is not signed with RS256"));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| unauthorized("the token names no signing key"))?;
+        let key = self.key(&kid).await?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        // Google writes the service URL with or without the trailing slash, depending on who set the audience.
+        let other = match self.audience.strip_suffix('/') {
+            Some(bare) => bare.to_string(),
+            None => format!("{}/", self.audience),
+        };
+        validation.set_audience(&[self.audience.as_str(), other.as_str()]);
+        validation.set_issuer(&ISSUERS);
+        validation.leeway = 60;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|err| unauthorized(format!("the token was refused: {}", describe(&err))))?;
+        if !data.claims.email_verified
+            || !self.emails.iter().any(|email| email == &data.claims.email)
+        {
+            return Err(Rejection {
+                status: StatusCode::FORBIDDEN,
+                message: format!("{} may not push to antibody", data.claims.email),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "it has expired",
+        ErrorKind::InvalidAudience => "it is for another audience",
+        ErrorKind::InvalidIssuer => "it was not issued by Google",
+        ErrorKind::InvalidSignature => "its signature does not verify",
+        ErrorKind::ImmatureSignature => "it is not valid yet",
+        _ => "it is malformed",
+    }
+}
