@@ -331,6 +331,8 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
                 cx.count_fix();
                 Outcome::Remediated { fix }
             }
+            // Deleted between our read and our write: nothing left to fix.
+            Err(apply::Error::Google(gcp::Error::NotFound(_))) => Outcome::Gone,
             Err(apply::Error::Google(err)) => {
                 record.fix = Some(fix);
                 failure(err.to_string(), err.is_retryable())

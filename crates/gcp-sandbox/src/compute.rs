@@ -60,6 +60,8 @@ struct Operation {
     done_at: Instant,
     /// The `last` audit entry, emitted once when the operation completes.
     last_entry: Option<Value>,
+    /// An injected failure: the operation ends DONE with this error.
+    error: Option<String>,
 }
 
 impl ComputeState {
@@ -96,6 +98,12 @@ impl ComputeState {
         )
     }
 
+    /// Removes a rule without a trace (the fault "deleted between read and write").
+    pub(crate) fn remove_firewall(&mut self, project: &str, name: &str) {
+        self.firewalls
+            .remove(&(project.to_string(), name.to_string()));
+    }
+
     /// Completes the operation if its time has come; returns the `last` entry to emit, once.
     fn poll(&mut self, key: &(String, String)) -> Option<Value> {
         let operation = self.operations.get_mut(key)?;
@@ -105,6 +113,12 @@ impl ComputeState {
         operation.body["status"] = json!("DONE");
         operation.body["progress"] = json!(100);
         operation.body["endTime"] = json!(compute_now());
+        if let Some(message) = operation.error.take() {
+            operation.body["error"] =
+                json!({"errors": [{"code": "INJECTED_FAILURE", "message": message}]});
+            operation.body["httpErrorStatusCode"] = json!(400);
+            operation.body["httpErrorMessage"] = json!("BAD REQUEST");
+        }
         operation.last_entry.take()
     }
 }
@@ -423,6 +437,11 @@ fn write(
                 body: operation.clone(),
                 done_at: Instant::now() + delay,
                 last_entry: Some(last),
+                error: shared
+                    .next_operation_error
+                    .lock()
+                    .expect("operation error lock poisoned")
+                    .take(),
             },
         );
         if let Some(request_id) = request_id {

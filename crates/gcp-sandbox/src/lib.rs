@@ -10,6 +10,7 @@ pub mod cli;
 mod compute;
 pub mod deliver;
 mod error;
+pub mod faults;
 mod iam;
 mod metadata;
 pub mod oidc;
@@ -94,6 +95,9 @@ pub(crate) struct Shared {
     /// Tokens minted by the metadata server → their principal.
     pub(crate) issued: Mutex<HashMap<String, String>>,
     pub(crate) tokens_issued: std::sync::atomic::AtomicU64,
+    pub(crate) faults: faults::Faults,
+    /// The next write's operation ends DONE with this error (an injected fault).
+    pub(crate) next_operation_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -163,6 +167,11 @@ impl Running {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Arms a fault for the next matching requests (the same as `POST /_sandbox/faults`).
+    pub fn inject(&self, fault: faults::Fault) {
+        self.shared.faults.add(fault);
+    }
+
     /// The IAM permissions the calls of `principal` needed so far.
     pub fn permissions_used_by(&self, principal: &str) -> std::collections::BTreeSet<String> {
         self.shared.ledger.used_by(principal)
@@ -225,6 +234,8 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         ledger: authz::Ledger::default(),
         issued: Mutex::new(HashMap::new()),
         tokens_issued: std::sync::atomic::AtomicU64::new(0),
+        faults: faults::Faults::default(),
+        next_operation_error: Mutex::new(None),
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -245,8 +256,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(resourcemanager::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
+        .merge(faults::routes())
         .merge(storage::routes())
         .merge(audit::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults::inject,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             authz::record,

@@ -3,6 +3,7 @@
 mod auth;
 mod bucket;
 mod cli;
+mod faults;
 mod firewall;
 mod fixtures;
 mod harness;

@@ -1,0 +1,136 @@
+//! Google's bad days, injected by the sandbox: bounded retries, redelivery through 5xx, clear journal entries.
+
+use gcp_sandbox::faults::Fault;
+use serde_json::json;
+
+use crate::harness::{ENGINE, Harness, Options};
+
+fn open_ssh(name: &str) -> serde_json::Value {
+    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
+fn fault(method: &str, path: &str) -> Fault {
+    Fault {
+        method: Some(method.into()),
+        path_contains: path.into(),
+        principal: Some(ENGINE.into()),
+        times: 1,
+        status: None,
+        retry_after: None,
+        delay_ms: None,
+        operation_error: None,
+        delete_first: false,
+    }
+}
+
+async fn seeded(name: &str) -> Harness {
+    Harness::with(Options {
+        seed: vec![open_ssh(name)],
+        ..Options::default()
+    })
+    .await
+}
+
+/// Makes the user touch the rule so that its event is delivered.
+async fn poke(harness: &Harness, name: &str) {
+    harness
+        .user_patches(name, json!({"description": "touched"}))
+        .await;
+}
+
+#[tokio::test]
+async fn transient_read_errors_are_retried_within_the_call() {
+    let harness = seeded("flaky-read").await;
+    harness.sandbox.inject(Fault {
+        times: 2,
+        status: Some(503),
+        ..fault("GET", "/firewalls/flaky-read")
+    });
+    poke(&harness, "flaky-read").await;
+    assert_eq!(harness.rule("flaky-read").await["disabled"], true);
+    assert_eq!(
+        harness.count("retry").await,
+        0,
+        "two 503s fit within one call's bounded retries"
+    );
+}
+
+#[tokio::test]
+async fn quota_errors_honour_retry_after_and_still_fix() {
+    let harness = seeded("throttled").await;
+    harness.sandbox.inject(Fault {
+        status: Some(429),
+        retry_after: Some(1),
+        ..fault("PATCH", "/firewalls/throttled")
+    });
+    let started = std::time::Instant::now();
+    poke(&harness, "throttled").await;
+    assert_eq!(harness.rule("throttled").await["disabled"], true);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "Retry-After: 1 was waited out"
+    );
+}
+
+#[tokio::test]
+async fn a_persistent_outage_answers_503_and_the_redelivery_fixes_it() {
+    let harness = seeded("outage").await;
+    // More failures than one call retries: the event is answered 503, the sandbox redelivers, the next try works.
+    harness.sandbox.inject(Fault {
+        times: 3,
+        status: Some(500),
+        ..fault("GET", "/firewalls/outage")
+    });
+    poke(&harness, "outage").await;
+    assert_eq!(harness.rule("outage").await["disabled"], true);
+    let statuses: Vec<u16> = harness
+        .sandbox
+        .delivery_attempts()
+        .iter()
+        .map(|attempt| attempt.status)
+        .collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert_eq!(
+        harness.count("remediated").await,
+        1,
+        "one fix, however many deliveries"
+    );
+}
+
+#[tokio::test]
+async fn an_operation_that_ends_in_error_is_a_clear_failure() {
+    let harness = seeded("op-fails").await;
+    harness.sandbox.inject(Fault {
+        operation_error: Some("Quota 'FIREWALLS' exceeded".into()),
+        ..fault("PATCH", "/firewalls/op-fails")
+    });
+    poke(&harness, "op-fails").await;
+    let entries = harness.cx().journal.entries(20).await.expect("journal");
+    let failed = entries
+        .iter()
+        .find(|entry| entry.outcome.as_deref() == Some("failed"))
+        .expect("a failed row");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("Quota 'FIREWALLS' exceeded")),
+        "{failed:?}"
+    );
+    assert!(failed.fix.is_some(), "the attempted fix is journaled");
+}
+
+#[tokio::test]
+async fn a_rule_deleted_between_read_and_patch_is_gone_not_failed() {
+    let harness = seeded("vanishing").await;
+    harness.sandbox.inject(Fault {
+        delete_first: true,
+        ..fault("PATCH", "/firewalls/vanishing")
+    });
+    harness
+        .user_patches("vanishing", json!({"description": "touched"}))
+        .await;
+    let outcomes = harness.outcomes().await;
+    assert!(outcomes.contains(&"gone".to_string()), "{outcomes:?}");
+    assert!(!outcomes.contains(&"failed".to_string()), "{outcomes:?}");
+}
