@@ -178,6 +178,8 @@ pub struct RawSafety {
     pub max_fixes_per_project_per_hour: Option<u32>,
     /// At most this many fixes per antibody instance per hour (default 50; 0 = unlimited).
     pub max_fixes_per_instance_per_hour: Option<u32>,
+    /// Stop mutating while at least this share of the last 50 Google API calls failed (default 0.5; 0 = off).
+    pub breaker_failure_rate: Option<f64>,
 }
 
 /// Validated safety limits.
@@ -188,6 +190,7 @@ pub struct SafetyLimits {
     pub flap_window_secs: i64,
     pub max_fixes_per_project_per_hour: u32,
     pub max_fixes_per_instance_per_hour: u32,
+    pub breaker_failure_rate: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -399,6 +402,11 @@ impl Config {
                 .safety
                 .max_fixes_per_instance_per_hour
                 .unwrap_or(50),
+            breaker_failure_rate: raw
+                .safety
+                .breaker_failure_rate
+                .unwrap_or(0.5)
+                .clamp(0.0, 1.0),
         };
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {

@@ -16,13 +16,15 @@ pub enum Early {
 }
 
 /// Checks that need only the event.
-pub fn screen(config: &Config, event: &AuditEvent) -> Option<Early> {
-    if !event.principal.is_empty()
+/// `own_operation`: the event belongs to an operation antibody itself started (the write's fingerprint), which
+/// recognises our own writes even when they are logged under another principal (impersonation, a renamed account).
+pub fn screen(config: &Config, event: &AuditEvent, own_operation: bool) -> Option<Early> {
+    let own_principal = !event.principal.is_empty()
         && config
             .identities
             .iter()
-            .any(|identity| identity == &event.principal)
-    {
+            .any(|identity| identity == &event.principal);
+    if own_principal || own_operation {
         return Some(Early::OwnWrite);
     }
     if event.status_code != 0 {
@@ -58,6 +60,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
     pub instance_fixes_last_hour: u32,
+    /// Failed share of this process's recent Google calls, once there are enough of them to judge.
+    pub google_failure_rate: Option<f64>,
 }
 
 pub fn admit(
@@ -151,6 +155,16 @@ pub fn admit(
             limits.max_fixes_per_project_per_hour
         ));
     }
+    if let Some(rate) = load
+        .google_failure_rate
+        .filter(|rate| limits.breaker_failure_rate > 0.0 && *rate >= limits.breaker_failure_rate)
+    {
+        return held(format!(
+            "circuit breaker open: {:.0}% of recent Google API calls failed (breaker_failure_rate = {})",
+            rate * 100.0,
+            limits.breaker_failure_rate
+        ));
+    }
     if limits.max_fixes_per_instance_per_hour > 0
         && load.instance_fixes_last_hour >= limits.max_fixes_per_instance_per_hour
     {
@@ -167,5 +181,65 @@ fn resource_project(resource: &Resource) -> &str {
         Resource::Firewall { project, .. }
         | Resource::ProjectIam { project, .. }
         | Resource::Bucket { project, .. } => project,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Transport;
+    use crate::journal::Safety;
+    use crate::policy::{self, Resource};
+    use serde_json::json;
+
+    fn open_rule() -> (AuditEvent, Resource) {
+        let entry = json!({"insertId": "i", "protoPayload": {"serviceName": "compute.googleapis.com",
+            "methodName": "v1.compute.firewalls.patch", "resourceName": "projects/p/global/firewalls/fw",
+            "authenticationInfo": {"principalEmail": "someone@example.com"}}});
+        let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
+        let firewall = serde_json::from_value(json!({"name": "fw", "sourceRanges": ["0.0.0.0/0"],
+            "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}))
+        .expect("firewall");
+        (
+            event,
+            Resource::Firewall {
+                project: "p".into(),
+                firewall,
+            },
+        )
+    }
+
+    #[test]
+    fn the_breaker_holds_fixes_while_google_keeps_failing() {
+        let config = Config::default();
+        let (event, resource) = open_rule();
+        let plan = policy::evaluate(&config, &resource);
+        let verdict = |rate| {
+            admit(
+                &config,
+                &event,
+                &resource,
+                &plan,
+                &Safety::default(),
+                Load {
+                    instance_fixes_last_hour: 0,
+                    google_failure_rate: rate,
+                },
+            )
+        };
+        assert!(matches!(verdict(None), Verdict::Apply(_)));
+        assert!(matches!(verdict(Some(0.2)), Verdict::Apply(_)));
+        let Verdict::Held { reason, .. } = verdict(Some(0.8)) else {
+            panic!("expected the breaker to hold the fix")
+        };
+        assert!(reason.contains("circuit breaker open: 80%"), "{reason}");
+    }
+
+    #[test]
+    fn our_own_operations_are_recognised_whatever_principal_they_show() {
+        let config = Config::default();
+        let (event, _) = open_rule();
+        assert_eq!(screen(&config, &event, false), None);
+        assert_eq!(screen(&config, &event, true), Some(Early::OwnWrite));
     }
 }

@@ -26,6 +26,8 @@ pub struct Context {
     locks: ResourceLocks,
     /// When this process applied its recent fixes (the per-instance cap).
     fixes: Mutex<std::collections::VecDeque<Instant>>,
+    /// Whether each of the recent Google calls failed (the circuit breaker).
+    google_calls: Mutex<std::collections::VecDeque<bool>>,
     /// Wakes the outbox worker when a decision wrote alerts.
     pub alerts_waiting: Arc<tokio::sync::Notify>,
     /// Verifies who pushes events; `None` only when serving without authentication was asked for.
@@ -42,6 +44,7 @@ impl Context {
             locks: ResourceLocks::default(),
             fixes: Mutex::new(std::collections::VecDeque::new()),
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
+            google_calls: Mutex::new(std::collections::VecDeque::new()),
             verifier: None,
         }
     }
@@ -56,6 +59,26 @@ impl Context {
             fixes.pop_front();
         }
         fixes.len() as u32
+    }
+
+    /// Remembers whether a Google call failed for a reason other than "not found" or "changed meanwhile".
+    fn count_google_call<T>(&self, result: &Result<T, gcp::Error>) {
+        let failed = matches!(
+            result,
+            Err(gcp::Error::Retryable { .. } | gcp::Error::Permanent { .. })
+        );
+        let mut calls = self.google_calls.lock().expect("call history poisoned");
+        if calls.len() == 50 {
+            calls.pop_front();
+        }
+        calls.push_back(failed);
+    }
+
+    /// The failed share of the last 50 Google calls, once there are at least 10.
+    fn google_failure_rate(&self) -> Option<f64> {
+        let calls = self.google_calls.lock().expect("call history poisoned");
+        (calls.len() >= 10)
+            .then(|| calls.iter().filter(|failed| **failed).count() as f64 / calls.len() as f64)
     }
 
     fn count_fix(&self) {
@@ -151,7 +174,11 @@ pub struct Handled {
 pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
     let started = Instant::now();
     // Events that cannot lead to a change are settled from the event alone, with one journal write.
-    let early = match gate::screen(&cx.config, event) {
+    let own_operation = event
+        .operation
+        .as_ref()
+        .is_some_and(|operation| cx.gcp.started_operation(&operation.id));
+    let early = match gate::screen(&cx.config, event, own_operation) {
         Some(Early::OwnWrite) => Some(Outcome::OwnWrite),
         Some(Early::FailedCall(code)) => Some(Outcome::FailedCall { code }),
         None => match route::route(event) {
@@ -254,12 +281,8 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     })
 }
 
+/// The stages for an event that points at a resource (`handle` has settled the rest).
 async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -> Outcome {
-    match gate::screen(&cx.config, event) {
-        Some(Early::OwnWrite) => return Outcome::OwnWrite,
-        Some(Early::FailedCall(code)) => return Outcome::FailedCall { code },
-        None => {}
-    }
     let target = match route::route(event) {
         Route::Check(target) => target,
         Route::Deleted(_) => return Outcome::Gone,
@@ -267,7 +290,9 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
     };
     record.resource_key = Some(target.key());
     let _serialised = cx.locks.lock(target.key()).await;
-    let (resource, before) = match fetch(&cx.gcp, &target).await {
+    let read = fetch(&cx.gcp, &target).await;
+    cx.count_google_call(&read);
+    let (resource, before) = match read {
         Ok(read) => read,
         Err(gcp::Error::NotFound(_)) => return Outcome::Gone,
         Err(err) => return failure(err.to_string(), err.is_retryable()),
@@ -293,6 +318,7 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
     };
     let load = gate::Load {
         instance_fixes_last_hour: cx.instance_fixes_last_hour(),
+        google_failure_rate: cx.google_failure_rate(),
     };
     match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
         Verdict::Nothing => Outcome::Compliant,
@@ -325,7 +351,14 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Verdict::Detected => Outcome::Detected,
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
-        Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix).await {
+        Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix)
+            .await
+            .inspect(|_| cx.count_google_call::<()>(&Ok(())))
+            .inspect_err(|err| {
+                if let apply::Error::Google(err) = err {
+                    cx.count_google_call::<()>(&Err(err.clone()));
+                }
+            }) {
             Ok(after) => {
                 record.after = after;
                 cx.count_fix();

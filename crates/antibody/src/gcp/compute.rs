@@ -182,6 +182,7 @@ impl Client {
 
     /// Polls a global operation until DONE (bounded), then checks whether it failed.
     async fn wait(&self, project: &str, mut operation: Operation) -> Result<(), Error> {
+        self.remember_operation(&operation.name);
         let deadline = Instant::now() + Duration::from_secs(300);
         while operation.status != "DONE" {
             if Instant::now() >= deadline {

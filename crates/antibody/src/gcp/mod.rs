@@ -70,7 +70,13 @@ pub struct Client {
     endpoints: Endpoints,
     credentials: std::sync::Arc<auth::Credentials>,
     attempts: u32,
+    /// Operations this client started, newest last: their audit entries are antibody's own writes whatever
+    /// principal they show (the loop guard's fingerprint).
+    started: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// How many started operations the fingerprint remembers.
+const REMEMBERED_OPERATIONS: usize = 10_000;
 
 impl Client {
     /// A client with a fixed token (or none); see `with_credentials` for the metadata server.
@@ -95,7 +101,28 @@ impl Client {
             endpoints,
             credentials: std::sync::Arc::new(credentials),
             attempts: 3,
+            started: Default::default(),
         }
+    }
+
+    /// Remembers an operation this client started.
+    pub(crate) fn remember_operation(&self, name: &str) {
+        let mut started = self.started.lock().expect("operation memory poisoned");
+        if started.len() == REMEMBERED_OPERATIONS {
+            started.pop_front();
+        }
+        started.push_back(name.to_string());
+    }
+
+    /// Whether this client started the operation an audit entry belongs to.
+    pub fn started_operation(&self, name: &str) -> bool {
+        !name.is_empty()
+            && self
+                .started
+                .lock()
+                .expect("operation memory poisoned")
+                .iter()
+                .any(|started| started == name)
     }
 
     pub fn endpoints(&self) -> &Endpoints {

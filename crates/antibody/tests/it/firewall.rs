@@ -446,3 +446,21 @@ async fn a_saturated_receiver_answers_503_with_retry_after() {
         "the sandbox redelivered what was refused"
     );
 }
+
+#[tokio::test]
+async fn our_own_writes_are_recognised_by_their_operation_even_under_another_name() {
+    // antibody does not know the principal its writes are logged under (impersonation, a renamed account).
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| config.identities.clear()),
+        ..Options::default()
+    })
+    .await;
+    harness.user_inserts(open_ssh("fingerprinted")).await;
+    assert_eq!(harness.rule("fingerprinted").await["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 1);
+    assert_eq!(
+        harness.count("own-write").await,
+        2,
+        "both entries of antibody's own patch, by their operation id"
+    );
+}
