@@ -250,6 +250,9 @@ pub struct RawPolicies {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBucketPolicy {
+    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
+    /// (default 0: at once).
+    pub grace_seconds: Option<u32>,
     /// Turn the policy off entirely (default: on).
     pub enabled: Option<bool>,
     /// `enforce` (default) or `dry-run`.
@@ -273,6 +276,9 @@ pub struct RawBucketPolicy {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProjectIamPolicy {
+    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
+    /// (default 0: at once).
+    pub grace_seconds: Option<u32>,
     /// Turn the policy off entirely (default: on).
     pub enabled: Option<bool>,
     /// `enforce` (default) or `dry-run`.
@@ -299,6 +305,9 @@ pub struct RawProjectIamPolicy {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFirewallPolicy {
+    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
+    /// (default 0: at once).
+    pub grace_seconds: Option<u32>,
     /// Turn the policy off entirely (default: on).
     pub enabled: Option<bool>,
     /// `enforce` (default) or `dry-run`.
@@ -511,6 +520,7 @@ fn validate_bucket(raw: RawBucketPolicy, problems: &mut Vec<String>) -> BucketPo
     BucketPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),
+        grace_secs: raw.grace_seconds.unwrap_or(0),
         exempt_label: raw.exempt_label.unwrap_or(defaults.exempt_label),
         allow_buckets: raw.allow_buckets,
         flag_public_access_prevention: severity(
@@ -546,6 +556,7 @@ fn validate_project_iam(raw: RawProjectIamPolicy, problems: &mut Vec<String>) ->
     ProjectIamPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),
+        grace_secs: raw.grace_seconds.unwrap_or(0),
         allowed_domains: raw
             .allowed_domains
             .iter()
@@ -567,6 +578,7 @@ fn validate_firewall(raw: RawFirewallPolicy, problems: &mut Vec<String>) -> Fire
     let key = "policies.open_firewall";
     policy.enabled = raw.enabled.unwrap_or(true);
     policy.dry_run = mode(key, raw.mode.as_deref(), problems);
+    policy.grace_secs = raw.grace_seconds.unwrap_or(0);
     match raw.fix.as_deref() {
         None | Some("disable") => policy.fix = FixKind::Disable,
         Some("narrow") => policy.fix = FixKind::Narrow,

@@ -13,6 +13,8 @@ pub enum Transport {
     LogEntry,
     Replay,
     Scan,
+    /// A decision taken again when a grace period is up.
+    Recheck,
 }
 
 impl Transport {
@@ -24,6 +26,7 @@ impl Transport {
             Transport::LogEntry => "log-entry",
             Transport::Replay => "replay",
             Transport::Scan => "scan",
+            Transport::Recheck => "recheck",
         }
     }
 }

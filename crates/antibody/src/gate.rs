@@ -46,6 +46,10 @@ pub enum Verdict {
         fix: Fix,
         reason: String,
     },
+    /// Enforcement waits out the policy's grace period; the live state is decided again then.
+    Deferred {
+        seconds: u32,
+    },
     /// The resource is being fought over: antibody stops fixing it. `new` is true the first time.
     Quarantined {
         fix: Fix,
@@ -102,6 +106,14 @@ pub fn admit(
     }
     if plan.dry_run {
         return Verdict::DryRun(fix.clone());
+    }
+    let grace = match resource {
+        Resource::Firewall { .. } => config.firewall.grace_secs,
+        Resource::ProjectIam { .. } => config.project_iam.grace_secs,
+        Resource::Bucket { .. } => config.bucket.grace_secs,
+    };
+    if grace > 0 && event.transport != crate::event::Transport::Recheck {
+        return Verdict::Deferred { seconds: grace };
     }
     let held = |reason: String| Verdict::Held {
         fix: fix.clone(),

@@ -66,6 +66,7 @@ pub struct Server {
     pub context: Arc<Context>,
     task: tokio::task::JoinHandle<()>,
     alerts: tokio::task::JoinHandle<()>,
+    rechecks: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -81,6 +82,7 @@ impl Server {
     pub fn shutdown(self) {
         self.task.abort();
         self.alerts.abort();
+        self.rechecks.abort();
     }
 }
 
@@ -99,10 +101,12 @@ pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<S
         context.config.channels.clone(),
         context.alerts_waiting.clone(),
     ));
+    let rechecks = tokio::spawn(pipeline::rechecks(context.clone()));
     Ok(Server {
         addr,
         context,
         task,
         alerts,
+        rechecks,
     })
 }

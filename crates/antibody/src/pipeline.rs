@@ -123,6 +123,10 @@ pub enum Outcome {
     Refused {
         reason: String,
     },
+    /// Enforcement waits out a grace period; the live state is decided again then.
+    Deferred {
+        seconds: u32,
+    },
     /// A safety control held the fix back (kill switch, blast-radius cap).
     Held {
         reason: String,
@@ -154,6 +158,7 @@ impl Outcome {
             Outcome::Failed { .. } => "failed",
             Outcome::Refused { .. } => "refused",
             Outcome::Held { .. } => "held",
+            Outcome::Deferred { .. } => "deferred",
             Outcome::Quarantined { .. } => "quarantined",
             Outcome::Retry { .. } => "retry",
         }
@@ -322,6 +327,15 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
     };
     match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
         Verdict::Nothing => Outcome::Compliant,
+        Verdict::Deferred { seconds } => {
+            let due = journal::epoch_now() + i64::from(seconds);
+            match cx.journal.defer(&target.key(), target.project(), due).await {
+                Ok(()) => Outcome::Deferred { seconds },
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
         Verdict::Held { fix, reason } => {
             record.fix = Some(fix);
             Outcome::Held { reason }
@@ -473,6 +487,28 @@ impl Drop for ResourceGuard<'_> {
             .expect("resource lock table poisoned");
         if lock.is_some_and(|lock| Arc::strong_count(&lock) == 2) {
             held.remove(&self.key);
+        }
+    }
+}
+
+/// Decides again, on the live state, every resource whose grace period is over. Runs beside the receiver.
+pub async fn rechecks(cx: Arc<Context>) {
+    let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        timer.tick().await;
+        let due = match cx.journal.take_due_rechecks(journal::epoch_now()).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!(%err, "reading the deferred decisions");
+                continue;
+            }
+        };
+        for (resource, project) in due {
+            let event =
+                crate::scan::synthetic_event(crate::event::Transport::Recheck, &project, &resource);
+            if let Err(err) = handle(&cx, &event).await {
+                tracing::error!(%err, %resource, "re-deciding after the grace period");
+            }
         }
     }
 }

@@ -78,7 +78,10 @@ pub fn target_of(resource_name: &str, project: &str) -> Option<Target> {
 }
 
 pub fn route(event: &AuditEvent) -> Route {
-    if event.transport == crate::event::Transport::Scan {
+    if matches!(
+        event.transport,
+        crate::event::Transport::Scan | crate::event::Transport::Recheck
+    ) {
         return match target_of(&event.resource_name, &event.project) {
             Some(target) => Route::Check(target),
             None => Route::Ignore(format!(

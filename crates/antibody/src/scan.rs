@@ -135,7 +135,7 @@ pub async fn sweep(
         .sort_by(|a, b| a.resource.cmp(&b.resource));
     if fix {
         for violation in &mut report.violations {
-            let event = synthetic_event(&violation.project, &violation.resource);
+            let event = synthetic_event(Transport::Scan, &violation.project, &violation.resource);
             match pipeline::handle(cx, &event).await {
                 Ok(handled) => {
                     violation.outcome = Some(handled.outcome.name().to_string());
@@ -187,14 +187,14 @@ fn judge(cx: &Context, report: &mut Report, project: &str, resource: Resource) {
 }
 
 /// A sweep's finding enters the pipeline as an event of its own, so it is re-read, gated and journaled like any other.
-fn synthetic_event(project: &str, resource: &str) -> AuditEvent {
-    let key = format!("scan:{}:{resource}", uuid::Uuid::new_v4());
+pub(crate) fn synthetic_event(transport: Transport, project: &str, resource: &str) -> AuditEvent {
+    let key = format!("{}:{}:{resource}", transport.as_str(), uuid::Uuid::new_v4());
     AuditEvent {
-        transport: Transport::Scan,
+        transport,
         delivery_key: key.clone(),
         log_key: key,
         service_name: "antibody".into(),
-        method_name: "antibody.scan".into(),
+        method_name: format!("antibody.{}", transport.as_str()),
         resource_name: resource.to_string(),
         resource_type: String::new(),
         project: project.to_string(),

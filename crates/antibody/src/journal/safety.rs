@@ -126,6 +126,41 @@ impl Journal {
         .await
     }
 
+    /// Schedules a fresh decision on a resource after its grace period (the earlier schedule wins).
+    pub async fn defer(
+        &self,
+        resource_key: &str,
+        project: &str,
+        due_epoch: i64,
+    ) -> Result<(), Error> {
+        let (resource_key, project) = (resource_key.to_string(), project.to_string());
+        self.with(move |connection| {
+            connection.execute(
+                "INSERT INTO deferred (resource_key, project, due_epoch) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(resource_key) DO UPDATE SET due_epoch = MIN(due_epoch, excluded.due_epoch)",
+                params![resource_key, project, due_epoch],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Takes the decisions whose grace period is over: (resource, project).
+    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+        self.with(move |connection| {
+            let due = {
+                let mut statement = connection
+                    .prepare("SELECT resource_key, project FROM deferred WHERE due_epoch <= ?1")?;
+                let rows =
+                    statement.query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<Result<Vec<(String, String)>, _>>()?
+            };
+            connection.execute("DELETE FROM deferred WHERE due_epoch <= ?1", params![now])?;
+            Ok(due)
+        })
+        .await
+    }
+
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
     pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
         self.with(move |connection| {

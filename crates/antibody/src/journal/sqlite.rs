@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (event_id, channel, action)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);
+CREATE TABLE IF NOT EXISTS deferred (
+    resource_key TEXT PRIMARY KEY,
+    project      TEXT NOT NULL,
+    due_epoch    INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

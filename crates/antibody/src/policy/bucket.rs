@@ -24,6 +24,8 @@ pub enum PreventionMode {
 pub struct BucketPolicy {
     pub enabled: bool,
     pub dry_run: bool,
+    /// Seconds to wait before enforcing; the live state is decided again when they are up.
+    pub grace_secs: u32,
     pub exempt_label: String,
     pub allow_buckets: Vec<String>,
     pub flag_public_access_prevention: Option<Severity>,
@@ -37,6 +39,7 @@ impl Default for BucketPolicy {
         BucketPolicy {
             enabled: true,
             dry_run: false,
+            grace_secs: 0,
             exempt_label: "antibody-exempt".into(),
             allow_buckets: Vec::new(),
             flag_public_access_prevention: None,

@@ -31,6 +31,8 @@ pub enum FixKind {
 pub struct FirewallPolicy {
     pub enabled: bool,
     pub dry_run: bool,
+    /// Seconds to wait before enforcing; the live state is decided again when they are up.
+    pub grace_secs: u32,
     pub fix: FixKind,
     pub broad_prefix_v4: u8,
     pub broad_prefix_v6: u8,
@@ -45,6 +47,7 @@ impl Default for FirewallPolicy {
         FirewallPolicy {
             enabled: true,
             dry_run: false,
+            grace_secs: 0,
             fix: FixKind::Disable,
             broad_prefix_v4: 8,
             broad_prefix_v6: 16,

@@ -15,6 +15,8 @@ const PRIMITIVE: &[&str] = &["roles/owner", "roles/editor"];
 pub struct ProjectIamPolicy {
     pub enabled: bool,
     pub dry_run: bool,
+    /// Seconds to wait before enforcing; the live state is decided again when they are up.
+    pub grace_secs: u32,
     pub allowed_domains: Vec<String>,
     pub consumer_domains: Vec<String>,
     pub external_members: bool,
@@ -29,6 +31,7 @@ impl Default for ProjectIamPolicy {
         ProjectIamPolicy {
             enabled: true,
             dry_run: false,
+            grace_secs: 0,
             allowed_domains: Vec::new(),
             consumer_domains: [
                 "gmail.com",

@@ -213,3 +213,49 @@ async fn the_dry_run_plan_equals_the_enforced_plan() {
     }
     assert_eq!(plans[0], plans[1]);
 }
+
+#[tokio::test]
+async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
+    let options = Options {
+        tweak: Box::new(|config| config.firewall.grace_secs = 1),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    harness
+        .user_inserts(open_ssh("terraform-in-progress"))
+        .await;
+    harness.user_inserts(open_ssh("fixed-meanwhile")).await;
+    assert_eq!(
+        harness.rule("terraform-in-progress").await["disabled"],
+        false,
+        "nothing happens during the grace period"
+    );
+    assert!(harness.count("deferred").await >= 2);
+    // The owner closes one rule themselves before the grace period is up.
+    harness
+        .user_patches("fixed-meanwhile", json!({"sourceRanges": ["10.0.0.0/8"]}))
+        .await;
+    let mut healed = false;
+    for _ in 0..100 {
+        if harness.rule("terraform-in-progress").await["disabled"] == true {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        healed,
+        "the live state is decided again when the grace period is up"
+    );
+    harness.sandbox.settled().await;
+    assert_eq!(
+        harness.rule("fixed-meanwhile").await["disabled"],
+        false,
+        "a rule fixed meanwhile is left alone"
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    assert!(
+        rows.iter()
+            .any(|row| row.transport == "recheck" && row.outcome.as_deref() == Some("remediated"))
+    );
+}
