@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use antibody::config::{Config, RawConfig};
@@ -10,6 +10,12 @@ use antibody::notify::LogSink;
 use antibody::receive::{self, Decoded};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod cli;
+use cli::state::{
+    ExemptAction, JournalArgs, QuarantineAction, UndoArgs, exempt, journal, open_journal,
+    quarantine, undo,
+};
 
 #[derive(Parser)]
 #[command(
@@ -77,74 +83,6 @@ enum Command {
         state: PathBuf,
         #[command(subcommand)]
         action: QuarantineAction,
-    },
-}
-
-#[derive(clap::Args)]
-struct JournalArgs {
-    #[arg(long, default_value = "antibody.sqlite", global = true)]
-    state: PathBuf,
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
-    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
-    format: Format,
-    /// Only rows whose resource matches (`*` matches any run).
-    #[arg(long)]
-    resource: Option<String>,
-    #[arg(long)]
-    policy: Option<String>,
-    #[arg(long)]
-    outcome: Option<String>,
-    /// Only rows received at or after this RFC 3339 time.
-    #[arg(long)]
-    since: Option<String>,
-    #[command(subcommand)]
-    show: Option<JournalShow>,
-}
-
-#[derive(Subcommand)]
-enum JournalShow {
-    /// One row with its before- and after-state.
-    Show { id: i64 },
-}
-
-#[derive(clap::Args)]
-struct UndoArgs {
-    /// The journal id of the fix.
-    id: i64,
-    #[command(flatten)]
-    engine: EngineArgs,
-    /// Overwrite the resource even if it changed since the fix.
-    #[arg(long)]
-    force: bool,
-}
-
-#[derive(Subcommand)]
-enum ExemptAction {
-    /// Register an exemption: RESOURCE is an audit-log name such as projects/p/global/firewalls/NAME,
-    /// projects/_/buckets/NAME or projects/p; a trailing * matches any suffix.
-    Add {
-        resource: String,
-        #[arg(long)]
-        owner: String,
-        #[arg(long)]
-        reason: String,
-        /// When it stops applying: RFC 3339 time, or a duration like 12h or 30d.
-        #[arg(long)]
-        expires: Option<String>,
-    },
-    List,
-    Remove {
-        id: i64,
-    },
-}
-
-#[derive(Subcommand)]
-enum QuarantineAction {
-    List,
-    /// Let antibody fix this resource again.
-    Release {
-        resource: String,
     },
 }
 
@@ -591,187 +529,4 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-fn open_journal(state: &Path) -> anyhow::Result<antibody::journal::Journal> {
-    if !state.exists() {
-        anyhow::bail!("no journal at {}", state.display());
-    }
-    Ok(antibody::journal::Journal::open(state)?)
-}
-
-async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&args.state)?;
-    if let Some(JournalShow::Show { id }) = args.show {
-        let entry = journal
-            .entry(id)
-            .await?
-            .with_context(|| format!("journal entry #{id} does not exist"))?;
-        println!("{}", serde_json::to_string_pretty(&entry)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let entries: Vec<_> = journal
-        .entries(usize::MAX >> 1)
-        .await?
-        .into_iter()
-        .filter(|entry| {
-            args.resource
-                .as_ref()
-                .is_none_or(|pattern| antibody::policy::glob_match(pattern, &entry.resource))
-        })
-        .filter(|entry| {
-            args.policy
-                .as_ref()
-                .is_none_or(|policy| entry.policy.as_ref() == Some(policy))
-        })
-        .filter(|entry| {
-            args.outcome
-                .as_ref()
-                .is_none_or(|outcome| entry.outcome.as_ref() == Some(outcome))
-        })
-        .filter(|entry| {
-            args.since
-                .as_ref()
-                .is_none_or(|since| entry.time.as_str() >= since.as_str())
-        })
-        .take(args.limit)
-        .collect();
-    if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for entry in entries {
-        println!(
-            "#{:<5} {} {:<12} {:<14} {:<50} {}",
-            entry.id,
-            entry.time,
-            entry.outcome.as_deref().unwrap_or(&entry.state),
-            entry.policy.as_deref().unwrap_or("-"),
-            entry.resource,
-            entry.reason.unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
-    let config = engine_config(&args.engine)?;
-    let journal = open_journal(&config.state)?;
-    let client = antibody::gcp::Client::with_credentials(
-        antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        antibody::credentials(&config),
-    );
-    let identity = config
-        .identities
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "antibody".into());
-    match antibody::undo::undo(&journal, &client, &identity, args.id, args.force).await {
-        Ok(undone) => {
-            println!(
-                "undone: restored {} of {} (journal #{})",
-                undone.restored, undone.resource, undone.journal_id
-            );
-            println!(
-                "{}",
-                serde_json::json!({"severity": "WARNING", "message": format!("antibody undo #{}: restored {}", args.id, undone.resource)})
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
-/// `12h`, `30d`, `90m` or an RFC 3339 time → seconds since the epoch.
-fn expiry(text: &str) -> anyhow::Result<i64> {
-    let now = antibody::journal::epoch_now();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds = match unit {
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    if let (true, Ok(count)) = (seconds > 0, number.parse::<i64>()) {
-        return Ok(now + count * seconds);
-    }
-    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .with_context(|| {
-            format!("--expires {text}: expected an RFC 3339 time or a duration like 12h or 30d")
-        })?;
-    Ok(time.unix_timestamp())
-}
-
-async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<ExitCode> {
-    let journal = if state.exists() {
-        open_journal(&state)?
-    } else {
-        antibody::journal::Journal::open(&state)?
-    };
-    match action {
-        ExemptAction::Add {
-            resource,
-            owner,
-            reason,
-            expires,
-        } => {
-            let expires = expires.as_deref().map(expiry).transpose()?;
-            let id = journal
-                .add_exemption(&resource, &owner, &reason, expires)
-                .await?;
-            println!("exemption #{id} added for {resource}");
-        }
-        ExemptAction::List => {
-            let now = antibody::journal::epoch_now();
-            for exemption in journal.exemptions().await? {
-                let status = match exemption.expires_epoch {
-                    Some(epoch) if epoch <= now => "expired".to_string(),
-                    Some(epoch) => format!(
-                        "until {}",
-                        time::OffsetDateTime::from_unix_timestamp(epoch)
-                            .map(|time| time.to_string())
-                            .unwrap_or_default()
-                    ),
-                    None => "no expiry".to_string(),
-                };
-                println!(
-                    "#{:<4} {:<50} {:<30} {:<20} {}",
-                    exemption.id, exemption.resource, exemption.owner, status, exemption.reason
-                );
-            }
-        }
-        ExemptAction::Remove { id } => {
-            if !journal.remove_exemption(id).await? {
-                eprintln!("error: no exemption #{id}");
-                return Ok(ExitCode::from(1));
-            }
-            println!("exemption #{id} removed");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn quarantine(state: PathBuf, action: QuarantineAction) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&state)?;
-    match action {
-        QuarantineAction::List => {
-            for entry in journal.quarantined().await? {
-                println!(
-                    "{:<50} since {}  competing: {}  ({})",
-                    entry.resource_key, entry.since, entry.principals, entry.reason
-                );
-            }
-        }
-        QuarantineAction::Release { resource } => {
-            if !journal.release(&resource).await? {
-                eprintln!("error: {resource} is not quarantined");
-                return Ok(ExitCode::from(1));
-            }
-            println!("released {resource}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

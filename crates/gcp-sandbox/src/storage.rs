@@ -4,6 +4,7 @@
 mod acl;
 mod bucket;
 mod entry;
+mod policy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use crate::error::ApiError;
 use crate::iam::{self, StoredPolicy};
 use crate::time_fmt::logging_now;
 use crate::{Seed, Shared};
-use bucket::{Bucket, LEGACY};
+use bucket::Bucket;
 use entry::{StorageWrite, storage_entry};
+use policy::BucketInterleave;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -32,10 +34,13 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
                 .put(modify_bucket)
                 .delete(delete_bucket),
         )
-        .route("/storage/v1/b/{bucket}/iam", get(get_iam).put(set_iam))
+        .route(
+            "/storage/v1/b/{bucket}/iam",
+            get(policy::get_iam).put(policy::set_iam),
+        )
         .route(
             "/_sandbox/interleave-bucket-iam",
-            axum::routing::post(interleave),
+            axum::routing::post(policy::interleave),
         )
         .route(
             "/storage/v1/b/{bucket}/acl",
@@ -53,33 +58,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Default)]
 pub(crate) struct StorageState {
     buckets: BTreeMap<String, Bucket>,
-    interleaved: BTreeMap<String, BucketInterleave>,
-}
-
-/// Another writer's IAM change that lands just before the next `setIamPolicy` on a bucket (by `before_write_by`,
-/// if given): the way to reproduce a 412 race on demand. Body: `{"bucket", "role", "member", "principal", "before_write_by"}`.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct BucketInterleave {
-    pub bucket: String,
-    pub role: String,
-    pub member: String,
-    #[serde(default = "default_racer")]
-    pub principal: String,
-    #[serde(default)]
-    pub before_write_by: Option<String>,
-}
-
-fn default_racer() -> String {
-    "concurrent-editor@example.com".into()
-}
-
-async fn interleave(
-    State(shared): State<Arc<Shared>>,
-    Json(race): Json<BucketInterleave>,
-) -> StatusCode {
-    let mut state = shared.storage.lock().expect("storage lock poisoned");
-    state.interleaved.insert(race.bucket.clone(), race);
-    StatusCode::NO_CONTENT
+    pub(super) interleaved: BTreeMap<String, BucketInterleave>,
 }
 
 impl StorageState {
@@ -519,126 +498,4 @@ async fn delete_bucket(
         failure: None,
     }));
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn get_iam(
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let requested = query
-        .get("optionsRequestedPolicyVersion")
-        .and_then(|version| version.parse().ok())
-        .unwrap_or(1);
-    let state = shared.storage.lock().expect("storage lock poisoned");
-    let bucket = state.buckets.get(&name).ok_or_else(not_found)?;
-    Ok(Json(bucket.iam_view(requested)))
-}
-
-async fn set_iam(
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let policy = parse_json(&body)?;
-    let bindings = iam::check_bindings(&policy).map_err(invalid)?;
-    if policy["version"].as_i64().unwrap_or(1) < 3
-        && bindings
-            .iter()
-            .any(|binding| binding.get("condition").is_some())
-    {
-        return Err(invalid(
-            "Conditional role bindings require policy version 3 or higher.",
-        ));
-    }
-    let etag = policy["etag"].as_str().map(str::to_string);
-    let query = HashMap::new();
-    let principal = shared.principal(&headers);
-    let race = {
-        let mut state = shared.storage.lock().expect("storage lock poisoned");
-        let armed = state.interleaved.get(&name).is_some_and(|race| {
-            race.before_write_by
-                .as_ref()
-                .is_none_or(|by| by == &principal)
-        });
-        if armed {
-            state.interleaved.remove(&name)
-        } else {
-            None
-        }
-    };
-    if let Some(race) = race {
-        let mut racer = HeaderMap::new();
-        if let Ok(value) = format!("Bearer {}", race.principal).parse() {
-            racer.insert(axum::http::header::AUTHORIZATION, value);
-        }
-        write(
-            &shared,
-            &name,
-            &query,
-            &racer,
-            "storage.setIamPermissions",
-            "storage.buckets.setIamPolicy",
-            |bucket| {
-                match bucket.policy.bindings.iter_mut().find(|binding| {
-                    binding["role"] == race.role && binding.get("condition").is_none()
-                }) {
-                    Some(binding) => binding["members"]
-                        .as_array_mut()
-                        .expect("members are a list")
-                        .push(json!(race.member)),
-                    None => bucket
-                        .policy
-                        .bindings
-                        .push(json!({"role": race.role, "members": [race.member]})),
-                }
-                Ok(())
-            },
-        )?;
-    }
-    let bucket = write(
-        &shared,
-        &name,
-        &query,
-        &headers,
-        "storage.setIamPermissions",
-        "storage.buckets.setIamPolicy",
-        |bucket| {
-            if etag.as_ref().is_some_and(|etag| etag != &bucket.etag()) {
-                return Err(precondition(
-                    "At least one of the pre-conditions you specified did not hold.",
-                ));
-            }
-            let public = bindings
-                .iter()
-                .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
-                .any(|member| member.as_str().is_some_and(is_public));
-            if public && bucket.public_access_prevention == "enforced" {
-                return Err(precondition(PAP_MESSAGE));
-            }
-            let (legacy, others): (Vec<Value>, Vec<Value>) =
-                bindings.iter().cloned().partition(|binding| {
-                    LEGACY.iter().any(|(_, role)| binding["role"] == *role)
-                        && binding.get("condition").is_none()
-                });
-            let mut acl = Vec::new();
-            for (acl_role, iam_role) in LEGACY {
-                for binding in legacy.iter().filter(|binding| binding["role"] == iam_role) {
-                    for member in binding["members"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
-                        acl.push((bucket.entity_of(member), acl_role.to_string()));
-                    }
-                }
-            }
-            bucket.acl = acl;
-            bucket.policy.bindings = others;
-            Ok(())
-        },
-    )?;
-    Ok(Json(bucket.iam_view(3)))
 }

@@ -1,0 +1,3 @@
+//! Command implementations that only the `antibody` binary uses.
+
+pub mod state;
