@@ -357,14 +357,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.insecure_no_auth |= args.insecure_no_auth;
     if config.insecure_no_auth {
         config.push_audience = None;
+        config.push_secret = None;
         tracing::warn!(
             "serving WITHOUT verifying who posts events (--insecure-no-auth); use only on a trusted network"
         );
         eprintln!("WARNING: antibody is serving without push authentication (--insecure-no-auth)");
-    } else if config.push_audience.is_none() || config.push_emails.is_empty() {
+    } else if config.push_secret.is_none()
+        && (config.push_audience.is_none() || config.push_emails.is_empty())
+    {
         anyhow::bail!(
             "push authentication is not configured: set serve.push_audience and serve.push_emails (or \
-             ANTIBODY_PUSH_AUDIENCE and ANTIBODY_PUSH_EMAILS), or pass --insecure-no-auth for local use"
+             ANTIBODY_PUSH_AUDIENCE and ANTIBODY_PUSH_EMAILS), or serve.push_secret, or pass --insecure-no-auth for local use"
         );
     }
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));

@@ -90,6 +90,9 @@ pub struct RawServe {
     /// Service accounts allowed to push (the trigger's or subscription's account).
     #[serde(default)]
     pub push_emails: Vec<String>,
+    /// Shared secret for self-hosted senders: pushes carry `X-Antibody-Timestamp` and `X-Antibody-Signature: v1=HEX`,
+    /// HMAC-SHA256 over `TIMESTAMP.BODY` (the same scheme antibody's webhooks use); also `ANTIBODY_PUSH_SECRET`.
+    pub push_secret: Option<String>,
     /// Where the token signing keys are published (default Google's https://www.googleapis.com/oauth2/v3/certs).
     pub jwks_url: Option<String>,
     /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 256).
@@ -227,6 +230,7 @@ pub struct Config {
     pub push_audience: Option<String>,
     pub push_emails: Vec<String>,
     pub jwks_url: Option<String>,
+    pub push_secret: Option<String>,
     pub sweep_projects: Vec<String>,
     pub sweep_minutes: u32,
     pub max_in_flight: usize,
@@ -324,6 +328,10 @@ impl Config {
                 raw.serve.push_emails
             },
             jwks_url: raw.serve.jwks_url,
+            push_secret: raw
+                .serve
+                .push_secret
+                .or_else(|| std::env::var("ANTIBODY_PUSH_SECRET").ok()),
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
             max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),

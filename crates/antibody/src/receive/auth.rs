@@ -152,3 +152,37 @@ fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
         _ => "it is malformed",
     }
 }
+
+/// How far a signed push's timestamp may be from now.
+const SIGNATURE_WINDOW_SECS: i64 = 300;
+
+/// Checks a self-hosted sender's HMAC signature over `TIMESTAMP.BODY`, rejecting stale timestamps (replays).
+pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let timestamp: i64 = header("x-antibody-timestamp")
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| unauthorized("a signed push must carry X-Antibody-Timestamp"))?;
+    if (crate::journal::epoch_now() - timestamp).abs() > SIGNATURE_WINDOW_SECS {
+        return Err(unauthorized(
+            "the signed push's timestamp is too far from now",
+        ));
+    }
+    let signature = header("x-antibody-signature")
+        .and_then(|value| value.strip_prefix("v1="))
+        .ok_or_else(|| unauthorized("a signed push must carry X-Antibody-Signature: v1=HEX"))?;
+    let tag: Vec<u8> = (0..signature.len())
+        .step_by(2)
+        .map(|at| {
+            signature
+                .get(at..at + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| unauthorized("the signature is not hex"))?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut message = timestamp.to_string().into_bytes();
+    message.push(b'.');
+    message.extend_from_slice(body);
+    ring::hmac::verify(&key, &message, &tag)
+        .map_err(|_| unauthorized("the signature does not verify"))
+}

@@ -124,3 +124,64 @@ async fn signed_pushes_are_accepted_and_everything_else_is_refused_unread() {
         .expect("health");
     assert_eq!(health.status().as_u16(), 200, "health checks need no token");
 }
+
+#[tokio::test]
+async fn self_hosted_senders_sign_with_a_shared_secret() {
+    let options = Options {
+        tweak: Box::new(|config| config.push_secret = Some("hunter2".into())),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let body =
+        json!({"insertId": "signed-1", "protoPayload": {"serviceName": "s", "methodName": "m"}})
+            .to_string();
+    let now = antibody::journal::epoch_now();
+    let post = |timestamp: i64, signature: String| {
+        harness
+            .http
+            .post(harness.engine.url())
+            .header("content-type", "application/json")
+            .header("x-antibody-timestamp", timestamp.to_string())
+            .header("x-antibody-signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let good = antibody::notify::alert::sign("hunter2", now, &body);
+    assert_eq!(
+        post(now, good.clone())
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        post(now, antibody::notify::alert::sign("wrong", now, &body))
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
+        401
+    );
+    let stale = now - 3600;
+    assert_eq!(
+        post(
+            stale,
+            antibody::notify::alert::sign("hunter2", stale, &body)
+        )
+        .await
+        .expect("post")
+        .status()
+        .as_u16(),
+        401,
+        "replays are refused"
+    );
+    let unsigned = harness
+        .http
+        .post(harness.engine.url())
+        .body(body.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unsigned.status().as_u16(), 401);
+}
