@@ -19,6 +19,9 @@ pub struct RawChannel {
     pub secret: Option<String>,
     /// Alerts below this severity are not sent here (LOW, MEDIUM, HIGH, CRITICAL; default LOW).
     pub min_severity: Option<String>,
+    /// Slack and webhook: when more than this many alerts wait for this channel at once (a flood, a `scan --fix`),
+    /// they go as one summary message (default 10; 0 = never).
+    pub digest_after: Option<usize>,
     /// Only alerts about these projects (default: all).
     #[serde(default)]
     pub projects: Vec<String>,
@@ -36,6 +39,7 @@ pub struct Channel {
     pub min_severity: Severity,
     pub projects: Vec<String>,
     pub policies: Vec<String>,
+    pub digest_after: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +138,7 @@ pub(super) fn validate_channel(
     Some(Channel {
         name: format!("{}#{index}", raw.kind),
         kind,
+        digest_after: raw.digest_after.unwrap_or(10),
         min_severity: severity(
             &format!("{key}.min_severity"),
             raw.min_severity.as_deref(),

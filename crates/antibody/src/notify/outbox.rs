@@ -33,14 +33,36 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
         .build()
         .expect("an HTTP client with the ring provider installed");
     loop {
-        let due = match journal.due_alerts(now_ms(), 32).await {
+        let due = match journal.due_alerts(now_ms(), 1000).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!(%err, "reading the outbox");
                 Vec::new()
             }
         };
-        for item in &due {
+        let mut singles = Vec::new();
+        for channel in &channels {
+            let waiting: Vec<&OutboxItem> = due
+                .iter()
+                .filter(|item| item.channel == channel.name)
+                .collect();
+            let digestible = matches!(
+                channel.kind,
+                ChannelKind::Slack { .. } | ChannelKind::Webhook { .. }
+            );
+            if digestible && channel.digest_after > 0 && waiting.len() > channel.digest_after {
+                deliver_digest(&journal, &http, channel, &waiting).await;
+            } else {
+                singles.extend(waiting);
+            }
+        }
+        for item in due
+            .iter()
+            .filter(|item| !channels.iter().any(|channel| channel.name == item.channel))
+        {
+            singles.push(item);
+        }
+        for item in singles {
             deliver(&journal, &http, &channels, item).await;
         }
         if !due.is_empty() {
@@ -77,21 +99,87 @@ async fn deliver(
         }
         Err(undelivered) => {
             let attempts = item.attempts + 1;
-            let retry_at = (attempts < MAX_ATTEMPTS).then(|| {
-                let backoff = Duration::from_millis((200u64 << attempts.min(9)).min(60_000));
-                now_ms()
-                    + undelivered
-                        .retry_after
-                        .unwrap_or(Duration::ZERO)
-                        .max(backoff)
-                        .as_millis() as i64
-            });
+            let retry_at = retry_at(attempts, undelivered.retry_after);
             tracing::warn!(channel = %item.channel, attempts, error = %undelivered.message, "alert not delivered");
             if let Err(err) = journal
                 .alert_attempt_failed(item.id, &undelivered.message, retry_at)
                 .await
             {
                 tracing::error!(%err, "recording an alert failure");
+            }
+        }
+    }
+}
+
+/// When to try again after `attempts` failures (exponential, at least `Retry-After`); `None` gives up.
+fn retry_at(attempts: i64, retry_after: Option<Duration>) -> Option<i64> {
+    (attempts < MAX_ATTEMPTS).then(|| {
+        let backoff = Duration::from_millis((200u64 << attempts.min(9)).min(60_000));
+        now_ms()
+            + retry_after
+                .unwrap_or(Duration::ZERO)
+                .max(backoff)
+                .as_millis() as i64
+    })
+}
+
+/// A flood becomes one message: the count and the alerts themselves (webhook) or their titles (Slack).
+async fn deliver_digest(
+    journal: &Journal,
+    http: &reqwest::Client,
+    channel: &Channel,
+    items: &[&OutboxItem],
+) {
+    let bodies: Vec<serde_json::Value> = items
+        .iter()
+        .filter_map(|item| serde_json::from_str(&item.body).ok())
+        .collect();
+    let body = match &channel.kind {
+        ChannelKind::Slack { .. } => {
+            let titles: Vec<String> = bodies
+                .iter()
+                .take(20)
+                .filter_map(|body| body["text"].as_str().map(|title| format!("• {title}")))
+                .collect();
+            let more = items.len().saturating_sub(titles.len());
+            let mut text = titles.join("\n");
+            if more > 0 {
+                text.push_str(&format!("\n… and {more} more (see `antibody journal`)"));
+            }
+            serde_json::json!({
+                "text": format!("antibody: {} alerts", items.len()),
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": format!("antibody: {} alerts", items.len())}},
+                    {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                ],
+            })
+        }
+        _ => {
+            serde_json::json!({"schema": "antibody.digest/v1", "count": items.len(), "alerts": bodies})
+        }
+    };
+    let digest = OutboxItem {
+        body: body.to_string(),
+        ..items[0].clone()
+    };
+    match send(http, channel, &digest).await {
+        Ok(()) => {
+            for item in items {
+                if let Err(err) = journal.alert_delivered(item.id).await {
+                    tracing::error!(%err, "marking a digested alert delivered");
+                }
+            }
+        }
+        Err(undelivered) => {
+            let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0) + 1;
+            let retry_at = retry_at(attempts, undelivered.retry_after);
+            for item in items {
+                if let Err(err) = journal
+                    .alert_attempt_failed(item.id, &undelivered.message, retry_at)
+                    .await
+                {
+                    tracing::error!(%err, "recording a digest failure");
+                }
             }
         }
     }

@@ -282,3 +282,61 @@ fn rendered_messages_match_their_golden_files() {
     golden("alert.webhook.json", &alert.webhook());
     golden("alert.pagerduty.json", &alert.pagerduty("ROUTING-KEY"));
 }
+
+#[tokio::test]
+async fn a_flood_of_alerts_goes_out_as_one_digest() {
+    let mut hook = receiver(vec![]).await;
+    let channels =
+        vec![Channel::from_flag(0, &format!("webhook={}", hook.url), None).expect("webhook")];
+    let seed: Vec<Value> = (0..15)
+        .map(|index| open_ssh(&format!("flood-{index}")))
+        .collect();
+    let options = Options {
+        seed,
+        tweak: Box::new({
+            let channels = channels.clone();
+            move |config| {
+                config.channels = channels;
+                config.safety.max_fixes_per_project_per_hour = 0;
+            }
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    // A sweep fixes fifteen rules while the alert worker is down; when it comes back, the backlog is one message.
+    harness.engine.shutdown_alerts();
+    let report = antibody::scan::sweep(
+        harness.cx(),
+        &[crate::harness::PROJECT.to_string()],
+        true,
+        &antibody::scan::Quiet,
+    )
+    .await;
+    assert_eq!(report.violations.len(), 15);
+    let worker = tokio::spawn(antibody::notify::outbox::run(
+        harness.cx().journal.clone(),
+        channels,
+        Arc::new(tokio::sync::Notify::new()),
+    ));
+    let (_, digest, _) = hook.next().await;
+    assert_eq!(digest["schema"], "antibody.digest/v1");
+    assert_eq!(digest["count"], 15);
+    assert_eq!(digest["alerts"].as_array().map(Vec::len), Some(15));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), hook.seen.recv())
+            .await
+            .is_err(),
+        "nothing else is sent"
+    );
+    worker.abort();
+    assert!(
+        harness
+            .cx()
+            .journal
+            .alerts(100)
+            .await
+            .expect("outbox")
+            .iter()
+            .all(|alert| alert.state == "delivered")
+    );
+}
