@@ -44,19 +44,149 @@ pub struct Channel {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChannelKind {
-    Slack { url: String },
-    Webhook { url: String, secret: Option<String> },
-    PagerDuty { url: String, routing_key: String },
+    Slack {
+        url: String,
+    },
+    Webhook {
+        url: String,
+        secret: Option<String>,
+    },
+    PagerDuty {
+        url: String,
+        routing_key: String,
+    },
+    /// SMTP: `smtp://[user:password@]host[:port]/?to=a@b[,c@d][&from=x@y][&tls=starttls|none]`, or `smtps://` for
+    /// implicit TLS.
+    Email(Smtp),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Implicit TLS (smtps, usually port 465).
+    Tls,
+    /// STARTTLS on a plain connection (usually port 587): the default.
+    StartTls,
+    /// No encryption: local relays and tests only.
+    None,
+}
+
+impl Smtp {
+    pub fn parse(text: &str) -> Result<Smtp, String> {
+        let url =
+            reqwest::Url::parse(text).map_err(|err| format!("'{text}' is not a URL: {err}"))?;
+        let implicit = match url.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => return Err(format!("'{other}' is not smtp or smtps")),
+        };
+        let host = url
+            .host_str()
+            .filter(|host| !host.is_empty())
+            .ok_or("the SMTP URL names no host")?
+            .to_string();
+        let query = |key: &str| {
+            url.query_pairs()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| value.into_owned())
+        };
+        let to: Vec<String> = query("to")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|to| !to.is_empty())
+            .map(str::to_string)
+            .collect();
+        if to.is_empty() {
+            return Err("the SMTP URL needs ?to=ADDRESS".into());
+        }
+        let tls = match (implicit, query("tls").as_deref()) {
+            (true, _) => SmtpTls::Tls,
+            (false, None | Some("starttls")) => SmtpTls::StartTls,
+            (false, Some("none")) => SmtpTls::None,
+            (false, Some(other)) => return Err(format!("tls={other} is not starttls or none")),
+        };
+        let decode = |text: &str| {
+            reqwest::Url::parse(&format!("x://h/{text}"))
+                .ok()
+                .and_then(|url| {
+                    url.path_segments()
+                        .and_then(|mut segments| segments.next().map(str::to_string))
+                })
+                .map(|segment| percent_decode(&segment))
+        };
+        Ok(Smtp {
+            port: url.port().unwrap_or(if implicit { 465 } else { 587 }),
+            username: (!url.username().is_empty())
+                .then(|| decode(url.username()).unwrap_or_default()),
+            password: url
+                .password()
+                .map(|password| decode(password).unwrap_or_default()),
+            tls,
+            from: query("from").unwrap_or_else(|| format!("antibody@{host}")),
+            to,
+            host,
+        })
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let decoded = (bytes[index] == b'%')
+            .then(|| {
+                text.get(index + 1..index + 3)
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            })
+            .flatten();
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
 
 impl Channel {
-    /// `--notify slack=URL`, `webhook=URL` (signed with `secret`), `pagerduty=ROUTING_KEY`.
+    /// `--notify slack=URL`, `webhook=URL` (signed with `secret`), `pagerduty=ROUTING_KEY`, or an SMTP URL.
     pub fn from_flag(index: usize, flag: &str, secret: Option<&str>) -> Result<Channel, String> {
+        if flag.starts_with("smtp://") || flag.starts_with("smtps://") {
+            let raw = RawChannel {
+                kind: "email".into(),
+                url: Some(flag.into()),
+                ..RawChannel::default()
+            };
+            let mut problems = Vec::new();
+            return match (
+                validate_channel(index, raw, &mut problems),
+                problems.is_empty(),
+            ) {
+                (Some(channel), true) => Ok(channel),
+                _ => Err(format!("--notify {flag}: {}", problems.join("; "))),
+            };
+        }
         let (kind, value) = flag
             .split_once('=')
-            .ok_or_else(|| format!("--notify {flag}: expected KIND=VALUE"))?;
+            .ok_or_else(|| format!("--notify {flag}: expected KIND=VALUE or an smtp:// URL"))?;
         let raw = match kind {
             "slack" | "webhook" => RawChannel {
                 kind: kind.into(),
@@ -128,9 +258,22 @@ pub(super) fn validate_channel(
                 return None;
             }
         },
+        "email" => match raw.url.as_deref().map(Smtp::parse) {
+            Some(Ok(smtp)) => ChannelKind::Email(smtp),
+            Some(Err(message)) => {
+                problems.push(format!("{key}.url: {message}"));
+                return None;
+            }
+            None => {
+                problems.push(format!(
+                    "{key}.url is required for email (smtp://user:password@host:port/?to=a@b)"
+                ));
+                return None;
+            }
+        },
         other => {
             problems.push(format!(
-                "{key}.kind: '{other}' is not one of slack, webhook, pagerduty"
+                "{key}.kind: '{other}' is not one of slack, webhook, pagerduty, email"
             ));
             return None;
         }

@@ -12,7 +12,7 @@ use crate::policy::firewall::{FirewallPolicy, FixKind, PortRule};
 use crate::policy::ports::{self, Protocol};
 use crate::policy::project_iam::ProjectIamPolicy;
 use channel::validate_channel;
-pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel};
+pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel, Smtp, SmtpTls};
 
 /// The file as the user writes it. Every field is optional; the defaults are the safe behaviour.
 #[derive(Debug, Default, Deserialize)]

@@ -185,6 +185,54 @@ impl Alert {
         json!({"text": self.title, "attachments": [{"color": colour, "blocks": blocks}]})
     }
 
+    /// An e-mail: a subject, a plain-text part and an HTML part with the same content.
+    pub fn email(&self) -> Value {
+        let mut text = format!("{}\n\n", self.title);
+        let mut rows: Vec<(&str, String)> = vec![
+            ("Severity", format!("{:?}", self.severity)),
+            ("Resource", self.resource.clone()),
+            ("Project", self.project.clone()),
+            (
+                "Changed by",
+                format!(
+                    "{} from {} ({})",
+                    or_dash(&self.principal),
+                    or_dash(&self.caller_ip),
+                    or_dash(&self.user_agent)
+                ),
+            ),
+            ("What was wrong", self.findings.join("; ")),
+            ("What antibody did", self.action.clone()),
+            ("Journal", format!("#{} at {}", self.journal_id, self.time)),
+            ("Console", self.console_url.clone()),
+        ];
+        if let Some(undo) = &self.undo {
+            rows.push(("Undo", undo.clone()));
+        }
+        for (label, value) in &rows {
+            text.push_str(&format!("{label}: {value}\n"));
+        }
+        let escape = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let cells: String = rows
+            .iter()
+            .map(|(label, value)| {
+                format!(
+                    "<tr><th align=\"left\">{label}</th><td>{}</td></tr>",
+                    escape(value)
+                )
+            })
+            .collect();
+        let html = format!(
+            "<html><body><h2>{}</h2><table>{cells}</table></body></html>",
+            escape(&self.title)
+        );
+        json!({"subject": format!("[antibody {:?}] {}", self.severity, self.title), "text": text, "html": html})
+    }
+
     /// The generic webhook body: this struct, versioned.
     pub fn webhook(&self) -> Value {
         let mut body = serde_json::to_value(self).expect("an alert serialises");

@@ -145,6 +145,7 @@ pub async fn alerts(
                 ChannelKind::PagerDuty { routing_key, .. } => {
                     ("trigger", alert.pagerduty(routing_key))
                 }
+                ChannelKind::Email(_) => ("alert", alert.email()),
             };
             items.push(item(channel, action, &alert.dedup_key, body));
         }

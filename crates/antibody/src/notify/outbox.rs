@@ -111,6 +111,59 @@ async fn deliver(
     }
 }
 
+/// Sends a rendered e-mail (`{"subject", "text", "html"}`) with a plain-text and an HTML part.
+async fn send_email(smtp: &crate::config::Smtp, body: &str) -> Result<(), Undelivered> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let failed = |message: String| Undelivered {
+        message,
+        retry_after: None,
+    };
+    let rendered: serde_json::Value = serde_json::from_str(body)
+        .map_err(|err| failed(format!("unreadable e-mail body: {err}")))?;
+    let text = |key: &str| rendered[key].as_str().unwrap_or_default().to_string();
+    let mailbox = |address: &str| {
+        address
+            .parse::<Mailbox>()
+            .map_err(|err| failed(format!("bad address {address}: {err}")))
+    };
+    let mut message = Message::builder()
+        .from(mailbox(&smtp.from)?)
+        .subject(text("subject"));
+    for to in &smtp.to {
+        message = message.to(mailbox(to)?);
+    }
+    let message = message
+        .multipart(MultiPart::alternative_plain_html(
+            text("text"),
+            text("html"),
+        ))
+        .map_err(|err| failed(format!("building the e-mail: {err}")))?;
+    let builder = match smtp.tls {
+        crate::config::SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+        crate::config::SmtpTls::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+        }
+        crate::config::SmtpTls::None => Ok(
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+        ),
+    }
+    .map_err(|err| failed(format!("SMTP relay {}: {err}", smtp.host)))?;
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(10)));
+    if let (Some(username), Some(password)) = (&smtp.username, &smtp.password) {
+        builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
+    }
+    builder
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|err| failed(format!("SMTP {}: {err}", smtp.host)))
+}
+
 /// When to try again after `attempts` failures (exponential, at least `Retry-After`); `None` gives up.
 fn retry_at(attempts: i64, retry_after: Option<Duration>) -> Option<i64> {
     (attempts < MAX_ATTEMPTS).then(|| {
@@ -191,6 +244,7 @@ async fn send(
     item: &OutboxItem,
 ) -> Result<(), Undelivered> {
     let request = match &channel.kind {
+        ChannelKind::Email(smtp) => return send_email(smtp, &item.body).await,
         ChannelKind::Slack { url } | ChannelKind::PagerDuty { url, .. } => http.post(url),
         ChannelKind::Webhook { url, secret } => {
             let timestamp = now_ms() / 1000;

@@ -340,3 +340,96 @@ async fn a_flood_of_alerts_goes_out_as_one_digest() {
             .all(|alert| alert.state == "delivered")
     );
 }
+
+/// Python's standard-library SMTP server (3.11) prints every message it receives: a real SMTP peer.
+#[tokio::test]
+async fn email_alerts_reach_a_real_smtp_server_with_text_and_html_parts() {
+    use std::io::BufRead;
+    let has_smtpd = std::process::Command::new("python3")
+        .args(["-c", "import smtpd"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !has_smtpd {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3's smtpd module is required in CI"
+        );
+        eprintln!("\n*** SKIPPED: python3 has no smtpd module (Python 3.12 removed it) ***\n");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("smtpd starts");
+    let stdout = server.stdout.take().expect("stdout");
+    let (lines, mut received) = mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let channel = Channel::from_flag(
+        0,
+        &format!(
+            "smtp://127.0.0.1:{port}/?to=secops@example.com&from=antibody@example.com&tls=none"
+        ),
+        None,
+    )
+    .expect("email channel");
+    let harness = Harness::with(with_channels(vec![channel])).await;
+    harness.user_inserts(open_ssh("mailed")).await;
+    let mut message = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !message.contains("END MESSAGE") {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
+            Ok(Some(line)) => {
+                message.push_str(&line);
+                message.push('\n');
+            }
+            _ => break,
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    // Long headers are folded; the server prints each physical line.
+    assert!(
+        message.contains("Subject: [antibody High] antibody fixed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("projects/test-project/global/firewalls/mailed"),
+        "{message}"
+    );
+    assert!(message.contains("To: secops@example.com"), "{message}");
+    assert!(
+        message.contains("text/plain") && message.contains("text/html"),
+        "{message}"
+    );
+    assert!(message.contains("antibody undo"), "{message}");
+}
