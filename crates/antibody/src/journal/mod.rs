@@ -7,6 +7,7 @@ mod sqlite;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use outbox::Metrics;
 pub use sqlite::Journal;
 
 use crate::event::AuditEvent;

@@ -104,3 +104,52 @@ impl Journal {
         .await
     }
 }
+
+/// Counters for `/metrics`, read from the state store so that every replica reports the same totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    pub events_by_outcome: Vec<(String, i64)>,
+    pub alerts_by_state: Vec<(String, String, i64)>,
+    pub quarantined: i64,
+    pub paused: bool,
+}
+
+impl Journal {
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        self.with(|connection| {
+            let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, i64)>> {
+                let mut statement = connection.prepare(sql)?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            };
+            let events_by_outcome = pairs(
+                "SELECT COALESCE(outcome, state), COUNT(*) FROM events GROUP BY 1 ORDER BY 1",
+            )?;
+            let alerts_by_state = {
+                let mut statement = connection.prepare(
+                    "SELECT channel, state, COUNT(*) FROM outbox GROUP BY 1, 2 ORDER BY 1, 2",
+                )?;
+                let rows =
+                    statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            let quarantined =
+                connection.query_row("SELECT COUNT(*) FROM quarantine", [], |row| row.get(0))?;
+            let paused = connection
+                .query_row(
+                    "SELECT value FROM settings WHERE key = 'paused'",
+                    [],
+                    |row| row.get::<_, String>(0),
+                )
+                .map(|value| value == "1")
+                .unwrap_or(false);
+            Ok(Metrics {
+                events_by_outcome,
+                alerts_by_state,
+                quarantined,
+                paused,
+            })
+        })
+        .await
+    }
+}

@@ -72,8 +72,50 @@ pub fn router(cx: Arc<Context>) -> Router {
         }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(cx)
+}
+
+/// Prometheus text exposition of the journal's counters.
+async fn metrics(State(cx): State<Arc<Context>>) -> Response {
+    let Ok(metrics) = cx.journal.metrics().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the journal is unavailable\n",
+        )
+            .into_response();
+    };
+    let mut text = String::from(
+        "# HELP antibody_events_total Accepted events by outcome.\n# TYPE antibody_events_total counter\n",
+    );
+    for (outcome, count) in &metrics.events_by_outcome {
+        text.push_str(&format!(
+            "antibody_events_total{{outcome=\"{outcome}\"}} {count}\n"
+        ));
+    }
+    text.push_str("# HELP antibody_alerts_total Alerts by channel and delivery state.\n# TYPE antibody_alerts_total counter\n");
+    for (channel, state, count) in &metrics.alerts_by_state {
+        text.push_str(&format!(
+            "antibody_alerts_total{{channel=\"{channel}\",state=\"{state}\"}} {count}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "# HELP antibody_quarantined_resources Resources antibody stopped fixing.\n# TYPE antibody_quarantined_resources gauge\nantibody_quarantined_resources {}\n",
+        metrics.quarantined
+    ));
+    text.push_str(&format!(
+        "# HELP antibody_paused Whether the kill switch is on.\n# TYPE antibody_paused gauge\nantibody_paused {}\n",
+        u8::from(metrics.paused)
+    ));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -320,3 +320,33 @@ async fn health_endpoints_answer_without_side_effects() {
     }
     assert!(cx.journal.entries(10).await.expect("journal").is_empty());
 }
+
+#[tokio::test]
+async fn metrics_count_outcomes_from_the_journal() {
+    let (cx, _dir) = context().await;
+    let mut ignored = entry();
+    ignored["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    let request = Request::post("/")
+        .header("content-type", "application/json")
+        .body(Body::from(ignored.to_string()))
+        .expect("request");
+    router(cx.clone()).oneshot(request).await.expect("response");
+    let response = router(cx)
+        .oneshot(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("antibody_events_total{outcome=\"ignored\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("antibody_paused 0"), "{text}");
+}
