@@ -265,6 +265,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     }
     record.duration_us = started.elapsed().as_micros() as i64;
     let alerts = notify::alerts(
+        &cx.config.templates,
         &cx.config.channels,
         &cx.journal,
         id,
@@ -303,6 +304,7 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Err(err) => return failure(err.to_string(), err.is_retryable()),
     };
     record.before = Some(before);
+    record.owner = owner_of(&cx.config, &resource);
     let plan = policy::evaluate(&cx.config, &resource);
     record.findings = plan.findings.clone();
     let safety = match cx
@@ -510,5 +512,15 @@ pub async fn rechecks(cx: Arc<Context>) {
                 tracing::error!(%err, %resource, "re-deciding after the grace period");
             }
         }
+    }
+}
+
+/// The owner a resource's owner label names, if routing by owner is configured.
+fn owner_of(config: &Config, resource: &Resource) -> Option<String> {
+    let label = config.owner_label.as_ref()?;
+    match resource {
+        Resource::Bucket { bucket, .. } => bucket.labels.get(label).cloned(),
+        // Firewall rules carry no labels, and the project policy read does not include the project's labels.
+        Resource::Firewall { .. } | Resource::ProjectIam { .. } => None,
     }
 }

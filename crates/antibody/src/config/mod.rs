@@ -30,6 +30,58 @@ pub struct RawConfig {
     /// Where alerts go: any number of `[[notify]]` channels.
     #[serde(default)]
     pub notify: Vec<RawChannel>,
+    /// The wording of alerts, with `{resource}`, `{project}`, `{principal}`, `{outcome}`, `{policy}`, `{severity}`,
+    /// `{journal_id}` (and `{title}` in `email_subject`) filled in.
+    #[serde(default)]
+    pub templates: RawTemplates,
+    /// Who else hears about a resource.
+    #[serde(default)]
+    pub routing: RawRouting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplates {
+    /// Title of a fix (default "antibody fixed {resource}").
+    pub remediated: Option<String>,
+    /// Title of a dry-run plan (default "antibody would fix {resource}").
+    pub dry_run: Option<String>,
+    /// Title of a quarantine (default "antibody stopped fixing {resource}: it keeps being re-broken").
+    pub quarantined: Option<String>,
+    /// Title of anything else (default "antibody: {outcome} on {resource}").
+    pub other: Option<String>,
+    /// E-mail subject (default "[antibody {severity}] {title}").
+    pub email_subject: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    /// A label on the resource naming its owner: an e-mail address is added to every e-mail alert about it, anything
+    /// else is taken as a Slack channel the alert is also routed to (e.g. `owner = "team-data"`). Default: none.
+    pub owner_label: Option<String>,
+}
+
+/// Alert wording, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    pub remediated: String,
+    pub dry_run: String,
+    pub quarantined: String,
+    pub other: String,
+    pub email_subject: String,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            remediated: "antibody fixed {resource}".into(),
+            dry_run: "antibody would fix {resource}".into(),
+            quarantined: "antibody stopped fixing {resource}: it keeps being re-broken".into(),
+            other: "antibody: {outcome} on {resource}".into(),
+            email_subject: "[antibody {severity}] {title}".into(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +291,8 @@ pub struct Config {
     pub bucket: BucketPolicy,
     pub safety: SafetyLimits,
     pub channels: Vec<Channel>,
+    pub templates: Templates,
+    pub owner_label: Option<String>,
 }
 
 /// Every problem found, each naming its key.
@@ -340,6 +394,18 @@ impl Config {
             bucket,
             safety,
             channels,
+            templates: {
+                let defaults = Templates::default();
+                let raw = raw.templates;
+                Templates {
+                    remediated: raw.remediated.unwrap_or(defaults.remediated),
+                    dry_run: raw.dry_run.unwrap_or(defaults.dry_run),
+                    quarantined: raw.quarantined.unwrap_or(defaults.quarantined),
+                    other: raw.other.unwrap_or(defaults.other),
+                    email_subject: raw.email_subject.unwrap_or(defaults.email_subject),
+                }
+            },
+            owner_label: raw.routing.owner_label,
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct Record {
     pub retry: bool,
     /// The resource the event pointed at (its audit-log name), for per-resource counters.
     pub resource_key: Option<String>,
+    /// The resource's owner, from its owner label (alerts reach them too).
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 /// Seconds since the Unix epoch: windows and expiries are compared in these.

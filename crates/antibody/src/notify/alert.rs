@@ -35,6 +35,18 @@ pub struct Alert {
     pub console_url: String,
     /// Stable per resource: PagerDuty's `dedup_key`.
     pub dedup_key: String,
+    /// The owner named by the resource's owner label: a Slack channel or an e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// Fills `{name}` placeholders.
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| {
+            text.replace(&format!("{{{name}}}"), value)
+        })
 }
 
 /// Which outcomes alert, and how loudly.
@@ -84,6 +96,7 @@ pub fn dedup_key(resource: &str) -> String {
 
 impl Alert {
     pub fn new(
+        templates: &crate::config::Templates,
         id: i64,
         severity: Severity,
         event: &AuditEvent,
@@ -112,14 +125,24 @@ impl Alert {
             Outcome::Detected => "reported, nothing to change".to_string(),
             other => other.name().to_string(),
         };
-        let title = match outcome {
-            Outcome::Remediated { .. } => format!("antibody fixed {resource}"),
-            Outcome::DryRun { .. } => format!("antibody would fix {resource}"),
-            Outcome::Quarantined { .. } => {
-                format!("antibody stopped fixing {resource}: it keeps being re-broken")
-            }
-            _ => format!("antibody: {} on {resource}", outcome.name()),
+        let severity_text = format!("{severity:?}");
+        let id_text = id.to_string();
+        let values = [
+            ("resource", resource.as_str()),
+            ("project", event.project.as_str()),
+            ("principal", event.principal.as_str()),
+            ("outcome", outcome.name()),
+            ("policy", policy.as_str()),
+            ("severity", severity_text.as_str()),
+            ("journal_id", id_text.as_str()),
+        ];
+        let template = match outcome {
+            Outcome::Remediated { .. } => &templates.remediated,
+            Outcome::DryRun { .. } => &templates.dry_run,
+            Outcome::Quarantined { .. } => &templates.quarantined,
+            _ => &templates.other,
         };
+        let title = render(template, &values);
         Alert {
             journal_id: id,
             severity,
@@ -143,6 +166,7 @@ impl Alert {
             after: record.after.clone(),
             undo: matches!(outcome, Outcome::Remediated { .. })
                 .then(|| format!("antibody undo {id}")),
+            owner: record.owner.clone(),
             resource,
         }
     }
@@ -182,11 +206,16 @@ impl Alert {
                 "text": format!("*Before*\n```{}```\n*After*\n```{}```", brief(before), brief(after))}}));
         }
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("journal #{} · {}", self.journal_id, self.time)}]}));
-        json!({"text": self.title, "attachments": [{"color": colour, "blocks": blocks}]})
+        let mut message =
+            json!({"text": self.title, "attachments": [{"color": colour, "blocks": blocks}]});
+        if let Some(owner) = self.owner.as_ref().filter(|owner| !owner.contains('@')) {
+            message["channel"] = json!(format!("#{}", owner.trim_start_matches('#')));
+        }
+        message
     }
 
     /// An e-mail: a subject, a plain-text part and an HTML part with the same content.
-    pub fn email(&self) -> Value {
+    pub fn email(&self, subject: &str) -> Value {
         let mut text = format!("{}\n\n", self.title);
         let mut rows: Vec<(&str, String)> = vec![
             ("Severity", format!("{:?}", self.severity)),
@@ -230,7 +259,20 @@ impl Alert {
             "<html><body><h2>{}</h2><table>{cells}</table></body></html>",
             escape(&self.title)
         );
-        json!({"subject": format!("[antibody {:?}] {}", self.severity, self.title), "text": text, "html": html})
+        let severity = format!("{:?}", self.severity);
+        let subject = render(
+            subject,
+            &[
+                ("severity", severity.as_str()),
+                ("title", self.title.as_str()),
+                ("resource", self.resource.as_str()),
+            ],
+        );
+        let mut email = json!({"subject": subject, "text": text, "html": html});
+        if let Some(owner) = self.owner.as_ref().filter(|owner| owner.contains('@')) {
+            email["extra_to"] = json!([owner]);
+        }
+        email
     }
 
     /// The generic webhook body: this struct, versioned.

@@ -114,6 +114,7 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
 /// The outbox rows for one decision: an alert for every channel that wants it, and a PagerDuty `resolve` when a
 /// resource with an open incident is found compliant.
 pub async fn alerts(
+    templates: &crate::config::Templates,
     channels: &[Channel],
     journal: &Journal,
     id: i64,
@@ -134,7 +135,7 @@ pub async fn alerts(
         last_error: None,
     };
     if let Some(severity) = alert::severity_of(outcome, record) {
-        let alert = alert::Alert::new(id, severity, event, outcome, record);
+        let alert = alert::Alert::new(templates, id, severity, event, outcome, record);
         for channel in channels
             .iter()
             .filter(|channel| channel.wants(severity, &alert.project, &alert.policy))
@@ -145,7 +146,7 @@ pub async fn alerts(
                 ChannelKind::PagerDuty { routing_key, .. } => {
                     ("trigger", alert.pagerduty(routing_key))
                 }
-                ChannelKind::Email(_) => ("alert", alert.email()),
+                ChannelKind::Email(_) => ("alert", alert.email(&templates.email_subject)),
             };
             items.push(item(channel, action, &alert.dedup_key, body));
         }

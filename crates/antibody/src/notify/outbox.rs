@@ -131,7 +131,13 @@ async fn send_email(smtp: &crate::config::Smtp, body: &str) -> Result<(), Undeli
     let mut message = Message::builder()
         .from(mailbox(&smtp.from)?)
         .subject(text("subject"));
-    for to in &smtp.to {
+    let extra: Vec<String> = rendered["extra_to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|to| to.as_str().map(str::to_string))
+        .collect();
+    for to in smtp.to.iter().chain(&extra) {
         message = message.to(mailbox(to)?);
     }
     let message = message

@@ -271,7 +271,9 @@ fn rendered_messages_match_their_golden_files() {
         resource_key: Some("projects/acme/global/firewalls/debug-ssh".into()),
         ..Record::default()
     };
+    let templates = antibody::config::Templates::default();
     let alert = antibody::notify::alert::Alert::new(
+        &templates,
         42,
         Severity::High,
         &event,
@@ -432,4 +434,36 @@ async fn email_alerts_reach_a_real_smtp_server_with_text_and_html_parts() {
         "{message}"
     );
     assert!(message.contains("antibody undo"), "{message}");
+}
+
+#[tokio::test]
+async fn templates_reword_alerts_and_owner_labels_route_them() {
+    let mut slack = receiver(vec![]).await;
+    let channel = Channel::from_flag(0, &format!("slack={}", slack.url), None).expect("slack");
+    let options = Options {
+        buckets: vec![json!({"name": "team-bucket", "labels": {"owner": "team-data"}})],
+        tweak: Box::new(move |config| {
+            config.channels = vec![channel];
+            config.owner_label = Some("owner".into());
+            config.templates.remediated =
+                "{severity}: closed {resource} opened by {principal}".into();
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    assert_eq!(
+        harness
+            .user_grants_on_bucket("team-bucket", "roles/storage.objectViewer", "allUsers")
+            .await,
+        200
+    );
+    let (_, message, _) = slack.next().await;
+    assert_eq!(
+        message["text"],
+        "High: closed projects/_/buckets/team-bucket opened by user@example.com"
+    );
+    assert_eq!(
+        message["channel"], "#team-data",
+        "the owner's channel hears too"
+    );
 }
