@@ -61,6 +61,8 @@ pub struct AuditEvent {
     /// `protoPayload.status.code`; non-zero means the audited call failed and changed nothing.
     pub status_code: i64,
     pub timestamp: String,
+    /// The W3C trace id the delivery carried (`traceparent`, `ce-traceparent` or `X-Cloud-Trace-Context`).
+    pub trace: Option<String>,
 }
 
 /// Why an entry could not be read as an audit log entry.
@@ -133,6 +135,7 @@ impl AuditEvent {
             operation,
             status_code,
             timestamp: text(&entry["timestamp"]),
+            trace: None,
         })
     }
 

@@ -210,6 +210,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
         } else {
             Outcome::Duplicate { of: id }
         };
+        notify::decision(&cx.log, id, event, &outcome, &record);
         return Ok(Handled {
             id,
             outcome,

@@ -204,6 +204,7 @@ pub(crate) fn synthetic_event(transport: Transport, project: &str, resource: &st
         operation: None,
         status_code: 0,
         timestamp: String::new(),
+        trace: None,
     }
 }
 

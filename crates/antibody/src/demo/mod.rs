@@ -166,7 +166,12 @@ pub async fn run() -> anyhow::Result<bool> {
         entries.len(),
         counts.join(", ")
     );
-    let alerts = context.log.lines();
+    let alerts: Vec<_> = context
+        .log
+        .lines()
+        .into_iter()
+        .filter(|line| line["severity"] != "INFO")
+        .collect();
     println!("structured alerts written: {}", alerts.len());
     if let Some(line) = alerts.first() {
         println!(

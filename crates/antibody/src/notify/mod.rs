@@ -35,7 +35,7 @@ impl LogSink {
     }
 }
 
-/// Cloud Logging severity for an outcome; routine outcomes are not written at all.
+/// Cloud Logging severity for an outcome: every decision is logged, routine ones at INFO.
 fn severity(outcome: &Outcome) -> Option<&'static str> {
     match outcome {
         Outcome::Remediated { .. } => Some("WARNING"),
@@ -48,7 +48,7 @@ fn severity(outcome: &Outcome) -> Option<&'static str> {
         Outcome::Quarantined { new: true, .. } => Some("CRITICAL"),
         Outcome::Quarantined { new: false, .. } => Some("NOTICE"),
         Outcome::Retry { .. } => Some("ERROR"),
-        _ => None,
+        _ => Some("INFO"),
     }
 }
 
@@ -88,7 +88,7 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
             record.reason
         ),
     };
-    let line = json!({
+    let mut line = json!({
         "severity": severity,
         "message": message,
         "logging.googleapis.com/labels": {"policy": policy, "outcome": outcome.name(), "project": event.project},
@@ -104,6 +104,12 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
         "before": record.before,
         "after": record.after,
     });
+    if let Some(trace) = &event.trace {
+        // Cloud Logging correlates a line with its request trace through the project the logs are written in.
+        let project =
+            std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_else(|_| event.project.clone());
+        line["logging.googleapis.com/trace"] = json!(format!("projects/{project}/traces/{trace}"));
+    }
     match sink {
         LogSink::Stdout => println!("{line}"),
         LogSink::Memory(lines) => lines.lock().expect("log sink lock poisoned").push(line),

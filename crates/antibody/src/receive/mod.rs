@@ -133,7 +133,10 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
         return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
     }
     let event = match decode(&headers, &body) {
-        Ok(Decoded::Event(event)) => *event,
+        Ok(Decoded::Event(event)) => crate::event::AuditEvent {
+            trace: trace_id(&headers),
+            ..*event
+        },
         Ok(Decoded::NotAudit(reason)) => {
             return (
                 StatusCode::OK,
@@ -173,6 +176,19 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
+}
+
+/// The trace id of a delivery: W3C `traceparent` (also as the CloudEvents extension `ce-traceparent`) or Google's
+/// `X-Cloud-Trace-Context: TRACE/SPAN;o=1`.
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let w3c = header("traceparent")
+        .or_else(|| header("ce-traceparent"))
+        .and_then(|value| value.split('-').nth(1));
+    let google = || header("x-cloud-trace-context").and_then(|value| value.split('/').next());
+    w3c.or_else(google)
+        .filter(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
 }
 
 /// Recognises the envelope by its headers and shape, never by guessing from content.

@@ -350,3 +350,33 @@ async fn metrics_count_outcomes_from_the_journal() {
     );
     assert!(text.contains("antibody_paused 0"), "{text}");
 }
+
+#[tokio::test]
+async fn every_decision_is_logged_with_its_trace() {
+    let (cx, _dir) = context().await;
+    let mut ignored = entry();
+    ignored["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    let request = Request::post("/")
+        .header("content-type", "application/json")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::from(ignored.to_string()))
+        .expect("request");
+    router(cx.clone()).oneshot(request).await.expect("response");
+    let lines = cx.log.lines();
+    assert_eq!(lines.len(), 1, "routine decisions are logged too");
+    assert_eq!(lines[0]["severity"], "INFO");
+    assert_eq!(
+        lines[0]["logging.googleapis.com/labels"]["outcome"],
+        "ignored"
+    );
+    let trace = lines[0]["logging.googleapis.com/trace"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        trace.ends_with("/traces/4bf92f3577b34da6a3ce929d0e0e4736"),
+        "{trace}"
+    );
+}

@@ -94,7 +94,11 @@ async fn a_gmail_editor_is_removed_and_everything_else_survives() {
     );
     // antibody's own write was logged under its identity and recognised as such.
     assert_eq!(harness.count("own-write").await, 1);
-    let alert = &harness.cx().log.lines()[0];
+    let lines = harness.cx().log.lines();
+    let alert = lines
+        .iter()
+        .find(|line| line["logging.googleapis.com/labels"]["outcome"] == "remediated")
+        .expect("a fix line");
     assert!(
         alert["message"]
             .as_str()
