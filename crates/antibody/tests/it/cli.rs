@@ -354,3 +354,110 @@ fn serve_refuses_to_run_unauthenticated_unless_asked() {
         String::from_utf8_lossy(&output.stderr).contains("push authentication is not configured")
     );
 }
+
+/// kill -9 between the decision and the alert's delivery: after a restart on the same state file, the alert goes out
+/// exactly once.
+#[tokio::test]
+async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restart() {
+    let (engine_port, hook_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("journal.sqlite");
+    let mut sandbox_config = gcp_sandbox::SandboxConfig::default();
+    sandbox_config
+        .principals
+        .insert("bot".into(), "bot@p.iam.gserviceaccount.com".into());
+    sandbox_config
+        .deliveries
+        .push(gcp_sandbox::Delivery::eventarc(format!(
+            "http://127.0.0.1:{engine_port}/"
+        )));
+    let sandbox = gcp_sandbox::start(sandbox_config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox");
+    let engine_args = |port: u16| -> Vec<String> {
+        [
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--google-endpoint",
+            &sandbox.base_url(),
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--insecure-no-auth",
+            "--access-token",
+            "bot",
+            "--identity",
+            "bot@p.iam.gserviceaccount.com",
+            "--notify",
+            &format!("webhook=http://127.0.0.1:{hook_port}/"),
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect()
+    };
+    let client = reqwest::Client::new();
+    let first = spawn(
+        &engine_args(engine_port)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    wait_for(&format!("http://127.0.0.1:{engine_port}/healthz"), &client).await;
+    // The alert receiver is down: the fix happens, the alert waits in the outbox.
+    let rule = serde_json::json!({"name": "crashy", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]});
+    client
+        .post(format!(
+            "{}/compute/v1/projects/p/global/firewalls",
+            sandbox.base_url()
+        ))
+        .bearer_auth("me")
+        .json(&rule)
+        .send()
+        .await
+        .expect("insert");
+    sandbox.settled().await;
+    let journal = antibody::journal::Journal::open(&state).expect("journal");
+    assert!(
+        journal
+            .alerts(10)
+            .await
+            .expect("outbox")
+            .iter()
+            .any(|alert| alert.state == "pending"),
+        "an alert is waiting"
+    );
+    drop(first); // SIGKILL
+    // The receiver comes up; a new process on the same state file delivers the alert.
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(serde_json::from_slice(&body).unwrap_or_default());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
+        .await
+        .expect("bind the hook port");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let _second = spawn(
+        &engine_args(engine_port)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let alert = tokio::time::timeout(std::time::Duration::from_secs(15), received.recv())
+        .await
+        .expect("delivered after restart")
+        .expect("open");
+    assert_eq!(alert["resource"], "projects/p/global/firewalls/crashy");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(1500), received.recv())
+            .await
+            .is_err(),
+        "exactly once"
+    );
+}
