@@ -90,7 +90,18 @@ pub async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
             .entry(id)
             .await?
             .with_context(|| format!("journal entry #{id} does not exist"))?;
-        println!("{}", serde_json::to_string_pretty(&entry)?);
+        let alerts: Vec<serde_json::Value> = journal
+            .alerts_for(id)
+            .await?
+            .into_iter()
+            .map(|alert| {
+                serde_json::json!({"id": alert.id, "channel": alert.channel, "action": alert.action, "state": alert.state,
+                    "attempts": alert.attempts, "last_error": alert.last_error})
+            })
+            .collect();
+        let mut shown = serde_json::to_value(&entry)?;
+        shown["alerts"] = serde_json::Value::Array(alerts);
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
     let entries: Vec<_> = journal

@@ -89,6 +89,18 @@ impl Journal {
         .await
     }
 
+    /// The alerts of one decision, with their delivery state.
+    pub async fn alerts_for(&self, event_id: i64) -> Result<Vec<OutboxItem>, Error> {
+        self.with(move |connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE event_id = ?1 ORDER BY id"
+            ))?;
+            let rows = statement.query_map(params![event_id], item)?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Whether `channel` holds an open incident for `dedup_key`: a trigger with no resolve after it.
     pub async fn incident_open(&self, channel: &str, dedup_key: &str) -> Result<bool, Error> {
         let (channel, dedup_key) = (channel.to_string(), dedup_key.to_string());

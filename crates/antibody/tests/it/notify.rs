@@ -180,6 +180,14 @@ async fn alerts_written_before_a_restart_are_delivered_after_it_exactly_once() {
     harness.user_inserts(open_ssh("crash")).await;
     let pending = journal.alerts(10).await.expect("outbox");
     assert_eq!(pending.len(), 1);
+    assert_eq!(
+        journal
+            .alerts_for(pending[0].event_id)
+            .await
+            .expect("alerts of the decision"),
+        pending,
+        "journal show lists them"
+    );
     assert_eq!(pending[0].state, "pending");
     // A new process on the same state file delivers it.
     let restarted = antibody::journal::Journal::open(&state).expect("reopen");
@@ -283,6 +291,7 @@ fn rendered_messages_match_their_golden_files() {
     golden("alert.slack.json", &alert.slack());
     golden("alert.webhook.json", &alert.webhook());
     golden("alert.pagerduty.json", &alert.pagerduty("ROUTING-KEY"));
+    golden("alert.email.json", &alert.email(&templates.email_subject));
 }
 
 #[tokio::test]
