@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 RUNS=${RUNS:-3}
 RULES=${RULES:-200000}
-cargo build --release --quiet --bin antibody --bin gcp-sandbox
+cargo build --release --quiet -p antibody -p gcp-sandbox
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
