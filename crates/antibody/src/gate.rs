@@ -83,14 +83,7 @@ pub fn admit(
             Verdict::Detected
         };
     };
-    let exempt = match resource {
-        Resource::Firewall { firewall, .. } => {
-            config.firewall.exemption(firewall, &event.principal)
-        }
-        Resource::Bucket { bucket, .. } => config.bucket.exemption(bucket),
-        // Member allowlists are applied inside the policy, grant by grant.
-        Resource::ProjectIam { .. } => None,
-    };
+    let exempt = configured_exemption(config, resource, &event.principal);
     if let Some(reason) = exempt {
         return Verdict::Exempt(reason);
     }
@@ -186,6 +179,20 @@ pub fn admit(
         ));
     }
     Verdict::Apply(fix.clone())
+}
+
+/// Why configuration (allowlists, labels, markers) leaves this resource alone, if it does. `scan` asks the same.
+pub fn configured_exemption(
+    config: &Config,
+    resource: &Resource,
+    principal: &str,
+) -> Option<String> {
+    match resource {
+        Resource::Firewall { firewall, .. } => config.firewall.exemption(firewall, principal),
+        Resource::Bucket { bucket, .. } => config.bucket.exemption(bucket),
+        // Member allowlists are applied inside the policy, grant by grant.
+        Resource::ProjectIam { .. } => None,
+    }
 }
 
 fn resource_project(resource: &Resource) -> &str {

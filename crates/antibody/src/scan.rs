@@ -154,12 +154,7 @@ fn judge(cx: &Context, report: &mut Report, project: &str, resource: Resource) {
     if plan.findings.is_empty() {
         return;
     }
-    let exempt = match &resource {
-        Resource::Firewall { firewall, .. } => cx.config.firewall.exemption(firewall, ""),
-        Resource::Bucket { bucket, .. } => cx.config.bucket.exemption(bucket),
-        Resource::ProjectIam { .. } => None,
-    };
-    if exempt.is_some() {
+    if crate::gate::configured_exemption(&cx.config, &resource, "").is_some() {
         return;
     }
     let target = match &resource {

@@ -3,11 +3,7 @@
 use gcp_sandbox::faults::Fault;
 use serde_json::json;
 
-use crate::harness::{ENGINE, Harness, Options};
-
-fn open_ssh(name: &str) -> serde_json::Value {
-    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
-}
+use crate::harness::{ENGINE, Harness, Options, open_ssh};
 
 fn fault(method: &str, path: &str) -> Fault {
     Fault {

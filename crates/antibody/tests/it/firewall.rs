@@ -7,11 +7,7 @@ use antibody::policy::firewall::FixKind;
 use gcp_sandbox::DeliveryMode;
 use serde_json::json;
 
-use crate::harness::{ENGINE, Harness, Options, USER};
-
-fn open_ssh(name: &str) -> serde_json::Value {
-    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
-}
+use crate::harness::{ENGINE, Harness, Options, USER, open_ssh};
 
 #[tokio::test]
 async fn an_open_ssh_rule_is_disabled_once() {

@@ -100,20 +100,29 @@ fn google_example_bodies_without_type_still_parse() {
 }
 
 #[test]
-fn storage_and_iam_entries_are_read_but_not_yet_routed_to_firewalls() {
-    for name in [
-        "storage.setIamPermissions.add-allUsers.panther.json",
-        "resourcemanager.SetIamPolicy.add-gmail-viewer.panther.json",
-    ] {
+fn captured_storage_and_iam_entries_route_to_their_resource() {
+    let cases = [
+        (
+            "storage.setIamPermissions.add-allUsers.panther.json",
+            Target::Bucket {
+                project: "western-verve-123456".into(),
+                name: "jacks-test-bucket".into(),
+            },
+        ),
+        (
+            "resourcemanager.SetIamPolicy.add-gmail-viewer.panther.json",
+            Target::ProjectIam {
+                project: "western-verve-123456".into(),
+            },
+        ),
+    ];
+    for (name, target) in cases {
         let event =
             AuditEvent::from_log_entry(&fixture(name), Transport::LogEntry, None).expect(name);
-        assert!(
-            !event.project.is_empty(),
+        assert_eq!(
+            route::route(&event),
+            Route::Check(target),
             "{name}: project from resource.labels"
-        );
-        assert!(
-            !matches!(route::route(&event), Route::Check(Target::Firewall { .. })),
-            "{name}"
         );
     }
 }

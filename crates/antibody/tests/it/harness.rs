@@ -16,6 +16,11 @@ pub const USER: &str = "user@example.com";
 pub const ENGINE_TOKEN: &str = "engine-token";
 pub const ENGINE: &str = "antibody@test-project.iam.gserviceaccount.com";
 
+/// A rule that opens SSH to the whole internet.
+pub fn open_ssh(name: &str) -> Value {
+    serde_json::json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+}
+
 pub struct Harness {
     pub sandbox: gcp_sandbox::Running,
     pub engine: antibody::Server,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::harness::{Harness, Options};
+use crate::harness::{Harness, Options, open_ssh};
 
 /// A receiver that answers with `plan` in order (then 200), recording every request.
 struct Receiver {
@@ -56,10 +56,6 @@ impl Receiver {
             .expect("an alert within 10 s")
             .expect("open")
     }
-}
-
-fn open_ssh(name: &str) -> Value {
-    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
 }
 
 fn with_channels(channels: Vec<Channel>) -> Options {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use gcp_sandbox::oidc::{PushIdentity, mint};
 use serde_json::json;
 
-use crate::harness::{Harness, Options};
+use crate::harness::{Harness, Options, open_ssh};
 
 const AUDIENCE: &str = "https://antibody-abc123-uc.a.run.app/";
 const PUSHER: &str = "eventarc-trigger@test-project.iam.gserviceaccount.com";
@@ -24,10 +24,6 @@ async fn authenticated() -> Harness {
         ..Options::default()
     };
     Harness::with(options).await
-}
-
-fn open_ssh(name: &str) -> serde_json::Value {
-    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
 }
 
 #[tokio::test]

@@ -2,11 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Harness, Options, USER};
-
-fn open_ssh(name: &str) -> serde_json::Value {
-    json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
-}
+use crate::harness::{Harness, Options, USER, open_ssh};
 
 #[tokio::test]
 async fn a_rule_rebroken_five_times_is_fixed_three_times_then_quarantined_with_one_alert() {
