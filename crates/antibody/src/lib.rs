@@ -28,8 +28,8 @@ use crate::notify::LogSink;
 use crate::pipeline::Context;
 
 /// Builds the engine from validated configuration: opens the journal and the Google client.
-pub fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
-    let journal = journal::Journal::open(&config.state)?;
+pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
+    let journal = journal::Journal::open(&config.state).await?;
     let client = gcp::Client::with_credentials(
         gcp::Endpoints::new(config.google_endpoint.as_deref()),
         credentials(&config),

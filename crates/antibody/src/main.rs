@@ -284,19 +284,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Journal(args) => journal(args).await,
         Command::Undo(args) => undo(args).await,
         Command::Pause { state } => {
-            open_journal(&state)?.set_paused(true).await?;
+            open_journal(&state).await?.set_paused(true).await?;
             println!("paused: antibody keeps detecting and journaling but changes nothing");
             Ok(ExitCode::SUCCESS)
         }
         Command::Resume { state } => {
-            open_journal(&state)?.set_paused(false).await?;
+            open_journal(&state).await?.set_paused(false).await?;
             println!("resumed");
             Ok(ExitCode::SUCCESS)
         }
         Command::Exempt { state, action } => exempt(state, action).await,
         Command::Quarantine { state, action } => quarantine(state, action).await,
         Command::Alerts { state, limit } => {
-            for alert in open_journal(&state)?.alerts(limit).await? {
+            for alert in open_journal(&state).await?.alerts(limit).await? {
                 println!(
                     "#{:<5} event #{:<5} {:<12} {:<8} {:<10} attempts {:<2} {}",
                     alert.id,
@@ -383,7 +383,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::time::Duration::from_secs(u64::from(config.sweep_minutes) * 60),
         )
     });
-    let context = antibody::build(config, LogSink::Stdout)?;
+    let context = antibody::build(config, LogSink::Stdout).await?;
     if let Some((projects, every)) = sweep {
         tokio::spawn(antibody::scan::periodically(
             context.clone(),
@@ -464,7 +464,8 @@ async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         } else {
             LogSink::Silent
         },
-    )?;
+    )
+    .await?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.projects.len() as u64 * 2);
         bar.set_style(
@@ -498,7 +499,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = engine_config(&args.engine)?;
-    let context = antibody::build(config, LogSink::Stdout)?;
+    let context = antibody::build(config, LogSink::Stdout).await?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let mut rejected = 0;

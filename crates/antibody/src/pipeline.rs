@@ -246,8 +246,36 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
             remediated_by: None,
         } => id,
     };
+    // One remediation of a resource at a time: in this process, then across replicas. Held until the outcome is
+    // journaled, so the next decision on the resource counts this one.
+    let key = match route::route(event) {
+        Route::Check(target) => Some(target.key()),
+        _ => None,
+    };
+    let _serialised = match &key {
+        Some(key) => Some(cx.locks.lock(key.clone()).await),
+        None => None,
+    };
+    let lease = match &key {
+        Some(key) => cx.journal.hold(key).await,
+        None => Ok(None),
+    };
     let mut record = Record::default();
-    let outcome = decide_and_act(cx, event, &mut record).await;
+    let (outcome, _lease) = match (&key, lease) {
+        (Some(key), Ok(None)) => (
+            Outcome::Retry {
+                error: format!("another replica is handling {key}"),
+            },
+            None,
+        ),
+        (_, Err(err)) => (
+            Outcome::Retry {
+                error: err.to_string(),
+            },
+            None,
+        ),
+        (_, Ok(lease)) => (decide_and_act(cx, event, &mut record).await, lease),
+    };
     record.outcome = outcome.name().to_string();
     record.retry = matches!(outcome, Outcome::Retry { .. });
     record.reason = match &outcome {
@@ -296,7 +324,6 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Route::Ignore(reason) => return Outcome::Ignored { reason },
     };
     record.resource_key = Some(target.key());
-    let _serialised = cx.locks.lock(target.key()).await;
     let read = fetch(&cx.gcp, &target).await;
     cx.count_google_call(&read);
     let (resource, before) = match read {
@@ -368,32 +395,55 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Verdict::Detected => Outcome::Detected,
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
-        Verdict::Apply(fix) => match apply::run(&cx.config, &cx.gcp, &fix)
-            .await
-            .inspect(|_| cx.count_google_call::<()>(&Ok(())))
-            .inspect_err(|err| {
-                if let apply::Error::Google(err) = err {
-                    cx.count_google_call::<()>(&Err(err.clone()));
+        Verdict::Apply(fix) => {
+            let cap = cx.config.safety.max_fixes_per_project_per_hour;
+            match cx.journal.reserve_fix(target.project(), cap).await {
+                Ok(true) => apply_fix(cx, fix, record).await,
+                Ok(false) => {
+                    record.fix = Some(fix);
+                    Outcome::Held {
+                        reason: format!(
+                            "blast-radius cap: {cap} fixes in project {} within the last hour \
+                             (max_fixes_per_project_per_hour = {cap})",
+                            target.project()
+                        ),
+                    }
                 }
-            }) {
-            Ok(after) => {
-                record.after = after;
-                cx.count_fix();
-                Outcome::Remediated { fix }
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
             }
-            // Deleted between our read and our write: nothing left to fix.
-            Err(apply::Error::Google(gcp::Error::NotFound(_))) => Outcome::Gone,
-            Err(apply::Error::Google(err)) => {
-                record.fix = Some(fix);
-                failure(err.to_string(), err.is_retryable())
+        }
+    }
+}
+
+/// Applies an admitted fix and verifies it.
+async fn apply_fix(cx: &Context, fix: Fix, record: &mut Record) -> Outcome {
+    match apply::run(&cx.config, &cx.gcp, &fix)
+        .await
+        .inspect(|_| cx.count_google_call::<()>(&Ok(())))
+        .inspect_err(|err| {
+            if let apply::Error::Google(err) = err {
+                cx.count_google_call::<()>(&Err(err.clone()));
             }
-            Err(apply::Error::Refused(reason)) => {
-                record.fix = Some(fix);
-                Outcome::Refused { reason }
-            }
-            Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
-                error: err.to_string(),
-            },
+        }) {
+        Ok(after) => {
+            record.after = after;
+            cx.count_fix();
+            Outcome::Remediated { fix }
+        }
+        // Deleted between our read and our write: nothing left to fix.
+        Err(apply::Error::Google(gcp::Error::NotFound(_))) => Outcome::Gone,
+        Err(apply::Error::Google(err)) => {
+            record.fix = Some(fix);
+            failure(err.to_string(), err.is_retryable())
+        }
+        Err(apply::Error::Refused(reason)) => {
+            record.fix = Some(fix);
+            Outcome::Refused { reason }
+        }
+        Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
+            error: err.to_string(),
         },
     }
 }

@@ -76,15 +76,15 @@ pub enum QuarantineAction {
     },
 }
 
-pub fn open_journal(state: &Path) -> anyhow::Result<antibody::journal::Journal> {
-    if !state.exists() {
+pub async fn open_journal(state: &Path) -> anyhow::Result<antibody::journal::Journal> {
+    if !antibody::journal::names_a_server(state) && !state.exists() {
         anyhow::bail!("no journal at {}", state.display());
     }
-    Ok(antibody::journal::Journal::open(state)?)
+    Ok(antibody::journal::Journal::open(state).await?)
 }
 
 pub async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&args.state)?;
+    let journal = open_journal(&args.state).await?;
     if let Some(JournalShow::Show { id }) = args.show {
         let entry = journal
             .entry(id)
@@ -150,7 +150,7 @@ pub async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     let config = engine_config(&args.engine)?;
-    let journal = open_journal(&config.state)?;
+    let journal = open_journal(&config.state).await?;
     let client = antibody::gcp::Client::with_credentials(
         antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
         antibody::credentials(&config),
@@ -200,11 +200,7 @@ fn expiry(text: &str) -> anyhow::Result<i64> {
 }
 
 pub async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<ExitCode> {
-    let journal = if state.exists() {
-        open_journal(&state)?
-    } else {
-        antibody::journal::Journal::open(&state)?
-    };
+    let journal = antibody::journal::Journal::open(&state).await?;
     match action {
         ExemptAction::Add {
             resource,
@@ -249,7 +245,7 @@ pub async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<Exit
 }
 
 pub async fn quarantine(state: PathBuf, action: QuarantineAction) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&state)?;
+    let journal = open_journal(&state).await?;
     match action {
         QuarantineAction::List => {
             for entry in journal.quarantined().await? {

@@ -125,7 +125,7 @@ pub async fn run() -> anyhow::Result<bool> {
     config.project_iam.allowed_domains = vec!["example.com".into()];
     // The demo makes more fixes in one project than the default blast-radius cap (10 an hour) allows.
     config.safety.max_fixes_per_project_per_hour = 100;
-    let context = crate::build(config, LogSink::memory())?;
+    let context = crate::build(config, LogSink::memory()).await?;
     let server = crate::start(context.clone(), localhost)
         .await
         .context("starting the receiver")?;

@@ -1,14 +1,13 @@
 //! The journal: every accepted event, its decision, the before-state and the fix, written durably.
 
-mod outbox;
-mod safety;
+mod postgres;
 mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-
-pub use outbox::Metrics;
-pub use sqlite::Journal;
 
 use crate::event::AuditEvent;
 use crate::policy::{Finding, Fix};
@@ -17,8 +16,167 @@ use crate::policy::{Finding, Fix};
 pub enum Error {
     #[error("journal database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("journal database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("journal: {0}")]
+    Unavailable(String),
     #[error("journal worker: {0}")]
     Worker(String),
+}
+
+/// The state store: SQLite (one file, one replica) or PostgreSQL (shared by several replicas), behind one interface.
+#[derive(Clone)]
+pub struct Journal {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+/// How long a replica may hold a resource's lease; one that dies holding it blocks the resource no longer than this.
+pub const LEASE_SECS: u64 = 120;
+
+/// How long handling waits for another replica's lease on the same resource before giving up (503, redelivered).
+const LEASE_WAIT: Duration = Duration::from_secs(20);
+
+/// Whether `state` names a database server rather than a file.
+pub fn names_a_server(state: &Path) -> bool {
+    let text = state.to_string_lossy();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+impl Journal {
+    /// Opens the store `state` names: `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
+    /// Either way the schema is migrated to this version first.
+    pub async fn open(state: &Path) -> Result<Journal, Error> {
+        let backend = if names_a_server(state) {
+            Backend::Postgres(postgres::Postgres::connect(&state.to_string_lossy()).await?)
+        } else {
+            let text = state.to_string_lossy();
+            let path = text
+                .strip_prefix("sqlite://")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| state.to_path_buf());
+            Backend::Sqlite(sqlite::Sqlite::open(&path)?)
+        };
+        Ok(Journal { backend })
+    }
+
+    /// Serialises work on one resource across replicas: waits for the resource's lease (PostgreSQL) and holds it
+    /// until the returned guard drops. `None` when another replica kept it past the wait. With SQLite there is one
+    /// replica, whose in-process lock suffices.
+    pub async fn hold(&self, key: &str) -> Result<Option<Hold>, Error> {
+        let Backend::Postgres(store) = &self.backend else {
+            return Ok(Some(Hold { lease: None }));
+        };
+        let holder = uuid::Uuid::new_v4().to_string();
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if store.try_lease(key, &holder, LEASE_SECS as f64).await? {
+                return Ok(Some(Hold {
+                    lease: Some((store.clone(), key.to_string(), holder)),
+                }));
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A resource's lease, released when dropped (and by expiry if the process dies first).
+pub struct Hold {
+    lease: Option<(postgres::Postgres, String, String)>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some((store, key, holder)) = self.lease.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(err) = store.end_lease(&key, &holder).await {
+                    tracing::warn!(%err, %key, "releasing a resource lease; it expires by itself");
+                }
+            });
+        }
+    }
+}
+
+/// Forwards each call to the backend.
+macro_rules! delegate {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl Journal {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, Error> {
+                    match &self.backend {
+                        Backend::Sqlite(store) => store.$name($($arg),*).await,
+                        Backend::Postgres(store) => store.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    /// Records an event settled without reading anything (ignored, our own write, a failed call) in one write.
+    /// Returns its row and whether this was its first delivery.
+    fn record_settled(&self, event: &AuditEvent, record: &Record) -> (i64, bool);
+    /// Records the arrival of an event, or recognises a redelivery of one already recorded.
+    fn claim(&self, event: &AuditEvent) -> Claim;
+    /// Writes how the handling of a claimed event ended.
+    fn finish(&self, id: i64, record: &Record) -> ();
+    /// Writes the outcome and its alerts in one transaction: no decision without its alerts, no alert without its
+    /// decision.
+    fn finish_with(&self, id: i64, record: &Record, alerts: Vec<OutboxItem>) -> ();
+    /// The newest rows first.
+    fn entries(&self, limit: usize) -> Vec<Entry>;
+    /// One row by its id.
+    fn entry(&self, id: i64) -> Option<Entry>;
+    /// Records an action antibody took on its own (an undo): a row of its own, durable like every other.
+    fn record_action(&self, action: &str, resource: &str, project: &str, principal: &str, record: &Record) -> i64;
+    /// Everything the gate needs about one resource, read in one transaction.
+    fn safety(&self, resource_key: &str, project: &str, flap_window_secs: i64) -> Safety;
+    /// Takes one of the project's fix slots for the hour if the cap leaves one (a cap of 0 means none), atomically.
+    fn reserve_fix(&self, project: &str, cap: u32) -> bool;
+    /// Marks a resource quarantined; `false` when it already was (so the alert is raised once).
+    fn quarantine(&self, resource_key: &str, principals: &str, reason: &str) -> bool;
+    fn quarantined(&self) -> Vec<Quarantine>;
+    /// Lets antibody fix a quarantined resource again; `false` when it was not quarantined.
+    fn release(&self, resource_key: &str) -> bool;
+    /// Schedules a fresh decision on a resource after its grace period (the earlier schedule wins).
+    fn defer(&self, resource_key: &str, project: &str, due_epoch: i64) -> ();
+    /// Takes the decisions whose grace period is over: (resource, project).
+    fn take_due_rechecks(&self, now: i64) -> Vec<(String, String)>;
+    /// The kill switch: while paused, antibody detects and journals but changes nothing.
+    fn set_paused(&self, paused: bool) -> ();
+    fn add_exemption(&self, resource: &str, owner: &str, reason: &str, expires_epoch: Option<i64>) -> i64;
+    /// Every registered exemption, expired ones included (they simply stop applying).
+    fn exemptions(&self) -> Vec<Exemption>;
+    fn remove_exemption(&self, id: i64) -> bool;
+    /// Alerts due for (re)delivery now, oldest first.
+    fn due_alerts(&self, now_ms: i64, limit: usize) -> Vec<OutboxItem>;
+    /// When the next pending alert is due, if any.
+    fn next_alert_due(&self) -> Option<i64>;
+    fn alert_delivered(&self, id: i64) -> ();
+    /// Records a failed attempt; `retry_at_ms` of `None` gives up (state `failed`, visible in `antibody alerts`).
+    fn alert_attempt_failed(&self, id: i64, error: &str, retry_at_ms: Option<i64>) -> ();
+    /// Every alert, newest first.
+    fn alerts(&self, limit: usize) -> Vec<OutboxItem>;
+    /// The alerts of one decision, with their delivery state.
+    fn alerts_for(&self, event_id: i64) -> Vec<OutboxItem>;
+    /// Whether `channel` holds an open incident for `dedup_key`: a trigger with no resolve after it.
+    fn incident_open(&self, channel: &str, dedup_key: &str) -> bool;
+    /// Counters for `/metrics`, read from the state store so that every replica reports the same totals.
+    fn metrics(&self) -> Metrics;
 }
 
 /// Whether an event is new to us.
@@ -137,4 +295,13 @@ pub struct OutboxItem {
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+}
+
+/// Counters for `/metrics`, read from the state store so that every replica reports the same totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    pub events_by_outcome: Vec<(String, i64)>,
+    pub alerts_by_state: Vec<(String, String, i64)>,
+    pub quarantined: i64,
+    pub paused: bool,
 }

@@ -261,7 +261,9 @@ async fn context() -> (Arc<Context>, tempfile::TempDir) {
         ..crate::config::Config::default()
     };
     (
-        crate::build(config, crate::notify::LogSink::memory()).expect("engine"),
+        crate::build(config, crate::notify::LogSink::memory())
+            .await
+            .expect("engine"),
         dir,
     )
 }

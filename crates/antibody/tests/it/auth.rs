@@ -32,7 +32,9 @@ async fn heal_with_metadata_tokens(
         ..Config::default()
     };
     let engine = antibody::start(
-        antibody::build(engine_config, LogSink::memory()).expect("engine"),
+        antibody::build(engine_config, LogSink::memory())
+            .await
+            .expect("engine"),
         localhost,
     )
     .await

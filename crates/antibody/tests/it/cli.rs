@@ -416,7 +416,9 @@ async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restar
         .await
         .expect("insert");
     sandbox.settled().await;
-    let journal = antibody::journal::Journal::open(&state).expect("journal");
+    let journal = antibody::journal::Journal::open(&state)
+        .await
+        .expect("journal");
     assert!(
         journal
             .alerts(10)

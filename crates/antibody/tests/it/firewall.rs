@@ -317,7 +317,9 @@ async fn every_accepted_event_has_a_durable_row_in_the_file() {
     let harness = Harness::start().await;
     harness.user_inserts(open_ssh("durable")).await;
     let path = harness.cx().config.state.clone();
-    let reopened = antibody::journal::Journal::open(&path).expect("reopen the same file");
+    let reopened = antibody::journal::Journal::open(&path)
+        .await
+        .expect("reopen the same file");
     let rows = reopened.entries(100).await.expect("rows");
     assert_eq!(
         rows.len(),

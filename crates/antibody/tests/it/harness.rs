@@ -107,7 +107,9 @@ impl Harness {
         config
             .jwks_url
             .get_or_insert_with(|| format!("{}/oauth2/v3/certs", sandbox.base_url()));
-        let context = antibody::build(config, LogSink::memory()).expect("engine builds");
+        let context = antibody::build(config, LogSink::memory())
+            .await
+            .expect("engine builds");
         let engine = antibody::start(context, localhost)
             .await
             .expect("engine starts");

@@ -186,7 +186,9 @@ async fn alerts_written_before_a_restart_are_delivered_after_it_exactly_once() {
     );
     assert_eq!(pending[0].state, "pending");
     // A new process on the same state file delivers it.
-    let restarted = antibody::journal::Journal::open(&state).expect("reopen");
+    let restarted = antibody::journal::Journal::open(&state)
+        .await
+        .expect("reopen");
     let worker = tokio::spawn(antibody::notify::outbox::run(
         restarted.clone(),
         channels,

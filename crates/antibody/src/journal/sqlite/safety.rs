@@ -2,10 +2,11 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Error, Exemption, Journal, Quarantine, Safety, epoch_now};
+use super::Sqlite;
+use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
 use crate::policy::glob_match;
 
-impl Journal {
+impl Sqlite {
     /// Everything the gate needs about one resource, read in one transaction.
     pub async fn safety(
         &self,
@@ -62,6 +63,32 @@ impl Journal {
             )?;
             transaction.commit()?;
             Ok(Safety { paused, exemption, quarantined, recent_fixes_of_resource, recent_breakers, recent_fixes_in_project })
+        })
+        .await
+    }
+
+    /// Takes one of the project's fix slots for the hour if the cap leaves one (a cap of 0 means none): the count and
+    /// the taking are one transaction, so concurrent fixes cannot overrun the cap.
+    pub async fn reserve_fix(&self, project: &str, cap: u32) -> Result<bool, Error> {
+        if cap == 0 {
+            return Ok(true);
+        }
+        let project = project.to_string();
+        self.with(move |connection| {
+            let now = epoch_now();
+            let taken: i64 = connection.query_row(
+                "SELECT COUNT(*) FROM fix_slots WHERE project = ?1 AND epoch > ?2",
+                params![project, now - 3600],
+                |row| row.get(0),
+            )?;
+            if taken >= i64::from(cap) {
+                return Ok(false);
+            }
+            connection.execute(
+                "INSERT INTO fix_slots (project, epoch) VALUES (?1, ?2)",
+                params![project, now],
+            )?;
+            Ok(true)
         })
         .await
     }

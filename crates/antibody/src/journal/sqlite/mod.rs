@@ -1,5 +1,8 @@
 //! SQLite journal: one file, WAL, `synchronous=FULL` so a row is on disk before the HTTP answer.
 
+mod outbox;
+mod safety;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -82,6 +85,30 @@ CREATE INDEX IF NOT EXISTS events_log_key ON events(log_key);
 CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 ";
 
+/// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
+/// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
+const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS];
+
+const FIX_SLOTS: &str = "
+CREATE TABLE fix_slots (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    epoch   INTEGER NOT NULL
+);
+CREATE INDEX fix_slots_project ON fix_slots(project, epoch);
+";
+
+fn migrate(connection: &mut Connection) -> Result<(), Error> {
+    let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", step + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
 /// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
 /// transaction's commit is known (reply to the caller, or report the commit's failure).
 type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Box<dyn FnOnce(Option<&str>) + Send> + Send>;
@@ -97,17 +124,17 @@ const GROUP: usize = 256;
 /// together in one transaction (group commit): every caller still hears back only after its work is on disk, and
 /// concurrent requests share one fsync.
 #[derive(Clone)]
-pub struct Journal {
+pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-impl Journal {
-    pub fn open(path: &Path) -> Result<Journal, Error> {
+impl Sqlite {
+    pub fn open(path: &Path) -> Result<Sqlite, Error> {
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        connection.execute_batch(SCHEMA)?;
+        migrate(&mut connection)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("journal-writer".into())
@@ -137,7 +164,7 @@ impl Journal {
                 }
             })
             .map_err(|err| Error::Worker(format!("starting the journal writer: {err}")))?;
-        Ok(Journal { jobs })
+        Ok(Sqlite { jobs })
     }
 
     /// Runs `work` on the writer thread inside the current group transaction; answers once that transaction is durable.
@@ -388,7 +415,7 @@ impl Journal {
     }
 }
 
-impl Journal {
+impl Sqlite {
     /// Records an action antibody took on its own (an undo): a row of its own, durable like every other.
     pub async fn record_action(
         &self,

@@ -2,7 +2,8 @@
 
 use rusqlite::params;
 
-use super::{Error, Journal, OutboxItem};
+use super::Sqlite;
+use crate::journal::{Error, Metrics, OutboxItem};
 
 fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     Ok(OutboxItem {
@@ -20,7 +21,7 @@ fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
 
 const COLUMNS: &str = "id, event_id, channel, action, dedup_key, body, state, attempts, last_error";
 
-impl Journal {
+impl Sqlite {
     /// Alerts due for (re)delivery now, oldest first.
     pub async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, Error> {
         self.with(move |connection| {
@@ -117,16 +118,7 @@ impl Journal {
     }
 }
 
-/// Counters for `/metrics`, read from the state store so that every replica reports the same totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metrics {
-    pub events_by_outcome: Vec<(String, i64)>,
-    pub alerts_by_state: Vec<(String, String, i64)>,
-    pub quarantined: i64,
-    pub paused: bool,
-}
-
-impl Journal {
+impl Sqlite {
     pub async fn metrics(&self) -> Result<Metrics, Error> {
         self.with(|connection| {
             let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, i64)>> {

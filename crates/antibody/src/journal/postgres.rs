@@ -1,0 +1,970 @@
+//! PostgreSQL journal, for several replicas: the rows SQLite keeps, with deduplication, leases, counters and the alert
+//! outbox made safe across processes by advisory locks, `FOR UPDATE SKIP LOCKED` and single-statement upserts.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    Claim, Entry, Error, Exemption, Metrics, OutboxItem, Quarantine, Record, Safety, epoch_now,
+    key_of,
+};
+use crate::event::AuditEvent;
+use crate::policy::glob_match;
+
+/// Every call to the database finishes within this, or fails: a stopped or frozen server turns into 503 answers
+/// (so the event is redelivered), never into a request that hangs.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An alert taken by one replica's outbox worker is left to it for this long before another may retry it.
+const OUTBOX_LEASE_MS: i64 = 60_000;
+
+/// Serialises migrations when several replicas start at once (`pg_advisory_xact_lock` key).
+const MIGRATION_LOCK: i64 = 0x616e_7469_626f_6479;
+
+const MIGRATIONS: &[&str] = &[SCHEMA];
+
+const SCHEMA: &str = r#"
+CREATE FUNCTION antibody_now() RETURNS text LANGUAGE sql AS
+    $$ SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+CREATE TABLE events (
+    id             BIGSERIAL PRIMARY KEY,
+    delivery_key   TEXT NOT NULL UNIQUE,
+    log_key        TEXT NOT NULL,
+    received_at    TEXT NOT NULL DEFAULT antibody_now(),
+    transport      TEXT NOT NULL,
+    deliveries     BIGINT NOT NULL DEFAULT 1,
+    service_name   TEXT NOT NULL,
+    method_name    TEXT NOT NULL,
+    resource_name  TEXT NOT NULL,
+    project        TEXT NOT NULL,
+    principal      TEXT NOT NULL,
+    operation_id   TEXT,
+    state          TEXT NOT NULL,
+    outcome        TEXT,
+    reason         TEXT,
+    findings       TEXT,
+    fix            TEXT,
+    before_state   TEXT,
+    after_state    TEXT,
+    duration_us    BIGINT,
+    finished_at    TEXT,
+    resource_key   TEXT,
+    finished_epoch BIGINT,
+    claimed_epoch  BIGINT
+);
+CREATE INDEX events_fixes ON events(outcome, resource_key, finished_epoch);
+CREATE INDEX events_project_fixes ON events(outcome, project, finished_epoch);
+CREATE INDEX events_log_key ON events(log_key);
+CREATE INDEX events_operation ON events(operation_id);
+CREATE TABLE exemptions (
+    id            BIGSERIAL PRIMARY KEY,
+    resource      TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    expires_epoch BIGINT,
+    created_at    TEXT NOT NULL DEFAULT antibody_now()
+);
+CREATE TABLE quarantine (
+    resource_key TEXT PRIMARY KEY,
+    since        TEXT NOT NULL DEFAULT antibody_now(),
+    principals   TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
+CREATE TABLE releases (
+    resource_key TEXT PRIMARY KEY,
+    epoch        BIGINT NOT NULL
+);
+CREATE TABLE outbox (
+    id           BIGSERIAL PRIMARY KEY,
+    event_id     BIGINT NOT NULL,
+    channel      TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    dedup_key    TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    attempts     BIGINT NOT NULL DEFAULT 0,
+    next_ms      BIGINT NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    delivered_at TEXT,
+    UNIQUE (event_id, channel, action)
+);
+CREATE INDEX outbox_due ON outbox(state, next_ms);
+CREATE TABLE deferred (
+    resource_key TEXT PRIMARY KEY,
+    project      TEXT NOT NULL,
+    due_epoch    BIGINT NOT NULL
+);
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE fix_slots (
+    id      BIGSERIAL PRIMARY KEY,
+    project TEXT NOT NULL,
+    epoch   BIGINT NOT NULL
+);
+CREATE INDEX fix_slots_project ON fix_slots(project, epoch);
+CREATE TABLE leases (
+    resource_key TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// A claim still `processing` after this long was abandoned (its replica died); a redelivery handles it again.
+const STALE_CLAIM_SECS: i64 = 600;
+
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+}
+
+/// Runs `work` within [`CALL_TIMEOUT`].
+async fn bounded<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::time::timeout(CALL_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            Error::Unavailable(format!(
+                "PostgreSQL did not answer within {} s",
+                CALL_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
+fn count(row: &Row, index: usize) -> u32 {
+    u32::try_from(row.get::<_, i64>(index)).unwrap_or(u32::MAX)
+}
+
+fn exemption(row: &Row) -> Exemption {
+    Exemption {
+        id: row.get(0),
+        resource: row.get(1),
+        owner: row.get(2),
+        reason: row.get(3),
+        expires_epoch: row.get(4),
+        created_at: row.get(5),
+    }
+}
+
+fn quarantine(row: &Row) -> Quarantine {
+    Quarantine {
+        resource_key: row.get(0),
+        since: row.get(1),
+        principals: row.get(2),
+        reason: row.get(3),
+    }
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, event_id, channel, action, dedup_key, body, state, attempts, last_error";
+
+fn outbox_item(row: &Row) -> OutboxItem {
+    OutboxItem {
+        id: row.get(0),
+        event_id: row.get(1),
+        channel: row.get(2),
+        action: row.get(3),
+        dedup_key: row.get(4),
+        body: row.get(5),
+        state: row.get(6),
+        attempts: row.get(7),
+        last_error: row.get(8),
+    }
+}
+
+fn entry(row: &Row) -> Entry {
+    let json = |index: usize| -> Option<serde_json::Value> {
+        row.get::<_, Option<String>>(index)
+            .and_then(|text| serde_json::from_str(&text).ok())
+    };
+    let findings: Vec<crate::policy::Finding> = json(12)
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
+    let resource_name: String = row.get(5);
+    let resource_key: Option<String> = row.get(17);
+    Entry {
+        id: row.get(0),
+        time: row.get(1),
+        resource: resource_key.unwrap_or_else(|| resource_name.clone()),
+        policy: findings.first().map(|finding| finding.policy.clone()),
+        received_at: row.get(1),
+        transport: row.get(2),
+        deliveries: row.get(3),
+        method_name: row.get(4),
+        resource_name,
+        project: row.get(6),
+        principal: row.get(7),
+        operation_id: row.get(8),
+        state: row.get(9),
+        outcome: row.get(10),
+        reason: row.get(11),
+        findings,
+        fix: json(13).and_then(|value| serde_json::from_value(value).ok()),
+        before: json(14),
+        after: json(15),
+        duration_us: row.get(16),
+    }
+}
+
+impl Postgres {
+    /// Connects (lazily, through a pool) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Postgres, Error> {
+        let config: tokio_postgres::Config = url.parse()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CALL_TIMEOUT))
+            .create_timeout(Some(CALL_TIMEOUT))
+            .recycle_timeout(Some(CALL_TIMEOUT))
+            .build()
+            .map_err(|err| Error::Unavailable(format!("PostgreSQL pool: {err}")))?;
+        let store = Postgres { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| Error::Unavailable(format!("connecting to PostgreSQL: {err}")))
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            transaction
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            transaction
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS antibody_migrations (
+                         version    INTEGER PRIMARY KEY,
+                         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                )
+                .await?;
+            let applied: i32 = transaction
+                .query_one(
+                    "SELECT COALESCE(MAX(version), 0) FROM antibody_migrations",
+                    &[],
+                )
+                .await?
+                .get(0);
+            for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+                transaction.batch_execute(sql).await?;
+                transaction
+                    .execute(
+                        "INSERT INTO antibody_migrations (version) VALUES ($1)",
+                        &[&(step as i32 + 1)],
+                    )
+                    .await?;
+            }
+            transaction.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn record_settled(
+        &self,
+        event: &AuditEvent,
+        record: &Record,
+    ) -> Result<(i64, bool), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let operation_id = event
+                .operation
+                .as_ref()
+                .map(|operation| operation.id.clone());
+            let row = client
+                .query_one(
+                    "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name,
+                         project, principal, operation_id, state, outcome, reason, findings, duration_us, finished_at,
+                         finished_epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'done', $10, $11, '[]', $12, antibody_now(), $13)
+                     ON CONFLICT (delivery_key) DO UPDATE SET deliveries = events.deliveries + 1
+                     RETURNING id, deliveries",
+                    &[
+                        &event.delivery_key,
+                        &event.log_key,
+                        &event.transport.as_str(),
+                        &event.service_name,
+                        &event.method_name,
+                        &event.resource_name,
+                        &event.project,
+                        &event.principal,
+                        &operation_id,
+                        &record.outcome,
+                        &record.reason,
+                        &record.duration_us,
+                        &epoch_now(),
+                    ],
+                )
+                .await?;
+            Ok((row.get(0), row.get::<_, i64>(1) == 1))
+        })
+        .await
+    }
+
+    /// The same rules as SQLite's claim; an advisory lock on the log key makes concurrent deliveries of one entry
+    /// (on any replica, through any path) take turns, so exactly one of them is `New`.
+    pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            let (delivery_key, log_key) = key_of(event);
+            transaction
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &[&log_key],
+                )
+                .await?;
+            let now = epoch_now();
+            let existing = transaction
+                .query_opt(
+                    "SELECT id, state, claimed_epoch FROM events WHERE delivery_key = $1 OR log_key = $2
+                     ORDER BY id LIMIT 1",
+                    &[&delivery_key, &log_key],
+                )
+                .await?;
+            let id: i64 = match existing {
+                Some(row) => {
+                    let (id, state, claimed): (i64, String, Option<i64>) =
+                        (row.get(0), row.get(1), row.get(2));
+                    let abandoned = state == "processing"
+                        && claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS);
+                    let reclaim = state == "retry" || abandoned;
+                    transaction
+                        .execute(
+                            "UPDATE events SET deliveries = deliveries + 1,
+                                 state = CASE WHEN $2 THEN 'processing' ELSE state END,
+                                 claimed_epoch = CASE WHEN $2 THEN $3 ELSE claimed_epoch END WHERE id = $1",
+                            &[&id, &reclaim, &now],
+                        )
+                        .await?;
+                    if !reclaim {
+                        transaction.commit().await?;
+                        return Ok(Claim::Duplicate { of: id });
+                    }
+                    id
+                }
+                None => {
+                    let operation_id = event
+                        .operation
+                        .as_ref()
+                        .map(|operation| operation.id.clone());
+                    transaction
+                        .query_one(
+                            "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
+                                 resource_name, project, principal, operation_id, state, claimed_epoch)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', $10) RETURNING id",
+                            &[
+                                &delivery_key,
+                                &log_key,
+                                &event.transport.as_str(),
+                                &event.service_name,
+                                &event.method_name,
+                                &event.resource_name,
+                                &event.project,
+                                &event.principal,
+                                &operation_id,
+                                &now,
+                            ],
+                        )
+                        .await?
+                        .get(0)
+                }
+            };
+            let remediated_by = match &event.operation {
+                Some(operation) if !operation.id.is_empty() => transaction
+                    .query_opt(
+                        "SELECT id FROM events WHERE operation_id = $1 AND id != $2
+                             AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
+                        &[&operation.id, &id],
+                    )
+                    .await?
+                    .map(|row| row.get(0)),
+                _ => None,
+            };
+            transaction.commit().await?;
+            Ok(Claim::New { id, remediated_by })
+        })
+        .await
+    }
+
+    pub async fn finish(&self, id: i64, record: &Record) -> Result<(), Error> {
+        self.finish_with(id, record, Vec::new()).await
+    }
+
+    pub async fn finish_with(
+        &self,
+        id: i64,
+        record: &Record,
+        alerts: Vec<OutboxItem>,
+    ) -> Result<(), Error> {
+        let findings = serde_json::to_string(&record.findings).expect("findings serialise");
+        let fix = record
+            .fix
+            .as_ref()
+            .map(|fix| serde_json::to_string(fix).expect("a fix serialises"));
+        let before = record.before.as_ref().map(|value| value.to_string());
+        let after = record.after.as_ref().map(|value| value.to_string());
+        let state = if record.retry { "retry" } else { "done" };
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            transaction
+                .execute(
+                    "UPDATE events SET state = $2, outcome = $3, reason = $4, findings = $5, fix = $6,
+                         before_state = $7, after_state = $8, duration_us = $9, finished_at = antibody_now(),
+                         resource_key = $10, finished_epoch = $11
+                     WHERE id = $1",
+                    &[
+                        &id,
+                        &state,
+                        &record.outcome,
+                        &record.reason,
+                        &findings,
+                        &fix,
+                        &before,
+                        &after,
+                        &record.duration_us,
+                        &record.resource_key,
+                        &epoch_now(),
+                    ],
+                )
+                .await?;
+            for alert in &alerts {
+                transaction
+                    .execute(
+                        "INSERT INTO outbox (event_id, channel, action, dedup_key, body) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT DO NOTHING",
+                        &[&id, &alert.channel, &alert.action, &alert.dedup_key, &alert.body],
+                    )
+                    .await?;
+            }
+            transaction.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn entries(&self, limit: usize) -> Result<Vec<Entry>, Error> {
+        self.select(limit, None).await
+    }
+
+    pub async fn entry(&self, id: i64) -> Result<Option<Entry>, Error> {
+        Ok(self.select(1, Some(id)).await?.pop())
+    }
+
+    async fn select(&self, limit: usize, only: Option<i64>) -> Result<Vec<Entry>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id, received_at, transport, deliveries, method_name, resource_name, project, principal,
+                            operation_id, state, outcome, reason, findings, fix, before_state, after_state, duration_us,
+                            resource_key
+                     FROM events WHERE $2::BIGINT IS NULL OR id = $2 ORDER BY id DESC LIMIT $1",
+                    &[&(limit as i64), &only],
+                )
+                .await?;
+            Ok(rows.iter().map(entry).collect())
+        })
+        .await
+    }
+
+    pub async fn record_action(
+        &self,
+        action: &str,
+        resource: &str,
+        project: &str,
+        principal: &str,
+        record: &Record,
+    ) -> Result<i64, Error> {
+        let key = format!("{action}:{}", uuid::Uuid::new_v4());
+        let id = bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name,
+                         project, principal, state) VALUES ($1, $1, $2, 'antibody', $2, $3, $4, $5, 'processing')
+                     RETURNING id",
+                    &[&key, &action, &resource, &project, &principal],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0))
+        })
+        .await?;
+        self.finish(id, record).await?;
+        Ok(id)
+    }
+
+    pub async fn safety(
+        &self,
+        resource_key: &str,
+        project: &str,
+        flap_window_secs: i64,
+    ) -> Result<Safety, Error> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            let now = epoch_now();
+            let paused = transaction
+                .query_opt("SELECT value FROM settings WHERE key = 'paused'", &[])
+                .await?
+                .is_some_and(|row| row.get::<_, String>(0) == "1");
+            let exemption = transaction
+                .query(
+                    "SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions
+                     WHERE expires_epoch IS NULL OR expires_epoch > $1 ORDER BY id",
+                    &[&now],
+                )
+                .await?
+                .iter()
+                .map(exemption)
+                .find(|exemption| glob_match(&exemption.resource, resource_key));
+            let quarantined = transaction
+                .query_opt(
+                    "SELECT resource_key, since, principals, reason FROM quarantine WHERE resource_key = $1",
+                    &[&resource_key],
+                )
+                .await?
+                .map(|row| quarantine(&row));
+            let released: i64 = transaction
+                .query_opt(
+                    "SELECT epoch FROM releases WHERE resource_key = $1",
+                    &[&resource_key],
+                )
+                .await?
+                .map(|row| row.get(0))
+                .unwrap_or(0);
+            let flap_since = (now - flap_window_secs).max(released);
+            let recent_breakers: Vec<String> = transaction
+                .query(
+                    "SELECT principal FROM events WHERE outcome = 'remediated' AND resource_key = $1
+                         AND finished_epoch > $2 ORDER BY id DESC",
+                    &[&resource_key, &flap_since],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let recent_fixes_in_project = count(
+                &transaction
+                    .query_one(
+                        "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND project = $1
+                             AND finished_epoch > $2",
+                        &[&project, &(now - 3600)],
+                    )
+                    .await?,
+                0,
+            );
+            transaction.commit().await?;
+            Ok(Safety {
+                paused,
+                exemption,
+                quarantined,
+                recent_fixes_of_resource: u32::try_from(recent_breakers.len())
+                    .unwrap_or(u32::MAX),
+                recent_breakers,
+                recent_fixes_in_project,
+            })
+        })
+        .await
+    }
+
+    /// Takes one of the project's fix slots for the hour if the cap leaves one; an advisory lock on the project
+    /// makes the count and the taking atomic across replicas.
+    pub async fn reserve_fix(&self, project: &str, cap: u32) -> Result<bool, Error> {
+        if cap == 0 {
+            return Ok(true);
+        }
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            transaction
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('fix-slots:' || $1, 0))",
+                    &[&project],
+                )
+                .await?;
+            let now = epoch_now();
+            let taken = count(
+                &transaction
+                    .query_one(
+                        "SELECT COUNT(*) FROM fix_slots WHERE project = $1 AND epoch > $2",
+                        &[&project, &(now - 3600)],
+                    )
+                    .await?,
+                0,
+            );
+            if taken >= cap {
+                return Ok(false);
+            }
+            transaction
+                .execute(
+                    "INSERT INTO fix_slots (project, epoch) VALUES ($1, $2)",
+                    &[&project, &now],
+                )
+                .await?;
+            transaction.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Takes the lease on a resource for `seconds` (by the database's clock) unless another holder's lease is live.
+    pub async fn try_lease(&self, key: &str, holder: &str, seconds: f64) -> Result<bool, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let taken = client
+                .query_opt(
+                    "INSERT INTO leases (resource_key, holder, expires_at)
+                     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+                     ON CONFLICT (resource_key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE leases.expires_at < clock_timestamp()
+                     RETURNING holder",
+                    &[&key, &holder, &seconds],
+                )
+                .await?;
+            Ok(taken.is_some())
+        })
+        .await
+    }
+
+    pub async fn end_lease(&self, key: &str, holder: &str) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM leases WHERE resource_key = $1 AND holder = $2",
+                    &[&key, &holder],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn quarantine(
+        &self,
+        resource_key: &str,
+        principals: &str,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO quarantine (resource_key, principals, reason) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&resource_key, &principals, &reason],
+                )
+                .await?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn quarantined(&self) -> Result<Vec<Quarantine>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT resource_key, since, principals, reason FROM quarantine ORDER BY since",
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(quarantine).collect())
+        })
+        .await
+    }
+
+    pub async fn release(&self, resource_key: &str) -> Result<bool, Error> {
+        bounded(async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            let released = transaction
+                .execute(
+                    "DELETE FROM quarantine WHERE resource_key = $1",
+                    &[&resource_key],
+                )
+                .await?
+                == 1;
+            transaction
+                .execute(
+                    "INSERT INTO releases (resource_key, epoch) VALUES ($1, $2)
+                     ON CONFLICT (resource_key) DO UPDATE SET epoch = excluded.epoch",
+                    &[&resource_key, &epoch_now()],
+                )
+                .await?;
+            transaction.commit().await?;
+            Ok(released)
+        })
+        .await
+    }
+
+    pub async fn defer(
+        &self,
+        resource_key: &str,
+        project: &str,
+        due_epoch: i64,
+    ) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO deferred (resource_key, project, due_epoch) VALUES ($1, $2, $3)
+                     ON CONFLICT (resource_key) DO UPDATE SET due_epoch = LEAST(deferred.due_epoch, excluded.due_epoch)",
+                    &[&resource_key, &project, &due_epoch],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Takes the due decisions in one statement: each is taken by exactly one replica.
+    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "DELETE FROM deferred WHERE due_epoch <= $1 RETURNING resource_key, project",
+                    &[&now],
+                )
+                .await?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        })
+        .await
+    }
+
+    pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('paused', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&if paused { "1" } else { "0" }],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn add_exemption(
+        &self,
+        resource: &str,
+        owner: &str,
+        reason: &str,
+        expires_epoch: Option<i64>,
+    ) -> Result<i64, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "INSERT INTO exemptions (resource, owner, reason, expires_epoch) VALUES ($1, $2, $3, $4)
+                     RETURNING id",
+                    &[&resource, &owner, &reason, &expires_epoch],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    pub async fn exemptions(&self) -> Result<Vec<Exemption>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions ORDER BY id",
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(exemption).collect())
+        })
+        .await
+    }
+
+    pub async fn remove_exemption(&self, id: i64) -> Result<bool, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            Ok(client
+                .execute("DELETE FROM exemptions WHERE id = $1", &[&id])
+                .await?
+                == 1)
+        })
+        .await
+    }
+
+    /// Due alerts, taken for this replica's worker: `SKIP LOCKED` keeps two workers from taking the same row, and
+    /// the lease (a later `next_ms`) hands it to another replica only if this one dies before reporting back.
+    pub async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "UPDATE outbox SET next_ms = $1 + $3 WHERE id IN (
+                             SELECT id FROM outbox WHERE state = 'pending' AND next_ms <= $1
+                             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING {OUTBOX_COLUMNS}"
+                    ),
+                    &[&now_ms, &(limit as i64), &OUTBOX_LEASE_MS],
+                )
+                .await?;
+            let mut items: Vec<OutboxItem> = rows.iter().map(outbox_item).collect();
+            items.sort_by_key(|item| item.id);
+            Ok(items)
+        })
+        .await
+    }
+
+    pub async fn next_alert_due(&self) -> Result<Option<i64>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            Ok(client
+                .query_one(
+                    "SELECT MIN(next_ms) FROM outbox WHERE state = 'pending'",
+                    &[],
+                )
+                .await?
+                .get(0))
+        })
+        .await
+    }
+
+    pub async fn alert_delivered(&self, id: i64) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = antibody_now()
+                     WHERE id = $1",
+                    &[&id],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                         state = CASE WHEN $3::BIGINT IS NULL THEN 'failed' ELSE 'pending' END,
+                         next_ms = COALESCE($3, next_ms)
+                     WHERE id = $1",
+                    &[&id, &error, &retry_at_ms],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn alerts(&self, limit: usize) -> Result<Vec<OutboxItem>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id DESC LIMIT $1"),
+                    &[&(limit as i64)],
+                )
+                .await?;
+            Ok(rows.iter().map(outbox_item).collect())
+        })
+        .await
+    }
+
+    pub async fn alerts_for(&self, event_id: i64) -> Result<Vec<OutboxItem>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE event_id = $1 ORDER BY id"),
+                    &[&event_id],
+                )
+                .await?;
+            Ok(rows.iter().map(outbox_item).collect())
+        })
+        .await
+    }
+
+    pub async fn incident_open(&self, channel: &str, dedup_key: &str) -> Result<bool, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            Ok(client
+                .query_one(
+                    "SELECT COALESCE(MAX(CASE WHEN action = 'trigger' THEN id END), 0) >
+                            COALESCE(MAX(CASE WHEN action = 'resolve' THEN id END), 0)
+                     FROM outbox WHERE channel = $1 AND dedup_key = $2",
+                    &[&channel, &dedup_key],
+                )
+                .await?
+                .get(0))
+        })
+        .await
+    }
+
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            let events_by_outcome = client
+                .query(
+                    "SELECT COALESCE(outcome, state), COUNT(*) FROM events GROUP BY 1 ORDER BY 1",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            let alerts_by_state = client
+                .query(
+                    "SELECT channel, state, COUNT(*) FROM outbox GROUP BY 1, 2 ORDER BY 1, 2",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get(1), row.get(2)))
+                .collect();
+            let quarantined = client
+                .query_one("SELECT COUNT(*) FROM quarantine", &[])
+                .await?
+                .get(0);
+            let paused = client
+                .query_opt("SELECT value FROM settings WHERE key = 'paused'", &[])
+                .await?
+                .is_some_and(|row| row.get::<_, String>(0) == "1");
+            Ok(Metrics {
+                events_by_outcome,
+                alerts_by_state,
+                quarantined,
+                paused,
+            })
+        })
+        .await
+    }
+}
