@@ -99,6 +99,10 @@ pub enum Outcome {
     Duplicate {
         of: i64,
     },
+    /// A redelivery while the first delivery is still being handled; answered 503 so the sender asks again.
+    InProgress {
+        of: i64,
+    },
     OwnWrite,
     FailedCall {
         code: i64,
@@ -147,6 +151,7 @@ impl Outcome {
         match self {
             Outcome::Ignored { .. } => "ignored",
             Outcome::Duplicate { .. } => "duplicate",
+            Outcome::InProgress { .. } => "in-progress",
             Outcome::OwnWrite => "own-write",
             Outcome::FailedCall { .. } => "failed-call",
             Outcome::Gone => "gone",
@@ -222,6 +227,13 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
             return Ok(Handled {
                 id: of,
                 outcome: Outcome::Duplicate { of },
+                findings: Vec::new(),
+            });
+        }
+        Claim::InProgress { of } => {
+            return Ok(Handled {
+                id: of,
+                outcome: Outcome::InProgress { of },
                 findings: Vec::new(),
             });
         }

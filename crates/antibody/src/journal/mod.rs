@@ -185,8 +185,11 @@ pub enum Claim {
     /// First sight (or a redelivery of one that failed transiently): handle it. `remediated_by` names an earlier
     /// row of the same operation that already fixed the resource.
     New { id: i64, remediated_by: Option<i64> },
-    /// A redelivery of an event already handled (or being handled).
+    /// A redelivery of an event already handled.
     Duplicate { of: i64 },
+    /// A redelivery of an event another handler is working on right now: the sender should ask again later, when
+    /// that handling has ended (or, if its process died, once the claim is stale).
+    InProgress { of: i64 },
 }
 
 /// How the handling of one event ended, as written to its row.

@@ -114,7 +114,7 @@ CREATE TABLE leases (
 "#;
 
 /// A claim still `processing` after this long was abandoned (its replica died); a redelivery handles it again.
-const STALE_CLAIM_SECS: i64 = 600;
+const STALE_CLAIM_SECS: i64 = 300;
 
 #[derive(Clone)]
 pub struct Postgres {
@@ -354,7 +354,11 @@ impl Postgres {
                         .await?;
                     if !reclaim {
                         transaction.commit().await?;
-                        return Ok(Claim::Duplicate { of: id });
+                        return Ok(if state == "processing" {
+                            Claim::InProgress { of: id }
+                        } else {
+                            Claim::Duplicate { of: id }
+                        });
                     }
                     id
                 }

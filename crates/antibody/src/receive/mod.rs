@@ -162,7 +162,10 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
     });
     match handled {
         Ok(handled) => {
-            let status = if matches!(handled.outcome, pipeline::Outcome::Retry { .. }) {
+            let status = if matches!(
+                handled.outcome,
+                pipeline::Outcome::Retry { .. } | pipeline::Outcome::InProgress { .. }
+            ) {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::OK

@@ -1,6 +1,8 @@
 //! The `antibody` binary's offline commands: exit codes and output that scripts rely on.
 
 use std::io::Write;
+
+use crate::harness::{free_port, spawn, wait_for};
 use std::process::{Command, Output, Stdio};
 
 fn antibody(args: &[&str], stdin: &str) -> Output {
@@ -126,50 +128,6 @@ fn the_demo_heals_every_case() {
     );
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("every hole was closed"), "{stdout}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Kills a child process when dropped, so a failing test leaves nothing running.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_antibody"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("antibody starts"),
-    )
-}
-
-async fn wait_for(url: &str, client: &reqwest::Client) {
-    for _ in 0..200 {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("{url} never answered");
 }
 
 #[tokio::test]

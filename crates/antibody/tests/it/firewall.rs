@@ -354,14 +354,15 @@ async fn a_claim_abandoned_by_a_crash_is_handled_on_redelivery() {
         harness.cx().journal.claim(&event).await.expect("claim"),
         antibody::journal::Claim::New { .. }
     ));
-    let (_, early) = harness
+    let (status, early) = harness
         .post(&[("content-type", "application/json")], entry.to_string())
         .await;
     assert_eq!(
-        early["outcome"], "duplicate",
-        "a fresh claim may still be in progress elsewhere"
+        (status, early["outcome"].as_str()),
+        (503, Some("in-progress")),
+        "a fresh claim may still be in progress elsewhere: the sender is asked to come back"
     );
-    // Ten minutes later the claim counts as abandoned, and the redelivery is handled.
+    // Once the claim is stale the claim counts as abandoned, and the redelivery is handled.
     let connection = rusqlite::Connection::open(&harness.cx().config.state).expect("open");
     connection
         .execute(

@@ -317,3 +317,49 @@ impl Harness {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 }
+
+// Separate processes: the `antibody` binary as users run it.
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Kills a child process when dropped, so a failing test leaves nothing running.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn(args: &[&str]) -> Running {
+    Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("antibody starts"),
+    )
+}
+
+pub async fn wait_for(url: &str, client: &reqwest::Client) {
+    for _ in 0..200 {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{url} never answered");
+}

@@ -1,4 +1,5 @@
-//! Integration tests: sandbox and engine in-process over real HTTP on 127.0.0.1, with a temp SQLite journal.
+//! Integration tests: sandbox and engine over real HTTP on 127.0.0.1, with a temp SQLite journal or a throwaway
+//! PostgreSQL cluster.
 
 mod auth;
 mod bucket;
@@ -8,9 +9,11 @@ mod firewall;
 mod fixtures;
 mod harness;
 mod notify;
+mod pg;
 mod plan;
 mod project_iam;
 mod push_auth;
+mod replicas;
 mod safety;
 mod scan;
 mod undo;

@@ -115,7 +115,7 @@ type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Box<dyn FnOnce(Option<&str>) 
 
 /// A claim still `processing` after this long was abandoned (its process died); a redelivery handles it again.
 /// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
-const STALE_CLAIM_SECS: i64 = 600;
+const STALE_CLAIM_SECS: i64 = 300;
 
 /// Most jobs one commit carries; bounds the latency a large batch adds to its first job.
 const GROUP: usize = 256;
@@ -272,7 +272,11 @@ impl Sqlite {
                     )?;
                     if !reclaim {
                         transaction.commit()?;
-                        return Ok(Claim::Duplicate { of: id });
+                        return Ok(if state == "processing" {
+                            Claim::InProgress { of: id }
+                        } else {
+                            Claim::Duplicate { of: id }
+                        });
                     }
                     id
                 }
