@@ -94,8 +94,8 @@ struct EngineArgs {
     /// Base URL replacing every Google API host (e.g. the sandbox's).
     #[arg(long)]
     google_endpoint: Option<String>,
-    /// The SQLite journal file.
-    #[arg(long)]
+    /// The state store: a SQLite file (`PATH` or `sqlite://PATH`), or `postgres://…` shared by several replicas.
+    #[arg(long, env = "ANTIBODY_STATE")]
     state: Option<PathBuf>,
     /// Journal plans without changing anything.
     #[arg(long)]

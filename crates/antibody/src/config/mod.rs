@@ -75,7 +75,7 @@ pub struct SafetyLimits {
 pub struct RawServe {
     /// Port for `antibody serve` (default: the PORT environment variable, else 8080).
     pub port: Option<u16>,
-    /// SQLite journal file (default `antibody.sqlite`).
+    /// The state store: a SQLite file (default `antibody.sqlite`, or `sqlite://PATH`) or `postgres://…`.
     pub state: Option<PathBuf>,
     /// Base URL that replaces every Google API host (for the sandbox); unset means Google's real endpoints.
     pub google_endpoint: Option<String>,
