@@ -1,0 +1,42 @@
+//! Fuzz target: firewall, bucket and IAM policy JSON as Google's APIs could answer, through every policy with the
+//! default configuration. The first byte picks the resource kind.
+#![no_main]
+
+use antibody::config::Config;
+use antibody::gcp::{compute::Firewall, iam::Policy, storage::Bucket};
+use antibody::policy::{Resource, evaluate};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, json)) = data.split_first() else {
+        return;
+    };
+    let project = "fuzz-project".to_string();
+    let resource = match selector % 3 {
+        0 => match serde_json::from_slice::<Firewall>(json) {
+            Ok(firewall) => Resource::Firewall { project, firewall },
+            Err(_) => return,
+        },
+        1 => match serde_json::from_slice::<Policy>(json) {
+            Ok(policy) => Resource::ProjectIam { project, policy },
+            Err(_) => return,
+        },
+        _ => {
+            // A bucket and its policy, as one JSON object {"bucket": ..., "iam": ...}.
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {
+                return;
+            };
+            let (Ok(bucket), Ok(policy)) = (
+                serde_json::from_value::<Bucket>(value["bucket"].clone()),
+                serde_json::from_value::<Policy>(value["iam"].clone()),
+            ) else {
+                return;
+            };
+            Resource::Bucket { project, bucket, policy }
+        }
+    };
+    let plan = evaluate(&Config::default(), &resource);
+    if let Some(fix) = plan.fix {
+        let _ = fix.describe();
+    }
+});
