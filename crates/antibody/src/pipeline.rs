@@ -222,7 +222,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
             findings: Vec::new(),
         });
     }
-    let id = match cx.journal.claim(event).await? {
+    let (id, interrupted) = match cx.journal.claim(event).await? {
         Claim::Duplicate { of } => {
             return Ok(Handled {
                 id: of,
@@ -240,6 +240,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
         Claim::New {
             id,
             remediated_by: Some(of),
+            ..
         } => {
             let record = Record {
                 outcome: "duplicate".into(),
@@ -256,7 +257,8 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
         Claim::New {
             id,
             remediated_by: None,
-        } => id,
+            interrupted,
+        } => (id, interrupted),
     };
     // One remediation of a resource at a time: in this process, then across replicas. Held until the outcome is
     // journaled, so the next decision on the resource counts this one.
@@ -286,7 +288,20 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
             },
             None,
         ),
-        (_, Ok(lease)) => (decide_and_act(cx, event, &mut record).await, lease),
+        (_, Ok(lease)) => (decide_and_act(cx, id, event, &mut record).await, lease),
+    };
+    // A process that died had announced a fix for this event; the live state is now compliant, so that fix took.
+    let finished_before_restart = match (&outcome, interrupted) {
+        (Outcome::Compliant, Some((fix, before))) => {
+            record.after = record.before.replace(before);
+            Some(fix)
+        }
+        _ => None,
+    };
+    let restarted = finished_before_restart.is_some();
+    let outcome = match finished_before_restart {
+        Some(fix) => Outcome::Remediated { fix },
+        None => outcome,
     };
     record.outcome = outcome.name().to_string();
     record.retry = matches!(outcome, Outcome::Retry { .. });
@@ -304,6 +319,11 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     if let Outcome::DryRun { fix } | Outcome::Remediated { fix } = &outcome {
         record.fix = Some(fix.clone());
     }
+    if restarted {
+        record
+            .reason
+            .push_str(" (applied before a restart; a fresh read confirms it)");
+    }
     record.duration_us = started.elapsed().as_micros() as i64;
     let alerts = notify::alerts(
         &cx.config.templates,
@@ -317,6 +337,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
     .await?;
     let wake = !alerts.is_empty();
     cx.journal.finish_with(id, &record, alerts).await?;
+    crash_point("journaled");
     if wake {
         cx.alerts_waiting.notify_one();
     }
@@ -329,7 +350,7 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
 }
 
 /// The stages for an event that points at a resource (`handle` has settled the rest).
-async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -> Outcome {
+async fn decide_and_act(cx: &Context, id: i64, event: &AuditEvent, record: &mut Record) -> Outcome {
     let target = match route::route(event) {
         Route::Check(target) => target,
         Route::Deleted(_) => return Outcome::Gone,
@@ -409,8 +430,16 @@ async fn decide_and_act(cx: &Context, event: &AuditEvent, record: &mut Record) -
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
         Verdict::Apply(fix) => {
             let cap = cx.config.safety.max_fixes_per_project_per_hour;
-            match cx.journal.reserve_fix(target.project(), cap).await {
-                Ok(true) => apply_fix(cx, fix, record).await,
+            let before = record.before.clone().unwrap_or_default();
+            let reserved = match cx.journal.reserve_fix(target.project(), cap).await {
+                Ok(true) => cx.journal.intend(id, &fix, &before).await.map(|()| true),
+                other => other,
+            };
+            match reserved {
+                Ok(true) => {
+                    crash_point("decided");
+                    apply_fix(cx, fix, record).await
+                }
                 Ok(false) => {
                     record.fix = Some(fix);
                     Outcome::Held {
@@ -440,6 +469,7 @@ async fn apply_fix(cx: &Context, fix: Fix, record: &mut Record) -> Outcome {
             }
         }) {
         Ok(after) => {
+            crash_point("applied");
             record.after = after;
             cx.count_fix();
             Outcome::Remediated { fix }
@@ -585,5 +615,20 @@ fn owner_of(config: &Config, resource: &Resource) -> Option<String> {
         Resource::Bucket { bucket, .. } => bucket.labels.get(label).cloned(),
         // Firewall rules carry no labels, and the project policy read does not include the project's labels.
         Resource::Firewall { .. } | Resource::ProjectIam { .. } => None,
+    }
+}
+
+/// Fault injection for the crash tests: `ANTIBODY_CRASH_AT=received|decided|applied|journaled` makes the process die
+/// (abort: no destructors, nothing flushed, as `kill -9`) when handling reaches that point. Unset, it costs one
+/// comparison.
+pub fn crash_point(stage: &str) {
+    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if CRASH_AT
+        .get_or_init(|| std::env::var("ANTIBODY_CRASH_AT").ok())
+        .as_deref()
+        == Some(stage)
+    {
+        eprintln!("ANTIBODY_CRASH_AT={stage}: dying here");
+        std::process::abort();
     }
 }

@@ -109,6 +109,13 @@ impl Drop for Hold {
     }
 }
 
+/// The fix a dead process announced (see `intend`), from the row's `fix` and `before_state` columns.
+fn interrupted(fix: Option<&str>, before: Option<&str>) -> Option<(Fix, Value)> {
+    let fix = serde_json::from_str(fix?).ok()?;
+    let before = serde_json::from_str(before?).ok()?;
+    Some((fix, before))
+}
+
 /// Forwards each call to the backend.
 macro_rules! delegate {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
@@ -132,6 +139,8 @@ delegate! {
     fn record_settled(&self, event: &AuditEvent, record: &Record) -> (i64, bool);
     /// Records the arrival of an event, or recognises a redelivery of one already recorded.
     fn claim(&self, event: &AuditEvent) -> Claim;
+    /// Records the fix about to be applied, with the before-state, ahead of the first write to Google.
+    fn intend(&self, id: i64, fix: &Fix, before: &Value) -> ();
     /// Writes how the handling of a claimed event ended.
     fn finish(&self, id: i64, record: &Record) -> ();
     /// Writes the outcome and its alerts in one transaction: no decision without its alerts, no alert without its
@@ -180,11 +189,16 @@ delegate! {
 }
 
 /// Whether an event is new to us.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// First sight (or a redelivery of one that failed transiently): handle it. `remediated_by` names an earlier
     /// row of the same operation that already fixed the resource.
-    New { id: i64, remediated_by: Option<i64> },
+    New {
+        id: i64,
+        remediated_by: Option<i64>,
+        /// The fix (and before-state) a process that died had announced for this row: it may have been applied.
+        interrupted: Option<(Fix, Value)>,
+    },
     /// A redelivery of an event already handled.
     Duplicate { of: i64 },
     /// A redelivery of an event another handler is working on right now: the sender should ask again later, when

@@ -11,7 +11,8 @@ use super::{
     key_of,
 };
 use crate::event::AuditEvent;
-use crate::policy::glob_match;
+use crate::policy::{Fix, glob_match};
+use serde_json::Value;
 
 /// Every call to the database finishes within this, or fails: a stopped or frozen server turns into 503 answers
 /// (so the event is redelivered), never into a request that hangs.
@@ -52,7 +53,12 @@ CREATE TABLE events (
     finished_at    TEXT,
     resource_key   TEXT,
     finished_epoch BIGINT,
-    claimed_epoch  BIGINT
+    claimed_epoch  BIGINT,
+    claimed_by     TEXT
+);
+CREATE TABLE instances (
+    id      TEXT PRIMARY KEY,
+    seen_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX events_fixes ON events(outcome, resource_key, finished_epoch);
 CREATE INDEX events_project_fixes ON events(outcome, project, finished_epoch);
@@ -116,9 +122,16 @@ CREATE TABLE leases (
 /// A claim still `processing` after this long was abandoned (its replica died); a redelivery handles it again.
 const STALE_CLAIM_SECS: i64 = 300;
 
+/// Each replica proves it is alive this often; a claim whose replica has been silent for [`INSTANCE_SILENCE`] was
+/// abandoned by a replica that died, and a redelivery takes it over.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const INSTANCE_SILENCE: &str = "15 seconds";
+
 #[derive(Clone)]
 pub struct Postgres {
     pool: Pool,
+    /// This replica's identity in `claimed_by` and `instances`.
+    instance: std::sync::Arc<str>,
 }
 
 /// Runs `work` within [`CALL_TIMEOUT`].
@@ -227,9 +240,37 @@ impl Postgres {
             .recycle_timeout(Some(CALL_TIMEOUT))
             .build()
             .map_err(|err| Error::Unavailable(format!("PostgreSQL pool: {err}")))?;
-        let store = Postgres { pool };
+        let store = Postgres {
+            pool,
+            instance: uuid::Uuid::new_v4().to_string().into(),
+        };
         store.migrate().await?;
+        store.heartbeat().await?;
+        let beating = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if let Err(err) = beating.heartbeat().await {
+                    tracing::warn!(%err, "the replica heartbeat failed");
+                }
+            }
+        });
         Ok(store)
+    }
+
+    async fn heartbeat(&self) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO instances (id, seen_at) VALUES ($1, clock_timestamp())
+                     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                    &[&&*self.instance],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
@@ -332,24 +373,37 @@ impl Postgres {
             let now = epoch_now();
             let existing = transaction
                 .query_opt(
-                    "SELECT id, state, claimed_epoch FROM events WHERE delivery_key = $1 OR log_key = $2
-                     ORDER BY id LIMIT 1",
-                    &[&delivery_key, &log_key],
+                    &format!(
+                        "SELECT e.id, e.state, e.claimed_epoch, e.fix, e.before_state,
+                                e.claimed_by IS DISTINCT FROM $3
+                                    AND (i.seen_at IS NULL OR i.seen_at < clock_timestamp() - interval '{INSTANCE_SILENCE}')
+                         FROM events e LEFT JOIN instances i ON i.id = e.claimed_by
+                         WHERE e.delivery_key = $1 OR e.log_key = $2 ORDER BY e.id LIMIT 1"
+                    ),
+                    &[&delivery_key, &log_key, &&*self.instance],
                 )
                 .await?;
+            let mut interrupted = None;
             let id: i64 = match existing {
                 Some(row) => {
                     let (id, state, claimed): (i64, String, Option<i64>) =
                         (row.get(0), row.get(1), row.get(2));
+                    let claimer_gone: bool = row.get(5);
+                    // A transient failure, or a claim abandoned by a replica that died, is handled again.
                     let abandoned = state == "processing"
-                        && claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS);
+                        && (claimer_gone
+                            || claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS));
                     let reclaim = state == "retry" || abandoned;
+                    if abandoned {
+                        interrupted = super::interrupted(row.get(3), row.get(4));
+                    }
                     transaction
                         .execute(
                             "UPDATE events SET deliveries = deliveries + 1,
                                  state = CASE WHEN $2 THEN 'processing' ELSE state END,
-                                 claimed_epoch = CASE WHEN $2 THEN $3 ELSE claimed_epoch END WHERE id = $1",
-                            &[&id, &reclaim, &now],
+                                 claimed_epoch = CASE WHEN $2 THEN $3 ELSE claimed_epoch END,
+                                 claimed_by = CASE WHEN $2 THEN $4 ELSE claimed_by END WHERE id = $1",
+                            &[&id, &reclaim, &now, &&*self.instance],
                         )
                         .await?;
                     if !reclaim {
@@ -370,8 +424,9 @@ impl Postgres {
                     transaction
                         .query_one(
                             "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
-                                 resource_name, project, principal, operation_id, state, claimed_epoch)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', $10) RETURNING id",
+                                 resource_name, project, principal, operation_id, state, claimed_epoch,
+                                 claimed_by)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', $10, $11) RETURNING id",
                             &[
                                 &delivery_key,
                                 &log_key,
@@ -383,6 +438,7 @@ impl Postgres {
                                 &event.principal,
                                 &operation_id,
                                 &now,
+                                &&*self.instance,
                             ],
                         )
                         .await?
@@ -401,7 +457,27 @@ impl Postgres {
                 _ => None,
             };
             transaction.commit().await?;
-            Ok(Claim::New { id, remediated_by })
+            Ok(Claim::New {
+                id,
+                remediated_by,
+                interrupted,
+            })
+        })
+        .await
+    }
+
+    pub async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
+        let fix = serde_json::to_string(fix).expect("a fix serialises");
+        let before = before.to_string();
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE events SET fix = $2, before_state = $3 WHERE id = $1",
+                    &[&id, &fix, &before],
+                )
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -148,6 +148,7 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
             return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
         }
     };
+    pipeline::crash_point("received");
     // The pipeline runs in a task of its own: if the sender gives up (an ack deadline, a dropped connection), the
     // handling still finishes and its row is completed, instead of being cancelled half-way.
     let handled = tokio::spawn({

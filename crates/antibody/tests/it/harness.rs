@@ -339,9 +339,14 @@ impl Drop for Running {
 }
 
 pub fn spawn(args: &[&str]) -> Running {
+    spawn_with_env(args, &[])
+}
+
+pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
     Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -4,6 +4,7 @@
 mod auth;
 mod bucket;
 mod cli;
+mod crashes;
 mod faults;
 mod firewall;
 mod fixtures;

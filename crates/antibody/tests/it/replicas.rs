@@ -21,7 +21,7 @@ fn localhost() -> SocketAddr {
 }
 
 /// A sandbox with the user's and the engine's tokens, these rules, and no subscriber: the tests deliver by hand.
-async fn sandbox(rules: Vec<Value>) -> gcp_sandbox::Running {
+pub async fn sandbox(rules: Vec<Value>) -> gcp_sandbox::Running {
     let mut config = SandboxConfig::default();
     config.principals.insert(USER_TOKEN.into(), USER.into());
     config.principals.insert(ENGINE_TOKEN.into(), ENGINE.into());
@@ -32,7 +32,7 @@ async fn sandbox(rules: Vec<Value>) -> gcp_sandbox::Running {
 }
 
 /// An audit entry as the user's insert of `rule` would produce it, with its own insertId.
-fn entry_about(rule: &str, insert_id: &str) -> Value {
+pub fn entry_about(rule: &str, insert_id: &str) -> Value {
     json!({
         "insertId": insert_id,
         "logName": format!("projects/{PROJECT}/logs/cloudaudit.googleapis.com%2Factivity"),
@@ -63,7 +63,7 @@ fn eventarc_headers(id: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn post(client: &reqwest::Client, url: &str, id: &str, entry: &Value) -> (u16, Value) {
+pub async fn post(client: &reqwest::Client, url: &str, id: &str, entry: &Value) -> (u16, Value) {
     let mut request = client.post(url).body(entry.to_string());
     for (name, value) in eventarc_headers(id) {
         request = request.header(name, value);
@@ -78,7 +78,7 @@ async fn post(client: &reqwest::Client, url: &str, id: &str, entry: &Value) -> (
 }
 
 /// Writes by antibody to one rule, as the sandbox's audit log records them (one per operation).
-fn engine_writes(sandbox: &gcp_sandbox::Running, rule: &str) -> usize {
+pub fn engine_writes(sandbox: &gcp_sandbox::Running, rule: &str) -> usize {
     sandbox
         .audit_entries()
         .iter()
@@ -93,7 +93,7 @@ fn engine_writes(sandbox: &gcp_sandbox::Running, rule: &str) -> usize {
 }
 
 /// An HTTP receiver that counts what it is sent.
-async fn counting_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+pub async fn counting_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
     let (sender, received) = tokio::sync::mpsc::unbounded_channel();
     let app = axum::Router::new().route(
         "/",

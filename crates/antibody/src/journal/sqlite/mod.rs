@@ -9,6 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{Claim, Entry, Error, Record, key_of};
 use crate::event::AuditEvent;
+use crate::policy::Fix;
+use serde_json::Value;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -87,7 +89,9 @@ CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 
 /// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
 /// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
-const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS];
+const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY];
+
+const CLAIMED_BY: &str = "ALTER TABLE events ADD COLUMN claimed_by TEXT;";
 
 const FIX_SLOTS: &str = "
 CREATE TABLE fix_slots (
@@ -126,6 +130,9 @@ const GROUP: usize = 256;
 #[derive(Clone)]
 pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// This process's identity in `claimed_by`: one process owns a SQLite journal, so a row another instance left
+    /// `processing` was abandoned by a process that died.
+    instance: std::sync::Arc<str>,
 }
 
 impl Sqlite {
@@ -164,7 +171,10 @@ impl Sqlite {
                 }
             })
             .map_err(|err| Error::Worker(format!("starting the journal writer: {err}")))?;
-        Ok(Sqlite { jobs })
+        Ok(Sqlite {
+            jobs,
+            instance: uuid::Uuid::new_v4().to_string().into(),
+        })
     }
 
     /// Runs `work` on the writer thread inside the current group transaction; answers once that transaction is durable.
@@ -248,27 +258,37 @@ impl Sqlite {
     /// Records the arrival of an event, or recognises a redelivery of one already recorded.
     pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
         let event = event.clone();
+        let instance = self.instance.clone();
         self.with(move |connection| {
             let transaction = connection.savepoint()?;
             let (delivery_key, log_key) = key_of(&event);
             let now = super::epoch_now();
-            let existing: Option<(i64, String, Option<i64>)> = transaction
+            type Existing = (i64, String, Option<i64>, Option<String>, Option<String>, Option<String>);
+            let existing: Option<Existing> = transaction
                 .query_row(
-                    "SELECT id, state, claimed_epoch FROM events WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
+                    "SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM events
+                     WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
                     params![delivery_key, log_key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
                 )
                 .optional()?;
+            let mut interrupted = None;
             let id = match existing {
-                Some((id, state, claimed)) => {
-                    // A transient failure, or a claim abandoned by a crashed process, is handled again.
-                    let abandoned = state == "processing" && claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS);
+                Some((id, state, claimed, claimed_by, fix, before)) => {
+                    // A transient failure, or a claim abandoned by a process that died, is handled again.
+                    let abandoned = state == "processing"
+                        && (claimed_by.as_deref() != Some(&*instance)
+                            || claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS));
                     let reclaim = state == "retry" || abandoned;
+                    if abandoned {
+                        interrupted = super::interrupted(fix.as_deref(), before.as_deref());
+                    }
                     transaction.execute(
                         "UPDATE events SET deliveries = deliveries + 1,
                              state = CASE WHEN ?2 THEN 'processing' ELSE state END,
-                             claimed_epoch = CASE WHEN ?2 THEN ?3 ELSE claimed_epoch END WHERE id = ?1",
-                        params![id, reclaim, now],
+                             claimed_epoch = CASE WHEN ?2 THEN ?3 ELSE claimed_epoch END,
+                             claimed_by = CASE WHEN ?2 THEN ?4 ELSE claimed_by END WHERE id = ?1",
+                        params![id, reclaim, now, &*instance],
                     )?;
                     if !reclaim {
                         transaction.commit()?;
@@ -283,8 +303,8 @@ impl Sqlite {
                 None => {
                     transaction.execute(
                         "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
-                             resource_name, project, principal, operation_id, state, claimed_epoch)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing', ?10)",
+                             resource_name, project, principal, operation_id, state, claimed_epoch, claimed_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing', ?10, ?11)",
                         params![
                             delivery_key,
                             log_key,
@@ -296,6 +316,7 @@ impl Sqlite {
                             event.principal,
                             event.operation.as_ref().map(|operation| operation.id.clone()),
                             now,
+                            &*instance,
                         ],
                     )?;
                     transaction.last_insert_rowid()
@@ -313,7 +334,26 @@ impl Sqlite {
                 _ => None,
             };
             transaction.commit()?;
-            Ok(Claim::New { id, remediated_by })
+            Ok(Claim::New {
+                id,
+                remediated_by,
+                interrupted,
+            })
+        })
+        .await
+    }
+
+    /// Records the fix about to be applied, with the before-state, ahead of the first write to Google: if the
+    /// process dies before the outcome is written, the next claim knows what may already have been done.
+    pub async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
+        let fix = serde_json::to_string(fix).expect("a fix serialises");
+        let before = before.to_string();
+        self.with(move |connection| {
+            connection.execute(
+                "UPDATE events SET fix = ?2, before_state = ?3 WHERE id = ?1",
+                params![id, fix, before],
+            )?;
+            Ok(())
         })
         .await
     }
