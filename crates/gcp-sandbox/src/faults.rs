@@ -1,5 +1,5 @@
 //! Fault injection, per endpoint, through `POST /_sandbox/faults`: Google's bad days on demand — 429 with or without
-//! `Retry-After`, 500/503, slow answers, operations that end DONE with an error, a rule deleted just before a write.
+//! `Retry-After`, 500/503, slow answers, connection resets, operations that end DONE with an error, a rule deleted just before a write.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +43,39 @@ pub struct Fault {
     /// Delete the firewall rule the path names just before handling (a rule deleted between read and write).
     #[serde(default)]
     pub delete_first: bool,
+    /// Break the connection instead of answering: `before` handling (the request never took effect) or `after`
+    /// (it did, but the caller never hears so and must retry without doing it twice).
+    #[serde(default)]
+    pub reset: Option<Reset>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reset {
+    Before,
+    After,
+}
+
+/// A response body that fails at once: hyper sends the status line, then aborts the connection, as a reset would.
+struct Broken;
+
+impl http_body::Body for Broken {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))))
+    }
+}
+
+fn broken() -> Response {
+    Response::new(axum::body::Body::new(Broken))
 }
 
 fn one() -> u32 {
@@ -112,6 +145,14 @@ pub(crate) async fn inject(
     };
     if let Some(delay) = fault.delay_ms {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    match fault.reset {
+        Some(Reset::Before) => return broken(),
+        Some(Reset::After) => {
+            let _ = next.run(request).await;
+            return broken();
+        }
+        None => {}
     }
     if let Some(status) = fault
         .status

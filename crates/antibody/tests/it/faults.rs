@@ -16,6 +16,7 @@ fn fault(method: &str, path: &str) -> Fault {
         delay_ms: None,
         operation_error: None,
         delete_first: false,
+        reset: None,
     }
 }
 
@@ -129,4 +130,56 @@ async fn a_rule_deleted_between_read_and_patch_is_gone_not_failed() {
     let outcomes = harness.outcomes().await;
     assert!(outcomes.contains(&"gone".to_string()), "{outcomes:?}");
     assert!(!outcomes.contains(&"failed".to_string()), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn connection_resets_are_retried_and_never_apply_twice() {
+    for (name, reset) in [
+        ("reset-before", gcp_sandbox::faults::Reset::Before),
+        ("reset-after", gcp_sandbox::faults::Reset::After),
+    ] {
+        let harness = seeded(name).await;
+        // The read and the write each lose their connection once; the write, after Google applied it.
+        harness.sandbox.inject(Fault {
+            reset: Some(reset),
+            ..fault("GET", &format!("/firewalls/{name}"))
+        });
+        harness.sandbox.inject(Fault {
+            reset: Some(reset),
+            ..fault("PATCH", &format!("/firewalls/{name}"))
+        });
+        poke(&harness, name).await;
+        assert_eq!(harness.rule(name).await["disabled"], true, "{name}");
+        assert_eq!(harness.count("remediated").await, 1, "{name}");
+        let writes = harness
+            .sandbox
+            .audit_entries()
+            .iter()
+            .filter(|entry| {
+                entry["protoPayload"]["authenticationInfo"]["principalEmail"] == ENGINE
+                    && entry["operation"]["last"] != true
+            })
+            .count();
+        assert_eq!(
+            writes, 1,
+            "{name}: the retried write took effect once (requestId)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_keeps_resetting_answers_503_for_redelivery() {
+    let harness = seeded("always-reset").await;
+    harness.sandbox.inject(Fault {
+        reset: Some(gcp_sandbox::faults::Reset::Before),
+        times: 100,
+        ..fault("PATCH", "/firewalls/always-reset")
+    });
+    poke(&harness, "always-reset").await;
+    assert!(
+        harness.count("retry").await >= 1,
+        "{:?}",
+        harness.outcomes().await
+    );
+    assert_eq!(harness.rule("always-reset").await["disabled"], false);
 }
