@@ -30,10 +30,13 @@ use crate::pipeline::Context;
 /// Builds the engine from validated configuration: opens the journal and the Google client.
 pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
     let journal = journal::Journal::open(&config.state).await?;
+    let credentials =
+        credentials(&config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
     let client = gcp::Client::with_credentials(
         gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        credentials(&config),
-    );
+        credentials,
+    )
+    .with_rate_limit(config.max_requests_per_second_per_project);
     let verifier = config.push_audience.clone().map(|audience| {
         receive::auth::Verifier::new(
             audience,
@@ -46,18 +49,22 @@ pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal
     Ok(Arc::new(context))
 }
 
-/// Which credentials to use: an explicit token wins, then the metadata server (always, when talking to Google).
-pub fn credentials(config: &Config) -> gcp::auth::Credentials {
-    match (
-        &config.access_token,
-        &config.metadata_host,
-        &config.google_endpoint,
-    ) {
-        (Some(token), _, _) => gcp::auth::Credentials::Token(token.clone()),
-        (None, Some(host), _) => gcp::auth::Credentials::metadata(host.clone()),
-        (None, None, None) => gcp::auth::Credentials::metadata("metadata.google.internal"),
-        (None, None, Some(_)) => gcp::auth::Credentials::Anonymous,
+/// Which credentials to use: an explicit token wins; then the metadata server named in the config; then, against
+/// Google (or when `GOOGLE_APPLICATION_CREDENTIALS` or impersonation is set), Application Default Credentials;
+/// against the sandbox, none.
+pub fn credentials(config: &Config) -> Result<gcp::auth::Credentials, gcp::auth::SetupError> {
+    use gcp::auth::Credentials;
+    if let Some(token) = &config.access_token {
+        return Ok(Credentials::Token(token.clone()));
     }
+    if let Some(host) = &config.metadata_host {
+        return Credentials::metadata(host);
+    }
+    let adc_named = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").is_some();
+    if config.google_endpoint.is_none() || adc_named || config.impersonate.is_some() {
+        return Credentials::application_default(config.impersonate.as_deref());
+    }
+    Ok(Credentials::Anonymous)
 }
 
 /// A receiver listening on a socket.

@@ -103,6 +103,9 @@ struct EngineArgs {
     /// Bearer token for Google's APIs (else from the config file).
     #[arg(long, env = "ANTIBODY_ACCESS_TOKEN", hide_env_values = true)]
     access_token: Option<String>,
+    /// Act as this service account, impersonated with the Application Default Credentials.
+    #[arg(long, value_name = "SERVICE_ACCOUNT_EMAIL")]
+    impersonate: Option<String>,
     /// An alert channel: slack=URL, webhook=URL, pagerduty=ROUTING_KEY. Repeatable.
     #[arg(long = "notify", value_name = "KIND=VALUE")]
     notify: Vec<String>,
@@ -150,8 +153,11 @@ struct ScanArgs {
     #[command(flatten)]
     engine: EngineArgs,
     /// A project to sweep. Repeatable.
-    #[arg(long = "project", required = true)]
+    #[arg(long = "project", required_unless_present = "all_projects")]
     projects: Vec<String>,
+    /// Sweep every active project the credentials can see (Resource Manager's projects:search).
+    #[arg(long, conflicts_with = "projects")]
+    all_projects: bool,
     /// Fix what is found (through the same gate, journal and alerts as events); report only without it.
     #[arg(long)]
     fix: bool,
@@ -338,6 +344,9 @@ fn engine_config(args: &EngineArgs) -> anyhow::Result<Config> {
     if args.access_token.is_some() {
         config.access_token = args.access_token.clone();
     }
+    if args.impersonate.is_some() {
+        config.impersonate = args.impersonate.clone();
+    }
     config.identities.extend(args.identities.iter().cloned());
     for flag in &args.notify {
         let index = config.channels.len();
@@ -466,8 +475,15 @@ async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
+    let projects = if args.all_projects {
+        let found = context.gcp.visible_projects().await?;
+        eprintln!("{} projects visible to these credentials", found.len());
+        found
+    } else {
+        args.projects.clone()
+    };
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(args.projects.len() as u64 * 2);
+        let bar = indicatif::ProgressBar::new(projects.len() as u64 * 2);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -475,7 +491,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         bar
     });
     let progress = ScanProgress(bar);
-    let report = antibody::scan::sweep(&context, &args.projects, args.fix, &progress).await;
+    let report = antibody::scan::sweep(&context, &projects, args.fix, &progress).await;
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }

@@ -13,6 +13,7 @@ mod error;
 pub mod faults;
 mod iam;
 mod metadata;
+pub mod oauth;
 pub mod oidc;
 mod resourcemanager;
 mod storage;
@@ -125,6 +126,7 @@ impl Shared {
                         .get(token)
                         .cloned()
                 })
+                .or_else(|| oauth::self_signed_principal(token))
                 .unwrap_or_else(|| token.to_string()),
             None => "anonymous".to_string(),
         }
@@ -256,6 +258,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(resourcemanager::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
+        .merge(oauth::routes())
         .merge(faults::routes())
         .merge(storage::routes())
         .merge(audit::routes())

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::Shared;
 
 const SIGNING_KEY: &str = include_str!("../keys/oidc-signing-key.pem");
-const JWKS: &str = include_str!("../keys/oidc-jwks.json");
+pub(crate) const JWKS: &str = include_str!("../keys/oidc-jwks.json");
 pub const KEY_ID: &str = "sandbox-oidc-1";
 pub const ISSUER: &str = "https://accounts.google.com";
 

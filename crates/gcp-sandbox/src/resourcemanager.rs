@@ -22,7 +22,56 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/{version}/projects/{target}",
             get(get_project).post(project_method),
         )
+        .route("/v3/projects:search", get(search_projects))
         .route("/_sandbox/interleave-iam", axum::routing::post(interleave))
+}
+
+/// `GET /v3/projects:search`: every project the sandbox knows (seeded, or touched through Resource Manager), by id,
+/// paged with `pageSize` / `pageToken`.
+async fn search_projects(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let seed = &shared.config.seed;
+    let mut ids: std::collections::BTreeSet<String> = seed
+        .firewalls
+        .keys()
+        .chain(seed.buckets.keys())
+        .chain(seed.project_policies.keys())
+        .cloned()
+        .collect();
+    ids.extend(
+        shared
+            .resource_manager
+            .lock()
+            .expect("resource manager lock poisoned")
+            .projects
+            .keys()
+            .cloned(),
+    );
+    let size = query
+        .get("pageSize")
+        .and_then(|size| size.parse::<usize>().ok())
+        .filter(|size| *size > 0)
+        .unwrap_or(500);
+    let start = query
+        .get("pageToken")
+        .and_then(|token| token.parse::<usize>().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = ids
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|id| {
+            let number = crate::project_number(id);
+            json!({"name": format!("projects/{number}"), "projectId": id, "state": "ACTIVE", "displayName": id})
+        })
+        .collect();
+    let mut answer = json!({"projects": page});
+    if start + size < ids.len() {
+        answer["nextPageToken"] = json!((start + size).to_string());
+    }
+    Json(answer)
 }
 
 /// A change another writer makes just before the next `setIamPolicy` of a project lands: the way to reproduce a

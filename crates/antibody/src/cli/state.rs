@@ -153,7 +153,7 @@ pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     let journal = open_journal(&config.state).await?;
     let client = antibody::gcp::Client::with_credentials(
         antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        antibody::credentials(&config),
+        antibody::credentials(&config)?,
     );
     let identity = config
         .identities

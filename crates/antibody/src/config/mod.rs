@@ -85,6 +85,11 @@ pub struct RawServe {
     /// The metadata server's host:port (default: the GCE_METADATA_HOST environment variable, else
     /// metadata.google.internal when talking to Google).
     pub metadata_host: Option<String>,
+    /// Act as this service account, impersonated with the Application Default Credentials (which need
+    /// `roles/iam.serviceAccountTokenCreator` on it).
+    pub impersonate: Option<String>,
+    /// Most requests per second antibody sends to Google's APIs for any one project (0 = no limit).
+    pub max_requests_per_second_per_project: Option<u32>,
     /// Principals that are antibody itself: events they cause are journaled and never acted on (loop guard).
     #[serde(default)]
     pub identities: Vec<String>,
@@ -233,6 +238,8 @@ pub struct Config {
     pub google_endpoint: Option<String>,
     pub access_token: Option<String>,
     pub metadata_host: Option<String>,
+    pub impersonate: Option<String>,
+    pub max_requests_per_second_per_project: u32,
     pub identities: Vec<String>,
     pub dry_run: bool,
     pub insecure_no_auth: bool,
@@ -324,6 +331,11 @@ impl Config {
                 .serve
                 .metadata_host
                 .or_else(|| std::env::var("GCE_METADATA_HOST").ok()),
+            impersonate: raw.serve.impersonate,
+            max_requests_per_second_per_project: raw
+                .serve
+                .max_requests_per_second_per_project
+                .unwrap_or(0),
             identities: raw.serve.identities,
             dry_run: raw.serve.dry_run,
             insecure_no_auth: raw.serve.insecure_no_auth,

@@ -1,83 +1,85 @@
-//! Credentials for Google's APIs: a fixed token, or tokens from the metadata server (Cloud Run, GCE; `GCE_METADATA_HOST`
-//! is honoured), cached and refreshed a minute before they expire.
+//! Credentials for Google's APIs, found the way Google's own tools find them (Application Default Credentials, through
+//! Google's `google-cloud-auth` crate): a service-account key in `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user
+//! credentials, an impersonation file, or the metadata server on Cloud Run and GCE (`GCE_METADATA_HOST` honoured);
+//! optionally impersonating a service account. The crate caches tokens and refreshes them before they expire.
 
-use std::time::{Duration, Instant};
-
-use serde::Deserialize;
-use tokio::sync::Mutex;
+use google_cloud_auth::credentials::{AccessTokenCredentials, Builder, impersonated, mds};
 
 use super::Error;
 
-/// Refresh this long before a token expires.
-const EARLY: Duration = Duration::from_secs(60);
+/// The scope every call needs: IAM decides what antibody may do.
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 #[derive(Debug)]
 pub enum Credentials {
     /// No Authorization header (the sandbox accepts that).
     Anonymous,
+    /// A fixed token (`--access-token`, e.g. `$(gcloud auth print-access-token)`).
     Token(String),
-    /// The metadata server at this host (`metadata.google.internal` on Google's infrastructure).
-    Metadata {
-        host: String,
-        cached: Mutex<Option<(String, Instant)>>,
-    },
+    /// Credentials from `google-cloud-auth`, which mints, caches and refreshes tokens.
+    Google(AccessTokenCredentials),
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    expires_in: u64,
+/// The auth library signs JWTs and speaks TLS through rustls's process-wide provider: ring, as everywhere in antibody.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// Why credentials could not be set up: shown to the user as is.
+#[derive(Debug, thiserror::Error)]
+#[error("Google credentials: {0}")]
+pub struct SetupError(String);
 
 impl Credentials {
-    pub fn metadata(host: impl Into<String>) -> Self {
-        Credentials::Metadata {
-            host: host.into(),
-            cached: Mutex::new(None),
-        }
+    /// Application Default Credentials, impersonating `impersonate` if given.
+    pub fn application_default(impersonate: Option<&str>) -> Result<Self, SetupError> {
+        install_crypto();
+        let fail = |err: google_cloud_auth::build_errors::Error| SetupError(err.to_string());
+        let credentials = match impersonate {
+            None => Builder::default()
+                .with_scopes([CLOUD_PLATFORM])
+                .build_access_token_credentials()
+                .map_err(fail)?,
+            Some(target) => {
+                let source = Builder::default().build().map_err(fail)?;
+                impersonated::Builder::from_source_credentials(source)
+                    .with_target_principal(target)
+                    .with_scopes([CLOUD_PLATFORM])
+                    .build_access_token_credentials()
+                    .map_err(fail)?
+            }
+        };
+        Ok(Credentials::Google(credentials))
+    }
+
+    /// The metadata server at `host` (`metadata.google.internal` on Google's infrastructure).
+    pub fn metadata(host: &str) -> Result<Self, SetupError> {
+        install_crypto();
+        mds::Builder::default()
+            .with_endpoint(format!("http://{host}"))
+            .with_scopes([CLOUD_PLATFORM])
+            .build_access_token_credentials()
+            .map(Credentials::Google)
+            .map_err(|err| SetupError(err.to_string()))
     }
 
     /// The bearer token to send now, if any.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Option<String>, Error> {
-        let (host, cached) = match self {
-            Credentials::Anonymous => return Ok(None),
-            Credentials::Token(token) => return Ok(Some(token.clone())),
-            Credentials::Metadata { host, cached } => (host, cached),
-        };
-        let mut cached = cached.lock().await;
-        if let Some((token, _)) = cached
-            .as_ref()
-            .filter(|(_, expires)| Instant::now() + EARLY < *expires)
-        {
-            return Ok(Some(token.clone()));
+    pub async fn token(&self) -> Result<Option<String>, Error> {
+        match self {
+            Credentials::Anonymous => Ok(None),
+            Credentials::Token(token) => Ok(Some(token.clone())),
+            Credentials::Google(credentials) => match credentials.access_token().await {
+                Ok(token) => Ok(Some(token.token)),
+                Err(err) if err.is_transient() => Err(Error::Retryable {
+                    status: 0,
+                    message: format!("getting an access token: {err}"),
+                    after: None,
+                }),
+                Err(err) => Err(Error::Permanent {
+                    status: 401,
+                    message: format!("getting an access token: {err}"),
+                }),
+            },
         }
-        let url =
-            format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
-        let unavailable = |message: String| Error::Retryable {
-            status: 0,
-            message,
-            after: None,
-        };
-        let response = http
-            .get(&url)
-            .header("Metadata-Flavor", "Google")
-            .send()
-            .await
-            .map_err(|err| {
-                unavailable(format!("cannot reach the metadata server at {host}: {err}"))
-            })?;
-        if !response.status().is_success() {
-            return Err(unavailable(format!(
-                "the metadata server answered {}",
-                response.status()
-            )));
-        }
-        let answer: TokenAnswer = response
-            .json()
-            .await
-            .map_err(|err| unavailable(format!("unexpected metadata token answer: {err}")))?;
-        let expires = Instant::now() + Duration::from_secs(answer.expires_in);
-        *cached = Some((answer.access_token.clone(), expires));
-        Ok(Some(answer.access_token))
     }
 }

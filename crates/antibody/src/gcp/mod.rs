@@ -73,6 +73,8 @@ pub struct Client {
     /// Operations this client started, newest last: their audit entries are antibody's own writes whatever
     /// principal they show (the loop guard's fingerprint).
     started: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    /// Paces requests per project (`max_requests_per_second_per_project`); `None` means no limit.
+    limiter: Option<std::sync::Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 /// How many started operations the fingerprint remembers.
@@ -102,7 +104,18 @@ impl Client {
             credentials: std::sync::Arc::new(credentials),
             attempts: 3,
             started: Default::default(),
+            limiter: None,
         }
+    }
+
+    /// Sends at most `per_second` requests per second about any one project (0 = no limit).
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.limiter = std::num::NonZeroU32::new(per_second).map(|rate| {
+            std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
+                rate,
+            )))
+        });
+        self
     }
 
     /// Remembers an operation this client started.
@@ -131,7 +144,7 @@ impl Client {
 
     async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, Error> {
         let request = self.http.request(method, url);
-        Ok(match self.credentials.token(&self.http).await? {
+        Ok(match self.credentials.token().await? {
             Some(token) => request.bearer_auth(token),
             None => request,
         })
@@ -148,6 +161,9 @@ impl Client {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_key_ready(&project_of(url)).await;
+            }
             let sent = match self.request(method.clone(), url).await {
                 Ok(request) => {
                     let request = match body {
@@ -160,7 +176,8 @@ impl Client {
             };
             match sent {
                 Err(Error::Retryable { after, .. }) if attempt < self.attempts => {
-                    tokio::time::sleep(after.unwrap_or(backoff).min(Duration::from_secs(5))).await;
+                    let wait = after.unwrap_or_else(|| jittered(backoff));
+                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
                     backoff *= 2;
                     attempt += 1;
                 }
@@ -199,6 +216,28 @@ impl Client {
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
         Err(classify(status, message, after))
     }
+}
+
+/// The project a request is about, for pacing: the `projects/P` path segment or the `project=` parameter; calls
+/// that name neither (a bucket by name) share one budget.
+fn project_of(url: &str) -> String {
+    if let Some(rest) = url.split("/projects/").nth(1) {
+        return rest
+            .split(['/', ':', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+    }
+    if let Some(rest) = url.split("project=").nth(1) {
+        return rest.split('&').next().unwrap_or_default().to_string();
+    }
+    "-".to_string()
+}
+
+/// Between half and one and a half times `backoff`, so that many clients backing off do not retry in step.
+fn jittered(backoff: Duration) -> Duration {
+    let unit = (uuid::Uuid::new_v4().as_u128() >> 64) as f64 / u64::MAX as f64;
+    backoff.mul_f64(0.5 + unit)
 }
 
 /// The one place that decides what an HTTP failure means for retrying.

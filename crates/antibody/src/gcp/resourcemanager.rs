@@ -1,4 +1,5 @@
-//! Resource Manager v1: project IAM policies, always read and written at version 3.
+//! Resource Manager: project IAM policies (v1, always read and written at version 3) and the projects the credentials
+//! can see (v3 `projects:search`).
 
 use reqwest::Method;
 use serde_json::json;
@@ -12,6 +13,44 @@ impl Client {
             "{}/v1/projects/{project}:{method}",
             self.endpoints().resource_manager
         )
+    }
+
+    /// Every active project the credentials can see (`resourcemanager.projects.get`), by id, following pages.
+    pub async fn visible_projects(&self) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            projects: Vec<Project>,
+            #[serde(default)]
+            next_page_token: String,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Project {
+            project_id: String,
+            #[serde(default)]
+            state: String,
+        }
+        let mut projects = Vec::new();
+        let mut token = String::new();
+        loop {
+            let url = format!(
+                "{}/v3/projects:search?pageSize=500&pageToken={token}",
+                self.endpoints().resource_manager
+            );
+            let page: Page = self.call(Method::GET, &url, None).await?;
+            projects.extend(
+                page.projects
+                    .into_iter()
+                    .filter(|project| project.state.is_empty() || project.state == "ACTIVE")
+                    .map(|project| project.project_id),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(projects);
+            }
+            token = page.next_page_token;
+        }
     }
 
     /// Reads with `requestedPolicyVersion: 3`, so conditional bindings come back intact.

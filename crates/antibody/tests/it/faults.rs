@@ -183,3 +183,49 @@ async fn a_connection_that_keeps_resetting_answers_503_for_redelivery() {
     );
     assert_eq!(harness.rule("always-reset").await["disabled"], false);
 }
+
+#[tokio::test]
+async fn requests_are_paced_per_project() {
+    let rules: Vec<_> = (0..3).map(|i| open_ssh(&format!("r{i}"))).collect();
+    let harness = Harness::with(Options {
+        seed: rules,
+        ..Options::default()
+    })
+    .await;
+    let client = antibody::gcp::Client::new(
+        antibody::gcp::Endpoints::new(Some(&harness.sandbox.base_url())),
+        Some(crate::harness::ENGINE_TOKEN.into()),
+    )
+    .with_rate_limit(10);
+    let started = std::time::Instant::now();
+    // 25 reads about one project at 10 per second (a burst of 10, then one every 100 ms): at least 1.4 s.
+    let busy = (0..25).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let _ = client
+                .get_firewall(crate::harness::PROJECT, &format!("r{}", i % 3))
+                .await;
+            std::time::Instant::now()
+        })
+    });
+    let busy: Vec<_> = busy.collect();
+    // Another project has a budget of its own: its reads do not wait behind the busy one.
+    let other = client.clone();
+    let quiet = tokio::spawn(async move {
+        for _ in 0..5 {
+            let _ = other.get_firewall("another-project", "missing").await;
+        }
+        std::time::Instant::now()
+    });
+    let mut last = started;
+    for handle in busy {
+        last = last.max(handle.await.expect("task"));
+    }
+    let quiet_done = quiet.await.expect("task");
+    assert!(
+        last - started >= std::time::Duration::from_millis(1400),
+        "paced: {:?}",
+        last - started
+    );
+    assert!(quiet_done < last, "the other project was not held up");
+}

@@ -9,6 +9,7 @@ mod faults;
 mod firewall;
 mod fixtures;
 mod harness;
+mod live;
 mod notify;
 mod pg;
 mod plan;

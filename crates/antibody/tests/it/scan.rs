@@ -115,3 +115,46 @@ async fn a_fixing_sweep_goes_through_the_pipeline() {
     let rows = harness.cx().journal.entries(100).await.expect("journal");
     assert!(rows.iter().filter(|row| row.transport == "scan").count() >= 3);
 }
+
+#[tokio::test]
+async fn all_projects_sweeps_every_project_the_credentials_can_see() {
+    let mut config = gcp_sandbox::SandboxConfig::default();
+    for project in ["alpha", "beta"] {
+        config.seed.firewalls.insert(
+            project.into(),
+            vec![crate::harness::open_ssh(&format!("{project}-ssh"))],
+        );
+    }
+    let sandbox = gcp_sandbox::start(
+        config,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .expect("sandbox");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "scan",
+            "--all-projects",
+            "--format",
+            "json",
+            "--google-endpoint",
+        ])
+        .arg(sandbox.base_url())
+        .output()
+        .await
+        .expect("antibody runs");
+    assert_eq!(output.status.code(), Some(1), "violations found");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["projects"], serde_json::json!(["alpha", "beta"]));
+    let resources: Vec<&str> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|violation| violation["resource"].as_str())
+        .collect();
+    assert!(
+        resources.iter().any(|r| r.contains("alpha-ssh"))
+            && resources.iter().any(|r| r.contains("beta-ssh")),
+        "{resources:?}"
+    );
+}
