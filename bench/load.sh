@@ -66,6 +66,20 @@ if [ -n "${ANTIBODY_BASELINE:-}" ]; then
 fi
 
 echo
+echo "antibody's own processing at a paced 1,000 events/s (journal duration minus time waiting on the sandbox):"
+for mode in ignored violating; do
+  rm -f "$WORK"/journal.sqlite*
+  target/release/antibody serve --port 18302 --config "$WORK/antibody.toml" --google-endpoint http://127.0.0.1:18301 \
+    --state "$WORK/journal.sqlite" --access-token engine --identity antibody@bench.iam.gserviceaccount.com \
+    --insecure-no-auth >/dev/null 2>&1 &
+  engine=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18302/healthz && break; sleep 0.05; done
+  python3 bench/paced.py http://127.0.0.1:18302/ "$WORK/journal.sqlite" --rate 1000 --seconds 10 --mode "$mode" \
+    --offset $((RULES - 20000)) | tee -a target/bench-paced.jsonl
+  kill "$engine"; wait "$engine" 2>/dev/null || true
+done
+
+echo
 echo "cold start, exec -> first 200 on /healthz (20 runs):"
 rm -f "$WORK"/cold.sqlite*
 hyperfine --runs 20 --warmup 2 --style basic \

@@ -182,6 +182,13 @@ pub struct Handled {
 
 /// Handles one event. `Err` means nothing durable was written, so the sender must redeliver.
 pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
+    gcp::GOOGLE_TIME
+        .scope(std::cell::Cell::new(0), handle_counted(cx, event))
+        .await
+}
+
+/// `handle`, inside the scope that counts the time spent waiting on Google.
+async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
     let started = Instant::now();
     // Events that cannot lead to a change are settled from the event alone, with one journal write.
     let own_operation = event
@@ -325,6 +332,9 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
             .push_str(" (applied before a restart; a fresh read confirms it)");
     }
     record.duration_us = started.elapsed().as_micros() as i64;
+    record.google_us = gcp::GOOGLE_TIME
+        .try_with(std::cell::Cell::get)
+        .unwrap_or_default() as i64;
     let alerts = notify::alerts(
         &cx.config.templates,
         &cx.config.channels,

@@ -158,6 +158,19 @@ impl Client {
         url: &str,
         body: Option<&Value>,
     ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
+        let result = self.call_with_retries(method, url, body).await;
+        let waited = started.elapsed().as_micros() as u64;
+        let _ = GOOGLE_TIME.try_with(|total| total.set(total.get() + waited));
+        result
+    }
+
+    async fn call_with_retries<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<T, Error> {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
@@ -216,6 +229,12 @@ impl Client {
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
         Err(classify(status, message, after))
     }
+}
+
+tokio::task_local! {
+    /// Microseconds the current event's handling spent waiting on Google (calls, their retries and pacing), when
+    /// the handler keeps count (`pipeline::handle`).
+    pub static GOOGLE_TIME: std::cell::Cell<u64>;
 }
 
 /// The project a request is about, for pacing: the `projects/P` path segment or the `project=` parameter; calls

@@ -216,6 +216,8 @@ pub struct Record {
     pub before: Option<Value>,
     pub after: Option<Value>,
     pub duration_us: i64,
+    /// Of `duration_us`, the time spent waiting on Google's APIs (the rest is antibody's own).
+    pub google_us: i64,
     /// A transient failure: the row may be claimed again by a redelivery.
     pub retry: bool,
     /// The resource the event pointed at (its audit-log name), for per-resource counters.

@@ -50,6 +50,7 @@ CREATE TABLE events (
     before_state   TEXT,
     after_state    TEXT,
     duration_us    BIGINT,
+    google_us      BIGINT,
     finished_at    TEXT,
     resource_key   TEXT,
     finished_epoch BIGINT,
@@ -507,7 +508,7 @@ impl Postgres {
                 .execute(
                     "UPDATE events SET state = $2, outcome = $3, reason = $4, findings = $5, fix = $6,
                          before_state = $7, after_state = $8, duration_us = $9, finished_at = antibody_now(),
-                         resource_key = $10, finished_epoch = $11
+                         resource_key = $10, finished_epoch = $11, google_us = $12
                      WHERE id = $1",
                     &[
                         &id,
@@ -521,6 +522,7 @@ impl Postgres {
                         &record.duration_us,
                         &record.resource_key,
                         &epoch_now(),
+                        &record.google_us,
                     ],
                 )
                 .await?;

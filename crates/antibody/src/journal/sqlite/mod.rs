@@ -89,9 +89,10 @@ CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 
 /// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
 /// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
-const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY];
+const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY, GOOGLE_US];
 
 const CLAIMED_BY: &str = "ALTER TABLE events ADD COLUMN claimed_by TEXT;";
+const GOOGLE_US: &str = "ALTER TABLE events ADD COLUMN google_us INTEGER;";
 
 const FIX_SLOTS: &str = "
 CREATE TABLE fix_slots (
@@ -381,16 +382,17 @@ impl Sqlite {
         let reason = record.reason.clone();
         let state = if record.retry { "retry" } else { "done" };
         let duration_us = record.duration_us;
+        let google_us = record.google_us;
         let resource_key = record.resource_key.clone();
         let now = super::epoch_now();
         self.with(move |connection| {
             let transaction = connection.savepoint()?;
             transaction.execute(
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
-                     before_state = ?7, after_state = ?8, duration_us = ?9,
+                     before_state = ?7, after_state = ?8, duration_us = ?9, google_us = ?12,
                      finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), resource_key = ?10, finished_epoch = ?11
                  WHERE id = ?1",
-                params![id, state, outcome, reason, findings, fix, before, after, duration_us, resource_key, now],
+                params![id, state, outcome, reason, findings, fix, before, after, duration_us, resource_key, now, google_us],
             )?;
             for alert in &alerts {
                 transaction.execute(
