@@ -1,6 +1,8 @@
 //! handle(): the stages in order — claim, screen, route, re-read, decide, gate, apply, journal, notify.
 
-use std::collections::HashMap;
+mod locks;
+
+use locks::ResourceLocks;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -544,54 +546,6 @@ async fn fetch(client: &Client, target: &Target) -> Result<(Resource, Value), gc
                 },
                 raw,
             ))
-        }
-    }
-}
-
-/// Per-resource serialisation within this process: never two remediations of one resource at once.
-#[derive(Default)]
-struct ResourceLocks {
-    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-struct ResourceGuard<'a> {
-    locks: &'a ResourceLocks,
-    key: String,
-    lock: Option<Arc<tokio::sync::Mutex<()>>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl ResourceLocks {
-    async fn lock(&self, key: String) -> ResourceGuard<'_> {
-        let lock = self
-            .held
-            .lock()
-            .expect("resource lock table poisoned")
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let guard = lock.clone().lock_owned().await;
-        ResourceGuard {
-            locks: self,
-            key,
-            lock: Some(lock),
-            guard: Some(guard),
-        }
-    }
-}
-
-impl Drop for ResourceGuard<'_> {
-    fn drop(&mut self) {
-        // Release first, then forget the entry if nobody else holds or waits for it.
-        self.guard.take();
-        let lock = self.lock.take();
-        let mut held = self
-            .locks
-            .held
-            .lock()
-            .expect("resource lock table poisoned");
-        if lock.is_some_and(|lock| Arc::strong_count(&lock) == 2) {
-            held.remove(&self.key);
         }
     }
 }
