@@ -5,7 +5,8 @@ local mode = os.getenv("MODE") or "ignored"
 local threads = tonumber(os.getenv("THREADS") or "2")
 local offset = tonumber(os.getenv("OFFSET") or "0")
 local counter = 0
-local thread_id = 0
+-- Set per thread by setup(): a global, since thread:set() writes into the thread's global table.
+thread_id = 0
 local next_id = 0
 
 function setup(thread)

@@ -139,8 +139,9 @@ delegate! {
     fn record_settled(&self, event: &AuditEvent, record: &Record) -> (i64, bool);
     /// Records the arrival of an event, or recognises a redelivery of one already recorded.
     fn claim(&self, event: &AuditEvent) -> Claim;
-    /// Records the fix about to be applied, with the before-state, ahead of the first write to Google.
-    fn intend(&self, id: i64, fix: &Fix, before: &Value) -> ();
+    /// Takes one of the project's fix slots (as `reserve_fix`) and records the fix about to be applied, with the
+    /// before-state, ahead of the first write to Google; `false`, with nothing written, when the cap leaves no slot.
+    fn announce_fix(&self, id: i64, project: &str, cap: u32, fix: &Fix, before: &Value) -> bool;
     /// Writes how the handling of a claimed event ended.
     fn finish(&self, id: i64, record: &Record) -> ();
     /// Writes the outcome and its alerts in one transaction: no decision without its alerts, no alert without its
@@ -245,7 +246,8 @@ pub struct Safety {
     pub recent_fixes_of_resource: u32,
     /// Who changed this resource in the events that led to those fixes, newest first.
     pub recent_breakers: Vec<String>,
-    /// Fixes in the resource's project within the last hour.
+    /// Fix slots taken in the resource's project within the last hour (slots are taken only while a cap is set,
+    /// so this count stays as small as the cap).
     pub recent_fixes_in_project: u32,
 }
 

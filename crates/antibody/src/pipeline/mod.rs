@@ -443,11 +443,11 @@ async fn decide_and_act(cx: &Context, id: i64, event: &AuditEvent, record: &mut 
         Verdict::Apply(fix) => {
             let cap = cx.config.safety.max_fixes_per_project_per_hour;
             let before = record.before.clone().unwrap_or_default();
-            let reserved = match cx.journal.reserve_fix(target.project(), cap).await {
-                Ok(true) => cx.journal.intend(id, &fix, &before).await.map(|()| true),
-                other => other,
-            };
-            match reserved {
+            match cx
+                .journal
+                .announce_fix(id, target.project(), cap, &fix, &before)
+                .await
+            {
                 Ok(true) => {
                     crash_point("decided");
                     apply_fix(cx, fix, record).await

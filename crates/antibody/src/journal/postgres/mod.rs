@@ -334,7 +334,24 @@ impl Postgres {
         .await
     }
 
-    pub async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
+    /// A fix slot, then the announced fix. Two transactions: a process dying between them leaves a slot taken for
+    /// a fix never tried, which errs on the side of the cap.
+    pub async fn announce_fix(
+        &self,
+        id: i64,
+        project: &str,
+        cap: u32,
+        fix: &Fix,
+        before: &Value,
+    ) -> Result<bool, Error> {
+        if !self.reserve_fix(project, cap).await? {
+            return Ok(false);
+        }
+        self.intend(id, fix, before).await?;
+        Ok(true)
+    }
+
+    async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
         let fix = serde_json::to_string(fix).expect("a fix serialises");
         let before = before.to_string();
         bounded(async {

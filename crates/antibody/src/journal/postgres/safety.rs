@@ -81,8 +81,7 @@ impl Postgres {
             let recent_fixes_in_project = count(
                 &transaction
                     .query_one(
-                        "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND project = $1
-                             AND finished_epoch > $2",
+                        "SELECT COUNT(*) FROM fix_slots WHERE project = $1 AND epoch > $2",
                         &[&project, &(now - 3600)],
                     )
                     .await?,

@@ -5,7 +5,7 @@ mod safety;
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Claim, Entry, Error, Record, key_of};
 use crate::event::AuditEvent;
@@ -89,7 +89,17 @@ CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 
 /// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
 /// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
-const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY, GOOGLE_US];
+const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY, GOOGLE_US, PARTIAL_INDEXES];
+
+/// Indexes only the rows the safety counters and the operation lookup read: an ignored event's row updates the
+/// table and its two keys, nothing else. (The project cap counts `fix_slots`, so fixes per project need no index.)
+const PARTIAL_INDEXES: &str = "
+DROP INDEX events_fixes;
+CREATE INDEX events_fixes ON events(resource_key, finished_epoch) WHERE outcome = 'remediated';
+DROP INDEX events_project_fixes;
+DROP INDEX events_operation;
+CREATE INDEX events_operation ON events(operation_id) WHERE outcome IN ('remediated', 'dry-run');
+";
 
 const CLAIMED_BY: &str = "ALTER TABLE events ADD COLUMN claimed_by TEXT;";
 const GOOGLE_US: &str = "ALTER TABLE events ADD COLUMN google_us INTEGER;";
@@ -104,7 +114,7 @@ CREATE INDEX fix_slots_project ON fix_slots(project, epoch);
 ";
 
 fn migrate(connection: &mut Connection) -> Result<(), Error> {
-    let applied: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let applied: usize = one(connection, "PRAGMA user_version", [], |row| row.get(0))?;
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
@@ -115,8 +125,9 @@ fn migrate(connection: &mut Connection) -> Result<(), Error> {
 }
 
 /// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
-/// transaction's commit is known (reply to the caller, or report the commit's failure).
-type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Box<dyn FnOnce(Option<&str>) + Send> + Send>;
+/// transaction's commit is known (reply to the caller, or report the commit's failure), or `None` when it has
+/// already replied.
+type Job = Box<dyn FnOnce(&Connection) -> Option<Box<dyn FnOnce(Option<&str>) + Send>> + Send>;
 
 /// A claim still `processing` after this long was abandoned (its process died); a redelivery handles it again.
 /// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
@@ -125,15 +136,57 @@ const STALE_CLAIM_SECS: i64 = 300;
 /// Most jobs one commit carries; bounds the latency a large batch adds to its first job.
 const GROUP: usize = 256;
 
+/// Statements kept prepared per connection: every statement of the hot paths, so none is parsed twice.
+const STATEMENT_CACHE: usize = 64;
+
 /// The journal, shared by every request. One writer thread owns the connection and commits the jobs that arrived
 /// together in one transaction (group commit): every caller still hears back only after its work is on disk, and
-/// concurrent requests share one fsync.
+/// concurrent requests share one fsync. Reads on the hot path go to reader connections instead (WAL lets them
+/// run beside the writer and see only committed rows).
 #[derive(Clone)]
 pub struct Sqlite {
     jobs: std::sync::mpsc::Sender<Job>,
     /// This process's identity in `claimed_by`: one process owns a SQLite journal, so a row another instance left
     /// `processing` was abandoned by a process that died.
     instance: std::sync::Arc<str>,
+    path: std::sync::Arc<Path>,
+    /// Idle reader connections; one is opened whenever all are busy.
+    readers: std::sync::Arc<std::sync::Mutex<Vec<Connection>>>,
+}
+
+/// Runs one statement from the connection's statement cache (parsed once per connection, not once per call).
+fn exec(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
+}
+
+/// Reads one row with a cached statement.
+fn one<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached(sql)?.query_row(params, map)
+}
+
+/// Runs `work` inside a savepoint of its own, so that a failed job leaves no trace in the shared transaction.
+fn isolated<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    exec(connection, "SAVEPOINT job", [])?;
+    match work(connection) {
+        Ok(value) => exec(connection, "RELEASE job", []).map(|_| value),
+        Err(err) => {
+            let _ = exec(connection, "ROLLBACK TO job", []);
+            let _ = exec(connection, "RELEASE job", []);
+            Err(err)
+        }
+    }
 }
 
 impl Sqlite {
@@ -142,6 +195,7 @@ impl Sqlite {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut connection)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -155,17 +209,19 @@ impl Sqlite {
                             Err(_) => break,
                         }
                     }
-                    let mut transaction = match connection.transaction() {
-                        Ok(transaction) => transaction,
-                        Err(err) => {
-                            // Dropping the batch drops its reply channels: every caller gets an error and answers 503.
-                            tracing::error!(%err, "the journal cannot begin a transaction");
-                            continue;
-                        }
-                    };
-                    let replies: Vec<_> =
-                        batch.into_iter().map(|job| job(&mut transaction)).collect();
-                    let committed = transaction.commit().err().map(|err| err.to_string());
+                    if let Err(err) = exec(&connection, "BEGIN", []) {
+                        // Dropping the batch drops its reply channels: every caller gets an error and answers 503.
+                        tracing::error!(%err, "the journal cannot begin a transaction");
+                        continue;
+                    }
+                    let replies: Vec<_> = batch
+                        .into_iter()
+                        .filter_map(|job| job(&connection))
+                        .collect();
+                    let committed = exec(&connection, "COMMIT", []).err().map(|err| {
+                        let _ = exec(&connection, "ROLLBACK", []);
+                        err.to_string()
+                    });
                     for reply in replies {
                         reply(committed.as_deref());
                     }
@@ -175,42 +231,98 @@ impl Sqlite {
         Ok(Sqlite {
             jobs,
             instance: uuid::Uuid::new_v4().to_string().into(),
+            path: path.into(),
+            readers: Default::default(),
         })
     }
 
     /// Runs `work` on the writer thread inside the current group transaction; answers once that transaction is durable.
     pub(super) async fn with<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut rusqlite::Savepoint<'_>) -> Result<T, rusqlite::Error> + Send + 'static,
+        work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, Error> {
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, Error>>();
-        let job: Job = Box::new(move |transaction| {
-            // A failed job leaves no trace: its own savepoint is rolled back.
-            let result = match transaction.savepoint() {
-                Ok(mut savepoint) => match work(&mut savepoint) {
-                    Ok(value) => savepoint.commit().map(|()| value),
-                    Err(err) => {
-                        let _ = savepoint.rollback();
-                        Err(err)
-                    }
-                },
-                Err(err) => Err(err),
-            };
-            Box::new(move |commit_error: Option<&str>| {
-                let outcome = match (result, commit_error) {
-                    (_, Some(message)) => Err(Error::Worker(format!("commit failed: {message}"))),
-                    (Ok(value), None) => Ok(value),
-                    (Err(err), None) => Err(Error::Database(err)),
-                };
-                let _ = reply.send(outcome);
-            })
+        let job: Job = Box::new(move |connection| {
+            let result = isolated(connection, work);
+            Some(Box::new(move |commit_error: Option<&str>| {
+                let _ = reply.send(settle(result, commit_error));
+            }))
         });
+        self.submit(job, answer).await
+    }
+
+    /// `with`, for a claim: a new claim is answered as soon as it is written, before its batch is durable. Nothing
+    /// is acknowledged on its strength alone: the handler's next write on the row (the announced fix, the outcome)
+    /// commits after it, in a later or the same batch, and fails when the claim's row never reached the disk.
+    /// A duplicate is answered only once durable, since the sender's delivery is acknowledged on it.
+    async fn with_claim(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<Claim, rusqlite::Error> + Send + 'static,
+    ) -> Result<Claim, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<Claim, Error>>();
+        let job: Job = Box::new(move |connection| {
+            let result = isolated(connection, work);
+            if let Ok(Claim::New { .. }) = result {
+                let _ = reply.send(result.map_err(Error::Database));
+                return None;
+            }
+            Some(Box::new(move |commit_error: Option<&str>| {
+                let _ = reply.send(settle(result, commit_error));
+            }))
+        });
+        self.submit(job, answer).await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: tokio::sync::oneshot::Receiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
         self.jobs
             .send(job)
             .map_err(|_| Error::Worker("the journal writer stopped".into()))?;
         answer
             .await
             .map_err(|_| Error::Worker("the journal writer dropped a job".into()))?
+    }
+
+    /// Runs a read on a reader connection, on the caller's thread: it sees every committed row and never waits
+    /// for the writer's batches. For short, indexed reads on the request path.
+    pub(super) fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        let pooled = self
+            .readers
+            .lock()
+            .map(|mut idle| idle.pop())
+            .unwrap_or(None);
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    &*self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                connection.busy_timeout(std::time::Duration::from_secs(5))?;
+                connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                connection
+            }
+        };
+        let result = (|| {
+            exec(&connection, "BEGIN", [])?;
+            let result = work(&connection);
+            exec(&connection, "COMMIT", [])?;
+            result
+        })();
+        if result.is_err() && !connection.is_autocommit() {
+            let _ = exec(&connection, "ROLLBACK", []);
+        }
+        if let Ok(mut idle) = self.readers.lock() {
+            idle.push(connection);
+        }
+        Ok(result?)
     }
 
     /// Records an event settled without reading anything (ignored, our own write, a failed call) in one write.
@@ -228,7 +340,7 @@ impl Sqlite {
         );
         let now = super::epoch_now();
         self.with(move |connection| {
-            connection.query_row(
+            one(connection,
                 "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name, project,
                      principal, operation_id, state, outcome, reason, findings, duration_us, finished_at, finished_epoch)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'done', ?10, ?11, '[]', ?12,
@@ -260,13 +372,11 @@ impl Sqlite {
     pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
         let event = event.clone();
         let instance = self.instance.clone();
-        self.with(move |connection| {
-            let transaction = connection.savepoint()?;
+        self.with_claim(move |connection| {
             let (delivery_key, log_key) = key_of(&event);
             let now = super::epoch_now();
             type Existing = (i64, String, Option<i64>, Option<String>, Option<String>, Option<String>);
-            let existing: Option<Existing> = transaction
-                .query_row(
+            let existing: Option<Existing> = one(connection,
                     "SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM events
                      WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
                     params![delivery_key, log_key],
@@ -284,7 +394,7 @@ impl Sqlite {
                     if abandoned {
                         interrupted = super::interrupted(fix.as_deref(), before.as_deref());
                     }
-                    transaction.execute(
+                    exec(connection,
                         "UPDATE events SET deliveries = deliveries + 1,
                              state = CASE WHEN ?2 THEN 'processing' ELSE state END,
                              claimed_epoch = CASE WHEN ?2 THEN ?3 ELSE claimed_epoch END,
@@ -292,7 +402,6 @@ impl Sqlite {
                         params![id, reclaim, now, &*instance],
                     )?;
                     if !reclaim {
-                        transaction.commit()?;
                         return Ok(if state == "processing" {
                             Claim::InProgress { of: id }
                         } else {
@@ -302,7 +411,7 @@ impl Sqlite {
                     id
                 }
                 None => {
-                    transaction.execute(
+                    exec(connection,
                         "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name,
                              resource_name, project, principal, operation_id, state, claimed_epoch, claimed_by)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'processing', ?10, ?11)",
@@ -320,11 +429,11 @@ impl Sqlite {
                             &*instance,
                         ],
                     )?;
-                    transaction.last_insert_rowid()
+                    connection.last_insert_rowid()
                 }
             };
             let remediated_by = match &event.operation {
-                Some(operation) if !operation.id.is_empty() => transaction
+                Some(operation) if !operation.id.is_empty() => connection
                     .query_row(
                         "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
                              AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
@@ -334,7 +443,6 @@ impl Sqlite {
                     .optional()?,
                 _ => None,
             };
-            transaction.commit()?;
             Ok(Claim::New {
                 id,
                 remediated_by,
@@ -344,17 +452,32 @@ impl Sqlite {
         .await
     }
 
-    /// Records the fix about to be applied, with the before-state, ahead of the first write to Google: if the
-    /// process dies before the outcome is written, the next claim knows what may already have been done.
-    pub async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
+    /// Takes one of the project's fix slots (see `reserve_fix`) and records the fix about to be applied, with the
+    /// before-state, in one write ahead of the first write to Google: if the process dies before the outcome is
+    /// written, the next claim knows what may already have been done. `false` (and nothing written) when the cap
+    /// leaves no slot.
+    pub async fn announce_fix(
+        &self,
+        id: i64,
+        project: &str,
+        cap: u32,
+        fix: &Fix,
+        before: &Value,
+    ) -> Result<bool, Error> {
         let fix = serde_json::to_string(fix).expect("a fix serialises");
         let before = before.to_string();
+        let project = project.to_string();
         self.with(move |connection| {
-            connection.execute(
+            if !safety::take_slot(connection, &project, cap)? {
+                return Ok(false);
+            }
+            let updated = exec(
+                connection,
                 "UPDATE events SET fix = ?2, before_state = ?3 WHERE id = ?1",
                 params![id, fix, before],
             )?;
-            Ok(())
+            present(updated)?;
+            Ok(true)
         })
         .await
     }
@@ -386,21 +509,20 @@ impl Sqlite {
         let resource_key = record.resource_key.clone();
         let now = super::epoch_now();
         self.with(move |connection| {
-            let transaction = connection.savepoint()?;
-            transaction.execute(
+            let updated = exec(connection,
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,
                      before_state = ?7, after_state = ?8, duration_us = ?9, google_us = ?12,
                      finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), resource_key = ?10, finished_epoch = ?11
                  WHERE id = ?1",
                 params![id, state, outcome, reason, findings, fix, before, after, duration_us, resource_key, now, google_us],
             )?;
+            present(updated)?;
             for alert in &alerts {
-                transaction.execute(
+                exec(connection,
                     "INSERT OR IGNORE INTO outbox (event_id, channel, action, dedup_key, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id, alert.channel, alert.action, alert.dedup_key, alert.body],
                 )?;
             }
-            transaction.commit()?;
             Ok(())
         })
         .await
@@ -418,7 +540,7 @@ impl Sqlite {
 
     async fn select(&self, limit: usize, only: Option<i64>) -> Result<Vec<Entry>, Error> {
         self.with(move |connection| {
-            let mut statement = connection.prepare(
+            let mut statement = connection.prepare_cached(
                 "SELECT id, received_at, transport, deliveries, method_name, resource_name, project, principal,
                         operation_id, state, outcome, reason, findings, fix, before_state, after_state, duration_us,
                         resource_key
@@ -480,7 +602,7 @@ impl Sqlite {
         );
         let id = self
             .with(move |connection| {
-                connection.execute(
+                exec(connection,
                     "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name, project,
                          principal, state) VALUES (?1, ?1, ?2, 'antibody', ?2, ?3, ?4, ?5, 'processing')",
                     params![key, values.0, values.1, values.2, values.3],
@@ -490,5 +612,22 @@ impl Sqlite {
             .await?;
         self.finish(id, record).await?;
         Ok(id)
+    }
+}
+
+/// What a caller hears once its batch's commit is known.
+fn settle<T>(result: rusqlite::Result<T>, commit_error: Option<&str>) -> Result<T, Error> {
+    match (result, commit_error) {
+        (_, Some(message)) => Err(Error::Worker(format!("commit failed: {message}"))),
+        (Ok(value), None) => Ok(value),
+        (Err(err), None) => Err(Error::Database(err)),
+    }
+}
+
+/// A claimed row an update must find: missing only when its claim's batch never reached the disk.
+fn present(updated: usize) -> rusqlite::Result<()> {
+    match updated {
+        0 => Err(rusqlite::Error::QueryReturnedNoRows),
+        _ => Ok(()),
     }
 }

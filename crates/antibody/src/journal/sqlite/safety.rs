@@ -2,95 +2,72 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Sqlite;
+use rusqlite::Connection;
+
+use super::{Sqlite, exec, one};
 use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
 use crate::policy::glob_match;
 
 impl Sqlite {
-    /// Everything the gate needs about one resource, read in one transaction.
+    /// Everything the gate needs about one resource, read in one connection.
     pub async fn safety(
         &self,
         resource_key: &str,
         project: &str,
         flap_window_secs: i64,
     ) -> Result<Safety, Error> {
-        let (resource_key, project) = (resource_key.to_string(), project.to_string());
-        self.with(move |connection| {
-            let transaction = connection.savepoint()?;
+        self.read(|connection| {
             let now = epoch_now();
-            let paused = transaction
-                .query_row("SELECT value FROM settings WHERE key = 'paused'", [], |row| row.get::<_, String>(0))
+            let paused = one(connection, "SELECT value FROM settings WHERE key = 'paused'", [], |row| row.get::<_, String>(0))
                 .optional()?
                 .is_some_and(|value| value == "1");
             let exemption = {
-                let mut statement = transaction.prepare(
+                let mut statement = connection.prepare_cached(
                     "SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions
                      WHERE expires_epoch IS NULL OR expires_epoch > ?1 ORDER BY id",
                 )?;
                 let rows = statement.query_map(params![now], exemption_row)?;
-                rows.filter_map(Result::ok).find(|exemption| glob_match(&exemption.resource, &resource_key))
+                rows.filter_map(Result::ok).find(|exemption| glob_match(&exemption.resource, resource_key))
             };
-            let quarantined = transaction
-                .query_row(
+            let quarantined = one(connection,
                     "SELECT resource_key, since, principals, reason FROM quarantine WHERE resource_key = ?1",
                     params![resource_key],
                     |row| Ok(Quarantine { resource_key: row.get(0)?, since: row.get(1)?, principals: row.get(2)?, reason: row.get(3)? }),
                 )
                 .optional()?;
             // A release starts the flap window afresh.
-            let released: i64 = transaction
-                .query_row("SELECT epoch FROM releases WHERE resource_key = ?1", params![resource_key], |row| row.get(0))
+            let released: i64 = one(connection, "SELECT epoch FROM releases WHERE resource_key = ?1", params![resource_key], |row| row.get(0))
                 .optional()?
                 .unwrap_or(0);
             let flap_since = (now - flap_window_secs).max(released);
-            let recent_fixes_of_resource: u32 = transaction.query_row(
+            let recent_fixes_of_resource: u32 = one(connection,
                 "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2",
                 params![resource_key, flap_since],
                 |row| row.get(0),
             )?;
             let recent_breakers = {
-                let mut statement = transaction.prepare(
+                let mut statement = connection.prepare_cached(
                     "SELECT principal FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2
                      ORDER BY id DESC",
                 )?;
                 let rows = statement.query_map(params![resource_key, flap_since], |row| row.get::<_, String>(0))?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
-            let recent_fixes_in_project: u32 = transaction.query_row(
-                "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND project = ?1 AND finished_epoch > ?2",
+            let recent_fixes_in_project: u32 = one(connection,
+                "SELECT COUNT(*) FROM fix_slots WHERE project = ?1 AND epoch > ?2",
                 params![project, now - 3600],
                 |row| row.get(0),
             )?;
-            transaction.commit()?;
             Ok(Safety { paused, exemption, quarantined, recent_fixes_of_resource, recent_breakers, recent_fixes_in_project })
         })
-        .await
     }
 
     /// Takes one of the project's fix slots for the hour if the cap leaves one (a cap of 0 means none): the count and
     /// the taking are one transaction, so concurrent fixes cannot overrun the cap.
     pub async fn reserve_fix(&self, project: &str, cap: u32) -> Result<bool, Error> {
-        if cap == 0 {
-            return Ok(true);
-        }
         let project = project.to_string();
-        self.with(move |connection| {
-            let now = epoch_now();
-            let taken: i64 = connection.query_row(
-                "SELECT COUNT(*) FROM fix_slots WHERE project = ?1 AND epoch > ?2",
-                params![project, now - 3600],
-                |row| row.get(0),
-            )?;
-            if taken >= i64::from(cap) {
-                return Ok(false);
-            }
-            connection.execute(
-                "INSERT INTO fix_slots (project, epoch) VALUES (?1, ?2)",
-                params![project, now],
-            )?;
-            Ok(true)
-        })
-        .await
+        self.with(move |connection| take_slot(connection, &project, cap))
+            .await
     }
 
     /// Marks a resource quarantined; `false` when it already was (so the alert is raised once).
@@ -106,7 +83,7 @@ impl Sqlite {
             reason.to_string(),
         );
         self.with(move |connection| {
-            let inserted = connection.execute(
+            let inserted = exec(connection,
                 "INSERT OR IGNORE INTO quarantine (resource_key, principals, reason) VALUES (?1, ?2, ?3)",
                 params![values.0, values.1, values.2],
             )?;
@@ -117,7 +94,7 @@ impl Sqlite {
 
     pub async fn quarantined(&self) -> Result<Vec<Quarantine>, Error> {
         self.with(|connection| {
-            let mut statement = connection.prepare(
+            let mut statement = connection.prepare_cached(
                 "SELECT resource_key, since, principals, reason FROM quarantine ORDER BY since",
             )?;
             let rows = statement.query_map([], |row| {
@@ -137,17 +114,17 @@ impl Sqlite {
     pub async fn release(&self, resource_key: &str) -> Result<bool, Error> {
         let resource_key = resource_key.to_string();
         self.with(move |connection| {
-            let transaction = connection.savepoint()?;
-            let released = transaction.execute(
+            let released = exec(
+                connection,
                 "DELETE FROM quarantine WHERE resource_key = ?1",
                 params![resource_key],
             )? == 1;
-            transaction.execute(
+            exec(
+                connection,
                 "INSERT INTO releases (resource_key, epoch) VALUES (?1, ?2)
                  ON CONFLICT(resource_key) DO UPDATE SET epoch = excluded.epoch",
                 params![resource_key, epoch_now()],
             )?;
-            transaction.commit()?;
             Ok(released)
         })
         .await
@@ -162,7 +139,7 @@ impl Sqlite {
     ) -> Result<(), Error> {
         let (resource_key, project) = (resource_key.to_string(), project.to_string());
         self.with(move |connection| {
-            connection.execute(
+            exec(connection,
                 "INSERT INTO deferred (resource_key, project, due_epoch) VALUES (?1, ?2, ?3)
                  ON CONFLICT(resource_key) DO UPDATE SET due_epoch = MIN(due_epoch, excluded.due_epoch)",
                 params![resource_key, project, due_epoch],
@@ -182,7 +159,11 @@ impl Sqlite {
                     statement.query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?;
                 rows.collect::<Result<Vec<(String, String)>, _>>()?
             };
-            connection.execute("DELETE FROM deferred WHERE due_epoch <= ?1", params![now])?;
+            exec(
+                connection,
+                "DELETE FROM deferred WHERE due_epoch <= ?1",
+                params![now],
+            )?;
             Ok(due)
         })
         .await
@@ -191,7 +172,7 @@ impl Sqlite {
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
     pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
         self.with(move |connection| {
-            connection.execute(
+            exec(connection,
                 "INSERT INTO settings (key, value) VALUES ('paused', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![if paused { "1" } else { "0" }],
             )?;
@@ -209,7 +190,7 @@ impl Sqlite {
     ) -> Result<i64, Error> {
         let values = (resource.to_string(), owner.to_string(), reason.to_string());
         self.with(move |connection| {
-            connection.execute(
+            exec(connection,
                 "INSERT INTO exemptions (resource, owner, reason, expires_epoch) VALUES (?1, ?2, ?3, ?4)",
                 params![values.0, values.1, values.2, expires_epoch],
             )?;
@@ -222,7 +203,7 @@ impl Sqlite {
     pub async fn exemptions(&self) -> Result<Vec<Exemption>, Error> {
         self.with(|connection| {
             let mut statement =
-                connection.prepare("SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions ORDER BY id")?;
+                connection.prepare_cached("SELECT id, resource, owner, reason, expires_epoch, created_at FROM exemptions ORDER BY id")?;
             let rows = statement.query_map([], exemption_row)?;
             rows.collect()
         })
@@ -231,7 +212,11 @@ impl Sqlite {
 
     pub async fn remove_exemption(&self, id: i64) -> Result<bool, Error> {
         self.with(move |connection| {
-            Ok(connection.execute("DELETE FROM exemptions WHERE id = ?1", params![id])? == 1)
+            Ok(exec(
+                connection,
+                "DELETE FROM exemptions WHERE id = ?1",
+                params![id],
+            )? == 1)
         })
         .await
     }
@@ -246,4 +231,31 @@ fn exemption_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exemption> {
         expires_epoch: row.get(4)?,
         created_at: row.get(5)?,
     })
+}
+
+/// Takes a fix slot inside the caller's transaction, if the cap (0: none) leaves one for the hour.
+pub(super) fn take_slot(
+    connection: &Connection,
+    project: &str,
+    cap: u32,
+) -> rusqlite::Result<bool> {
+    if cap == 0 {
+        return Ok(true);
+    }
+    let now = epoch_now();
+    let taken: i64 = one(
+        connection,
+        "SELECT COUNT(*) FROM fix_slots WHERE project = ?1 AND epoch > ?2",
+        params![project, now - 3600],
+        |row| row.get(0),
+    )?;
+    if taken >= i64::from(cap) {
+        return Ok(false);
+    }
+    exec(
+        connection,
+        "INSERT INTO fix_slots (project, epoch) VALUES (?1, ?2)",
+        params![project, now],
+    )?;
+    Ok(true)
 }
