@@ -88,33 +88,81 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
             record.reason
         ),
     };
-    let mut line = json!({
-        "severity": severity,
-        "message": message,
-        "logging.googleapis.com/labels": {"policy": policy, "outcome": outcome.name(), "project": event.project},
-        "journal_id": id,
-        "resource": event.resource_name,
-        "method": event.method_name,
-        "principal": event.principal,
-        "event_time": event.timestamp,
-        "caller_ip": event.caller_ip,
-        "user_agent": event.user_agent,
-        "findings": record.findings,
-        "fix": record.fix,
-        "before": record.before,
-        "after": record.after,
-    });
-    if let Some(trace) = &event.trace {
+    let trace = event.trace.as_ref().map(|trace| {
         // Cloud Logging correlates a line with its request trace through the project the logs are written in.
         let project =
             std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_else(|_| event.project.clone());
-        line["logging.googleapis.com/trace"] = json!(format!("projects/{project}/traces/{trace}"));
-    }
+        format!("projects/{project}/traces/{trace}")
+    });
+    let line = DecisionLine {
+        severity,
+        message: &message,
+        labels: Labels {
+            policy,
+            outcome: outcome.name(),
+            project: &event.project,
+        },
+        journal_id: id,
+        resource: &event.resource_name,
+        method: &event.method_name,
+        principal: &event.principal,
+        event_time: &event.timestamp,
+        caller_ip: &event.caller_ip,
+        user_agent: &event.user_agent,
+        findings: &record.findings,
+        fix: record.fix.as_ref(),
+        before: record.before.as_ref(),
+        after: record.after.as_ref(),
+        trace: trace.as_deref(),
+    };
     match sink {
-        LogSink::Stdout => println!("{line}"),
-        LogSink::Memory(lines) => lines.lock().expect("log sink lock poisoned").push(line),
+        LogSink::Stdout => {
+            // Serialised straight into one buffer and written with one call, so that lines from concurrent
+            // requests never interleave.
+            let mut buffer = Vec::with_capacity(1024);
+            if serde_json::to_writer(&mut buffer, &line).is_ok() {
+                buffer.push(b'\n');
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &buffer);
+            }
+        }
+        LogSink::Memory(lines) => {
+            let value = serde_json::to_value(&line).expect("a decision line serialises");
+            lines.lock().expect("log sink lock poisoned").push(value);
+        }
         LogSink::Silent => {}
     }
+}
+
+/// One decision, as Cloud Run's logging agent reads a JSON line from stdout.
+#[derive(serde::Serialize)]
+struct DecisionLine<'a> {
+    severity: &'static str,
+    message: &'a str,
+    #[serde(rename = "logging.googleapis.com/labels")]
+    labels: Labels<'a>,
+    journal_id: i64,
+    resource: &'a str,
+    method: &'a str,
+    principal: &'a str,
+    event_time: &'a str,
+    caller_ip: &'a str,
+    user_agent: &'a str,
+    findings: &'a [crate::policy::Finding],
+    fix: Option<&'a crate::policy::Fix>,
+    before: Option<&'a Value>,
+    after: Option<&'a Value>,
+    #[serde(
+        rename = "logging.googleapis.com/trace",
+        skip_serializing_if = "Option::is_none"
+    )]
+    trace: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Labels<'a> {
+    policy: &'a str,
+    outcome: &'static str,
+    project: &'a str,
 }
 
 /// The outbox rows for one decision: an alert for every channel that wants it, and a PagerDuty `resolve` when a

@@ -4,7 +4,7 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::{Decoded, Rejection};
-use crate::event::{AuditEvent, Transport};
+use crate::event::{AuditEvent, LogEntry, Transport};
 
 pub const AUDIT_TYPE: &str = "google.cloud.audit.log.v1.written";
 /// The pre-GA "Events for Cloud Run" type: recognised so that its sender hears exactly what is wrong.
@@ -37,12 +37,12 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, Rejection> {
             "CloudEvent type '{event_type}' is not handled"
         )));
     }
-    let entry: Value = serde_json::from_slice(body).map_err(|err| {
+    let entry = LogEntry::parse(body).map_err(|err| {
         Rejection::bad(format!("the CloudEvent data is not a JSON LogEntry: {err}"))
     })?;
     let key = format!("ce:{source}|{id}");
-    Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
-        &entry,
+    Ok(Decoded::Event(Box::new(AuditEvent::from_parsed(
+        entry,
         Transport::EventarcBinary,
         Some(key),
     )?)))

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::Value;
 
 use super::{Decoded, Rejection};
-use crate::event::{AuditEvent, Transport};
+use crate::event::{AuditEvent, LogEntry, Transport};
 
 pub fn push(envelope: &Value) -> Result<Decoded, Rejection> {
     let message = envelope
@@ -27,7 +27,7 @@ pub fn push(envelope: &Value) -> Result<Decoded, Rejection> {
         .decode(data)
         .or_else(|_| URL_SAFE.decode(data))
         .map_err(|err| Rejection::bad(format!("the Pub/Sub message data is not base64: {err}")))?;
-    let entry: Value = serde_json::from_slice(&bytes).map_err(|err| {
+    let entry = LogEntry::parse(&bytes).map_err(|err| {
         Rejection::bad(format!(
             "the Pub/Sub message data is not a JSON LogEntry: {err}"
         ))
@@ -37,8 +37,8 @@ pub fn push(envelope: &Value) -> Result<Decoded, Rejection> {
         .and_then(Value::as_str)
         .unwrap_or("");
     let key = format!("pubsub:{subscription}|{message_id}");
-    Ok(Decoded::Event(Box::new(AuditEvent::from_log_entry(
-        &entry,
+    Ok(Decoded::Event(Box::new(AuditEvent::from_parsed(
+        entry,
         Transport::PubSubPush,
         Some(key),
     )?)))
