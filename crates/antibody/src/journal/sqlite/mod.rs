@@ -152,6 +152,32 @@ pub struct Sqlite {
     path: std::sync::Arc<Path>,
     /// Idle reader connections; one is opened whenever all are busy.
     readers: std::sync::Arc<std::sync::Mutex<Vec<Connection>>>,
+    /// The checkpoint thread stops once every handle to the journal is gone.
+    _alive: std::sync::Arc<()>,
+}
+
+/// How often the checkpoint thread copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Starts the thread that checkpoints the WAL beside the writer (`PASSIVE`: it never blocks a commit). It ends when
+/// `alive` can no longer be upgraded.
+fn checkpoints(path: &Path, alive: std::sync::Weak<()>) -> Result<(), Error> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    std::thread::Builder::new()
+        .name("journal-checkpoint".into())
+        .spawn(move || {
+            while alive.upgrade().is_some() {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(err) =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(%err, "checkpointing the journal's WAL");
+                }
+            }
+        })
+        .map_err(|err| Error::Worker(format!("starting the journal checkpointer: {err}")))?;
+    Ok(())
 }
 
 /// Runs one statement from the connection's statement cache (parsed once per connection, not once per call).
@@ -197,6 +223,11 @@ impl Sqlite {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut connection)?;
+        // Checkpoints run on a thread of their own, so that copying the WAL back into the database never stalls
+        // the writer (and every request waiting on its commit).
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let alive = std::sync::Arc::new(());
+        checkpoints(path, std::sync::Arc::downgrade(&alive))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("journal-writer".into())
@@ -233,6 +264,7 @@ impl Sqlite {
             instance: uuid::Uuid::new_v4().to_string().into(),
             path: path.into(),
             readers: Default::default(),
+            _alive: alive,
         })
     }
 
