@@ -465,14 +465,14 @@ impl Sqlite {
                 }
             };
             let remediated_by = match &event.operation {
-                Some(operation) if !operation.id.is_empty() => connection
-                    .query_row(
-                        "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
-                             AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
-                        params![operation.id, id],
-                        |row| row.get(0),
-                    )
-                    .optional()?,
+                Some(operation) if !operation.id.is_empty() => one(
+                    connection,
+                    "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
+                         AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
+                    params![operation.id, id],
+                    |row| row.get(0),
+                )
+                .optional()?,
                 _ => None,
             };
             Ok(Claim::New {

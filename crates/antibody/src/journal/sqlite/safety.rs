@@ -153,8 +153,9 @@ impl Sqlite {
     pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
         self.with(move |connection| {
             let due = {
-                let mut statement = connection
-                    .prepare("SELECT resource_key, project FROM deferred WHERE due_epoch <= ?1")?;
+                let mut statement = connection.prepare_cached(
+                    "SELECT resource_key, project FROM deferred WHERE due_epoch <= ?1",
+                )?;
                 let rows =
                     statement.query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?;
                 rows.collect::<Result<Vec<(String, String)>, _>>()?
