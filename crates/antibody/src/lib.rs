@@ -97,6 +97,9 @@ impl Server {
 pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<Server> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    // The HTTP client to Google loads the system's root certificates; it does so beside the listening socket.
+    let gcp = context.gcp.clone();
+    tokio::task::spawn_blocking(move || gcp.warm());
     let app = receive::router(context.clone());
     let task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {

@@ -66,19 +66,27 @@ impl Endpoints {
 /// A client for every Google API antibody uses.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Built on first use (or by `warm`): loading the system's root certificates is most of a cold start.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     endpoints: Endpoints,
     credentials: std::sync::Arc<auth::Credentials>,
     attempts: u32,
-    /// Operations this client started, newest last: their audit entries are antibody's own writes whatever
-    /// principal they show (the loop guard's fingerprint).
-    started: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    /// Operations this client started: their audit entries are antibody's own writes whatever principal they
+    /// show (the loop guard's fingerprint). Every event asks, so lookups are by hash.
+    started: std::sync::Arc<std::sync::Mutex<StartedOperations>>,
     /// Paces requests per project (`max_requests_per_second_per_project`); `None` means no limit.
     limiter: Option<std::sync::Arc<governor::DefaultKeyedRateLimiter<String>>>,
 }
 
 /// How many started operations the fingerprint remembers.
 const REMEMBERED_OPERATIONS: usize = 10_000;
+
+/// The most recent operations a client started, oldest forgotten first.
+#[derive(Debug, Default)]
+struct StartedOperations {
+    order: std::collections::VecDeque<String>,
+    names: std::collections::HashSet<String>,
+}
 
 impl Client {
     /// A client with a fixed token (or none); see `with_credentials` for the metadata server.
@@ -91,21 +99,32 @@ impl Client {
     }
 
     pub fn with_credentials(endpoints: Endpoints, credentials: auth::Credentials) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with the ring provider installed");
         Client {
-            http,
+            http: Default::default(),
             endpoints,
             credentials: std::sync::Arc::new(credentials),
             attempts: 3,
             started: Default::default(),
             limiter: None,
         }
+    }
+
+    /// Builds the HTTP client now, so that the first call does not wait for it (a server calls this on a
+    /// blocking thread once it listens).
+    pub fn warm(&self) {
+        self.http();
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("an HTTP client with the ring provider installed")
+        })
     }
 
     /// Sends at most `per_second` requests per second about any one project (0 = no limit).
@@ -121,10 +140,15 @@ impl Client {
     /// Remembers an operation this client started.
     pub(crate) fn remember_operation(&self, name: &str) {
         let mut started = self.started.lock().expect("operation memory poisoned");
-        if started.len() == REMEMBERED_OPERATIONS {
-            started.pop_front();
+        if !started.names.insert(name.to_string()) {
+            return;
         }
-        started.push_back(name.to_string());
+        started.order.push_back(name.to_string());
+        if started.order.len() > REMEMBERED_OPERATIONS
+            && let Some(oldest) = started.order.pop_front()
+        {
+            started.names.remove(&oldest);
+        }
     }
 
     /// Whether this client started the operation an audit entry belongs to.
@@ -134,8 +158,8 @@ impl Client {
                 .started
                 .lock()
                 .expect("operation memory poisoned")
-                .iter()
-                .any(|started| started == name)
+                .names
+                .contains(name)
     }
 
     pub fn endpoints(&self) -> &Endpoints {
@@ -143,7 +167,7 @@ impl Client {
     }
 
     async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, Error> {
-        let request = self.http.request(method, url);
+        let request = self.http().request(method, url);
         Ok(match self.credentials.token().await? {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -273,5 +297,35 @@ fn classify(status: StatusCode, message: String, after: Option<Duration>) -> Err
             status: code,
             message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_remembers_the_latest_operations_and_forgets_the_oldest() {
+        let client = Client::new(Endpoints::new(Some("http://127.0.0.1:9")), None);
+        for index in 0..=REMEMBERED_OPERATIONS {
+            client.remember_operation(&format!("operation-{index}"));
+        }
+        assert!(
+            !client.started_operation("operation-0"),
+            "the oldest is forgotten"
+        );
+        assert!(client.started_operation("operation-1"));
+        assert!(client.started_operation(&format!("operation-{REMEMBERED_OPERATIONS}")));
+        assert!(!client.started_operation(""));
+        // Remembering one twice keeps one entry; the next new one pushes out the oldest.
+        client.remember_operation("operation-1");
+        client.remember_operation("operation-new");
+        assert!(!client.started_operation("operation-1"));
+        assert!(client.started_operation("operation-2"));
+        assert!(client.started_operation("operation-new"));
+        assert_eq!(
+            client.started.lock().expect("lock").order.len(),
+            REMEMBERED_OPERATIONS
+        );
     }
 }

@@ -24,14 +24,19 @@ struct Undelivered {
     retry_after: Option<Duration>,
 }
 
-/// Runs until the process ends: delivers due alerts, then sleeps until the next is due or `wake` fires.
-pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync::Notify>) {
+fn alert_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
         .build()
-        .expect("an HTTP client with the ring provider installed");
+        .expect("an HTTP client with the ring provider installed")
+}
+
+/// Runs until the process ends: delivers due alerts, then sleeps until the next is due or `wake` fires.
+pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync::Notify>) {
+    // Built when the first alert is due: a process that never alerts never loads root certificates for it.
+    let mut client = None;
     loop {
         let due = match journal.due_alerts(now_ms(), 1000).await {
             Ok(due) => due,
@@ -40,32 +45,9 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
                 Vec::new()
             }
         };
-        let mut singles = Vec::new();
-        for channel in &channels {
-            let waiting: Vec<&OutboxItem> = due
-                .iter()
-                .filter(|item| item.channel == channel.name)
-                .collect();
-            let digestible = matches!(
-                channel.kind,
-                ChannelKind::Slack { .. } | ChannelKind::Webhook { .. }
-            );
-            if digestible && channel.digest_after > 0 && waiting.len() > channel.digest_after {
-                deliver_digest(&journal, &http, channel, &waiting).await;
-            } else {
-                singles.extend(waiting);
-            }
-        }
-        for item in due
-            .iter()
-            .filter(|item| !channels.iter().any(|channel| channel.name == item.channel))
-        {
-            singles.push(item);
-        }
-        for item in singles {
-            deliver(&journal, &http, &channels, item).await;
-        }
         if !due.is_empty() {
+            let http = client.get_or_insert_with(alert_client);
+            deliver_due(&journal, http, &channels, &due).await;
             continue;
         }
         let next = journal.next_alert_due().await.ok().flatten();
@@ -76,6 +58,40 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
             () = wake.notified() => {}
             () = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// Delivers the alerts that are due: digests for channels with many waiting, one by one otherwise.
+async fn deliver_due(
+    journal: &Journal,
+    http: &reqwest::Client,
+    channels: &[Channel],
+    due: &[OutboxItem],
+) {
+    let mut singles = Vec::new();
+    for channel in channels {
+        let waiting: Vec<&OutboxItem> = due
+            .iter()
+            .filter(|item| item.channel == channel.name)
+            .collect();
+        let digestible = matches!(
+            channel.kind,
+            ChannelKind::Slack { .. } | ChannelKind::Webhook { .. }
+        );
+        if digestible && channel.digest_after > 0 && waiting.len() > channel.digest_after {
+            deliver_digest(journal, http, channel, &waiting).await;
+        } else {
+            singles.extend(waiting);
+        }
+    }
+    for item in due
+        .iter()
+        .filter(|item| !channels.iter().any(|channel| channel.name == item.channel))
+    {
+        singles.push(item);
+    }
+    for item in singles {
+        deliver(journal, http, channels, item).await;
     }
 }
 

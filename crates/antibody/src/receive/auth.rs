@@ -22,7 +22,8 @@ pub struct Verifier {
     audience: String,
     emails: Vec<String>,
     jwks_url: String,
-    http: reqwest::Client,
+    /// Built when the signing keys are first fetched, not at startup.
+    http: std::sync::OnceLock<reqwest::Client>,
     keys: Mutex<Keys>,
 }
 
@@ -49,16 +50,11 @@ fn unauthorized(message: impl Into<String>) -> Rejection {
 
 impl Verifier {
     pub fn new(audience: String, emails: Vec<String>, jwks_url: Option<String>) -> Verifier {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("an HTTP client with the ring provider installed");
         Verifier {
             audience,
             emails,
             jwks_url: jwks_url.unwrap_or_else(|| GOOGLE_JWKS.into()),
-            http,
+            http: std::sync::OnceLock::new(),
             keys: Mutex::new(Keys::default()),
         }
     }
@@ -81,6 +77,13 @@ impl Verifier {
         };
         let set: JwkSet = self
             .http
+            .get_or_init(|| {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .expect("an HTTP client with the ring provider installed")
+            })
             .get(&self.jwks_url)
             .send()
             .await

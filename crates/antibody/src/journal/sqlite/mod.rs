@@ -89,10 +89,23 @@ CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
 
 /// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
 /// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
-const MIGRATIONS: &[&str] = &[SCHEMA, FIX_SLOTS, CLAIMED_BY, GOOGLE_US, PARTIAL_INDEXES];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA,
+    FIX_SLOTS,
+    CLAIMED_BY,
+    GOOGLE_US,
+    PARTIAL_INDEXES,
+    CLAIMED_LOG_KEYS,
+];
+
+/// Claims look a log entry up by its `log_key` among claimed rows only (see `claim`).
+const CLAIMED_LOG_KEYS: &str = "
+DROP INDEX events_log_key;
+CREATE INDEX events_log_key ON events(log_key) WHERE claimed_epoch IS NOT NULL;
+";
 
 /// Indexes only the rows the safety counters and the operation lookup read: an ignored event's row updates the
-/// table and its two keys, nothing else. (The project cap counts `fix_slots`, so fixes per project need no index.)
+/// table and its keys, nothing else. (The project cap counts `fix_slots`, so fixes per project need no index.)
 const PARTIAL_INDEXES: &str = "
 DROP INDEX events_fixes;
 CREATE INDEX events_fixes ON events(resource_key, finished_epoch) WHERE outcome = 'remediated';
@@ -409,8 +422,15 @@ impl Sqlite {
             let now = super::epoch_now();
             type Existing = (i64, String, Option<i64>, Option<String>, Option<String>, Option<String>);
             let existing: Option<Existing> = one(connection,
-                    "SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM events
-                     WHERE delivery_key = ?1 OR log_key = ?2 ORDER BY id LIMIT 1",
+                    // The same delivery, or the same log entry through another transport; rows settled without a
+                    // claim (an ignored event) are matched by their delivery only, which spares them an index.
+                    "SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM (
+                         SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM events
+                         WHERE delivery_key = ?1
+                         UNION ALL
+                         SELECT id, state, claimed_epoch, claimed_by, fix, before_state FROM events
+                         WHERE log_key = ?2 AND claimed_epoch IS NOT NULL
+                     ) ORDER BY id LIMIT 1",
                     params![delivery_key, log_key],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
                 )
