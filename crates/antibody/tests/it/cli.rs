@@ -161,7 +161,7 @@ async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
         "--identity",
         "bot@p.iam.gserviceaccount.com",
     ]);
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     wait_for(&format!("http://127.0.0.1:{engine_port}/healthz"), &client).await;
     wait_for(
         &format!("{sandbox_url}/compute/v1/projects/p/global/firewalls"),
@@ -198,24 +198,36 @@ async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(disabled, "the separate antibody process disabled the rule");
-    let output = antibody(
-        &[
-            "journal",
-            "--state",
-            state.to_str().expect("utf-8"),
-            "--format",
-            "json",
-        ],
-        "",
+    // The outcome is journaled once the fix is verified, a moment after the rule reads disabled.
+    let mut entries = serde_json::Value::Null;
+    let mut outcomes = Vec::new();
+    for _ in 0..200 {
+        let output = antibody(
+            &[
+                "journal",
+                "--state",
+                state.to_str().expect("utf-8"),
+                "--format",
+                "json",
+            ],
+            "",
+        );
+        entries = serde_json::from_slice(&output.stdout).expect("journal json");
+        outcomes = entries
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|entry| entry["outcome"].as_str().map(str::to_string))
+            .collect();
+        if outcomes.iter().any(|outcome| outcome == "remediated") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        outcomes.iter().any(|outcome| outcome == "remediated"),
+        "{outcomes:?}"
     );
-    let entries: serde_json::Value = serde_json::from_slice(&output.stdout).expect("journal json");
-    let outcomes: Vec<&str> = entries
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|entry| entry["outcome"].as_str())
-        .collect();
-    assert!(outcomes.contains(&"remediated"), "{outcomes:?}");
     for entry in entries.as_array().expect("array") {
         for field in ["id", "resource", "outcome", "time"] {
             assert!(
@@ -231,7 +243,7 @@ async fn replay_pushes_recorded_events_through_the_same_pipeline() {
     let sandbox = gcp_sandbox::start(Default::default(), "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sandbox");
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     let rules = format!(
         "{}/compute/v1/projects/p/global/firewalls",
         sandbox.base_url()
@@ -353,7 +365,7 @@ async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restar
         .map(|arg| arg.to_string())
         .collect()
     };
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     let first = spawn(
         &engine_args(engine_port)
             .iter()

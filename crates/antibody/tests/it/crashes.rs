@@ -32,7 +32,7 @@ async fn crash_at(stage: &str, answer_after_restart: &str) {
         "--notify",
         &format!("webhook={hook}"),
     ];
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     let url = format!("http://127.0.0.1:{port}/");
     let entry = entry_about(&rule, &format!("insert-{stage}"));
     let mut doomed = spawn_with_env(&args, &[("ANTIBODY_CRASH_AT", stage)]);

@@ -368,3 +368,9 @@ pub async fn wait_for(url: &str, client: &reqwest::Client) {
     }
     panic!("{url} never answered");
 }
+
+/// An HTTP client for a test to talk to the sandbox and antibody directly (with the TLS provider antibody uses).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -121,7 +121,7 @@ async fn ten_concurrent_deliveries_over_two_processes_make_one_fix_one_outcome_o
     let database = cluster.database().await;
     let sandbox = sandbox(vec![open_ssh("contested")]).await;
     let (hook, mut alerts) = counting_receiver().await;
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     // Two replicas start at once on an empty database: the migration runs once.
     let ports = [free_port(), free_port()];
     let _replicas: Vec<_> = ports
@@ -231,7 +231,7 @@ async fn the_project_cap_holds_across_replicas() {
         replica(&database, &sandbox, 10).await,
         replica(&database, &sandbox, 10).await,
     ];
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     let deliveries: Vec<_> = (0..20)
         .map(|i| {
             let client = client.clone();
@@ -360,7 +360,7 @@ async fn a_stopped_or_frozen_database_answers_503_and_nothing_is_lost() {
     let database = cluster.database().await;
     let sandbox = sandbox(vec![open_ssh("r1"), open_ssh("r2"), open_ssh("r3")]).await;
     let engine = replica(&database, &sandbox, 0).await;
-    let client = reqwest::Client::new();
+    let client = crate::harness::http();
     let url = engine.url();
     let (status, body) = post(&client, &url, "e1", &entry_about("r1", "i1")).await;
     assert_eq!(
