@@ -109,7 +109,7 @@ impl Drop for Hold {
     }
 }
 
-/// The fix a dead process announced (see `intend`), from the row's `fix` and `before_state` columns.
+/// The fix a dead process announced (see `announce_fix`), from the row's `fix` and `before_state` columns.
 fn interrupted(fix: Option<&str>, before: Option<&str>) -> Option<(Fix, Value)> {
     let fix = serde_json::from_str(fix?).ok()?;
     let before = serde_json::from_str(before?).ok()?;
