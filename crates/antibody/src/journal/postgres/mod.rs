@@ -334,8 +334,7 @@ impl Postgres {
         .await
     }
 
-    /// A fix slot, then the announced fix. Two transactions: a process dying between them leaves a slot taken for
-    /// a fix never tried, which errs on the side of the cap.
+    /// A fix slot and the announced fix, in one transaction.
     pub async fn announce_fix(
         &self,
         id: i64,
@@ -344,25 +343,22 @@ impl Postgres {
         fix: &Fix,
         before: &Value,
     ) -> Result<bool, Error> {
-        if !self.reserve_fix(project, cap).await? {
-            return Ok(false);
-        }
-        self.intend(id, fix, before).await?;
-        Ok(true)
-    }
-
-    async fn intend(&self, id: i64, fix: &Fix, before: &Value) -> Result<(), Error> {
         let fix = serde_json::to_string(fix).expect("a fix serialises");
         let before = before.to_string();
         bounded(async {
-            let client = self.client().await?;
-            client
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await?;
+            if !safety::take_slot(&transaction, project, cap).await? {
+                return Ok(false);
+            }
+            transaction
                 .execute(
                     "UPDATE events SET fix = $2, before_state = $3 WHERE id = $1",
                     &[&id, &fix, &before],
                 )
                 .await?;
-            Ok(())
+            transaction.commit().await?;
+            Ok(true)
         })
         .await
     }

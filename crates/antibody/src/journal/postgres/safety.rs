@@ -110,31 +110,9 @@ impl Postgres {
         bounded(async {
             let mut client = self.client().await?;
             let transaction = client.transaction().await?;
-            transaction
-                .execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('fix-slots:' || $1, 0))",
-                    &[&project],
-                )
-                .await?;
-            let now = epoch_now();
-            let taken = count(
-                &transaction
-                    .query_one(
-                        "SELECT COUNT(*) FROM fix_slots WHERE project = $1 AND epoch > $2",
-                        &[&project, &(now - 3600)],
-                    )
-                    .await?,
-                0,
-            );
-            if taken >= cap {
+            if !take_slot(&transaction, project, cap).await? {
                 return Ok(false);
             }
-            transaction
-                .execute(
-                    "INSERT INTO fix_slots (project, epoch) VALUES ($1, $2)",
-                    &[&project, &now],
-                )
-                .await?;
             transaction.commit().await?;
             Ok(true)
         })
@@ -327,4 +305,41 @@ impl Postgres {
         })
         .await
     }
+}
+
+/// Takes a fix slot inside the caller's transaction, if the cap (0: none) leaves one for the hour.
+pub(super) async fn take_slot(
+    transaction: &tokio_postgres::Transaction<'_>,
+    project: &str,
+    cap: u32,
+) -> Result<bool, Error> {
+    if cap == 0 {
+        return Ok(true);
+    }
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('fix-slots:' || $1, 0))",
+            &[&project],
+        )
+        .await?;
+    let now = epoch_now();
+    let taken = count(
+        &transaction
+            .query_one(
+                "SELECT COUNT(*) FROM fix_slots WHERE project = $1 AND epoch > $2",
+                &[&project, &(now - 3600)],
+            )
+            .await?,
+        0,
+    );
+    if taken >= cap {
+        return Ok(false);
+    }
+    transaction
+        .execute(
+            "INSERT INTO fix_slots (project, epoch) VALUES ($1, $2)",
+            &[&project, &now],
+        )
+        .await?;
+    Ok(true)
 }
