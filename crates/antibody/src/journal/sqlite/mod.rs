@@ -2,6 +2,7 @@
 
 mod outbox;
 mod safety;
+mod schema;
 
 use std::path::Path;
 
@@ -11,131 +12,6 @@ use super::{Claim, Entry, Error, Record, key_of};
 use crate::event::AuditEvent;
 use crate::policy::Fix;
 use serde_json::Value;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_key  TEXT NOT NULL UNIQUE,
-    log_key       TEXT NOT NULL,
-    received_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    transport     TEXT NOT NULL,
-    deliveries    INTEGER NOT NULL DEFAULT 1,
-    service_name  TEXT NOT NULL,
-    method_name   TEXT NOT NULL,
-    resource_name TEXT NOT NULL,
-    project       TEXT NOT NULL,
-    principal     TEXT NOT NULL,
-    operation_id  TEXT,
-    state         TEXT NOT NULL,
-    outcome       TEXT,
-    reason        TEXT,
-    findings      TEXT,
-    fix           TEXT,
-    before_state  TEXT,
-    after_state   TEXT,
-    duration_us   INTEGER,
-    finished_at   TEXT,
-    resource_key  TEXT,
-    finished_epoch INTEGER,
-    claimed_epoch INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_fixes ON events(outcome, resource_key, finished_epoch);
-CREATE INDEX IF NOT EXISTS events_project_fixes ON events(outcome, project, finished_epoch);
-CREATE TABLE IF NOT EXISTS exemptions (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    resource    TEXT NOT NULL,
-    owner       TEXT NOT NULL,
-    reason      TEXT NOT NULL,
-    expires_epoch INTEGER,
-    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-CREATE TABLE IF NOT EXISTS quarantine (
-    resource_key TEXT PRIMARY KEY,
-    since        TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    principals   TEXT NOT NULL,
-    reason       TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS releases (
-    resource_key TEXT PRIMARY KEY,
-    epoch        INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    INTEGER NOT NULL,
-    channel     TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    dedup_key   TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    state       TEXT NOT NULL DEFAULT 'pending',
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    next_ms     INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT,
-    delivered_at TEXT,
-    UNIQUE (event_id, channel, action)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);
-CREATE TABLE IF NOT EXISTS deferred (
-    resource_key TEXT PRIMARY KEY,
-    project      TEXT NOT NULL,
-    due_epoch    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_log_key ON events(log_key);
-CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id);
-";
-
-/// The schema, one step per version (`PRAGMA user_version` counts the steps applied). Step 1 creates with
-/// `IF NOT EXISTS`, so files written before versioning began take it as a no-op.
-const MIGRATIONS: &[&str] = &[
-    SCHEMA,
-    FIX_SLOTS,
-    CLAIMED_BY,
-    GOOGLE_US,
-    PARTIAL_INDEXES,
-    CLAIMED_LOG_KEYS,
-];
-
-/// Claims look a log entry up by its `log_key` among claimed rows only (see `claim`).
-const CLAIMED_LOG_KEYS: &str = "
-DROP INDEX events_log_key;
-CREATE INDEX events_log_key ON events(log_key) WHERE claimed_epoch IS NOT NULL;
-";
-
-/// Indexes only the rows the safety counters and the operation lookup read: an ignored event's row updates the
-/// table and its keys, nothing else. (The project cap counts `fix_slots`, so fixes per project need no index.)
-const PARTIAL_INDEXES: &str = "
-DROP INDEX events_fixes;
-CREATE INDEX events_fixes ON events(resource_key, finished_epoch) WHERE outcome = 'remediated';
-DROP INDEX events_project_fixes;
-DROP INDEX events_operation;
-CREATE INDEX events_operation ON events(operation_id) WHERE outcome IN ('remediated', 'dry-run');
-";
-
-const CLAIMED_BY: &str = "ALTER TABLE events ADD COLUMN claimed_by TEXT;";
-const GOOGLE_US: &str = "ALTER TABLE events ADD COLUMN google_us INTEGER;";
-
-const FIX_SLOTS: &str = "
-CREATE TABLE fix_slots (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    project TEXT NOT NULL,
-    epoch   INTEGER NOT NULL
-);
-CREATE INDEX fix_slots_project ON fix_slots(project, epoch);
-";
-
-fn migrate(connection: &mut Connection) -> Result<(), Error> {
-    let applied: usize = one(connection, "PRAGMA user_version", [], |row| row.get(0))?;
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let transaction = connection.transaction()?;
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", step + 1)?;
-        transaction.commit()?;
-    }
-    Ok(())
-}
 
 /// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
 /// transaction's commit is known (reply to the caller, or report the commit's failure), or `None` when it has
@@ -212,7 +88,7 @@ impl Sqlite {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        migrate(&mut connection)?;
+        schema::migrate(&mut connection)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("journal-writer".into())
@@ -257,14 +133,7 @@ impl Sqlite {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, Error>>();
-        let job: Job = Box::new(move |connection| {
-            let result = isolated(connection, work);
-            Some(Box::new(move |commit_error: Option<&str>| {
-                let _ = reply.send(settle(result, commit_error));
-            }))
-        });
-        self.submit(job, answer).await
+        self.run(work, |_| false).await
     }
 
     /// `with`, for a claim: a new claim is answered as soon as it is written, before its batch is durable. Nothing
@@ -275,10 +144,21 @@ impl Sqlite {
         &self,
         work: impl FnOnce(&Connection) -> Result<Claim, rusqlite::Error> + Send + 'static,
     ) -> Result<Claim, Error> {
-        let (reply, answer) = tokio::sync::oneshot::channel::<Result<Claim, Error>>();
+        self.run(work, |result| matches!(result, Ok(Claim::New { .. })))
+            .await
+    }
+
+    /// Queues `work` for the writer; its caller hears the result once the batch is durable, or at once when
+    /// `early` says the result may be answered before.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        early: fn(&rusqlite::Result<T>) -> bool,
+    ) -> Result<T, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, Error>>();
         let job: Job = Box::new(move |connection| {
             let result = isolated(connection, work);
-            if let Ok(Claim::New { .. }) = result {
+            if early(&result) {
                 let _ = reply.send(result.map_err(Error::Database));
                 return None;
             }
@@ -286,14 +166,6 @@ impl Sqlite {
                 let _ = reply.send(settle(result, commit_error));
             }))
         });
-        self.submit(job, answer).await
-    }
-
-    async fn submit<T>(
-        &self,
-        job: Job,
-        answer: tokio::sync::oneshot::Receiver<Result<T, Error>>,
-    ) -> Result<T, Error> {
         self.jobs
             .send(job)
             .map_err(|_| Error::Worker("the journal writer stopped".into()))?;
