@@ -176,6 +176,45 @@ async fn the_same_entry_through_two_pipelines_is_one_event() {
 }
 
 #[tokio::test]
+async fn a_compliant_change_is_one_row_and_its_copies_are_duplicates() {
+    let harness = Harness::start().await;
+    harness
+        .user_inserts(
+            json!({"name": "tidy", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}],
+                             "sourceRanges": ["10.0.0.0/8"]}),
+        )
+        .await;
+    // Both entries of the insert re-read the rule and find it compliant: a row each.
+    assert_eq!(harness.outcomes().await, ["compliant", "compliant"]);
+    let entry = harness.sandbox.audit_entries()[0].clone();
+    use base64::Engine;
+    let envelope = json!({"subscription": "projects/test-project/subscriptions/sink", "message": {
+        "data": base64::engine::general_purpose::STANDARD.encode(entry.to_string()), "messageId": "10"}});
+    for _ in 0..2 {
+        let (status, body) = harness
+            .post(
+                &[("content-type", "application/json")],
+                envelope.to_string(),
+            )
+            .await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("duplicate")),
+            "the entry was decided through Eventarc already: {body}"
+        );
+    }
+    assert_eq!(harness.outcomes().await.len(), 2);
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let first = rows.iter().min_by_key(|row| row.id).expect("a row");
+    assert_eq!(first.deliveries, 3, "the copies are counted on the row");
+    assert_eq!(
+        first.before.as_ref().map(|before| before["name"].clone()),
+        Some(json!("tidy")),
+        "the state the decision was made on is journaled"
+    );
+}
+
+#[tokio::test]
 async fn operations_that_stay_running_are_polled_to_completion() {
     let harness = Harness::with(Options {
         operation_delay: Duration::from_millis(150),
