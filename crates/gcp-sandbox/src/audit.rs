@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::Shared;
+use crate::history::History;
 use crate::time_fmt::logging_now;
 
 /// Which of the two entries of a long-running operation.
@@ -33,14 +34,21 @@ pub(crate) struct ComputeWrite<'a> {
     pub operation: &'a Value,
 }
 
-/// Every entry emitted, in order; tests and `entries:list` read it.
-#[derive(Default)]
+/// The entries emitted, in order, the most recent `history` of them (`SandboxConfig::history`); tests and
+/// `entries:list` read it.
 pub struct AuditLog {
-    entries: Mutex<Vec<Value>>,
+    entries: Mutex<History<Value>>,
     changed: Notify,
 }
 
 impl AuditLog {
+    pub(crate) fn new(history: usize) -> Self {
+        AuditLog {
+            entries: Mutex::new(History::new(history)),
+            changed: Notify::new(),
+        }
+    }
+
     pub(crate) fn push(&self, entry: Value) {
         self.entries
             .lock()
@@ -53,7 +61,7 @@ impl AuditLog {
         self.entries
             .lock()
             .expect("audit log lock poisoned")
-            .clone()
+            .to_vec()
     }
 
     pub fn len(&self) -> usize {

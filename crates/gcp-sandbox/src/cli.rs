@@ -40,11 +40,18 @@ pub struct Args {
     /// How long write operations stay RUNNING before they are DONE, in milliseconds.
     #[arg(long = "operation-delay-ms", default_value_t = 0)]
     pub operation_delay_ms: u64,
+    /// How many audit entries, finished operations and delivery attempts to remember (each), the oldest
+    /// forgotten first.
+    #[arg(long, default_value_t = crate::DEFAULT_HISTORY)]
+    pub history: usize,
 }
 
 impl Args {
     pub fn config(&self) -> anyhow::Result<(SandboxConfig, SocketAddr)> {
-        let mut config = SandboxConfig::default();
+        let mut config = SandboxConfig {
+            history: self.history,
+            ..SandboxConfig::default()
+        };
         if let Some(path) = &self.seed {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading seed file {}", path.display()))?;

@@ -2,7 +2,7 @@
 
 mod firewall;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 pub(crate) struct ComputeState {
     firewalls: BTreeMap<(String, String), Value>,
     operations: HashMap<(String, String), Operation>,
+    /// Operations in the order they started; finished ones beyond `history` are forgotten, oldest first.
+    started: VecDeque<(String, String)>,
+    history: usize,
     request_ids: HashMap<(String, String), String>,
     counter: u64,
 }
@@ -62,11 +65,16 @@ struct Operation {
     last_entry: Option<Value>,
     /// An injected failure: the operation ends DONE with this error.
     error: Option<String>,
+    /// The `requestId` that started it: a retry with the same id answers this operation.
+    request_id: Option<String>,
 }
 
 impl ComputeState {
-    pub(crate) fn seeded(seed: &Seed) -> Result<Self, ApiError> {
-        let mut state = ComputeState::default();
+    pub(crate) fn seeded(seed: &Seed, history: usize) -> Result<Self, ApiError> {
+        let mut state = ComputeState {
+            history: history.max(1),
+            ..ComputeState::default()
+        };
         for (project, firewalls) in &seed.firewalls {
             for body in firewalls {
                 let id = state.next_id();
@@ -102,6 +110,35 @@ impl ComputeState {
     pub(crate) fn remove_firewall(&mut self, project: &str, name: &str) {
         self.firewalls
             .remove(&(project.to_string(), name.to_string()));
+    }
+
+    /// Starts tracking an operation, and forgets the oldest finished ones beyond the history (Compute, too, keeps
+    /// operations for a while only). One still running is kept: its completion emits the `last` audit entry.
+    fn track(&mut self, key: (String, String), operation: Operation) {
+        if let Some(request_id) = &operation.request_id {
+            self.request_ids
+                .insert((key.0.clone(), request_id.clone()), key.1.clone());
+        }
+        self.operations.insert(key.clone(), operation);
+        self.started.push_back(key);
+        while self.started.len() > self.history {
+            let Some(oldest) = self.started.front() else {
+                break;
+            };
+            if self
+                .operations
+                .get(oldest)
+                .is_some_and(|operation| operation.body["status"] != "DONE")
+            {
+                break;
+            }
+            let oldest = self.started.pop_front().expect("an oldest operation");
+            if let Some(forgotten) = self.operations.remove(&oldest)
+                && let Some(request_id) = forgotten.request_id
+            {
+                self.request_ids.remove(&(oldest.0, request_id));
+            }
+        }
     }
 
     /// Completes the operation if its time has come; returns the `last` entry to emit, once.
@@ -431,7 +468,7 @@ fn write(
         let last = audit::compute_entry(&write, audit::Phase::Last);
         let delay = shared.config.operation_delay;
         let key = (project.to_string(), operation_name.clone());
-        state.operations.insert(
+        state.track(
             key.clone(),
             Operation {
                 body: operation.clone(),
@@ -442,13 +479,9 @@ fn write(
                     .lock()
                     .expect("operation error lock poisoned")
                     .take(),
+                request_id,
             },
         );
-        if let Some(request_id) = request_id {
-            state
-                .request_ids
-                .insert((project.to_string(), request_id), operation_name);
-        }
         (operation, first, (delay, key))
     };
     shared.emit(first);

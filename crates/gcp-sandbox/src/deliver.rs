@@ -82,20 +82,21 @@ struct Inner {
     subscribers: Mutex<Vec<Delivery>>,
     pending: AtomicUsize,
     idle: Notify,
-    attempts: Mutex<Vec<Attempt>>,
+    /// The most recent attempts (`SandboxConfig::history`).
+    attempts: Mutex<crate::history::History<Attempt>>,
     retry: RetryPolicy,
     client: reqwest::Client,
     sequence: AtomicU64,
 }
 
 impl Outbox {
-    pub(crate) fn start(subscribers: Vec<Delivery>, retry: RetryPolicy) -> Self {
+    pub(crate) fn start(subscribers: Vec<Delivery>, retry: RetryPolicy, history: usize) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Value>();
         let inner = Arc::new(Inner {
             subscribers: Mutex::new(subscribers),
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
-            attempts: Mutex::new(Vec::new()),
+            attempts: Mutex::new(crate::history::History::new(history)),
             client: crate::http_client(retry.timeout),
             retry,
             sequence: AtomicU64::new(0),
@@ -145,7 +146,7 @@ impl Outbox {
             .attempts
             .lock()
             .expect("attempts lock poisoned")
-            .clone()
+            .to_vec()
     }
 
     pub(crate) async fn settled(&self) {

@@ -11,6 +11,7 @@ mod compute;
 pub mod deliver;
 mod error;
 pub mod faults;
+mod history;
 mod iam;
 mod metadata;
 pub mod oauth;
@@ -33,6 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use deliver::{Delivery, DeliveryMode, RetryPolicy};
 pub use error::ApiError;
+pub use history::DEFAULT_HISTORY;
 
 /// How a sandbox behaves; everything has a default that suits tests.
 #[derive(Debug, Clone)]
@@ -51,6 +53,9 @@ pub struct SandboxConfig {
     pub metadata_email: String,
     /// How long a metadata-server token lives.
     pub metadata_token_lifetime: Duration,
+    /// How many audit entries, finished operations and delivery attempts are remembered (each), the oldest
+    /// forgotten first: a sandbox left running stays within bounded memory.
+    pub history: usize,
 }
 
 impl Default for SandboxConfig {
@@ -63,6 +68,7 @@ impl Default for SandboxConfig {
             seed: Seed::default(),
             metadata_email: "antibody@sandbox-project.iam.gserviceaccount.com".into(),
             metadata_token_lifetime: Duration::from_secs(3599),
+            history: DEFAULT_HISTORY,
         }
     }
 }
@@ -206,7 +212,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
     for (token, principal) in std::mem::take(&mut config.seed.principals) {
         config.principals.entry(token).or_insert(principal);
     }
-    let compute = compute::ComputeState::seeded(&config.seed).map_err(|err| {
+    let compute = compute::ComputeState::seeded(&config.seed, config.history).map_err(|err| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("seed: {}", err.message),
@@ -225,13 +231,18 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
             format!("seed: {}", err.message),
         )
     })?;
-    let outbox = deliver::Outbox::start(config.deliveries.clone(), config.retry.clone());
+    let outbox = deliver::Outbox::start(
+        config.deliveries.clone(),
+        config.retry.clone(),
+        config.history,
+    );
+    let audit = audit::AuditLog::new(config.history);
     let shared = Arc::new(Shared {
         config,
         compute: Mutex::new(compute),
         resource_manager: Mutex::new(resource_manager),
         storage: Mutex::new(storage),
-        audit: audit::AuditLog::default(),
+        audit,
         outbox,
         ledger: authz::Ledger::default(),
         issued: Mutex::new(HashMap::new()),

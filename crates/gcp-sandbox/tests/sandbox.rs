@@ -541,3 +541,70 @@ async fn entries_list_filters_orders_and_pages() {
         .expect("list");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_long_running_sandbox_remembers_a_bounded_history() {
+    let (running, client, base) = sandbox(SandboxConfig {
+        history: 4,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut operations = Vec::new();
+    for index in 0..5 {
+        let operation: Value = client
+            .post(format!(
+                "{base}?requestId=123e4567-e89b-12d3-a456-42661417400{index}"
+            ))
+            .json(&rule(&format!("kept-{index}")))
+            .send()
+            .await
+            .expect("insert")
+            .json()
+            .await
+            .expect("an operation");
+        operations.push(operation["name"].as_str().expect("a name").to_string());
+    }
+    // Two entries per insert: only the newest four are kept, oldest first.
+    let names: Vec<Value> = running
+        .audit_entries()
+        .iter()
+        .map(|entry| entry["protoPayload"]["resourceName"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["kept-3", "kept-3", "kept-4", "kept-4"]
+            .map(|name| json!(format!("projects/p1/global/firewalls/{name}")))
+    );
+    let status = |name: &str| {
+        let url = format!(
+            "{}/compute/v1/projects/p1/global/operations/{name}",
+            running.base_url()
+        );
+        let client = client.clone();
+        async move { client.get(url).send().await.expect("get").status() }
+    };
+    assert_eq!(status(&operations[0]).await, StatusCode::NOT_FOUND);
+    assert_eq!(status(&operations[4]).await, StatusCode::OK);
+    // A retry with a remembered requestId still answers its operation; the rules themselves are all kept.
+    let retried: Value = client
+        .post(format!(
+            "{base}?requestId=123e4567-e89b-12d3-a456-426614174004"
+        ))
+        .json(&rule("kept-4"))
+        .send()
+        .await
+        .expect("retry")
+        .json()
+        .await
+        .expect("an operation");
+    assert_eq!(retried["name"], operations[4].as_str());
+    let listed: Value = client
+        .get(&base)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(5));
+}
