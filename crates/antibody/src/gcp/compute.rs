@@ -110,7 +110,7 @@ impl Client {
     ) -> Result<(Firewall, Value), Error> {
         let url = format!("{}/{name}", self.firewalls_url(project));
         let raw: Value = self.call(Method::GET, &url, None).await?;
-        let firewall = serde_json::from_value(raw.clone()).map_err(|err| Error::Permanent {
+        let firewall = Firewall::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
             message: format!("unexpected firewall shape: {err}"),
         })?;

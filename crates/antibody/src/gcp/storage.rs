@@ -65,7 +65,7 @@ impl Client {
                 None,
             )
             .await?;
-        let typed = serde_json::from_value(raw.clone()).map_err(|err| Error::Permanent {
+        let typed = Deserialize::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
             message: format!("unexpected bucket shape: {err}"),
         })?;

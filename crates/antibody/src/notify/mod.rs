@@ -188,7 +188,10 @@ pub async fn alerts(
         attempts: 0,
         last_error: None,
     };
-    if let Some(severity) = alert::severity_of(outcome, record) {
+    // No channel, no alert to build (the decision line is written either way).
+    if let Some(severity) = alert::severity_of(outcome, record)
+        && !channels.is_empty()
+    {
         let alert = alert::Alert::new(templates, id, severity, event, outcome, record);
         for channel in channels
             .iter()
