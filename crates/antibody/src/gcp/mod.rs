@@ -122,6 +122,9 @@ impl Client {
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(5))
                 .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
+                // Google's APIs answer, they do not redirect: a redirect is an error to report, not a hop to take
+                // with a bearer token.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("an HTTP client with the ring provider installed")
         })
