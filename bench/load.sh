@@ -87,9 +87,11 @@ for mode in ignored violating; do
     --insecure-no-auth >/dev/null 2>&1 &
   engine=$!
   for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18302/healthz && break; sleep 0.05; done
-  python3 bench/paced.py http://127.0.0.1:18302/ "$WORK/journal.sqlite" --rate 1000 --seconds 10 --mode "$mode" \
-    --offset $((RULES - 20000)) | tee -a target/bench-paced.jsonl
+  # wrk paces itself (post.lua's RATE): 8 connections, each request sent at its slot of a fixed schedule.
+  RATE=1000 MODE=$mode OFFSET=$((RULES - 20000)) THREADS=2 wrk -t2 -c8 -d10s -s bench/post.lua http://127.0.0.1:18302/ \
+    | grep '^JSON ' | cut -c6- | sed 's/^/client: /'
   kill "$engine"; wait "$engine" 2>/dev/null || true
+  python3 bench/own_time.py "$WORK/journal.sqlite" "$mode" | tee -a target/bench-paced.jsonl
 done
 
 echo

@@ -52,6 +52,34 @@ request = function()
   return wrk.format("POST", "/", headers, body(insert_id, method, rule))
 end
 
+-- RATE (events/s over all threads): paced instead of as fast as possible. Each thread hands out send times on a fixed
+-- schedule; a connection whose response came back waits for the next free slot (wrk's delay(), in whole ms, so
+-- a request may leave up to 1 ms early; the schedule itself never drifts).
+local rate = tonumber(os.getenv("RATE") or "0")
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock, bench_timespec *now);
+  ]]
+  local clock = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, clock) -- CLOCK_MONOTONIC
+    return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+  end
+  local interval = 1000 * threads / rate
+  local next_slot = nil
+  function delay()
+    local now = now_ms()
+    if next_slot == nil or next_slot < now - 1000 then
+      next_slot = now
+    end
+    local slot = next_slot
+    next_slot = next_slot + interval
+    return math.max(0, math.floor(slot - now))
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
