@@ -27,6 +27,27 @@ use crate::config::Config;
 use crate::notify::LogSink;
 use crate::pipeline::Context;
 
+/// TLS in antibody goes through rustls with the ring provider, installed process-wide once (again is a no-op).
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Every HTTP client antibody builds (to Google, to alert receivers, for Google's signing keys): antibody's user
+/// agent and a total timeout; `more` adds what one client needs besides.
+pub(crate) fn http_client(
+    timeout: std::time::Duration,
+    more: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> reqwest::Client {
+    install_tls_provider();
+    more(
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION"))),
+    )
+    .build()
+    .expect("an HTTP client with the ring provider installed")
+}
+
 /// Builds the engine from validated configuration: opens the journal and the Google client.
 pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
     let journal = journal::Journal::open(&config.state).await?;

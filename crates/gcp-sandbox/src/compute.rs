@@ -1,10 +1,11 @@
 //! Compute Engine v1 (and beta) firewalls and global operations, with Google's paths, JSON and errors.
 
 mod firewall;
+mod operations;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -20,6 +21,7 @@ use crate::audit::{self, ComputeWrite};
 use crate::error::ApiError;
 use crate::time_fmt::compute_now;
 use crate::{Seed, Shared};
+use operations::{Operation, Operations, complete, get_operation, wait_operation};
 
 pub(crate) const API_ROOT: &str = "https://www.googleapis.com/compute/v1";
 
@@ -50,29 +52,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Default)]
 pub(crate) struct ComputeState {
     firewalls: BTreeMap<(String, String), Value>,
-    operations: HashMap<(String, String), Operation>,
-    /// Operations in the order they started; finished ones beyond `history` are forgotten, oldest first.
-    started: VecDeque<(String, String)>,
-    history: usize,
-    request_ids: HashMap<(String, String), String>,
+    operations: Operations,
     counter: u64,
-}
-
-struct Operation {
-    body: Value,
-    done_at: Instant,
-    /// The `last` audit entry, emitted once when the operation completes.
-    last_entry: Option<Value>,
-    /// An injected failure: the operation ends DONE with this error.
-    error: Option<String>,
-    /// The `requestId` that started it: a retry with the same id answers this operation.
-    request_id: Option<String>,
 }
 
 impl ComputeState {
     pub(crate) fn seeded(seed: &Seed, history: usize) -> Result<Self, ApiError> {
         let mut state = ComputeState {
-            history: history.max(1),
+            operations: Operations::new(history),
             ..ComputeState::default()
         };
         for (project, firewalls) in &seed.firewalls {
@@ -110,53 +97,6 @@ impl ComputeState {
     pub(crate) fn remove_firewall(&mut self, project: &str, name: &str) {
         self.firewalls
             .remove(&(project.to_string(), name.to_string()));
-    }
-
-    /// Starts tracking an operation, and forgets the oldest finished ones beyond the history (Compute, too, keeps
-    /// operations for a while only). One still running is kept: its completion emits the `last` audit entry.
-    fn track(&mut self, key: (String, String), operation: Operation) {
-        if let Some(request_id) = &operation.request_id {
-            self.request_ids
-                .insert((key.0.clone(), request_id.clone()), key.1.clone());
-        }
-        self.operations.insert(key.clone(), operation);
-        self.started.push_back(key);
-        while self.started.len() > self.history {
-            let Some(oldest) = self.started.front() else {
-                break;
-            };
-            if self
-                .operations
-                .get(oldest)
-                .is_some_and(|operation| operation.body["status"] != "DONE")
-            {
-                break;
-            }
-            let oldest = self.started.pop_front().expect("an oldest operation");
-            if let Some(forgotten) = self.operations.remove(&oldest)
-                && let Some(request_id) = forgotten.request_id
-            {
-                self.request_ids.remove(&(oldest.0, request_id));
-            }
-        }
-    }
-
-    /// Completes the operation if its time has come; returns the `last` entry to emit, once.
-    fn poll(&mut self, key: &(String, String)) -> Option<Value> {
-        let operation = self.operations.get_mut(key)?;
-        if operation.done_at > Instant::now() || operation.body["status"] == "DONE" {
-            return None;
-        }
-        operation.body["status"] = json!("DONE");
-        operation.body["progress"] = json!(100);
-        operation.body["endTime"] = json!(compute_now());
-        if let Some(message) = operation.error.take() {
-            operation.body["error"] =
-                json!({"errors": [{"code": "INJECTED_FAILURE", "message": message}]});
-            operation.body["httpErrorStatusCode"] = json!(400);
-            operation.body["httpErrorMessage"] = json!("BAD REQUEST");
-        }
-        operation.last_entry.take()
     }
 }
 
@@ -418,18 +358,11 @@ fn write(
         .to_string();
     let (operation, first, completes_now) = {
         let mut state = shared.compute.lock().expect("compute state lock poisoned");
-        if let Some(request_id) = &request_id {
-            let replay_key = (project.to_string(), request_id.clone());
-            if let Some(operation_name) = state.request_ids.get(&replay_key).cloned() {
-                let key = (project.to_string(), operation_name);
-                let body = state
-                    .operations
-                    .get(&key)
-                    .map(|operation| operation.body.clone());
-                if let Some(body) = body {
-                    return Ok(Json(body).into_response());
-                }
-            }
+        if let Some(body) = request_id
+            .as_ref()
+            .and_then(|request_id| state.operations.replay(project, request_id))
+        {
+            return Ok(Json(body.clone()).into_response());
         }
         let id = state.next_id();
         let firewall = mutate(&mut state, id)?;
@@ -468,7 +401,7 @@ fn write(
         let last = audit::compute_entry(&write, audit::Phase::Last);
         let delay = shared.config.operation_delay;
         let key = (project.to_string(), operation_name.clone());
-        state.track(
+        state.operations.track(
             key.clone(),
             Operation {
                 body: operation.clone(),
@@ -496,58 +429,6 @@ fn write(
         });
     }
     Ok(Json(operation).into_response())
-}
-
-fn complete(shared: &Shared, key: &(String, String)) {
-    let last = shared
-        .compute
-        .lock()
-        .expect("compute state lock poisoned")
-        .poll(key);
-    if let Some(last) = last {
-        shared.emit(last);
-    }
-}
-
-async fn get_operation(
-    State(shared): State<Arc<Shared>>,
-    Path((version, project, operation)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    api_version(&version)?;
-    let key = (project.clone(), operation.clone());
-    complete(&shared, &key);
-    let state = shared.compute.lock().expect("compute state lock poisoned");
-    state
-        .operations
-        .get(&key)
-        .map(|operation| Json(operation.body.clone()))
-        .ok_or_else(|| {
-            ApiError::not_found(&format!("projects/{project}/global/operations/{operation}"))
-        })
-}
-
-/// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
-async fn wait_operation(
-    State(shared): State<Arc<Shared>>,
-    Path((version, project, operation)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    api_version(&version)?;
-    let key = (project.clone(), operation.clone());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        complete(&shared, &key);
-        let done_at = {
-            let state = shared.compute.lock().expect("compute state lock poisoned");
-            let found = state.operations.get(&key).ok_or_else(|| {
-                ApiError::not_found(&format!("projects/{project}/global/operations/{operation}"))
-            })?;
-            if found.body["status"] == "DONE" || Instant::now() >= deadline {
-                return Ok(Json(found.body.clone()));
-            }
-            found.done_at.min(deadline)
-        };
-        tokio::time::sleep_until(done_at.into()).await;
-    }
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {

@@ -23,6 +23,17 @@ async fn sandbox(config: SandboxConfig) -> (gcp_sandbox::Running, reqwest::Clien
     )
 }
 
+/// Sends a request and reads its JSON answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 fn rule(name: &str) -> Value {
     json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
 }
@@ -65,14 +76,7 @@ async fn list_pages_with_max_results_and_page_token() {
             .map(|index| format!("rule-{index}"))
             .collect::<Vec<_>>()
     );
-    let empty: Value = client
-        .get(base.replace("p1", "empty"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let empty: Value = json_of(client.get(base.replace("p1", "empty"))).await;
     assert!(
         empty.get("items").is_none(),
         "empty lists omit items: {empty}"
@@ -89,24 +93,8 @@ async fn request_ids_make_writes_idempotent() {
         .await
         .expect("insert");
     let url = format!("{base}/r?requestId=123e4567-e89b-12d3-a456-426614174000");
-    let first: Value = client
-        .patch(&url)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .expect("patch")
-        .json()
-        .await
-        .expect("json");
-    let second: Value = client
-        .patch(&url)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .expect("patch")
-        .json()
-        .await
-        .expect("json");
+    let first: Value = json_of(client.patch(&url).json(&json!({"disabled": true}))).await;
+    let second: Value = json_of(client.patch(&url).json(&json!({"disabled": true}))).await;
     assert_eq!(
         first["name"], second["name"],
         "the same operation answers a repeated requestId"
@@ -133,43 +121,21 @@ async fn operations_stay_running_until_their_delay_passes() {
         ..SandboxConfig::default()
     };
     let (running, client, base) = sandbox(config).await;
-    let operation: Value = client
-        .post(&base)
-        .json(&rule("slow"))
-        .send()
-        .await
-        .expect("insert")
-        .json()
-        .await
-        .expect("json");
+    let operation: Value = json_of(client.post(&base).json(&rule("slow"))).await;
     assert_eq!(operation["status"], "RUNNING");
     let url = format!(
         "{}/compute/v1/projects/p1/global/operations/{}",
         running.base_url(),
         operation["name"].as_str().expect("name")
     );
-    let polled: Value = client
-        .get(&url)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let polled: Value = json_of(client.get(&url)).await;
     assert_eq!(polled["status"], "RUNNING");
     assert_eq!(
         running.audit_entries().len(),
         1,
         "only the first entry while running"
     );
-    let waited: Value = client
-        .post(format!("{url}/wait"))
-        .send()
-        .await
-        .expect("wait")
-        .json()
-        .await
-        .expect("json");
+    let waited: Value = json_of(client.post(format!("{url}/wait"))).await;
     assert_eq!(waited["status"], "DONE");
     assert_eq!(waited["progress"], 100);
     assert!(waited["endTime"].is_string());
@@ -195,14 +161,7 @@ async fn patch_is_a_json_merge_patch() {
         .send()
         .await
         .expect("patch");
-    let rule: Value = client
-        .get(format!("{base}/m"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let rule: Value = json_of(client.get(format!("{base}/m"))).await;
     assert!(rule.get("targetTags").is_none());
     assert_eq!(rule["sourceRanges"], json!(["5.6.7.8"]));
     assert_eq!(rule["description"], "keep");
@@ -296,15 +255,12 @@ async fn audit_entries_look_like_googles() {
         delete_first["protoPayload"]["authenticationInfo"]["principalEmail"],
         "unmapped-user"
     );
-    let listed: Value = client
-        .post(format!("{}/v2/entries:list", running.base_url()))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = json_of(
+        client
+            .post(format!("{}/v2/entries:list", running.base_url()))
+            .json(&json!({})),
+    )
+    .await;
     assert_eq!(listed["entries"].as_array().map(Vec::len), Some(4));
 }
 
@@ -551,17 +507,13 @@ async fn a_long_running_sandbox_remembers_a_bounded_history() {
     .await;
     let mut operations = Vec::new();
     for index in 0..5 {
-        let operation: Value = client
-            .post(format!(
-                "{base}?requestId=123e4567-e89b-12d3-a456-42661417400{index}"
-            ))
-            .json(&rule(&format!("kept-{index}")))
-            .send()
-            .await
-            .expect("insert")
-            .json()
-            .await
-            .expect("an operation");
+        let request_id = format!("123e4567-e89b-12d3-a456-42661417400{index}");
+        let operation = json_of(
+            client
+                .post(format!("{base}?requestId={request_id}"))
+                .json(&rule(&format!("kept-{index}"))),
+        )
+        .await;
         operations.push(operation["name"].as_str().expect("a name").to_string());
     }
     // Two entries per insert: only the newest four are kept, oldest first.
@@ -586,25 +538,35 @@ async fn a_long_running_sandbox_remembers_a_bounded_history() {
     assert_eq!(status(&operations[0]).await, StatusCode::NOT_FOUND);
     assert_eq!(status(&operations[4]).await, StatusCode::OK);
     // A retry with a remembered requestId still answers its operation; the rules themselves are all kept.
-    let retried: Value = client
-        .post(format!(
-            "{base}?requestId=123e4567-e89b-12d3-a456-426614174004"
-        ))
-        .json(&rule("kept-4"))
-        .send()
-        .await
-        .expect("retry")
-        .json()
-        .await
-        .expect("an operation");
+    let retried = json_of(
+        client
+            .post(format!(
+                "{base}?requestId=123e4567-e89b-12d3-a456-426614174004"
+            ))
+            .json(&rule("kept-4")),
+    )
+    .await;
     assert_eq!(retried["name"], operations[4].as_str());
-    let listed: Value = client
-        .get(&base)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = json_of(client.get(&base)).await;
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test]
+async fn a_running_operation_is_never_forgotten() {
+    let (running, client, base) = sandbox(SandboxConfig {
+        history: 1,
+        operation_delay: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let first = json_of(client.post(&base).json(&rule("slow-0"))).await;
+    json_of(client.post(&base).json(&rule("slow-1"))).await;
+    // Two operations against a history of one, but the first still runs: it is kept, and completes.
+    let url = format!(
+        "{}/compute/v1/projects/p1/global/operations/{}/wait",
+        running.base_url(),
+        first["name"].as_str().expect("a name")
+    );
+    let waited = json_of(client.post(url)).await;
+    assert_eq!(waited["status"], "DONE", "{waited}");
 }

@@ -20,11 +20,6 @@ pub enum Credentials {
     Google(AccessTokenCredentials),
 }
 
-/// The auth library signs JWTs and speaks TLS through rustls's process-wide provider: ring, as everywhere in antibody.
-fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Why credentials could not be set up: shown to the user as is.
 #[derive(Debug, thiserror::Error)]
 #[error("Google credentials: {0}")]
@@ -33,7 +28,8 @@ pub struct SetupError(String);
 impl Credentials {
     /// Application Default Credentials, impersonating `impersonate` if given.
     pub fn application_default(impersonate: Option<&str>) -> Result<Self, SetupError> {
-        install_crypto();
+        // The auth library signs JWTs and speaks TLS through rustls's process-wide provider.
+        crate::install_tls_provider();
         let fail = |err: google_cloud_auth::build_errors::Error| SetupError(err.to_string());
         let credentials = match impersonate {
             None => Builder::default()
@@ -54,7 +50,7 @@ impl Credentials {
 
     /// The metadata server at `host` (`metadata.google.internal` on Google's infrastructure).
     pub fn metadata(host: &str) -> Result<Self, SetupError> {
-        install_crypto();
+        crate::install_tls_provider();
         mds::Builder::default()
             .with_endpoint(format!("http://{host}"))
             .with_scopes([CLOUD_PLATFORM])

@@ -117,16 +117,13 @@ impl Client {
 
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .connect_timeout(Duration::from_secs(5))
-                .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
-                // Google's APIs answer, they do not redirect: a redirect is an error to report, not a hop to take
-                // with a bearer token.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client with the ring provider installed")
+            crate::http_client(Duration::from_secs(30), |builder| {
+                builder
+                    .connect_timeout(Duration::from_secs(5))
+                    // Google's APIs answer, they do not redirect: a redirect is an error to report, not a hop to
+                    // take with a bearer token.
+                    .redirect(reqwest::redirect::Policy::none())
+            })
         })
     }
 

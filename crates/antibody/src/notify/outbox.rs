@@ -24,15 +24,6 @@ struct Undelivered {
     retry_after: Option<Duration>,
 }
 
-fn alert_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("antibody/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("an HTTP client with the ring provider installed")
-}
-
 /// Runs until the process ends: delivers due alerts, then sleeps until the next is due or `wake` fires.
 pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync::Notify>) {
     // Built when the first alert is due: a process that never alerts never loads root certificates for it.
@@ -46,7 +37,9 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
             }
         };
         if !due.is_empty() {
-            let http = client.get_or_insert_with(alert_client);
+            let http = client.get_or_insert_with(|| {
+                crate::http_client(Duration::from_secs(10), |builder| builder)
+            });
             deliver_due(&journal, http, &channels, &due).await;
             continue;
         }

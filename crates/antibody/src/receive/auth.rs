@@ -77,13 +77,7 @@ impl Verifier {
         };
         let set: JwkSet = self
             .http
-            .get_or_init(|| {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .expect("an HTTP client with the ring provider installed")
-            })
+            .get_or_init(|| crate::http_client(Duration::from_secs(5), |builder| builder))
             .get(&self.jwks_url)
             .send()
             .await

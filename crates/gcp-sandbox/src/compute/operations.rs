@@ -1,0 +1,164 @@
+//! Compute's global operations: the record of every write, its completion (which emits the write's `last` audit
+//! entry), `requestId` replays, and `operations.get` / `operations.wait`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::api_version;
+use crate::Shared;
+use crate::error::ApiError;
+use crate::time_fmt::compute_now;
+
+/// (project, operation name).
+pub(super) type Key = (String, String);
+
+pub(super) struct Operation {
+    pub body: Value,
+    pub done_at: Instant,
+    /// The `last` audit entry, emitted once when the operation completes.
+    pub last_entry: Option<Value>,
+    /// An injected failure: the operation ends DONE with this error.
+    pub error: Option<String>,
+    /// The `requestId` that started it: a retry with the same id answers this operation.
+    pub request_id: Option<String>,
+}
+
+/// The operations of every project. Finished ones beyond `history` are forgotten, oldest first (Compute, too, keeps
+/// operations for a while only); one still running is kept, since its completion emits the `last` audit entry.
+#[derive(Default)]
+pub(super) struct Operations {
+    by_key: HashMap<Key, Operation>,
+    /// Keys in the order their operations started.
+    started: VecDeque<Key>,
+    /// (project, requestId) → operation name.
+    request_ids: HashMap<(String, String), String>,
+    history: usize,
+}
+
+impl Operations {
+    pub(super) fn new(history: usize) -> Self {
+        Operations {
+            history: history.max(1),
+            ..Operations::default()
+        }
+    }
+
+    /// The operation a repeated `requestId` started, if it is still remembered.
+    pub(super) fn replay(&self, project: &str, request_id: &str) -> Option<&Value> {
+        let name = self
+            .request_ids
+            .get(&(project.to_string(), request_id.to_string()))?;
+        self.by_key
+            .get(&(project.to_string(), name.clone()))
+            .map(|operation| &operation.body)
+    }
+
+    pub(super) fn track(&mut self, key: Key, operation: Operation) {
+        if let Some(request_id) = &operation.request_id {
+            self.request_ids
+                .insert((key.0.clone(), request_id.clone()), key.1.clone());
+        }
+        self.by_key.insert(key.clone(), operation);
+        self.started.push_back(key);
+        while self.started.len() > self.history {
+            let running = self
+                .started
+                .front()
+                .and_then(|oldest| self.by_key.get(oldest))
+                .is_some_and(|operation| operation.body["status"] != "DONE");
+            if running {
+                break;
+            }
+            let Some(oldest) = self.started.pop_front() else {
+                break;
+            };
+            if let Some(forgotten) = self.by_key.remove(&oldest)
+                && let Some(request_id) = forgotten.request_id
+            {
+                self.request_ids.remove(&(oldest.0, request_id));
+            }
+        }
+    }
+
+    /// Completes the operation if its time has come; returns the `last` entry to emit, once.
+    fn poll(&mut self, key: &Key) -> Option<Value> {
+        let operation = self.by_key.get_mut(key)?;
+        if operation.done_at > Instant::now() || operation.body["status"] == "DONE" {
+            return None;
+        }
+        operation.body["status"] = json!("DONE");
+        operation.body["progress"] = json!(100);
+        operation.body["endTime"] = json!(compute_now());
+        if let Some(message) = operation.error.take() {
+            operation.body["error"] =
+                json!({"errors": [{"code": "INJECTED_FAILURE", "message": message}]});
+            operation.body["httpErrorStatusCode"] = json!(400);
+            operation.body["httpErrorMessage"] = json!("BAD REQUEST");
+        }
+        operation.last_entry.take()
+    }
+
+    /// The operation's body and when it is due, or Google's 404.
+    fn find(&self, key: &Key) -> Result<(&Value, Instant), ApiError> {
+        self.by_key
+            .get(key)
+            .map(|operation| (&operation.body, operation.done_at))
+            .ok_or_else(|| {
+                ApiError::not_found(&format!("projects/{}/global/operations/{}", key.0, key.1))
+            })
+    }
+}
+
+/// Completes the operation if its time has come, emitting its `last` audit entry.
+pub(super) fn complete(shared: &Shared, key: &Key) {
+    let last = shared
+        .compute
+        .lock()
+        .expect("compute state lock poisoned")
+        .operations
+        .poll(key);
+    if let Some(last) = last {
+        shared.emit(last);
+    }
+}
+
+pub(super) async fn get_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, operation)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let key = (project, operation);
+    complete(&shared, &key);
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    state
+        .operations
+        .find(&key)
+        .map(|(body, _)| Json(body.clone()))
+}
+
+/// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
+pub(super) async fn wait_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, operation)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    api_version(&version)?;
+    let key = (project, operation);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        complete(&shared, &key);
+        let done_at = {
+            let state = shared.compute.lock().expect("compute state lock poisoned");
+            let (body, done_at) = state.operations.find(&key)?;
+            if body["status"] == "DONE" || Instant::now() >= deadline {
+                return Ok(Json(body.clone()));
+            }
+            done_at.min(deadline)
+        };
+        tokio::time::sleep_until(done_at.into()).await;
+    }
+}
