@@ -3,6 +3,7 @@
 mod outbox;
 mod safety;
 mod schema;
+mod writer;
 
 use std::path::Path;
 
@@ -12,18 +13,11 @@ use super::{Claim, Entry, Error, Record, key_of};
 use crate::event::AuditEvent;
 use crate::policy::Fix;
 use serde_json::Value;
-
-/// One unit of work for the writer thread: runs inside the shared transaction and returns what to do once the
-/// transaction's commit is known (reply to the caller, or report the commit's failure), or `None` when it has
-/// already replied.
-type Job = Box<dyn FnOnce(&Connection) -> Option<Box<dyn FnOnce(Option<&str>) + Send>> + Send>;
+use writer::Job;
 
 /// A claim still `processing` after this long was abandoned (its process died); a redelivery handles it again.
 /// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
 const STALE_CLAIM_SECS: i64 = 300;
-
-/// Most jobs one commit carries; bounds the latency a large batch adds to its first job.
-const GROUP: usize = 256;
 
 /// Page cache of each reader connection, in KiB (negative, as SQLite's `cache_size` takes it).
 const READER_CACHE_KIB: i64 = -1024;
@@ -89,37 +83,7 @@ impl Sqlite {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut connection)?;
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < GROUP {
-                        match queue.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(err) = exec(&connection, "BEGIN", []) {
-                        // Dropping the batch drops its reply channels: every caller gets an error and answers 503.
-                        tracing::error!(%err, "the journal cannot begin a transaction");
-                        continue;
-                    }
-                    let replies: Vec<_> = batch
-                        .into_iter()
-                        .filter_map(|job| job(&connection))
-                        .collect();
-                    let committed = exec(&connection, "COMMIT", []).err().map(|err| {
-                        let _ = exec(&connection, "ROLLBACK", []);
-                        err.to_string()
-                    });
-                    for reply in replies {
-                        reply(committed.as_deref());
-                    }
-                }
-            })
-            .map_err(|err| Error::Worker(format!("starting the journal writer: {err}")))?;
+        let jobs = writer::start(connection)?;
         Ok(Sqlite {
             jobs,
             instance: uuid::Uuid::new_v4().to_string().into(),
@@ -136,9 +100,10 @@ impl Sqlite {
         self.run(work, |_| false).await
     }
 
-    /// `with`, for a claim: a new claim is answered as soon as it is written, before its batch is durable. Nothing
-    /// is acknowledged on its strength alone: the handler's next write on the row (the announced fix, the outcome)
-    /// commits after it, in a later or the same batch, and fails when the claim's row never reached the disk.
+    /// `with`, for a claim: a new claim is answered as soon as it is written, before its batch is durable, and
+    /// costs no commit of its own: the writer leaves its transaction open for the next write that must be durable
+    /// (see `writer`). Nothing is acknowledged on a claim alone: the handler's next write on the row (the announced
+    /// fix, the outcome) commits with it or after it, and fails when the claim's row never reached the disk.
     /// A duplicate is answered only once durable, since the sender's delivery is acknowledged on it.
     async fn with_claim(
         &self,
@@ -515,7 +480,7 @@ impl Sqlite {
 /// What a caller hears once its batch's commit is known.
 fn settle<T>(result: rusqlite::Result<T>, commit_error: Option<&str>) -> Result<T, Error> {
     match (result, commit_error) {
-        (_, Some(message)) => Err(Error::Worker(format!("commit failed: {message}"))),
+        (_, Some(message)) => Err(Error::Worker(message.to_string())),
         (Ok(value), None) => Ok(value),
         (Err(err), None) => Err(Error::Database(err)),
     }
@@ -539,6 +504,31 @@ mod tests {
             "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.instances.insert",
                              "resourceName": format!("projects/p/zones/z/instances/vm-{index}")}});
         AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("valid entry")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_with_no_write_after_it_still_reaches_the_disk() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("journal.sqlite");
+        let journal = Sqlite::open(&path).expect("open");
+        let claimed = journal.claim(&event(1)).await.expect("claimed");
+        assert!(matches!(claimed, Claim::New { .. }), "{claimed:?}");
+        // Another process sees only committed rows: the open transaction must be committed without a later write.
+        let other = Connection::open(&path).expect("a second connection");
+        let committed = || -> i64 {
+            other
+                .query_row(
+                    "SELECT COUNT(*) FROM events WHERE state = 'processing'",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("count")
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while committed() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(committed(), 1, "the claim was committed on its own");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
