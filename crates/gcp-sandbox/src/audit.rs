@@ -37,7 +37,7 @@ pub(crate) struct ComputeWrite<'a> {
 /// The entries emitted, in order, the most recent `history` of them (`SandboxConfig::history`); tests and
 /// `entries:list` read it.
 pub struct AuditLog {
-    entries: Mutex<History<Value>>,
+    entries: Mutex<History<Arc<Value>>>,
     changed: Notify,
 }
 
@@ -49,7 +49,7 @@ impl AuditLog {
         }
     }
 
-    pub(crate) fn push(&self, entry: Value) {
+    pub(crate) fn push(&self, entry: Arc<Value>) {
         self.entries
             .lock()
             .expect("audit log lock poisoned")
@@ -58,6 +58,12 @@ impl AuditLog {
     }
 
     pub fn entries(&self) -> Vec<Value> {
+        let entries = self.shared_entries();
+        entries.iter().map(|entry| Value::clone(entry)).collect()
+    }
+
+    /// The entries as stored, without copying them.
+    fn shared_entries(&self) -> Vec<Arc<Value>> {
         self.entries
             .lock()
             .expect("audit log lock poisoned")
@@ -109,9 +115,9 @@ async fn list_entries(
         .flatten()
         .filter_map(|name| name.as_str().map(|name| format!("{name}/")))
         .collect();
-    let mut entries: Vec<Value> = shared
+    let mut entries: Vec<Arc<Value>> = shared
         .audit
-        .entries()
+        .shared_entries()
         .into_iter()
         .filter(|entry| {
             let log_name = entry["logName"].as_str().unwrap_or_default();
@@ -145,7 +151,12 @@ async fn list_entries(
             .map_err(|_| invalid(format!("Invalid page token: {token}")))?,
         None => 0,
     };
-    let page: Vec<Value> = entries.iter().skip(start).take(size).cloned().collect();
+    let page: Vec<Value> = entries
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|entry| Value::clone(entry))
+        .collect();
     let mut answer = json!({ "entries": page });
     if start + size < entries.len() {
         answer["nextPageToken"] = json!((start + size).to_string());

@@ -179,14 +179,13 @@ async fn list_firewalls(
 async fn get_firewall(
     State(shared): State<Arc<Shared>>,
     Path((version, project, name)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     api_version(&version)?;
     let state = shared.compute.lock().expect("compute state lock poisoned");
     state
         .firewalls
         .get(&(project.clone(), name.clone()))
-        .cloned()
-        .map(Json)
+        .map(crate::json_response)
         .ok_or_else(|| ApiError::not_found(&firewall_path(&project, &name)))
 }
 

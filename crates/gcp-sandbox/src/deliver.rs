@@ -74,7 +74,7 @@ pub struct Attempt {
 
 /// The queue of entries waiting for delivery.
 pub(crate) struct Outbox {
-    sender: mpsc::UnboundedSender<Value>,
+    sender: mpsc::UnboundedSender<Arc<Value>>,
     inner: Arc<Inner>,
 }
 
@@ -91,7 +91,7 @@ struct Inner {
 
 impl Outbox {
     pub(crate) fn start(subscribers: Vec<Delivery>, retry: RetryPolicy, history: usize) -> Self {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Value>();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Arc<Value>>();
         let inner = Arc::new(Inner {
             subscribers: Mutex::new(subscribers),
             pending: AtomicUsize::new(0),
@@ -110,7 +110,6 @@ impl Outbox {
                     .expect("subscribers lock poisoned")
                     .clone();
                 let sequence = dispatcher.sequence.fetch_add(1, Ordering::Relaxed);
-                let entry = Arc::new(entry);
                 for subscriber in subscribers {
                     dispatcher.pending.fetch_add(1, Ordering::SeqCst);
                     let inner = dispatcher.clone();
@@ -126,7 +125,7 @@ impl Outbox {
         Outbox { sender, inner }
     }
 
-    pub(crate) fn send(&self, entry: Value) {
+    pub(crate) fn send(&self, entry: Arc<Value>) {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
         if self.sender.send(entry).is_err() {
             self.inner.finish_one();

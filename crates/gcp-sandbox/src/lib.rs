@@ -140,6 +140,8 @@ impl Shared {
 
     /// Records an audit entry and hands it to every subscriber.
     pub(crate) fn emit(&self, entry: Value) {
+        // Shared by the audit log and the delivery queue: an entry is built once and never copied.
+        let entry = Arc::new(entry);
         self.audit.push(entry.clone());
         self.outbox.send(entry);
     }
@@ -282,6 +284,17 @@ fn router(shared: Arc<Shared>) -> Router {
             authz::record,
         ))
         .with_state(shared)
+}
+
+/// A JSON answer serialised straight from a stored value, which is never copied for it.
+pub(crate) fn json_response(value: &Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::to_vec(value).expect("a JSON value always serialises");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// An HTTP client for plain-http deliveries on loopback and for TLS where a subscriber uses it.

@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::api_version;
@@ -130,7 +130,7 @@ pub(super) fn complete(shared: &Shared, key: &Key) {
 pub(super) async fn get_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     api_version(&version)?;
     let key = (project, operation);
     complete(&shared, &key);
@@ -138,14 +138,14 @@ pub(super) async fn get_operation(
     state
         .operations
         .find(&key)
-        .map(|(body, _)| Json(body.clone()))
+        .map(|(body, _)| crate::json_response(body))
 }
 
 /// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
 pub(super) async fn wait_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     api_version(&version)?;
     let key = (project, operation);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -155,7 +155,7 @@ pub(super) async fn wait_operation(
             let state = shared.compute.lock().expect("compute state lock poisoned");
             let (body, done_at) = state.operations.find(&key)?;
             if body["status"] == "DONE" || Instant::now() >= deadline {
-                return Ok(Json(body.clone()));
+                return Ok(crate::json_response(body));
             }
             done_at.min(deadline)
         };
