@@ -40,11 +40,6 @@ impl Sqlite {
                 .optional()?
                 .unwrap_or(0);
             let flap_since = (now - flap_window_secs).max(released);
-            let recent_fixes_of_resource: u32 = one(connection,
-                "SELECT COUNT(*) FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2",
-                params![resource_key, flap_since],
-                |row| row.get(0),
-            )?;
             let recent_breakers = {
                 let mut statement = connection.prepare_cached(
                     "SELECT principal FROM events WHERE outcome = 'remediated' AND resource_key = ?1 AND finished_epoch > ?2
@@ -58,6 +53,7 @@ impl Sqlite {
                 params![project, now - 3600],
                 |row| row.get(0),
             )?;
+            let recent_fixes_of_resource = u32::try_from(recent_breakers.len()).unwrap_or(u32::MAX);
             Ok(Safety { paused, exemption, quarantined, recent_fixes_of_resource, recent_breakers, recent_fixes_in_project })
         })
     }
