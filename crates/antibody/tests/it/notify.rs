@@ -350,20 +350,22 @@ async fn a_flood_of_alerts_goes_out_as_one_digest() {
     );
 }
 
-/// Python's standard-library SMTP server (3.11) prints every message it receives: a real SMTP peer.
+/// aiosmtpd (`.ci/run` installs it) prints every message it receives: a real SMTP peer that is not ours.
 #[tokio::test]
 async fn email_alerts_reach_a_real_smtp_server_with_text_and_html_parts() {
     use std::io::BufRead;
-    let has_smtpd = std::process::Command::new("python3")
-        .args(["-c", "import smtpd"])
+    let has_server = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
         .output()
         .is_ok_and(|output| output.status.success());
-    if !has_smtpd {
+    if !has_server {
         assert!(
             std::env::var_os("CI").is_none(),
-            "python3's smtpd module is required in CI"
+            "python3 -m pip install -r crates/antibody/tests/python/requirements.txt is required in CI"
         );
-        eprintln!("\n*** SKIPPED: python3 has no smtpd module (Python 3.12 removed it) ***\n");
+        eprintln!(
+            "\n*** SKIPPED: no aiosmtpd (pip install -r crates/antibody/tests/python/requirements.txt) ***\n"
+        );
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -377,16 +379,15 @@ async fn email_alerts_reach_a_real_smtp_server_with_text_and_html_parts() {
             "-W",
             "ignore",
             "-m",
-            "smtpd",
+            "aiosmtpd",
             "-n",
-            "-c",
-            "DebuggingServer",
+            "-l",
             &format!("127.0.0.1:{port}"),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("smtpd starts");
+        .expect("the SMTP server starts");
     let stdout = server.stdout.take().expect("stdout");
     let (lines, mut received) = mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
