@@ -178,6 +178,11 @@ struct PlanArgs {
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Gcloud)]
     format: PlanFormat,
+    /// A Cloud SQL instance (PROJECT:REGION:INSTANCE) for a PostgreSQL journal shared by every instance of the
+    /// service, its URL kept in the secret `antibody-state`; without it the service runs as one instance with a
+    /// SQLite journal in memory.
+    #[arg(long, value_name = "PROJECT:REGION:INSTANCE", value_parser = antibody::plan::cloudsql_instance)]
+    cloudsql: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -274,8 +279,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan(args).await,
         Command::Plan(args) => {
             let config = load_config(args.config.as_ref())?;
-            let deployment =
+            let mut deployment =
                 antibody::plan::deployment(&config, &args.project, &args.region, &args.image);
+            deployment.cloudsql = args.cloudsql.clone();
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
                 PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),

@@ -54,6 +54,8 @@ resource "google_cloud_run_v2_service" "antibody" {
     max_instance_request_concurrency = 80
     scaling {
       min_instance_count = 1
+      # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).
+      max_instance_count = 1
     }
     containers {
       image = "europe-docker.pkg.dev/acme/antibody:1.0"

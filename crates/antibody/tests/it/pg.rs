@@ -177,6 +177,18 @@ impl Cluster {
         format!("{}/{name}", self.base_url)
     }
 
+    /// `database` (a URL from `database`) reached through the server's Unix socket instead of TCP, written as a
+    /// Cloud SQL connection on Cloud Run is (`host=/cloudsql/…`); `None` for a server given by `DATABASE_URL`.
+    pub fn socket_url(&self, database: &str) -> Option<String> {
+        let local = self.local.as_ref()?;
+        let name = database.rsplit('/').next()?;
+        Some(format!(
+            "postgres://antibody@/{name}?host={}&port={}",
+            local._dir.path().display(),
+            local.port
+        ))
+    }
+
     /// Whether the tests may stop and freeze this server (not one given by `DATABASE_URL`).
     pub fn is_local(&self) -> bool {
         self.local.is_some()

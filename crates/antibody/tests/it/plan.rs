@@ -108,6 +108,66 @@ fn the_gcloud_script_and_terraform_match_their_golden_files() {
     );
 }
 
+#[test]
+fn without_cloud_sql_the_service_is_one_instance_and_with_it_shares_a_postgresql_journal() {
+    let mut deployment = plan::deployment(&Config::default(), "acme-prod", "europe-west1", "image");
+    let alone = plan::gcloud(&deployment);
+    assert!(alone.contains("--max-instances 1"), "{alone}");
+    assert!(!alone.contains("--add-cloudsql-instances"), "{alone}");
+    assert!(plan::terraform(&deployment).contains("max_instance_count = 1"));
+
+    deployment.cloudsql = Some("acme-prod:europe-west1:journal".into());
+    let shared = plan::gcloud(&deployment);
+    for expected in [
+        "--add-cloudsql-instances \"acme-prod:europe-west1:journal\"",
+        "--set-secrets \"ANTIBODY_STATE=antibody-state:latest\"",
+        "--role roles/cloudsql.client",
+        "--role roles/secretmanager.secretAccessor",
+        "sqladmin.googleapis.com",
+        // The URL form a replica over the Cloud SQL socket uses (tests/it/replicas.rs connects the same way).
+        "postgres://antibody:PASSWORD@/antibody?host=/cloudsql/acme-prod:europe-west1:journal",
+    ] {
+        assert!(
+            shared.contains(expected),
+            "{expected} missing from:\n{shared}"
+        );
+    }
+    assert!(!shared.contains("--max-instances"), "{shared}");
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "-c", &shared])
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let hcl = plan::terraform(&deployment);
+    for expected in [
+        "instances = [\"acme-prod:europe-west1:journal\"]",
+        "mount_path = \"/cloudsql\"",
+        "secret  = \"antibody-state\"",
+        "role    = \"roles/cloudsql.client\"",
+    ] {
+        assert!(hcl.contains(expected), "{expected} missing from:\n{hcl}");
+    }
+    assert!(!hcl.contains("max_instance_count"), "{hcl}");
+}
+
+#[test]
+fn a_cloud_sql_instance_is_named_project_region_instance() {
+    assert!(plan::cloudsql_instance("acme-prod:europe-west1:journal").is_ok());
+    for wrong in [
+        "journal",
+        "acme:journal",
+        "acme::journal",
+        "a:b:c:d",
+        "acme:europe-west1:jour nal",
+    ] {
+        assert!(plan::cloudsql_instance(wrong).is_err(), "{wrong}");
+    }
+}
+
 /// Drives every fix kind and a sweep as antibody, then checks the role covers what the sandbox saw antibody need.
 #[tokio::test]
 async fn the_role_covers_every_permission_the_fixes_used() {

@@ -261,6 +261,32 @@ async fn the_project_cap_holds_across_replicas() {
     assert_eq!(fixed, 10, "ten rules changed, ten left for a person");
 }
 
+/// On Cloud Run a Cloud SQL database is reached through a Unix socket the platform mounts under `/cloudsql/`; a
+/// replica connected that way shares its claims with one connected over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reaches_postgresql_through_a_unix_socket() {
+    let Some(cluster) = Cluster::start("a_replica_reaches_postgresql_through_a_unix_socket") else {
+        return;
+    };
+    let database = cluster.database().await;
+    let Some(socket) = cluster.socket_url(&database) else {
+        return;
+    };
+    let over_socket = Journal::open(socket.as_ref())
+        .await
+        .expect("a replica over the socket");
+    let over_tcp = Journal::open(database.as_ref())
+        .await
+        .expect("a replica over TCP");
+    let first = over_socket.claim(&event("socket")).await.expect("claim");
+    assert!(matches!(first, Claim::New { .. }), "{first:?}");
+    let second = over_tcp.claim(&event("socket")).await.expect("claim");
+    assert!(
+        matches!(second, Claim::InProgress { .. }),
+        "the TCP replica sees the socket replica's claim: {second:?}"
+    );
+}
+
 fn event(id: &str) -> AuditEvent {
     AuditEvent::from_log_entry(
         &entry_about("contested", id),
