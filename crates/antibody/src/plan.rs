@@ -207,8 +207,8 @@ gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" 
 
 {journal}
 gcloud run deploy {SERVICE} --project "$PROJECT" --region "$REGION" --image "{image}" \
-  --service-account "$SA" --no-allow-unauthenticated --memory 256Mi --concurrency 80 --min-instances 1 \
-  --set-env-vars "ANTIBODY_IDENTITY=$SA"{journal_flags}
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 80 \
+  --min-instances 1 --set-env-vars "ANTIBODY_IDENTITY=$SA"{journal_flags}
 
 # Pushes are verified: their OIDC token must name the service URL and this account.
 URL=$(gcloud run services describe {SERVICE} --project "$PROJECT" --region "$REGION" --format 'value(status.url)')
