@@ -100,6 +100,17 @@ pub fn admit(
     if plan.dry_run {
         return Verdict::DryRun(fix.clone());
     }
+    if config.safety.iac_hold
+        && let Some(agent) = iac_user_agent(config, &event.user_agent)
+    {
+        return Verdict::Held {
+            fix: fix.clone(),
+            reason: format!(
+                "made through infrastructure as code (the caller's user agent contains \"{agent}\"): the next \
+                 apply would undo a fix, so the code is what needs the change (safety.iac = \"hold\")"
+            ),
+        };
+    }
     let grace = match resource {
         Resource::Firewall { .. } => config.firewall.grace_secs,
         Resource::ProjectIam { .. } => config.project_iam.grace_secs,
@@ -203,6 +214,16 @@ fn resource_project(resource: &Resource) -> &str {
     }
 }
 
+/// The configured infrastructure-as-code marker found in a caller's user agent, if any.
+pub fn iac_user_agent<'a>(config: &'a Config, user_agent: &str) -> Option<&'a str> {
+    config
+        .safety
+        .iac_user_agents
+        .iter()
+        .map(String::as_str)
+        .find(|agent| !agent.is_empty() && user_agent.contains(agent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +273,43 @@ mod tests {
             panic!("expected the breaker to hold the fix")
         };
         assert!(reason.contains("circuit breaker open: 80%"), "{reason}");
+    }
+
+    #[test]
+    fn a_change_made_through_infrastructure_as_code_is_held_when_asked() {
+        let terraform = "Terraform/1.9.5 (+https://www.terraform.io) Terraform-Plugin-SDK/2.33.0 \
+                         terraform-provider-google/6.8.0";
+        let (mut event, resource) = open_rule();
+        let mut config = Config::default();
+        let plan = policy::evaluate(&config, &resource);
+        let verdict = |config: &Config, event: &AuditEvent| {
+            admit(
+                config,
+                event,
+                &resource,
+                &plan,
+                &Safety::default(),
+                Load::default(),
+            )
+        };
+        event.user_agent = terraform.into();
+        assert!(
+            matches!(verdict(&config, &event), Verdict::Apply(_)),
+            "fixed by default"
+        );
+        config.safety.iac_hold = true;
+        let Verdict::Held { reason, .. } = verdict(&config, &event) else {
+            panic!("expected the fix to be held")
+        };
+        assert!(reason.contains("terraform-provider-google"), "{reason}");
+        event.user_agent =
+            "kcc/1.120.1 (+https://github.com/GoogleCloudPlatform/k8s-config-connector)".into();
+        assert!(matches!(verdict(&config, &event), Verdict::Held { .. }));
+        event.user_agent = "google-cloud-sdk gcloud/450.0.0".into();
+        assert!(
+            matches!(verdict(&config, &event), Verdict::Apply(_)),
+            "a person's change is fixed"
+        );
     }
 
     #[test]

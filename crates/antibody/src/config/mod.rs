@@ -57,6 +57,13 @@ pub struct RawSafety {
     pub max_fixes_per_instance_per_hour: Option<u32>,
     /// Stop mutating while at least this share of the last 50 Google API calls failed (default 0.5; 0 = off).
     pub breaker_failure_rate: Option<f64>,
+    /// Changes whose caller-supplied user agent contains one of these came from infrastructure as code (default:
+    /// Terraform's Google provider and Config Connector).
+    pub iac_user_agents: Option<Vec<String>>,
+    /// What to do with a violation made through infrastructure as code: "fix" it like any other (default; the next
+    /// apply may re-open it, and flap detection then quarantines the resource), or "hold" it: alert, change nothing,
+    /// and let the code be fixed.
+    pub iac: Option<String>,
 }
 
 /// Validated safety limits.
@@ -68,7 +75,14 @@ pub struct SafetyLimits {
     pub max_fixes_per_project_per_hour: u32,
     pub max_fixes_per_instance_per_hour: u32,
     pub breaker_failure_rate: f64,
+    pub iac_user_agents: Vec<String>,
+    /// Hold (alert, change nothing) violations made through infrastructure as code instead of fixing them.
+    pub iac_hold: bool,
 }
+
+/// User agents of infrastructure as code writing to Google's APIs: Terraform's Google providers
+/// (`… terraform-provider-google/6.0.0`, `terraform-provider-google-beta`) and Config Connector (`kcc/1.120.1 …`).
+pub const DEFAULT_IAC_USER_AGENTS: &[&str] = &["terraform-provider-google", "kcc/"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -306,7 +320,30 @@ impl Config {
                 .breaker_failure_rate
                 .unwrap_or(0.5)
                 .clamp(0.0, 1.0),
+            iac_user_agents: raw.safety.iac_user_agents.clone().unwrap_or_else(|| {
+                DEFAULT_IAC_USER_AGENTS
+                    .iter()
+                    .map(|agent| agent.to_string())
+                    .collect()
+            }),
+            iac_hold: match raw.safety.iac.as_deref() {
+                None | Some("fix") => false,
+                Some("hold") => true,
+                Some(other) => {
+                    problems.push(format!("safety.iac: '{other}' must be \"fix\" or \"hold\""));
+                    false
+                }
+            },
         };
+        if raw
+            .safety
+            .iac_user_agents
+            .iter()
+            .flatten()
+            .any(|agent| agent.trim().is_empty())
+        {
+            problems.push("safety.iac_user_agents: an empty entry would match every change".into());
+        }
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -585,6 +622,18 @@ mod tests {
         assert_eq!(err.problems.len(), 3, "{err}");
         assert!(err.problems[0].contains("policies.open_firewall.mode"));
         assert!(err.problems[2].contains("extra_ports[0].protocol"));
+    }
+
+    #[test]
+    fn the_infrastructure_as_code_keys_are_checked() {
+        let config = Config::parse("[safety]\niac = \"hold\"\n").expect("valid");
+        assert!(config.safety.iac_hold);
+        assert_eq!(config.safety.iac_user_agents, DEFAULT_IAC_USER_AGENTS);
+        let err = Config::parse("[safety]\niac = \"maybe\"\niac_user_agents = [\" \"]\n")
+            .expect_err("two problems");
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].contains("safety.iac"), "{err}");
+        assert!(err.problems[1].contains("safety.iac_user_agents"), "{err}");
     }
 
     #[test]

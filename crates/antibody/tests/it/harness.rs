@@ -139,14 +139,16 @@ impl Harness {
 
     /// The user creates a rule; returns once every resulting event has been handled.
     pub async fn user_inserts(&self, body: Value) {
-        let response = self
-            .http
-            .post(self.firewalls_url())
-            .bearer_auth(USER_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("insert");
+        self.user_inserts_with(None, body).await;
+    }
+
+    /// The user creates a rule through a tool that names itself in `User-Agent` (Terraform, Config Connector).
+    pub async fn user_inserts_with(&self, user_agent: Option<&str>, body: Value) {
+        let mut request = self.http.post(self.firewalls_url()).bearer_auth(USER_TOKEN);
+        if let Some(agent) = user_agent {
+            request = request.header(reqwest::header::USER_AGENT, agent);
+        }
+        let response = request.json(&body).send().await.expect("insert");
         assert!(
             response.status().is_success(),
             "insert refused: {}",

@@ -65,6 +65,41 @@ async fn a_rule_rebroken_five_times_is_fixed_three_times_then_quarantined_with_o
     assert_eq!(harness.rule("contested").await["disabled"], true);
 }
 
+/// With `iac = "hold"`, a rule Terraform opened is alerted and left for the code to change (the next apply would
+/// undo a fix); the same rule opened by hand is fixed.
+#[tokio::test]
+async fn a_rule_opened_through_terraform_is_held_when_asked_and_one_opened_by_hand_is_fixed() {
+    const TERRAFORM: &str = "Terraform/1.9.5 (+https://www.terraform.io) Terraform-Plugin-SDK/2.33.0 \
+                             terraform-provider-google/6.8.0";
+    let options = Options {
+        tweak: Box::new(|config| config.safety.iac_hold = true),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    harness
+        .user_inserts_with(Some(TERRAFORM), open_ssh("from-code"))
+        .await;
+    harness.user_inserts(open_ssh("by-hand")).await;
+    assert_eq!(harness.rule("by-hand").await["disabled"], true);
+    assert_ne!(
+        harness.rule("from-code").await["disabled"],
+        true,
+        "the rule Terraform manages is left as it is"
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let held = rows
+        .iter()
+        .find(|row| row.resource_name.ends_with("/from-code"))
+        .expect("a row for the Terraform change");
+    assert_eq!(held.outcome.as_deref(), Some("held"), "{held:?}");
+    assert!(
+        held.reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("terraform-provider-google")),
+        "{held:?}"
+    );
+}
+
 #[tokio::test]
 async fn twenty_violations_with_a_cap_of_ten_fix_ten_and_hold_the_rest() {
     let options = Options {
