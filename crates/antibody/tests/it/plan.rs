@@ -24,6 +24,19 @@ fn golden(name: &str, actual: &str) {
     );
 }
 
+/// The script is valid shell (`bash -n`: parsed, not run).
+fn assert_bash_parses(script: &str) {
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "-c", script])
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+}
+
 #[test]
 fn every_watched_method_has_exactly_one_trigger() {
     let deployment = plan::deployment(&Config::default(), "p", "europe-west1", "image");
@@ -97,15 +110,7 @@ fn the_gcloud_script_and_terraform_match_their_golden_files() {
     let script = plan::gcloud(&deployment);
     golden("plan.gcloud.sh", &script);
     golden("plan.tf", &plan::terraform(&deployment));
-    let syntax = std::process::Command::new("bash")
-        .args(["-n", "-c", &script])
-        .output()
-        .expect("bash");
-    assert!(
-        syntax.status.success(),
-        "{}",
-        String::from_utf8_lossy(&syntax.stderr)
-    );
+    assert_bash_parses(&script);
 }
 
 #[test]
@@ -133,15 +138,7 @@ fn without_cloud_sql_the_service_is_one_instance_and_with_it_shares_a_postgresql
         );
     }
     assert!(!shared.contains("--max-instances"), "{shared}");
-    let syntax = std::process::Command::new("bash")
-        .args(["-n", "-c", &shared])
-        .output()
-        .expect("bash");
-    assert!(
-        syntax.status.success(),
-        "{}",
-        String::from_utf8_lossy(&syntax.stderr)
-    );
+    assert_bash_parses(&shared);
     let hcl = plan::terraform(&deployment);
     for expected in [
         "instances = [\"acme-prod:europe-west1:journal\"]",
