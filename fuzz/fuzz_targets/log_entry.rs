@@ -17,6 +17,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(from_text, from_value);
     }
     if let Ok(event) = from_value {
-        let _ = antibody::route::route(&event);
+        let _ = antibody::kinds::route(&event);
     }
 });

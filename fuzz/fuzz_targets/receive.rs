@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     };
     headers.insert("content-type", HeaderValue::from_static(content_type));
     if let Ok(antibody::receive::Decoded::Event(event)) = antibody::receive::decode(&headers, body) {
-        let _ = antibody::route::route(&event);
+        let _ = antibody::kinds::route(&event);
         let _ = event.verb();
     }
 });

@@ -4,6 +4,7 @@
 
 use antibody::config::Config;
 use antibody::gcp::{compute::Firewall, iam::Policy, storage::Bucket};
+use antibody::kinds::{bucket, firewall::FirewallRule, project_iam::ProjectPolicy};
 use antibody::policy::{Resource, evaluate};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let project = "fuzz-project".to_string();
     let resource = match selector % 3 {
         0 => match serde_json::from_slice::<Firewall>(json) {
-            Ok(firewall) => Resource::Firewall { project, firewall },
+            Ok(firewall) => Resource::Firewall(FirewallRule { project, firewall }),
             Err(_) => return,
         },
         1 => match serde_json::from_slice::<Policy>(json) {
-            Ok(policy) => Resource::ProjectIam { project, policy },
+            Ok(policy) => Resource::ProjectIam(ProjectPolicy { project, policy }),
             Err(_) => return,
         },
         _ => {
@@ -32,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             ) else {
                 return;
             };
-            Resource::Bucket { project, bucket, policy }
+            Resource::Bucket(bucket::Bucket { project, bucket, policy })
         }
     };
     let plan = evaluate(&Config::default(), &resource);

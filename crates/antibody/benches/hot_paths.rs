@@ -82,14 +82,14 @@ fn routing_and_policies(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     group.throughput(Throughput::Elements(1));
     group.bench_function("route", |b| {
-        b.iter(|| antibody::route::route(black_box(&event)))
+        b.iter(|| antibody::kinds::route(black_box(&event)))
     });
     let firewall: Firewall = serde_json::from_value(json!({"name": "fw", "sourceRanges": ["0.0.0.0/0", "10.0.0.0/8"],
         "allowed": [{"IPProtocol": "tcp", "ports": ["22", "80", "8000-9000"]}, {"IPProtocol": "udp", "ports": ["53"]}]})).expect("firewall");
-    let resource = Resource::Firewall {
-        project: "p".into(),
+    let resource = Resource::Firewall(antibody::kinds::firewall::FirewallRule {
+        project: "bench-project".into(),
         firewall,
-    };
+    });
     group.bench_function("open_firewall", |b| {
         b.iter(|| policy::evaluate(black_box(&config), black_box(&resource)))
     });
@@ -97,10 +97,10 @@ fn routing_and_policies(c: &mut Criterion) {
         "role": format!("roles/custom.role{index}"), "members": [format!("user:u{index}@example.com"), format!("group:g{index}@example.com"),
         "serviceAccount:sa@p.iam.gserviceaccount.com"]})).chain([json!({"role": "roles/editor", "members": ["user:x@gmail.com"]})]).collect::<Vec<_>>()}))
         .expect("policy");
-    let project = Resource::ProjectIam {
-        project: "p".into(),
+    let project = Resource::ProjectIam(antibody::kinds::project_iam::ProjectPolicy {
+        project: "bench-project".into(),
         policy: iam.clone(),
-    };
+    });
     group.bench_function("project_iam_41_bindings", |b| {
         b.iter(|| policy::evaluate(black_box(&config), black_box(&project)))
     });

@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::event::AuditEvent;
 use crate::journal::Safety;
-use crate::policy::{Fix, Plan, Resource};
+use crate::kinds::{Fix, Resource};
+use crate::policy::Plan;
 
 /// What the gate decided about an event before anything is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub fn admit(
             Verdict::Detected
         };
     };
-    let exempt = configured_exemption(config, resource, &event.principal);
+    let exempt = resource.exemption(config, &event.principal);
     if let Some(reason) = exempt {
         return Verdict::Exempt(reason);
     }
@@ -111,11 +112,7 @@ pub fn admit(
             ),
         };
     }
-    let grace = match resource {
-        Resource::Firewall { .. } => config.firewall.grace_secs,
-        Resource::ProjectIam { .. } => config.project_iam.grace_secs,
-        Resource::Bucket { .. } => config.bucket.grace_secs,
-    };
+    let grace = resource.kind().common(config).grace_secs;
     if grace > 0 && event.transport != crate::event::Transport::Recheck {
         return Verdict::Deferred { seconds: grace };
     }
@@ -167,7 +164,7 @@ pub fn admit(
         return held(format!(
             "blast-radius cap: {} fixes in project {} within the last hour (max_fixes_per_project_per_hour = {})",
             safety.recent_fixes_in_project,
-            resource_project(resource),
+            resource.target().project(),
             limits.max_fixes_per_project_per_hour
         ));
     }
@@ -192,28 +189,6 @@ pub fn admit(
     Verdict::Apply(fix.clone())
 }
 
-/// Why configuration (allowlists, labels, markers) leaves this resource alone, if it does. `scan` asks the same.
-pub fn configured_exemption(
-    config: &Config,
-    resource: &Resource,
-    principal: &str,
-) -> Option<String> {
-    match resource {
-        Resource::Firewall { firewall, .. } => config.firewall.exemption(firewall, principal),
-        Resource::Bucket { bucket, .. } => config.bucket.exemption(bucket),
-        // Member allowlists are applied inside the policy, grant by grant.
-        Resource::ProjectIam { .. } => None,
-    }
-}
-
-fn resource_project(resource: &Resource) -> &str {
-    match resource {
-        Resource::Firewall { project, .. }
-        | Resource::ProjectIam { project, .. }
-        | Resource::Bucket { project, .. } => project,
-    }
-}
-
 /// The configured infrastructure-as-code marker found in a caller's user agent, if any.
 pub fn iac_user_agent<'a>(config: &'a Config, user_agent: &str) -> Option<&'a str> {
     config
@@ -229,12 +204,13 @@ mod tests {
     use super::*;
     use crate::event::Transport;
     use crate::journal::Safety;
-    use crate::policy::{self, Resource};
+    use crate::kinds::firewall::FirewallRule;
+    use crate::policy;
     use serde_json::json;
 
     fn open_rule() -> (AuditEvent, Resource) {
         let entry = json!({"insertId": "i", "protoPayload": {"serviceName": "compute.googleapis.com",
-            "methodName": "v1.compute.firewalls.patch", "resourceName": "projects/p/global/firewalls/fw",
+            "methodName": "v1.compute.firewalls.patch", "resourceName": "projects/my-project/global/firewalls/fw",
             "authenticationInfo": {"principalEmail": "someone@example.com"}}});
         let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
         let firewall = serde_json::from_value(json!({"name": "fw", "sourceRanges": ["0.0.0.0/0"],
@@ -242,10 +218,10 @@ mod tests {
         .expect("firewall");
         (
             event,
-            Resource::Firewall {
-                project: "p".into(),
+            Resource::Firewall(FirewallRule {
+                project: "my-project".into(),
                 firewall,
-            },
+            }),
         )
     }
 

@@ -9,12 +9,13 @@ pub mod event;
 pub mod gate;
 pub mod gcp;
 pub mod journal;
+pub mod kinds;
 pub mod notify;
+pub mod outcome;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod receive;
-pub mod route;
 pub mod scan;
 pub mod undo;
 

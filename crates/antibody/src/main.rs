@@ -137,9 +137,9 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct CheckArgs {
-    /// The kind of resource in FILE.
-    #[arg(long, value_enum, default_value_t = Kind::Firewall)]
-    kind: Kind,
+    /// The kind of resource in FILE: one of the registry's inputs (firewall, project-iam, bucket, bucket-iam, ...).
+    #[arg(long, default_value = "firewall", value_parser = clap::builder::PossibleValuesParser::new(antibody::kinds::inputs()))]
+    kind: String,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
     #[arg(long, short)]
@@ -220,14 +220,6 @@ struct ReplayArgs {
     engine: EngineArgs,
     /// A JSONL file of LogEntries, Pub/Sub envelopes or structured CloudEvents.
     file: PathBuf,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Kind {
-    Firewall,
-    ProjectIam,
-    Bucket,
-    BucketIam,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -426,13 +418,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: cannot read {}: {err}", args.file);
         return Ok(ExitCode::from(2));
     }
-    let report = match args.kind {
-        Kind::Firewall => antibody::check::firewall(&config, &text),
-        Kind::ProjectIam => antibody::check::project_iam(&config, &text),
-        Kind::Bucket => antibody::check::bucket(&config, &text),
-        Kind::BucketIam => antibody::check::bucket_iam(&config, &text),
-    };
-    let report = match report {
+    let report = match antibody::check::resource(&config, &args.kind, &text) {
         Ok(report) => report,
         Err(message) => {
             eprintln!("error: {message}");

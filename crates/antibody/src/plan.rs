@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::Config;
-use crate::policy::firewall::FixKind;
-use crate::route::{BUCKET_METHODS, FIREWALL_METHODS, PROJECT_IAM_METHODS};
+use crate::kinds;
 
 pub const SERVICE: &str = "antibody";
 pub const ACCOUNT: &str = "antibody";
@@ -53,56 +52,13 @@ fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
     }
 }
 
-/// The deployment for the enabled policies. A policy in dry-run needs only the permissions to read.
+/// The deployment for the enabled kinds, from the registry. A kind in dry-run needs only the permissions to read.
 pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> Deployment {
-    let mut permissions = BTreeSet::new();
-    let mut triggers = Vec::new();
-    let enforcing = |dry_run: bool| !dry_run && !config.dry_run;
-    if config.firewall.enabled {
-        permissions.extend(["compute.firewalls.get", "compute.firewalls.list"]);
-        if enforcing(config.firewall.dry_run) {
-            permissions.extend([
-                "compute.globalOperations.get",
-                "compute.networks.updatePolicy",
-            ]);
-            permissions.extend(match config.firewall.fix {
-                FixKind::Disable => &["compute.firewalls.update"][..],
-                FixKind::Narrow => &["compute.firewalls.update", "compute.firewalls.create"][..],
-                FixKind::Delete => &["compute.firewalls.delete"][..],
-            });
-        }
-        triggers.extend(
-            FIREWALL_METHODS
-                .iter()
-                .map(|method| trigger("compute.googleapis.com", method)),
-        );
-    }
-    if config.project_iam.enabled {
-        permissions.insert("resourcemanager.projects.getIamPolicy");
-        if enforcing(config.project_iam.dry_run) {
-            permissions.insert("resourcemanager.projects.setIamPolicy");
-        }
-        triggers.extend(
-            PROJECT_IAM_METHODS
-                .iter()
-                .map(|method| trigger("cloudresourcemanager.googleapis.com", method)),
-        );
-    }
-    if config.bucket.enabled {
-        permissions.extend([
-            "storage.buckets.get",
-            "storage.buckets.list",
-            "storage.buckets.getIamPolicy",
-        ]);
-        if enforcing(config.bucket.dry_run) {
-            permissions.extend(["storage.buckets.update", "storage.buckets.setIamPolicy"]);
-        }
-        triggers.extend(
-            BUCKET_METHODS
-                .iter()
-                .map(|method| trigger("storage.googleapis.com", method)),
-        );
-    }
+    let permissions = kinds::permissions(config);
+    let triggers = kinds::watches(config)
+        .into_iter()
+        .map(|watch| trigger(watch.service, watch.method))
+        .collect();
     Deployment {
         project: project.into(),
         region: region.into(),

@@ -1,20 +1,15 @@
-//! `antibody scan`: sweep whole projects — firewall rules, buckets with their IAM and ACLs, the project IAM policy —
+//! `antibody scan`: sweep whole projects — every kind in the registry, each enumerated by its room —
 //! through the same policies, and (with `--fix`) through the same gate and pipeline as events.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::event::{AuditEvent, Transport};
-use crate::gcp;
+use crate::kinds::{KindId, Resource};
 use crate::pipeline::{self, Context};
-use crate::policy::{self, Finding, Resource};
-use crate::route::Target;
-
-/// Bucket IAM reads in flight at once, per sweep.
-const CONCURRENCY: usize = 32;
+use crate::policy::{self, Finding};
 
 /// One resource that violates a policy, as reports list it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,9 +27,8 @@ pub struct Violation {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub projects: Vec<String>,
-    pub firewalls: usize,
-    pub buckets: usize,
-    pub project_policies: usize,
+    /// How many resources of each kind were swept, by kind name.
+    pub swept: BTreeMap<&'static str, usize>,
     pub violations: Vec<Violation>,
     pub errors: Vec<String>,
 }
@@ -56,86 +50,30 @@ pub async fn sweep(
         ..Report::default()
     };
     for project in projects {
-        match cx.gcp.list_firewalls(project).await {
-            Ok(firewalls) => {
-                report.firewalls += firewalls.len();
-                for firewall in firewalls {
-                    let resource = Resource::Firewall {
-                        project: project.clone(),
-                        firewall,
-                    };
-                    judge(cx, &mut report, project, resource);
-                }
+        for kind in KindId::ALL {
+            if !kind.common(&cx.config).enabled {
+                continue;
             }
-            Err(err) => report
-                .errors
-                .push(format!("{project}: listing firewalls: {err}")),
-        }
-        progress.step(&format!("{project}: {} firewall rules", report.firewalls));
-        match cx.gcp.get_project_policy(project).await {
-            Ok(policy) => {
-                report.project_policies += 1;
-                judge(
-                    cx,
-                    &mut report,
-                    project,
-                    Resource::ProjectIam {
-                        project: project.clone(),
-                        policy,
-                    },
-                );
+            let swept = kind.sweep(&cx.gcp, project).await;
+            *report.swept.entry(kind.name()).or_default() += swept.resources.len();
+            report.errors.extend(swept.errors);
+            for resource in swept.resources {
+                judge(cx, &mut report, project, resource);
             }
-            Err(err) => report
-                .errors
-                .push(format!("{project}: reading the IAM policy: {err}")),
+            progress.step(&format!(
+                "{project}: {} {}",
+                report.swept[kind.name()],
+                kind.noun()
+            ));
         }
-        match cx.gcp.list_buckets(project).await {
-            Ok(buckets) => {
-                report.buckets += buckets.len();
-                let limit = Arc::new(Semaphore::new(CONCURRENCY));
-                let mut reads = JoinSet::new();
-                for bucket in buckets {
-                    let (client, limit) = (cx.gcp.clone(), limit.clone());
-                    reads.spawn(async move {
-                        let _permit = limit.acquire_owned().await;
-                        let policy = client.get_bucket_policy(&bucket.name).await;
-                        (bucket, policy)
-                    });
-                }
-                while let Some(read) = reads.join_next().await {
-                    match read {
-                        Ok((bucket, Ok(policy))) => judge(
-                            cx,
-                            &mut report,
-                            project,
-                            Resource::Bucket {
-                                project: project.clone(),
-                                bucket,
-                                policy,
-                            },
-                        ),
-                        Ok((bucket, Err(gcp::Error::NotFound(_)))) => {
-                            tracing::debug!(bucket = %bucket.name, "deleted during the sweep")
-                        }
-                        Ok((bucket, Err(err))) => report
-                            .errors
-                            .push(format!("{}: reading bucket IAM: {err}", bucket.name)),
-                        Err(err) => report.errors.push(format!("{project}: {err}")),
-                    }
-                }
-            }
-            Err(err) => report
-                .errors
-                .push(format!("{project}: listing buckets: {err}")),
-        }
-        progress.step(&format!("{project}: swept ({} buckets)", report.buckets));
     }
     report
         .violations
         .sort_by(|a, b| a.resource.cmp(&b.resource));
     if fix {
         for violation in &mut report.violations {
-            let event = synthetic_event(Transport::Scan, &violation.project, &violation.resource);
+            let event =
+                AuditEvent::synthetic(Transport::Scan, &violation.project, &violation.resource);
             match pipeline::handle(cx, &event).await {
                 Ok(handled) => {
                     violation.outcome = Some(handled.outcome.name().to_string());
@@ -150,30 +88,15 @@ pub async fn sweep(
 
 /// Evaluates one freshly listed resource with the same policies and exemptions events use.
 fn judge(cx: &Context, report: &mut Report, project: &str, resource: Resource) {
-    let plan = policy::evaluate(&cx.config, &resource);
+    let plan = resource.evaluate(&cx.config);
     if plan.findings.is_empty() {
         return;
     }
-    if crate::gate::configured_exemption(&cx.config, &resource, "").is_some() {
+    if resource.exemption(&cx.config, "").is_some() {
         return;
     }
-    let target = match &resource {
-        Resource::Firewall { project, firewall } => Target::Firewall {
-            project: project.clone(),
-            name: firewall.name.clone(),
-        },
-        Resource::Bucket {
-            project, bucket, ..
-        } => Target::Bucket {
-            project: project.clone(),
-            name: bucket.name.clone(),
-        },
-        Resource::ProjectIam { project, .. } => Target::ProjectIam {
-            project: project.clone(),
-        },
-    };
     report.violations.push(Violation {
-        resource: target.key(),
+        resource: resource.target().key().to_string(),
         project: project.to_string(),
         findings: plan.findings,
         outcome: None,
@@ -181,36 +104,26 @@ fn judge(cx: &Context, report: &mut Report, project: &str, resource: Resource) {
     });
 }
 
-/// A sweep's finding enters the pipeline as an event of its own, so it is re-read, gated and journaled like any other.
-pub(crate) fn synthetic_event(transport: Transport, project: &str, resource: &str) -> AuditEvent {
-    let key = format!("{}:{}:{resource}", transport.as_str(), uuid::Uuid::new_v4());
-    AuditEvent {
-        transport,
-        delivery_key: key.clone(),
-        log_key: key,
-        service_name: "antibody".into(),
-        method_name: format!("antibody.{}", transport.as_str()),
-        resource_name: resource.to_string(),
-        resource_type: String::new(),
-        project: project.to_string(),
-        principal: String::new(),
-        caller_ip: String::new(),
-        user_agent: String::new(),
-        operation: None,
-        status_code: 0,
-        timestamp: String::new(),
-        trace: None,
-    }
+/// What was swept, as "100 firewall rules, 3 buckets, 1 project policies".
+fn swept(report: &Report) -> String {
+    KindId::ALL
+        .iter()
+        .filter_map(|kind| {
+            report
+                .swept
+                .get(kind.name())
+                .map(|count| format!("{count} {}", kind.noun()))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The report as a terminal table.
 pub fn table(report: &Report) -> String {
     let mut out = format!(
-        "swept {} project(s): {} firewall rules, {} buckets, {} project policies\n",
+        "swept {} project(s): {}\n",
         report.projects.len(),
-        report.firewalls,
-        report.buckets,
-        report.project_policies
+        swept(report)
     );
     for violation in &report.violations {
         for finding in &violation.findings {
@@ -240,11 +153,9 @@ pub fn table(report: &Report) -> String {
 
 pub fn markdown(report: &Report) -> String {
     let mut out = format!(
-        "# antibody scan\n\nSwept {}: {} firewall rules, {} buckets, {} project policies.\n\n| severity | policy | category | resource | finding |\n|---|---|---|---|---|\n",
+        "# antibody scan\n\nSwept {}: {}.\n\n| severity | policy | category | resource | finding |\n|---|---|---|---|---|\n",
         report.projects.join(", "),
-        report.firewalls,
-        report.buckets,
-        report.project_policies
+        swept(report)
     );
     for violation in &report.violations {
         for finding in &violation.findings {
@@ -311,7 +222,7 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
             "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },
             "message": format!("sweep of {}: {} violating resource(s), {} error(s)", projects.join(", "), report.violations.len(), report.errors.len()),
             "logging.googleapis.com/labels": {"component": "sweep"},
-            "firewalls": report.firewalls, "buckets": report.buckets, "errors": report.errors,
+            "swept": report.swept, "errors": report.errors,
         });
         println!("{line}");
     }

@@ -9,10 +9,12 @@ use crate::policy::Severity;
 mod channel;
 mod safety;
 mod templates;
-use crate::policy::bucket::{BucketPolicy, PreventionMode};
-use crate::policy::firewall::{FirewallPolicy, FixKind, PortRule};
-use crate::policy::ports::{self, Protocol};
-use crate::policy::project_iam::ProjectIamPolicy;
+use crate::kinds::bucket::config::{RawBucketPolicy, validate_bucket};
+use crate::kinds::bucket::policy::BucketPolicy;
+use crate::kinds::firewall::config::{RawFirewallPolicy, validate_firewall};
+use crate::kinds::firewall::policy::FirewallPolicy;
+use crate::kinds::project_iam::config::{RawProjectIamPolicy, validate_project_iam};
+use crate::kinds::project_iam::policy::ProjectIamPolicy;
 use channel::validate_channel;
 pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel, Smtp, SmtpTls};
 use safety::validate_safety;
@@ -104,104 +106,6 @@ pub struct RawPolicies {
     /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
     #[serde(default)]
     pub public_bucket: RawBucketPolicy,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawBucketPolicy {
-    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
-    /// (default 0: at once).
-    pub grace_seconds: Option<u32>,
-    /// Turn the policy off entirely (default: on).
-    pub enabled: Option<bool>,
-    /// `enforce` (default) or `dry-run`.
-    pub mode: Option<String>,
-    /// A bucket carrying this label is meant to be public (default `antibody-exempt`; its value is the reason).
-    pub exempt_label: Option<String>,
-    /// Bucket names meant to be public; `*` matches any run.
-    #[serde(default)]
-    pub allow_buckets: Vec<String>,
-    /// Report buckets without public access prevention, at this severity (LOW, MEDIUM, HIGH, CRITICAL; default: off).
-    pub flag_public_access_prevention: Option<String>,
-    /// When to enforce public access prevention: `never`, `when-public` (default) or `always`.
-    pub enforce_public_access_prevention: Option<String>,
-    /// Report buckets with fine-grained ACLs (uniform access off), at this severity (default: off).
-    pub flag_uniform_access: Option<String>,
-    /// Switch uniform bucket-level access on when fixing (default: off; it disables ACLs for good after 90 days).
-    #[serde(default)]
-    pub enable_uniform_access: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawProjectIamPolicy {
-    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
-    /// (default 0: at once).
-    pub grace_seconds: Option<u32>,
-    /// Turn the policy off entirely (default: on).
-    pub enabled: Option<bool>,
-    /// `enforce` (default) or `dry-run`.
-    pub mode: Option<String>,
-    /// The organisation's domains (`example.com` also admits `eng.example.com`). With none, only consumer domains
-    /// count as outsiders.
-    #[serde(default)]
-    pub allowed_domains: Vec<String>,
-    /// Consumer e-mail domains (default: gmail.com, googlemail.com, yahoo.com, outlook.com and other webmail).
-    pub consumer_domains: Option<Vec<String>>,
-    /// Flag any role held by an outsider (default: on).
-    pub external_members: Option<bool>,
-    /// Flag roles/owner and roles/editor held by an outsider (default: on).
-    pub primitive_roles: Option<bool>,
-    /// Also flag roles/owner and roles/editor held by service accounts (default: off; default compute accounts hold editor).
-    pub primitive_roles_for_service_accounts: Option<bool>,
-    /// Roles that are high-risk in an outsider's hands; `*` matches any run (default includes `roles/*Admin`).
-    pub high_risk_roles: Option<Vec<String>>,
-    /// Members never touched, besides Google's service agents; `*` matches any run.
-    #[serde(default)]
-    pub allow_members: Vec<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFirewallPolicy {
-    /// Wait this long before enforcing (to let Terraform or a person finish), then decide again on the live state
-    /// (default 0: at once).
-    pub grace_seconds: Option<u32>,
-    /// Turn the policy off entirely (default: on).
-    pub enabled: Option<bool>,
-    /// `enforce` (default) or `dry-run`.
-    pub mode: Option<String>,
-    /// `disable` (default), `narrow` (remove only the world-wide sources for the risky ports) or `delete`.
-    pub fix: Option<String>,
-    /// An IPv4 range with a prefix this short or shorter counts as "almost everyone" (default 8), unless private.
-    pub broad_prefix_v4: Option<u8>,
-    /// The same threshold for IPv6 (default 16).
-    pub broad_prefix_v6: Option<u8>,
-    /// Replace the default risky-port table (`[{name, protocol, ports}]`, ports like "22" or "27017-27019").
-    pub ports: Option<Vec<RawPortRule>>,
-    /// Add to the default table.
-    #[serde(default)]
-    pub extra_ports: Vec<RawPortRule>,
-    /// Also flag HTTP (tcp/80), which is off by default because public web servers are normal.
-    #[serde(default)]
-    pub include_http: bool,
-    /// Rule names never touched; `*` at the end matches any suffix (default: `gke-*`, `k8s-*`).
-    pub allow_rules: Option<Vec<String>>,
-    /// Principals whose changes are left alone; `*` matches any run of characters (default: GKE's service agents).
-    pub allow_principals: Option<Vec<String>>,
-    /// A rule whose description contains this marker is exempt (firewall rules have no labels).
-    pub exempt_marker: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPortRule {
-    /// A name for findings, e.g. `SSH`.
-    pub name: String,
-    /// `tcp`, `udp` or `sctp`.
-    pub protocol: String,
-    /// A port or an inclusive range: "22", "27017-27019".
-    pub ports: String,
 }
 
 /// Validated configuration.
@@ -342,7 +246,7 @@ impl Default for Config {
 }
 
 /// `enforce` or `dry-run`, as a dry-run flag.
-fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
+pub(crate) fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
     match mode {
         None | Some("enforce") => false,
         Some("dry-run") => true,
@@ -355,7 +259,7 @@ fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
     }
 }
 
-pub(super) fn severity(
+pub(crate) fn severity(
     key: &str,
     text: Option<&str>,
     problems: &mut Vec<String>,
@@ -375,151 +279,6 @@ pub(super) fn severity(
     Some(severity)
 }
 
-fn validate_bucket(raw: RawBucketPolicy, problems: &mut Vec<String>) -> BucketPolicy {
-    let key = "policies.public_bucket";
-    let defaults = BucketPolicy::default();
-    let enforce = match raw.enforce_public_access_prevention.as_deref() {
-        None => defaults.enforce_public_access_prevention,
-        Some("never") => PreventionMode::Never,
-        Some("when-public") => PreventionMode::WhenPublic,
-        Some("always") => PreventionMode::Always,
-        Some(other) => {
-            problems.push(format!("{key}.enforce_public_access_prevention: '{other}' is not one of never, when-public, always"));
-            defaults.enforce_public_access_prevention
-        }
-    };
-    BucketPolicy {
-        enabled: raw.enabled.unwrap_or(true),
-        dry_run: mode(key, raw.mode.as_deref(), problems),
-        grace_secs: raw.grace_seconds.unwrap_or(0),
-        exempt_label: raw.exempt_label.unwrap_or(defaults.exempt_label),
-        allow_buckets: raw.allow_buckets,
-        flag_public_access_prevention: severity(
-            &format!("{key}.flag_public_access_prevention"),
-            raw.flag_public_access_prevention.as_deref(),
-            problems,
-        ),
-        enforce_public_access_prevention: enforce,
-        flag_uniform_access: severity(
-            &format!("{key}.flag_uniform_access"),
-            raw.flag_uniform_access.as_deref(),
-            problems,
-        ),
-        enable_uniform_access: raw.enable_uniform_access,
-    }
-}
-
-fn validate_project_iam(raw: RawProjectIamPolicy, problems: &mut Vec<String>) -> ProjectIamPolicy {
-    let key = "policies.project_iam";
-    let defaults = ProjectIamPolicy::default();
-    for domain in &raw.allowed_domains {
-        let valid = !domain.is_empty()
-            && domain.split('.').count() >= 2
-            && domain.split('.').all(|label| {
-                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if !valid {
-            problems.push(format!(
-                "{key}.allowed_domains: '{domain}' is not a domain name like example.com"
-            ));
-        }
-    }
-    ProjectIamPolicy {
-        enabled: raw.enabled.unwrap_or(true),
-        dry_run: mode(key, raw.mode.as_deref(), problems),
-        grace_secs: raw.grace_seconds.unwrap_or(0),
-        allowed_domains: raw
-            .allowed_domains
-            .iter()
-            .map(|domain| domain.to_ascii_lowercase())
-            .collect(),
-        consumer_domains: raw.consumer_domains.unwrap_or(defaults.consumer_domains),
-        external_members: raw.external_members.unwrap_or(defaults.external_members),
-        primitive_roles: raw.primitive_roles.unwrap_or(defaults.primitive_roles),
-        primitive_roles_for_service_accounts: raw
-            .primitive_roles_for_service_accounts
-            .unwrap_or(defaults.primitive_roles_for_service_accounts),
-        high_risk_roles: raw.high_risk_roles.unwrap_or(defaults.high_risk_roles),
-        allow_members: raw.allow_members,
-    }
-}
-
-fn validate_firewall(raw: RawFirewallPolicy, problems: &mut Vec<String>) -> FirewallPolicy {
-    let mut policy = FirewallPolicy::default();
-    let key = "policies.open_firewall";
-    policy.enabled = raw.enabled.unwrap_or(true);
-    policy.dry_run = mode(key, raw.mode.as_deref(), problems);
-    policy.grace_secs = raw.grace_seconds.unwrap_or(0);
-    match raw.fix.as_deref() {
-        None | Some("disable") => policy.fix = FixKind::Disable,
-        Some("narrow") => policy.fix = FixKind::Narrow,
-        Some("delete") => policy.fix = FixKind::Delete,
-        Some(other) => problems.push(format!(
-            "{key}.fix: '{other}' is not one of disable, narrow, delete"
-        )),
-    }
-    if let Some(bits) = raw.broad_prefix_v4 {
-        if bits > 32 {
-            problems.push(format!("{key}.broad_prefix_v4: {bits} is more than 32"));
-        }
-        policy.broad_prefix_v4 = bits;
-    }
-    if let Some(bits) = raw.broad_prefix_v6 {
-        if bits > 128 {
-            problems.push(format!("{key}.broad_prefix_v6: {bits} is more than 128"));
-        }
-        policy.broad_prefix_v6 = bits;
-    }
-    let mut table = match raw.ports {
-        Some(rules) => port_rules(&format!("{key}.ports"), rules, problems),
-        None => ports::default_table(raw.include_http),
-    };
-    table.extend(port_rules(
-        &format!("{key}.extra_ports"),
-        raw.extra_ports,
-        problems,
-    ));
-    policy.ports = table;
-    if let Some(rules) = raw.allow_rules {
-        policy.allow_rules = rules;
-    }
-    if let Some(principals) = raw.allow_principals {
-        policy.allow_principals = principals;
-    }
-    if let Some(marker) = raw.exempt_marker {
-        policy.exempt_marker = marker;
-    }
-    policy
-}
-
-fn port_rules(key: &str, rules: Vec<RawPortRule>, problems: &mut Vec<String>) -> Vec<PortRule> {
-    let mut table = Vec::new();
-    for (index, rule) in rules.into_iter().enumerate() {
-        let protocol = match Protocol::parse(&rule.protocol) {
-            Some(protocol @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp)) => protocol,
-            _ => {
-                problems.push(format!(
-                    "{key}[{index}].protocol: '{}' is not one of tcp, udp, sctp",
-                    rule.protocol
-                ));
-                continue;
-            }
-        };
-        match ports::PortRange::parse(&rule.ports) {
-            Some(range) => table.push(PortRule {
-                name: rule.name,
-                protocol,
-                range,
-            }),
-            None => problems.push(format!(
-                "{key}[{index}].ports: '{}' is not a port or a range like 27017-27019",
-                rule.ports
-            )),
-        }
-    }
-    table
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,7 +287,10 @@ mod tests {
     fn the_example_config_parses() {
         let text = include_str!("../../../../antibody.example.toml");
         let config = Config::parse(text).expect("antibody.example.toml is valid");
-        assert_eq!(config.firewall.fix, FixKind::Disable);
+        assert_eq!(
+            config.firewall.fix,
+            crate::kinds::firewall::policy::FixKind::Disable
+        );
         assert!(config.firewall.ports.iter().any(|rule| rule.name == "SSH"));
     }
 

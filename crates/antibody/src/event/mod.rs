@@ -157,6 +157,28 @@ impl AuditEvent {
         })
     }
 
+    /// A sweep's finding enters the pipeline as an event of its own, so it is re-read, gated and journaled like any other.
+    pub fn synthetic(transport: Transport, project: &str, resource: &str) -> AuditEvent {
+        let key = format!("{}:{}:{resource}", transport.as_str(), uuid::Uuid::new_v4());
+        AuditEvent {
+            transport,
+            delivery_key: key.clone(),
+            log_key: key,
+            service_name: "antibody".into(),
+            method_name: format!("antibody.{}", transport.as_str()),
+            resource_name: resource.to_string(),
+            resource_type: String::new(),
+            project: project.to_string(),
+            principal: String::new(),
+            caller_ip: String::new(),
+            user_agent: String::new(),
+            operation: None,
+            status_code: 0,
+            timestamp: String::new(),
+            trace: None,
+        }
+    }
+
     /// The last dotted segment of the method name: `v1.compute.firewalls.patch` → `patch`.
     pub fn verb(&self) -> &str {
         self.method_name

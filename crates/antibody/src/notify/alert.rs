@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::event::AuditEvent;
 use crate::journal::Record;
-use crate::pipeline::Outcome;
+use crate::outcome::Outcome;
 use crate::policy::Severity;
 
 /// The version of the webhook body's schema (documented in README.md).
@@ -68,18 +68,12 @@ pub fn severity_of(outcome: &Outcome, record: &Record) -> Option<Severity> {
     }
 }
 
+/// The resource's page in the Cloud Console, as its kind links it; the project's IAM page for any other name.
 fn console_url(resource: &str, project: &str) -> String {
-    if let Some(name) = resource.strip_prefix("projects/_/buckets/") {
-        return format!(
-            "https://console.cloud.google.com/storage/browser/{name}?project={project}"
-        );
+    match crate::kinds::target_of(resource, project) {
+        Some(target) => target.console_url(),
+        None => format!("https://console.cloud.google.com/iam-admin/iam?project={project}"),
     }
-    if let Some((_, name)) = resource.split_once("/global/firewalls/") {
-        return format!(
-            "https://console.cloud.google.com/net-security/firewall-manager/firewall-policies/details/{name}?project={project}"
-        );
-    }
-    format!("https://console.cloud.google.com/iam-admin/iam?project={project}")
 }
 
 /// Stable per resource (each resource kind has one policy), so a later compliant check can resolve the incident.

@@ -12,7 +12,7 @@ use crate::config::{Channel, ChannelKind};
 use crate::event::AuditEvent;
 use crate::journal::Record;
 use crate::journal::{self, Journal, OutboxItem};
-use crate::pipeline::Outcome;
+use crate::outcome::Outcome;
 
 /// Where decision lines go.
 pub enum LogSink {

@@ -1,4 +1,4 @@
-//! handle(): the stages in order — claim, screen, route, re-read, decide, gate, apply, journal, notify.
+//! handle(): the stages in order — route, screen, claim, serialise, re-read, evaluate, admit, apply, journal, notify.
 
 mod locks;
 
@@ -15,9 +15,10 @@ use crate::event::AuditEvent;
 use crate::gate::{self, Early, Verdict};
 use crate::gcp::{self, Client};
 use crate::journal::{self, Claim, Journal, Record};
+use crate::kinds::{self, Fix, Route, Target};
 use crate::notify::{self, LogSink};
-use crate::policy::{self, Finding, Fix, Resource};
-use crate::route::{self, Route, Target};
+pub use crate::outcome::Outcome;
+use crate::policy::Finding;
 
 /// Everything a handler needs; built once per process.
 pub struct Context {
@@ -91,87 +92,6 @@ impl Context {
     }
 }
 
-/// How handling one event ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum Outcome {
-    Ignored {
-        reason: String,
-    },
-    Duplicate {
-        of: i64,
-    },
-    /// A redelivery while the first delivery is still being handled; answered 503 so the sender asks again.
-    InProgress {
-        of: i64,
-    },
-    OwnWrite,
-    FailedCall {
-        code: i64,
-    },
-    Gone,
-    Compliant,
-    /// Findings were recorded, but they call for no change.
-    Detected,
-    Exempt {
-        reason: String,
-    },
-    DryRun {
-        fix: Fix,
-    },
-    Remediated {
-        fix: Fix,
-    },
-    Failed {
-        error: String,
-    },
-    /// The fix would do harm (e.g. remove the last owner); nothing was changed.
-    Refused {
-        reason: String,
-    },
-    /// Enforcement waits out a grace period; the live state is decided again then.
-    Deferred {
-        seconds: u32,
-    },
-    /// A safety control held the fix back (kill switch, blast-radius cap).
-    Held {
-        reason: String,
-    },
-    /// The resource is fought over; antibody no longer fixes it. `new` marks the event that started the quarantine.
-    Quarantined {
-        reason: String,
-        new: bool,
-    },
-    /// A transient failure: the event must be redelivered.
-    Retry {
-        error: String,
-    },
-}
-
-impl Outcome {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Ignored { .. } => "ignored",
-            Outcome::Duplicate { .. } => "duplicate",
-            Outcome::InProgress { .. } => "in-progress",
-            Outcome::OwnWrite => "own-write",
-            Outcome::FailedCall { .. } => "failed-call",
-            Outcome::Gone => "gone",
-            Outcome::Compliant => "compliant",
-            Outcome::Detected => "detected",
-            Outcome::Exempt { .. } => "exempt",
-            Outcome::DryRun { .. } => "dry-run",
-            Outcome::Remediated { .. } => "remediated",
-            Outcome::Failed { .. } => "failed",
-            Outcome::Refused { .. } => "refused",
-            Outcome::Held { .. } => "held",
-            Outcome::Deferred { .. } => "deferred",
-            Outcome::Quarantined { .. } => "quarantined",
-            Outcome::Retry { .. } => "retry",
-        }
-    }
-}
-
 /// The answer to the sender: the journal row and the outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Handled {
@@ -189,63 +109,99 @@ pub async fn handle(cx: &Context, event: &AuditEvent) -> Result<Handled, journal
         .await
 }
 
-/// `handle`, inside the scope that counts the time spent waiting on Google.
+/// `handle`, inside the scope that counts the time spent waiting on Google. The stages, in order.
 async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, journal::Error> {
     let started = Instant::now();
-    // Events that cannot lead to a change are settled from the event alone, with one journal write.
+    let route = kinds::route(event);
+    if let Some(outcome) = screen(cx, event, &route) {
+        return settle(cx, event, outcome, started).await;
+    }
+    let (id, interrupted) = match claim(cx, event).await? {
+        Claimed::New { id, interrupted } => (id, interrupted),
+        Claimed::Answered(handled) => return Ok(handled),
+    };
+    let mut decision = Decision::default();
+    let outcome = match route {
+        Route::Check(target) => serialised(cx, id, event, &target, &mut decision).await,
+        Route::Deleted(_) => Outcome::Gone,
+        Route::Ignore(reason) => Outcome::Ignored { reason },
+        Route::Refuse(reason) => Outcome::Rejected { reason },
+    };
+    let outcome = confirm_interrupted(outcome, interrupted, &mut decision);
+    journal(cx, id, event, outcome, decision, started).await
+}
+
+/// Events that cannot lead to a change, settled from the event alone: our own writes, failed calls, events no
+/// policy watches, names outside Google's grammar.
+fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
     let own_operation = event
         .operation
         .as_ref()
         .is_some_and(|operation| cx.gcp.started_operation(&operation.id));
-    let early = match gate::screen(&cx.config, event, own_operation) {
+    match gate::screen(&cx.config, event, own_operation) {
         Some(Early::OwnWrite) => Some(Outcome::OwnWrite),
         Some(Early::FailedCall(code)) => Some(Outcome::FailedCall { code }),
-        None => match route::route(event) {
-            Route::Ignore(reason) => Some(Outcome::Ignored { reason }),
-            _ => None,
+        None => match route {
+            Route::Ignore(reason) => Some(Outcome::Ignored {
+                reason: reason.clone(),
+            }),
+            Route::Refuse(reason) => Some(Outcome::Rejected {
+                reason: reason.clone(),
+            }),
+            Route::Check(_) | Route::Deleted(_) => None,
         },
+    }
+}
+
+/// Journals a screened event with one write; a copy of one already journaled is a duplicate.
+async fn settle(
+    cx: &Context,
+    event: &AuditEvent,
+    outcome: Outcome,
+    started: Instant,
+) -> Result<Handled, journal::Error> {
+    let record = Record {
+        outcome: outcome.name().to_string(),
+        reason: outcome.reason(),
+        duration_us: started.elapsed().as_micros() as i64,
+        ..Record::default()
     };
-    if let Some(outcome) = early {
-        let record = Record {
-            outcome: outcome.name().to_string(),
-            reason: match &outcome {
-                Outcome::Ignored { reason } => reason.clone(),
-                Outcome::FailedCall { code } => {
-                    format!("the audited call failed with status {code}")
-                }
-                _ => String::new(),
-            },
-            duration_us: started.elapsed().as_micros() as i64,
-            ..Record::default()
-        };
-        let (id, first) = cx.journal.record_settled(event, &record).await?;
-        let outcome = if first {
-            outcome
-        } else {
-            Outcome::Duplicate { of: id }
-        };
-        notify::decision(&cx.log, id, event, &outcome, &record);
-        return Ok(Handled {
+    let (id, first) = cx.journal.record_settled(event, &record).await?;
+    let outcome = if first {
+        outcome
+    } else {
+        Outcome::Duplicate { of: id }
+    };
+    notify::decision(&cx.log, id, event, &outcome, &record);
+    Ok(Handled {
+        id,
+        outcome,
+        findings: Vec::new(),
+    })
+}
+
+enum Claimed {
+    /// This delivery handles the event; `interrupted` is the fix a process that died had announced for it.
+    New {
+        id: i64,
+        interrupted: Option<(Fix, Value)>,
+    },
+    /// Another delivery has it, or had it: the answer is already known.
+    Answered(Handled),
+}
+
+/// Claims the event's journal row, deduplicating redeliveries and copies through other pipelines.
+async fn claim(cx: &Context, event: &AuditEvent) -> Result<Claimed, journal::Error> {
+    let answered = |id: i64, outcome: Outcome| {
+        Claimed::Answered(Handled {
             id,
             outcome,
             findings: Vec::new(),
-        });
-    }
-    let (id, interrupted) = match cx.journal.claim(event).await? {
-        Claim::Duplicate { of } => {
-            return Ok(Handled {
-                id: of,
-                outcome: Outcome::Duplicate { of },
-                findings: Vec::new(),
-            });
-        }
-        Claim::InProgress { of } => {
-            return Ok(Handled {
-                id: of,
-                outcome: Outcome::InProgress { of },
-                findings: Vec::new(),
-            });
-        }
+        })
+    };
+    Ok(match cx.journal.claim(event).await? {
+        Claim::Duplicate { of } => answered(of, Outcome::Duplicate { of }),
+        Claim::InProgress { of } => answered(of, Outcome::InProgress { of }),
         Claim::New {
             id,
             remediated_by: Some(of),
@@ -257,86 +213,240 @@ async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, jou
                 ..Record::default()
             };
             cx.journal.finish(id, &record).await?;
-            return Ok(Handled {
-                id,
-                outcome: Outcome::Duplicate { of },
-                findings: Vec::new(),
-            });
+            answered(id, Outcome::Duplicate { of })
         }
         Claim::New {
             id,
             remediated_by: None,
             interrupted,
-        } => (id, interrupted),
+        } => Claimed::New { id, interrupted },
+    })
+}
+
+/// What deciding on one resource produced; it becomes the journal's `Record` once, in `journal`.
+#[derive(Default)]
+struct Decision {
+    resource_key: Option<String>,
+    before: Option<Value>,
+    after: Option<Value>,
+    findings: Vec<Finding>,
+    /// The fix the gate saw (held, quarantined, refused or failed fixes are journaled with it too).
+    fix: Option<Fix>,
+    owner: Option<String>,
+}
+
+/// One remediation of a resource at a time: in this process, then across replicas. Both are held until the
+/// outcome is journaled (the caller journals right after), so the next decision on the resource counts this one.
+async fn serialised(
+    cx: &Context,
+    id: i64,
+    event: &AuditEvent,
+    target: &Target,
+    decision: &mut Decision,
+) -> Outcome {
+    let _serialised = cx.locks.lock(target.key().to_string()).await;
+    match cx.journal.hold(target.key()).await {
+        Ok(Some(_lease)) => decide(cx, id, event, target, decision).await,
+        Ok(None) => Outcome::Retry {
+            error: format!("another replica is handling {}", target.key()),
+        },
+        Err(err) => Outcome::Retry {
+            error: err.to_string(),
+        },
+    }
+}
+
+/// Re-read → evaluate → admit → apply, for an event that points at a resource.
+async fn decide(
+    cx: &Context,
+    id: i64,
+    event: &AuditEvent,
+    target: &Target,
+    decision: &mut Decision,
+) -> Outcome {
+    decision.resource_key = Some(target.key().to_string());
+    let read = target.fetch(&cx.gcp).await;
+    cx.count_google_call(&read);
+    let (resource, before) = match read {
+        Ok(read) => read,
+        Err(gcp::Error::NotFound(_)) => return Outcome::Gone,
+        Err(err) => return failure(err.to_string(), err.is_retryable()),
     };
-    // One remediation of a resource at a time: in this process, then across replicas. Held until the outcome is
-    // journaled, so the next decision on the resource counts this one.
-    let key = match route::route(event) {
-        Route::Check(target) => Some(target.key()),
-        _ => None,
-    };
-    let _serialised = match &key {
-        Some(key) => Some(cx.locks.lock(key.clone()).await),
-        None => None,
-    };
-    let lease = match &key {
-        Some(key) => cx.journal.hold(key).await,
-        None => Ok(None),
-    };
-    let mut record = Record::default();
-    let (outcome, _lease) = match (&key, lease) {
-        (Some(key), Ok(None)) => (
-            Outcome::Retry {
-                error: format!("another replica is handling {key}"),
-            },
-            None,
-        ),
-        (_, Err(err)) => (
-            Outcome::Retry {
+    decision.before = Some(before);
+    decision.owner = resource.owner(&cx.config);
+    let plan = resource.evaluate(&cx.config);
+    decision.findings = plan.findings.clone();
+    let safety = match cx
+        .journal
+        .safety(
+            target.key(),
+            target.project(),
+            cx.config.safety.flap_window_secs,
+        )
+        .await
+    {
+        Ok(safety) => safety,
+        Err(err) => {
+            return Outcome::Retry {
                 error: err.to_string(),
-            },
-            None,
-        ),
-        (_, Ok(lease)) => (decide_and_act(cx, id, event, &mut record).await, lease),
-    };
-    // A process that died had announced a fix for this event; the live state is now compliant, so that fix took.
-    let finished_before_restart = match (&outcome, interrupted) {
-        (Outcome::Compliant, Some((fix, before))) => {
-            record.after = record.before.replace(before);
-            Some(fix)
+            };
         }
-        _ => None,
     };
-    let restarted = finished_before_restart.is_some();
-    let outcome = match finished_before_restart {
-        Some(fix) => Outcome::Remediated { fix },
-        None => outcome,
+    let load = gate::Load {
+        instance_fixes_last_hour: cx.instance_fixes_last_hour(),
+        google_failure_rate: cx.google_failure_rate(),
     };
-    record.outcome = outcome.name().to_string();
-    record.retry = matches!(outcome, Outcome::Retry { .. });
-    record.reason = match &outcome {
-        Outcome::Ignored { reason }
-        | Outcome::Exempt { reason }
-        | Outcome::Refused { reason }
-        | Outcome::Held { reason }
-        | Outcome::Quarantined { reason, .. } => reason.clone(),
-        Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),
-        Outcome::FailedCall { code } => format!("the audited call failed with status {code}"),
-        Outcome::DryRun { fix } | Outcome::Remediated { fix } => fix.describe(),
-        _ => String::new(),
-    };
-    if let Outcome::DryRun { fix } | Outcome::Remediated { fix } = &outcome {
-        record.fix = Some(fix.clone());
+    match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
+        Verdict::Nothing => Outcome::Compliant,
+        Verdict::Detected => Outcome::Detected,
+        Verdict::Exempt(reason) => Outcome::Exempt { reason },
+        Verdict::DryRun(fix) => Outcome::DryRun { fix },
+        Verdict::Deferred { seconds } => {
+            let due = journal::epoch_now() + i64::from(seconds);
+            match cx.journal.defer(target.key(), target.project(), due).await {
+                Ok(()) => Outcome::Deferred { seconds },
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
+        Verdict::Held { fix, reason } => {
+            decision.fix = Some(fix);
+            Outcome::Held { reason }
+        }
+        Verdict::Quarantined {
+            fix,
+            reason,
+            principals,
+            new,
+        } => {
+            decision.fix = Some(fix);
+            let stored = match new {
+                true => cx
+                    .journal
+                    .quarantine(target.key(), &principals.join(", "), &reason)
+                    .await
+                    .map(|_| ()),
+                false => Ok(()),
+            };
+            match stored {
+                Ok(()) => Outcome::Quarantined { reason, new },
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
+        Verdict::Apply(fix) => {
+            decision.fix = Some(fix.clone());
+            let cap = cx.config.safety.max_fixes_per_project_per_hour;
+            let before = decision.before.clone().unwrap_or_default();
+            match cx
+                .journal
+                .announce_fix(id, target.project(), cap, &fix, &before)
+                .await
+            {
+                Ok(true) => {
+                    crash_point("decided");
+                    apply_fix(cx, fix, decision).await
+                }
+                Ok(false) => Outcome::Held {
+                    reason: format!(
+                        "blast-radius cap: {cap} fixes in project {} within the last hour \
+                         (max_fixes_per_project_per_hour = {cap})",
+                        target.project()
+                    ),
+                },
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
     }
+}
+
+/// Applies an admitted fix and verifies it: the only stage that changes the cloud.
+async fn apply_fix(cx: &Context, fix: Fix, decision: &mut Decision) -> Outcome {
+    let applied = apply::run(&cx.config, &cx.gcp, &fix).await;
+    match &applied {
+        Ok(_) => cx.count_google_call::<()>(&Ok(())),
+        Err(apply::Error::Google(err)) => cx.count_google_call::<()>(&Err(err.clone())),
+        Err(_) => {}
+    }
+    match applied {
+        Ok(after) => {
+            crash_point("applied");
+            decision.after = after;
+            cx.count_fix();
+            Outcome::Remediated { fix }
+        }
+        // Deleted between our read and our write: nothing left to fix.
+        Err(apply::Error::Google(gcp::Error::NotFound(_))) => Outcome::Gone,
+        Err(apply::Error::Google(err)) => failure(err.to_string(), err.is_retryable()),
+        Err(apply::Error::Refused(reason)) => Outcome::Refused { reason },
+        Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
+            error: err.to_string(),
+        },
+    }
+}
+
+fn failure(error: String, retryable: bool) -> Outcome {
+    if retryable {
+        Outcome::Retry { error }
+    } else {
+        Outcome::Failed { error }
+    }
+}
+
+/// A process that died had announced a fix for this event; if the live state is now compliant, that fix took.
+fn confirm_interrupted(
+    outcome: Outcome,
+    interrupted: Option<(Fix, Value)>,
+    decision: &mut Decision,
+) -> Outcome {
+    match (outcome, interrupted) {
+        (Outcome::Compliant, Some((fix, before))) => {
+            decision.after = decision.before.replace(before);
+            Outcome::Remediated { fix }
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// The decision becomes the journal's record, written with its alerts in one transaction; then the decision line.
+async fn journal(
+    cx: &Context,
+    id: i64,
+    event: &AuditEvent,
+    outcome: Outcome,
+    decision: Decision,
+    started: Instant,
+) -> Result<Handled, journal::Error> {
+    // A remediation with no fix of this handling's own was applied before a restart (`confirm_interrupted`).
+    let restarted = matches!(outcome, Outcome::Remediated { .. }) && decision.fix.is_none();
+    let mut reason = outcome.reason();
     if restarted {
-        record
-            .reason
-            .push_str(" (applied before a restart; a fresh read confirms it)");
+        reason.push_str(" (applied before a restart; a fresh read confirms it)");
     }
-    record.duration_us = started.elapsed().as_micros() as i64;
-    record.google_us = gcp::GOOGLE_TIME
-        .try_with(std::cell::Cell::get)
-        .unwrap_or_default() as i64;
+    let fix = match &outcome {
+        Outcome::Remediated { fix } | Outcome::DryRun { fix } => Some(fix.clone()),
+        Outcome::Gone | Outcome::Exempt { .. } | Outcome::Deferred { .. } => None,
+        _ => decision.fix,
+    };
+    let record = Record {
+        outcome: outcome.name().to_string(),
+        reason,
+        fix,
+        findings: decision.findings,
+        before: decision.before,
+        after: decision.after,
+        duration_us: started.elapsed().as_micros() as i64,
+        google_us: gcp::GOOGLE_TIME
+            .try_with(std::cell::Cell::get)
+            .unwrap_or_default() as i64,
+        retry: matches!(outcome, Outcome::Retry { .. }),
+        resource_key: decision.resource_key,
+        owner: decision.owner,
+    };
     let alerts = notify::alerts(
         &cx.config.templates,
         &cx.config.channels,
@@ -361,195 +471,6 @@ async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, jou
     })
 }
 
-/// The stages for an event that points at a resource (`handle` has settled the rest).
-async fn decide_and_act(cx: &Context, id: i64, event: &AuditEvent, record: &mut Record) -> Outcome {
-    let target = match route::route(event) {
-        Route::Check(target) => target,
-        Route::Deleted(_) => return Outcome::Gone,
-        Route::Ignore(reason) => return Outcome::Ignored { reason },
-    };
-    record.resource_key = Some(target.key());
-    let read = fetch(&cx.gcp, &target).await;
-    cx.count_google_call(&read);
-    let (resource, before) = match read {
-        Ok(read) => read,
-        Err(gcp::Error::NotFound(_)) => return Outcome::Gone,
-        Err(err) => return failure(err.to_string(), err.is_retryable()),
-    };
-    record.before = Some(before);
-    record.owner = owner_of(&cx.config, &resource);
-    let plan = policy::evaluate(&cx.config, &resource);
-    record.findings = plan.findings.clone();
-    let safety = match cx
-        .journal
-        .safety(
-            &target.key(),
-            target.project(),
-            cx.config.safety.flap_window_secs,
-        )
-        .await
-    {
-        Ok(safety) => safety,
-        Err(err) => {
-            return Outcome::Retry {
-                error: err.to_string(),
-            };
-        }
-    };
-    let load = gate::Load {
-        instance_fixes_last_hour: cx.instance_fixes_last_hour(),
-        google_failure_rate: cx.google_failure_rate(),
-    };
-    match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
-        Verdict::Nothing => Outcome::Compliant,
-        Verdict::Deferred { seconds } => {
-            let due = journal::epoch_now() + i64::from(seconds);
-            match cx.journal.defer(&target.key(), target.project(), due).await {
-                Ok(()) => Outcome::Deferred { seconds },
-                Err(err) => Outcome::Retry {
-                    error: err.to_string(),
-                },
-            }
-        }
-        Verdict::Held { fix, reason } => {
-            record.fix = Some(fix);
-            Outcome::Held { reason }
-        }
-        Verdict::Quarantined {
-            fix,
-            reason,
-            principals,
-            new,
-        } => {
-            record.fix = Some(fix);
-            let stored = match new {
-                true => cx
-                    .journal
-                    .quarantine(&target.key(), &principals.join(", "), &reason)
-                    .await
-                    .map(|_| ()),
-                false => Ok(()),
-            };
-            match stored {
-                Ok(()) => Outcome::Quarantined { reason, new },
-                Err(err) => Outcome::Retry {
-                    error: err.to_string(),
-                },
-            }
-        }
-        Verdict::Detected => Outcome::Detected,
-        Verdict::Exempt(reason) => Outcome::Exempt { reason },
-        Verdict::DryRun(fix) => Outcome::DryRun { fix },
-        Verdict::Apply(fix) => {
-            let cap = cx.config.safety.max_fixes_per_project_per_hour;
-            let before = record.before.clone().unwrap_or_default();
-            match cx
-                .journal
-                .announce_fix(id, target.project(), cap, &fix, &before)
-                .await
-            {
-                Ok(true) => {
-                    crash_point("decided");
-                    apply_fix(cx, fix, record).await
-                }
-                Ok(false) => {
-                    record.fix = Some(fix);
-                    Outcome::Held {
-                        reason: format!(
-                            "blast-radius cap: {cap} fixes in project {} within the last hour \
-                             (max_fixes_per_project_per_hour = {cap})",
-                            target.project()
-                        ),
-                    }
-                }
-                Err(err) => Outcome::Retry {
-                    error: err.to_string(),
-                },
-            }
-        }
-    }
-}
-
-/// Applies an admitted fix and verifies it.
-async fn apply_fix(cx: &Context, fix: Fix, record: &mut Record) -> Outcome {
-    match apply::run(&cx.config, &cx.gcp, &fix)
-        .await
-        .inspect(|_| cx.count_google_call::<()>(&Ok(())))
-        .inspect_err(|err| {
-            if let apply::Error::Google(err) = err {
-                cx.count_google_call::<()>(&Err(err.clone()));
-            }
-        }) {
-        Ok(after) => {
-            crash_point("applied");
-            record.after = after;
-            cx.count_fix();
-            Outcome::Remediated { fix }
-        }
-        // Deleted between our read and our write: nothing left to fix.
-        Err(apply::Error::Google(gcp::Error::NotFound(_))) => Outcome::Gone,
-        Err(apply::Error::Google(err)) => {
-            record.fix = Some(fix);
-            failure(err.to_string(), err.is_retryable())
-        }
-        Err(apply::Error::Refused(reason)) => {
-            record.fix = Some(fix);
-            Outcome::Refused { reason }
-        }
-        Err(err @ apply::Error::NotFixed(_)) => Outcome::Failed {
-            error: err.to_string(),
-        },
-    }
-}
-
-fn failure(error: String, retryable: bool) -> Outcome {
-    if retryable {
-        Outcome::Retry { error }
-    } else {
-        Outcome::Failed { error }
-    }
-}
-
-/// Always re-reads: the event is only a pointer.
-async fn fetch(client: &Client, target: &Target) -> Result<(Resource, Value), gcp::Error> {
-    match target {
-        Target::Firewall { project, name } => {
-            let (firewall, raw) = client.get_firewall(project, name).await?;
-            Ok((
-                Resource::Firewall {
-                    project: project.clone(),
-                    firewall,
-                },
-                raw,
-            ))
-        }
-        Target::Bucket { project, name } => {
-            let (bucket, raw) = client.get_bucket(name).await?;
-            let policy = client.get_bucket_policy(name).await?;
-            let before = serde_json::json!({"bucket": raw, "iam": policy});
-            Ok((
-                Resource::Bucket {
-                    project: project.clone(),
-                    bucket,
-                    policy,
-                },
-                before,
-            ))
-        }
-        Target::ProjectIam { project } => {
-            let policy = client.get_project_policy(project).await?;
-            let raw = serde_json::to_value(&policy).expect("a policy serialises");
-            Ok((
-                Resource::ProjectIam {
-                    project: project.clone(),
-                    policy,
-                },
-                raw,
-            ))
-        }
-    }
-}
-
 /// Decides again, on the live state, every resource whose grace period is over. Runs beside the receiver.
 pub async fn rechecks(cx: Arc<Context>) {
     let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
@@ -564,21 +485,11 @@ pub async fn rechecks(cx: Arc<Context>) {
         };
         for (resource, project) in due {
             let event =
-                crate::scan::synthetic_event(crate::event::Transport::Recheck, &project, &resource);
+                AuditEvent::synthetic(crate::event::Transport::Recheck, &project, &resource);
             if let Err(err) = handle(&cx, &event).await {
                 tracing::error!(%err, %resource, "re-deciding after the grace period");
             }
         }
-    }
-}
-
-/// The owner a resource's owner label names, if routing by owner is configured.
-fn owner_of(config: &Config, resource: &Resource) -> Option<String> {
-    let label = config.owner_label.as_ref()?;
-    match resource {
-        Resource::Bucket { bucket, .. } => bucket.labels.get(label).cloned(),
-        // Firewall rules carry no labels, and the project policy read does not include the project's labels.
-        Resource::Firewall { .. } | Resource::ProjectIam { .. } => None,
     }
 }
 

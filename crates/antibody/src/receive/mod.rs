@@ -16,7 +16,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::event::{AuditEvent, EventError, Transport};
-use crate::pipeline::{self, Context};
+use crate::outcome::Outcome;
+use crate::pipeline::{self, Context, Handled};
 
 /// Bodies above this are refused with 413; audit entries are far smaller.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -162,10 +163,19 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
         )))
     });
     match handled {
+        Ok(Handled {
+            id,
+            outcome: Outcome::Rejected { reason },
+            ..
+        }) => {
+            // Journaled as ignored with the reason; the sender hears one sentence.
+            let body = json!({"id": id, "outcome": "ignored", "error": reason});
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
         Ok(handled) => {
             let status = if matches!(
                 handled.outcome,
-                pipeline::Outcome::Retry { .. } | pipeline::Outcome::InProgress { .. }
+                Outcome::Retry { .. } | Outcome::InProgress { .. }
             ) {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {

@@ -19,10 +19,10 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 fn entry() -> Value {
-    json!({"insertId": "abc", "logName": "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
-        "resource": {"type": "gce_firewall_rule", "labels": {"project_id": "p"}},
+    json!({"insertId": "abc", "logName": "projects/my-project/logs/cloudaudit.googleapis.com%2Factivity",
+        "resource": {"type": "gce_firewall_rule", "labels": {"project_id": "my-project"}},
         "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.patch",
-            "resourceName": "projects/p/global/firewalls/fw", "authenticationInfo": {"principalEmail": "u@example.com"}}})
+            "resourceName": "projects/my-project/global/firewalls/fw", "authenticationInfo": {"principalEmail": "u@example.com"}}})
 }
 
 fn binary_headers() -> HeaderMap {
@@ -31,7 +31,7 @@ fn binary_headers() -> HeaderMap {
         ("ce-id", "42"),
         (
             "ce-source",
-            "//cloudaudit.googleapis.com/projects/p/logs/activity",
+            "//cloudaudit.googleapis.com/projects/my-project/logs/activity",
         ),
         ("ce-type", "google.cloud.audit.log.v1.written"),
         ("content-type", "application/json; charset=utf-8"),
@@ -58,9 +58,12 @@ fn binary_mode_keys_on_source_and_id() {
     assert_eq!(event.transport, Transport::EventarcBinary);
     assert_eq!(
         event.delivery_key,
-        "ce://cloudaudit.googleapis.com/projects/p/logs/activity|42"
+        "ce://cloudaudit.googleapis.com/projects/my-project/logs/activity|42"
     );
-    assert_eq!(event.resource_name, "projects/p/global/firewalls/fw");
+    assert_eq!(
+        event.resource_name,
+        "projects/my-project/global/firewalls/fw"
+    );
     assert_eq!(event.principal, "u@example.com");
 }
 
@@ -102,15 +105,18 @@ fn structured_mode_accepts_camel_case_extensions_and_string_data() {
 #[test]
 fn pubsub_push_decodes_base64_log_entries() {
     use base64::Engine;
-    let envelope = json!({"subscription": "projects/p/subscriptions/s", "message": {
+    let envelope = json!({"subscription": "projects/my-project/subscriptions/s", "message": {
         "data": base64::engine::general_purpose::STANDARD.encode(entry().to_string()),
         "message_id": "77", "publish_time": "2021-02-05T04:06:14.109Z"}});
     let event = event_of(decode(&HeaderMap::new(), envelope.to_string().as_bytes()));
     assert_eq!(event.transport, Transport::PubSubPush);
-    assert_eq!(event.delivery_key, "pubsub:projects/p/subscriptions/s|77");
+    assert_eq!(
+        event.delivery_key,
+        "pubsub:projects/my-project/subscriptions/s|77"
+    );
     assert_eq!(
         event.log_key,
-        "projects/p/logs/cloudaudit.googleapis.com%2Factivity|abc"
+        "projects/my-project/logs/cloudaudit.googleapis.com%2Factivity|abc"
     );
 }
 

@@ -44,7 +44,7 @@ async fn heal_with_metadata_tokens(
     sandbox.add_delivery(Delivery::eventarc(engine.url()));
     let client = gcp_sandbox::http_client(Duration::from_secs(5));
     let rules = format!(
-        "{}/compute/v1/projects/p/global/firewalls",
+        "{}/compute/v1/projects/proj-p1/global/firewalls",
         sandbox.base_url()
     );
     for name in ["one", "two"] {

@@ -164,11 +164,11 @@ async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
     let client = crate::harness::http();
     wait_for(&format!("http://127.0.0.1:{engine_port}/healthz"), &client).await;
     wait_for(
-        &format!("{sandbox_url}/compute/v1/projects/p/global/firewalls"),
+        &format!("{sandbox_url}/compute/v1/projects/proj-p1/global/firewalls"),
         &client,
     )
     .await;
-    let rules = format!("{sandbox_url}/compute/v1/projects/p/global/firewalls");
+    let rules = format!("{sandbox_url}/compute/v1/projects/proj-p1/global/firewalls");
     let rule = serde_json::json!({"name": "cli-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]});
     assert!(
         client
@@ -245,7 +245,7 @@ async fn replay_pushes_recorded_events_through_the_same_pipeline() {
         .expect("sandbox");
     let client = crate::harness::http();
     let rules = format!(
-        "{}/compute/v1/projects/p/global/firewalls",
+        "{}/compute/v1/projects/proj-p1/global/firewalls",
         sandbox.base_url()
     );
     let rule = serde_json::json!({"name": "replayed", "allowed": [{"IPProtocol": "tcp", "ports": ["6379"]}], "sourceRanges": ["::/0"]});
@@ -377,7 +377,7 @@ async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restar
     let rule = serde_json::json!({"name": "crashy", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]});
     client
         .post(format!(
-            "{}/compute/v1/projects/p/global/firewalls",
+            "{}/compute/v1/projects/proj-p1/global/firewalls",
             sandbox.base_url()
         ))
         .bearer_auth("me")
@@ -425,7 +425,10 @@ async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restar
         .await
         .expect("delivered after restart")
         .expect("open");
-    assert_eq!(alert["resource"], "projects/p/global/firewalls/crashy");
+    assert_eq!(
+        alert["resource"],
+        "projects/proj-p1/global/firewalls/crashy"
+    );
     assert!(
         tokio::time::timeout(std::time::Duration::from_millis(1500), received.recv())
             .await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use antibody::policy::firewall::FixKind;
+use antibody::kinds::firewall::FixKind;
 use gcp_sandbox::DeliveryMode;
 use serde_json::json;
 
@@ -287,10 +287,12 @@ async fn dry_run_journals_the_plan_and_changes_nothing() {
         .expect("a dry-run row");
     assert_eq!(
         planned.fix,
-        Some(antibody::policy::Fix::DisableFirewall {
-            project: "test-project".into(),
-            name: "dry".into()
-        })
+        Some(antibody::policy::Fix::Firewall(
+            antibody::kinds::firewall::Fix::DisableFirewall {
+                project: "test-project".into(),
+                name: "dry".into()
+            }
+        ))
     );
 }
 

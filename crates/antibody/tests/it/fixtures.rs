@@ -3,8 +3,9 @@
 use antibody::config::Config;
 use antibody::event::{AuditEvent, Transport};
 use antibody::gcp::compute::Firewall;
-use antibody::policy::{self, Resource};
-use antibody::route::{self, Route, Target};
+use antibody::kinds::firewall::FirewallRule;
+use antibody::kinds::{self as route, Resource, Route};
+use antibody::policy;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -21,10 +22,10 @@ fn recorded_firewall(name: &str) -> Firewall {
 fn categories(firewall: Firewall) -> Vec<String> {
     let plan = policy::evaluate(
         &Config::default(),
-        &Resource::Firewall {
-            project: "p".into(),
+        &Resource::Firewall(FirewallRule {
+            project: "my-project".into(),
             firewall,
-        },
+        }),
     );
     plan.findings
         .into_iter()
@@ -77,10 +78,10 @@ fn the_proto_style_insert_entry_routes_to_its_rule() {
     assert_eq!(event.method_name, "v1.compute.firewalls.insert");
     assert_eq!(
         route::route(&event),
-        Route::Check(Target::Firewall {
-            project: "my-project".into(),
-            name: "test-firewall".into()
-        })
+        Route::Check(
+            route::target_of("projects/my-project/global/firewalls/test-firewall", "")
+                .expect("a firewall rule")
+        )
     );
     assert_eq!(
         event.operation.as_ref().map(|operation| operation.first),
@@ -104,16 +105,15 @@ fn captured_storage_and_iam_entries_route_to_their_resource() {
     let cases = [
         (
             "storage.setIamPermissions.add-allUsers.panther.json",
-            Target::Bucket {
-                project: "western-verve-123456".into(),
-                name: "jacks-test-bucket".into(),
-            },
+            route::target_of(
+                "projects/_/buckets/jacks-test-bucket",
+                "western-verve-123456",
+            )
+            .expect("a bucket"),
         ),
         (
             "resourcemanager.SetIamPolicy.add-gmail-viewer.panther.json",
-            Target::ProjectIam {
-                project: "western-verve-123456".into(),
-            },
+            route::target_of("projects/western-verve-123456", "").expect("a project"),
         ),
     ];
     for (name, target) in cases {

@@ -38,9 +38,8 @@ async fn a_report_only_sweep_of_a_real_project_reads_everything_and_changes_noth
     let report = scan::sweep(&context, &[project], false, &Printed).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     eprintln!(
-        "{} firewall rules, {} buckets, {} violations",
-        report.firewalls,
-        report.buckets,
+        "swept {:?}, {} violations",
+        report.swept,
         report.violations.len()
     );
 }

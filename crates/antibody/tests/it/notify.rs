@@ -254,17 +254,17 @@ fn rendered_messages_match_their_golden_files() {
     use antibody::journal::Record;
     use antibody::pipeline::Outcome;
     use antibody::policy::{Finding, Fix, Severity};
-    let entry = json!({"insertId": "x", "logName": "projects/acme/logs/cloudaudit.googleapis.com%2Factivity",
-        "timestamp": "2026-11-26T10:00:00Z", "resource": {"labels": {"project_id": "acme"}},
+    let entry = json!({"insertId": "x", "logName": "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity",
+        "timestamp": "2026-11-26T10:00:00Z", "resource": {"labels": {"project_id": "acme-prod"}},
         "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.insert",
-            "resourceName": "projects/acme/global/firewalls/debug-ssh",
+            "resourceName": "projects/acme-prod/global/firewalls/debug-ssh",
             "authenticationInfo": {"principalEmail": "dev@acme.example"},
             "requestMetadata": {"callerIp": "203.0.113.7", "callerSuppliedUserAgent": "gcloud"}}});
     let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
-    let fix = Fix::DisableFirewall {
-        project: "acme".into(),
+    let fix = Fix::Firewall(antibody::kinds::firewall::Fix::DisableFirewall {
+        project: "acme-prod".into(),
         name: "debug-ssh".into(),
-    };
+    });
     let record = Record {
         findings: vec![Finding {
             policy: "open-firewall".into(),
@@ -274,7 +274,7 @@ fn rendered_messages_match_their_golden_files() {
         }],
         before: Some(json!({"name": "debug-ssh", "disabled": false})),
         after: Some(json!({"name": "debug-ssh", "disabled": true})),
-        resource_key: Some("projects/acme/global/firewalls/debug-ssh".into()),
+        resource_key: Some("projects/acme-prod/global/firewalls/debug-ssh".into()),
         ..Record::default()
     };
     let templates = antibody::config::Templates::default();

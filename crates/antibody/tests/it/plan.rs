@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 
 use antibody::config::Config;
+use antibody::kinds::firewall::FixKind;
 use antibody::plan;
-use antibody::policy::firewall::FixKind;
-use antibody::route::{BUCKET_METHODS, FIREWALL_METHODS, PROJECT_IAM_METHODS};
 use serde_json::json;
 
 use crate::harness::{ENGINE, Harness, Options, PROJECT};
@@ -45,11 +44,10 @@ fn every_watched_method_has_exactly_one_trigger() {
         .iter()
         .map(|trigger| trigger.method_name)
         .collect();
-    let expected: Vec<&str> = FIREWALL_METHODS
+    let expected: Vec<&str> = antibody::kinds::KindId::ALL
         .iter()
-        .chain(PROJECT_IAM_METHODS)
-        .chain(BUCKET_METHODS)
-        .copied()
+        .flat_map(|kind| kind.watches())
+        .map(|watch| watch.method)
         .collect();
     assert_eq!(methods, expected);
     let names: BTreeSet<&str> = deployment

@@ -228,7 +228,7 @@ async fn the_dry_run_plan_equals_the_enforced_plan() {
         let options = Options {
             tweak: Box::new(move |config| {
                 config.dry_run = dry_run;
-                config.firewall.fix = antibody::policy::firewall::FixKind::Narrow;
+                config.firewall.fix = antibody::kinds::firewall::FixKind::Narrow;
             }),
             ..Options::default()
         };

@@ -41,7 +41,11 @@ async fn a_report_only_sweep_finds_exactly_the_bad_resources_and_changes_nothing
     let report = scan::sweep(cx, &[PROJECT.to_string()], false, &Quiet).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
-        (report.firewalls, report.buckets, report.project_policies),
+        (
+            report.swept["firewall"],
+            report.swept["bucket"],
+            report.swept["project-iam"]
+        ),
         (4, 3, 1)
     );
     let resources: Vec<&str> = report

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, Fix, Severity, glob_match};
+use super::Fix;
 use crate::gcp::iam::{Grant, Policy};
 use crate::gcp::storage::Bucket;
+use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "public-bucket";
 

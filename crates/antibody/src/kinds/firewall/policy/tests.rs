@@ -139,7 +139,7 @@ fn http_is_flagged_only_when_asked() {
     let rule =
         json!({"sourceRanges": ["0.0.0.0/0"], "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}]});
     assert!(categories(&policy, rule.clone()).is_empty());
-    policy.ports = crate::policy::ports::default_table(true);
+    policy.ports = crate::kinds::firewall::ports::default_table(true);
     assert_eq!(categories(&policy, rule), vec!["OPEN_HTTP_PORT"]);
 }
 

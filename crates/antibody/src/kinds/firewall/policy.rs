@@ -3,10 +3,11 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::cidr::is_broad;
+use super::Fix;
 use super::ports::{PortRange, Protocol};
-use super::{Finding, Fix, Severity, glob_match};
 use crate::gcp::compute::{Firewall, Rule};
+use crate::policy::cidr::is_broad;
+use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "open-firewall";
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::firewall::PortRule;
+use super::policy::PortRule;
 
 /// An IP protocol as Compute spells it: by name or by number (`"6"` is tcp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

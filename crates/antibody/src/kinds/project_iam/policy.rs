@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
-use super::{Finding, Fix, Severity, glob_match};
+use super::Fix;
 use crate::gcp::iam::{Grant, Policy};
+use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "project-iam";
 

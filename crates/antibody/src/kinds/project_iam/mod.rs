@@ -1,0 +1,297 @@
+//! Project IAM policies (Resource Manager): the project-iam policy, exact grant removal and its undo.
+
+pub mod config;
+pub mod policy;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Common, Kind, KindId, Restored, Route, Swept, Target, Watch, names};
+use crate::apply::{self, Attempt, raced, remove_grants, until_settled};
+use crate::config::Config;
+use crate::event::AuditEvent;
+use crate::gcp::iam::{Grant, Policy};
+use crate::gcp::{self, Client};
+use crate::policy::Finding;
+use crate::undo;
+
+pub use policy::ProjectIamPolicy;
+
+/// The project-IAM kind.
+pub struct ProjectIam;
+
+/// A project's IAM policy as it was just read at version 3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectPolicy {
+    pub project: String,
+    pub policy: Policy,
+}
+
+/// The fixes of a project's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fix {
+    /// Remove exactly these grants by a version-3, etag-checked read-modify-write of the project policy.
+    RemoveProjectMembers { project: String, grants: Vec<Grant> },
+}
+
+const SERVICE: &str = "cloudresourcemanager.googleapis.com";
+
+/// Resource Manager logs `SetIamPolicy` for v1 and the full RPC name for v3.
+const WATCHES: &[Watch] = &[
+    Watch {
+        service: SERVICE,
+        method: "SetIamPolicy",
+    },
+    Watch {
+        service: SERVICE,
+        method: "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+    },
+];
+
+/// `projects/P`, strictly; the project comes from the name alone, never from the entry's labels.
+fn parse(resource_name: &str) -> Result<Target, names::NameError> {
+    let Some(project) = resource_name.strip_prefix("projects/") else {
+        return Err(format!(
+            "'{}' is not a project (projects/PROJECT)",
+            names::printable(resource_name)
+        ));
+    };
+    Ok(target(names::project(project)?))
+}
+
+fn target(project: &str) -> Target {
+    Target::new(
+        KindId::ProjectIam,
+        project,
+        "",
+        format!("projects/{project}"),
+    )
+}
+
+impl Kind for ProjectIam {
+    type Resource = ProjectPolicy;
+    type Fix = Fix;
+    const NAME: &'static str = "project-iam";
+    const NOUN: &'static str = "project policies";
+    const WATCHES: &'static [Watch] = WATCHES;
+    const INPUTS: &'static [&'static str] = &["project-iam"];
+
+    fn common(config: &Config) -> Common {
+        Common {
+            enabled: config.project_iam.enabled,
+            dry_run: config.project_iam.dry_run,
+            grace_secs: config.project_iam.grace_secs,
+        }
+    }
+
+    fn route(event: &AuditEvent) -> Option<Route> {
+        if event.service_name != SERVICE {
+            return None;
+        }
+        if !WATCHES
+            .iter()
+            .any(|watch| watch.method == event.method_name)
+        {
+            return Some(Route::Ignore(format!(
+                "no policy watches {}",
+                names::printable(&event.method_name)
+            )));
+        }
+        Some(match parse(&event.resource_name) {
+            Ok(target) => Route::Check(target),
+            Err(reason) => Route::Refuse(reason),
+        })
+    }
+
+    fn target(resource_name: &str, _project: &str) -> Option<Target> {
+        parse(resource_name).ok()
+    }
+
+    fn permissions(_config: &Config, enforcing: bool) -> Vec<&'static str> {
+        let mut permissions = vec!["resourcemanager.projects.getIamPolicy"];
+        if enforcing {
+            permissions.push("resourcemanager.projects.setIamPolicy");
+        }
+        permissions
+    }
+
+    async fn fetch(gcp: &Client, target: &Target) -> Result<(ProjectPolicy, Value), gcp::Error> {
+        let policy = gcp.get_project_policy(&target.project).await?;
+        let raw = serde_json::to_value(&policy).expect("a policy serialises");
+        Ok((
+            ProjectPolicy {
+                project: target.project.clone(),
+                policy,
+            },
+            raw,
+        ))
+    }
+
+    fn evaluate(config: &Config, read: &ProjectPolicy) -> (Vec<Finding>, Option<Fix>) {
+        let policy = &config.project_iam;
+        let (findings, grants): (Vec<Finding>, Vec<Grant>) =
+            policy.evaluate(&read.policy).into_iter().unzip();
+        let fix = (!grants.is_empty()).then(|| policy.plan_fix(&read.project, grants));
+        (findings, fix)
+    }
+
+    /// Member allow-lists are applied inside the policy, grant by grant.
+    fn exemption(_config: &Config, _read: &ProjectPolicy, _principal: &str) -> Option<String> {
+        None
+    }
+
+    fn target_of(read: &ProjectPolicy) -> Target {
+        target(&read.project)
+    }
+
+    fn describe(fix: &Fix) -> String {
+        let Fix::RemoveProjectMembers { grants, .. } = fix;
+        format!(
+            "removed {}",
+            grants
+                .iter()
+                .map(|grant| format!("{} from {}", grant.member, grant.role))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// Read-modify-write at version 3 with the etag; on a concurrent change (409) re-read and redo.
+    /// Never writes a downgraded read, never removes the last owner.
+    async fn apply(
+        _config: &Config,
+        gcp: &Client,
+        fix: &Fix,
+    ) -> Result<Option<Value>, apply::Error> {
+        let Fix::RemoveProjectMembers { project, grants } = fix;
+        until_settled("the project policy", move || async move {
+            let policy = gcp.get_project_policy(project).await?;
+            let Some(updated) = remove_grants(&policy, grants)? else {
+                return Ok(Attempt::Done(()));
+            };
+            if !updated.has_owner() {
+                return Err(apply::Error::Refused(
+                    "removing these grants would leave the project without an owner".into(),
+                ));
+            }
+            raced(gcp.set_project_policy(project, &updated).await.map(|_| ()))
+        })
+        .await?;
+        let after = gcp.get_project_policy(project).await?;
+        if let Some(grant) = after.grants().find(|grant| grants.contains(grant)) {
+            return Err(apply::Error::NotFixed(format!(
+                "{} still holds {}",
+                grant.member, grant.role
+            )));
+        }
+        Ok(Some(
+            serde_json::to_value(&after).expect("a policy serialises"),
+        ))
+    }
+
+    async fn undo(
+        gcp: &Client,
+        fix: &Fix,
+        _before: &Value,
+        after: &Value,
+        force: bool,
+    ) -> Result<Restored, undo::Error> {
+        let Fix::RemoveProjectMembers { project, grants } = fix;
+        let resource = format!("projects/{project}");
+        let current = gcp.get_project_policy(project).await?;
+        let recorded: Policy = serde_json::from_value(after.clone()).unwrap_or_default();
+        if !force && undo::bindings_set(&current) != undo::bindings_set(&recorded) {
+            return Err(undo::Error::Changed(resource));
+        }
+        gcp.set_project_policy(project, &undo::with_grants(&current, grants))
+            .await?;
+        Ok(Restored {
+            resource,
+            what: format!("{} grant(s)", grants.len()),
+            overwritten: serde_json::to_value(&current).unwrap_or_default(),
+        })
+    }
+
+    async fn sweep(gcp: &Client, project: &str) -> Swept<ProjectPolicy> {
+        match gcp.get_project_policy(project).await {
+            Ok(policy) => Swept {
+                resources: vec![ProjectPolicy {
+                    project: project.to_string(),
+                    policy,
+                }],
+                errors: Vec::new(),
+            },
+            Err(err) => Swept {
+                resources: Vec::new(),
+                errors: vec![format!("{project}: reading the IAM policy: {err}")],
+            },
+        }
+    }
+
+    fn console_url(target: &Target) -> String {
+        format!(
+            "https://console.cloud.google.com/iam-admin/iam?project={}",
+            target.project
+        )
+    }
+
+    fn parse_input(_input: &str, text: &str) -> Result<ProjectPolicy, String> {
+        Ok(ProjectPolicy {
+            project: "-".into(),
+            policy: crate::check::parse_policy(text)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Transport;
+    use serde_json::json;
+
+    fn route_of(method: &str, resource: &str, label: &str) -> Route {
+        let entry = json!({"insertId": "i", "protoPayload": {"serviceName": SERVICE,
+            "methodName": method, "resourceName": resource}, "resource": {"labels": {"project_id": label}}});
+        crate::kinds::route(
+            &AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("valid entry"),
+        )
+    }
+
+    #[test]
+    fn both_project_iam_method_names_route() {
+        for watch in WATCHES {
+            assert_eq!(
+                route_of(watch.method, "projects/my-project", "my-project"),
+                Route::Check(target("my-project")),
+                "{}",
+                watch.method
+            );
+        }
+    }
+
+    // Issue 17: the entry's project label overrode the project in the resource name, and `../` in it traversed
+    // paths.
+    #[test]
+    fn the_project_comes_from_the_resource_name_alone() {
+        assert_eq!(
+            route_of("SetIamPolicy", "projects/my-project", "other-project"),
+            Route::Check(target("my-project"))
+        );
+        for resource in [
+            "projects/../x",
+            "projects/my-project/..",
+            "projects/",
+            "folders/1",
+            "projects/p",
+        ] {
+            assert!(
+                matches!(
+                    route_of("SetIamPolicy", resource, "my-project"),
+                    Route::Refuse(_)
+                ),
+                "{resource}"
+            );
+        }
+    }
+}
