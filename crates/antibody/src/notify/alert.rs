@@ -173,15 +173,17 @@ impl Alert {
             Severity::Medium => "#f9a825",
             Severity::Low => "#607d8b",
         };
+        // Everything but antibody's own words is written by whoever made the change: escaped, and the caller's
+        // own strings set in code so that Slack neither links nor formats them.
         let who = format!(
             "{} from {} ({})",
-            or_dash(&self.principal),
-            or_dash(&self.caller_ip),
-            or_dash(&self.user_agent)
+            slack_code(or_dash(&self.principal)),
+            slack_code(or_dash(&self.caller_ip)),
+            slack_code(or_dash(&self.user_agent))
         );
         let mut fields = vec![
-            json!({"type": "mrkdwn", "text": format!("*Resource*\n<{}|{}>", self.console_url, self.resource)}),
-            json!({"type": "mrkdwn", "text": format!("*Project*\n{}", self.project)}),
+            json!({"type": "mrkdwn", "text": format!("*Resource*\n<{}|{}>", slack_escape(&self.console_url), slack_escape(&self.resource))}),
+            json!({"type": "mrkdwn", "text": format!("*Project*\n{}", slack_escape(&self.project))}),
             json!({"type": "mrkdwn", "text": format!("*Changed by*\n{who}")}),
             json!({"type": "mrkdwn", "text": format!("*Severity*\n{:?}", self.severity)}),
         ];
@@ -189,21 +191,34 @@ impl Alert {
             fields.push(json!({"type": "mrkdwn", "text": format!("*Undo*\n`{undo}`")}));
         }
         let mut blocks = vec![
-            json!({"type": "header", "text": {"type": "plain_text", "text": self.title}}),
+            json!({"type": "header", "text": {"type": "plain_text", "text": slack_escape(&self.title)}}),
             json!({"type": "section", "fields": fields}),
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What was wrong*\n{}", self.findings.join("\n"))}}),
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What antibody did*\n{}", self.action)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What was wrong*\n{}", slack_escape(&self.findings.join("\n")))}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*What antibody did*\n{}", slack_escape(&self.action))}}),
         ];
         if let (Some(before), Some(after)) = (&self.before, &self.after) {
-            let brief = |value: &Value| value.to_string().chars().take(1200).collect::<String>();
+            // A backtick inside would close the code block and let the rest be formatted.
+            let brief = |value: &Value| {
+                slack_escape(&value.to_string().chars().take(1200).collect::<String>())
+                    .replace('`', "'")
+            };
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
                 "text": format!("*Before*\n```{}```\n*After*\n```{}```", brief(before), brief(after))}}));
         }
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("journal #{} · {}", self.journal_id, self.time)}]}));
-        let mut message =
-            json!({"text": self.title, "attachments": [{"color": colour, "blocks": blocks}]});
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("journal #{} · {}", self.journal_id, slack_escape(&self.time))}]}));
+        let mut message = json!({"text": slack_escape(&self.title),
+            "attachments": [{"color": colour, "blocks": blocks}]});
+        // A channel named by a label: only a plain channel name is taken, never a mention or a link.
         if let Some(owner) = self.owner.as_ref().filter(|owner| !owner.contains('@')) {
-            message["channel"] = json!(format!("#{}", owner.trim_start_matches('#')));
+            let channel = owner.trim_start_matches('#');
+            if !channel.is_empty()
+                && channel.len() <= 80
+                && channel
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c))
+            {
+                message["channel"] = json!(format!("#{channel}"));
+            }
         }
         message
     }
@@ -239,6 +254,8 @@ impl Alert {
             text.replace('&', "&amp;")
                 .replace('<', "&lt;")
                 .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;")
         };
         let cells: String = rows
             .iter()
@@ -262,7 +279,7 @@ impl Alert {
                 ("resource", self.resource.as_str()),
             ],
         );
-        let mut email = json!({"subject": subject, "text": text, "html": html});
+        let mut email = json!({"subject": one_line(&subject), "text": text, "html": html});
         if let Some(owner) = self.owner.as_ref().filter(|owner| owner.contains('@')) {
             email["extra_to"] = json!([owner]);
         }
@@ -300,6 +317,26 @@ impl Alert {
             "links": [{"href": self.console_url, "text": "Cloud Console"}],
         })
     }
+}
+
+/// Slack's control characters in text: `&`, `<` and `>` start entities, links and mentions (`<!channel>`).
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A caller's string as inline code: escaped, its backticks replaced so it cannot leave the code span, and so
+/// neither linked, nor formatted, nor a mention.
+fn slack_code(text: &str) -> String {
+    format!("`{}`", slack_escape(&text.replace('`', "'")))
+}
+
+/// A header value: control characters (a CR/LF would start a header of its own) become spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn or_dash(text: &str) -> &str {

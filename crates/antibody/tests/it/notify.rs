@@ -475,3 +475,89 @@ async fn templates_reword_alerts_and_owner_labels_route_them() {
         "the owner's channel hears too"
     );
 }
+
+/// Every string in a JSON value.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(fields) => fields.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+// Issue 17, item 5: the caller's user agent went into Slack mrkdwn unescaped, so a change made with
+// `<http://evil.example|Approve fix> <!channel>` as its user agent put a link and an @channel ping into antibody's own
+// alert. Every channel renders the same hostile strings harmlessly.
+#[test]
+fn hostile_caller_text_cannot_link_ping_or_add_headers_in_any_channel() {
+    use antibody::event::{AuditEvent, Transport};
+    use antibody::journal::Record;
+    use antibody::pipeline::Outcome;
+    use antibody::policy::{Finding, Fix, Severity};
+    let hostile_agent = "<http://evil.example|Approve fix> <!channel> <@U024BE7LH> &lt;b&gt; ```x";
+    let hostile_principal = "dev@acme.example\r\nBcc: victim@example.com";
+    let entry = json!({"insertId": "x", "logName": "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity",
+        "timestamp": "2026-11-26T10:00:00Z", "resource": {"labels": {"project_id": "acme-prod"}},
+        "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.insert",
+            "resourceName": "projects/acme-prod/global/firewalls/debug-ssh",
+            "authenticationInfo": {"principalEmail": hostile_principal},
+            "requestMetadata": {"callerIp": "<!here>", "callerSuppliedUserAgent": hostile_agent}}});
+    let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
+    let record = Record {
+        findings: vec![Finding {
+            policy: "open-firewall".into(),
+            category: "OPEN_SSH_PORT".into(),
+            severity: Severity::High,
+            message: "rule debug-ssh opens SSH (tcp/22) to 0.0.0.0/0".into(),
+        }],
+        before: Some(json!({"name": "debug-ssh", "description": hostile_agent})),
+        after: Some(json!({"name": "debug-ssh", "description": hostile_agent, "disabled": true})),
+        resource_key: Some("projects/acme-prod/global/firewalls/debug-ssh".into()),
+        ..Record::default()
+    };
+    let mut templates = antibody::config::Templates::default();
+    templates.remediated = "{principal} changed {resource}".into();
+    templates.email_subject = "[antibody] {title}".into();
+    let fix = Fix::Firewall(antibody::kinds::firewall::Fix::DisableFirewall {
+        project: "acme-prod".into(),
+        name: "debug-ssh".into(),
+    });
+    let alert = antibody::notify::alert::Alert::new(
+        &templates,
+        42,
+        Severity::High,
+        &event,
+        &Outcome::Remediated { fix },
+        &record,
+    );
+    for text in strings(&alert.slack()) {
+        for (at, _) in text.match_indices('<') {
+            assert!(
+                text[at..].starts_with("<https://console.cloud.google.com/"),
+                "an unescaped '<' in Slack text: {text}"
+            );
+        }
+        assert!(
+            !text.contains("&lt;b&gt;"),
+            "'&' must be escaped too: {text}"
+        );
+    }
+    let email = alert.email(&templates.email_subject);
+    let subject = email["subject"].as_str().expect("subject");
+    assert!(!subject.contains(['\r', '\n']), "{subject}");
+    let html = email["html"].as_str().expect("html");
+    assert!(
+        !html.contains("<http") && !html.contains("<!channel>"),
+        "{html}"
+    );
+    // JSON channels carry the strings verbatim: a receiver sees exactly what the caller sent, as data.
+    let webhook = alert.webhook();
+    assert_eq!(webhook["user_agent"], hostile_agent);
+    assert_eq!(webhook["principal"], hostile_principal);
+    let pagerduty = alert.pagerduty("KEY");
+    assert_eq!(
+        pagerduty["payload"]["custom_details"]["principal"],
+        hostile_principal
+    );
+}
