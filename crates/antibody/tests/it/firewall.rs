@@ -9,6 +9,40 @@ use serde_json::json;
 
 use crate::harness::{ENGINE, Harness, Options, USER, open_ssh};
 
+// Issues 17 (item 2) and 18 (item 1): a rule that names no source is open to the world on Google, and antibody
+// closes it.
+#[tokio::test]
+async fn a_source_less_ssh_rule_is_closed() {
+    let harness = Harness::start().await;
+    harness
+        .user_inserts(
+            json!({"name": "no-source", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}),
+        )
+        .await;
+    let rule = harness.rule("no-source").await;
+    assert_eq!(
+        rule["sourceRanges"],
+        json!(["0.0.0.0/0"]),
+        "as Google fills it in"
+    );
+    assert_eq!(rule["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 1);
+}
+
+// Issue 17, item 2: 512 /9 ranges are all of IPv4.
+#[tokio::test]
+async fn a_rule_split_into_many_ranges_is_closed() {
+    let harness = Harness::start().await;
+    let nines: Vec<String> = (0..512u32)
+        .map(|index| format!("{}.{}.0.0/9", index / 2, (index % 2) * 128))
+        .collect();
+    harness
+        .user_inserts(json!({"name": "split", "sourceRanges": nines,
+            "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}))
+        .await;
+    assert_eq!(harness.rule("split").await["disabled"], true);
+}
+
 #[tokio::test]
 async fn an_open_ssh_rule_is_disabled_once() {
     let harness = Harness::start().await;

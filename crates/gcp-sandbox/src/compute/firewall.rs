@@ -134,6 +134,19 @@ pub(crate) fn normalise(
             )));
         }
     }
+    // Google fills in the whole internet for a rule that names no source (or, EGRESS, no destination): a rule
+    // "without sources" is open to the world, and clearing its last source opens it. Sources:
+    // hashicorp/terraform-provider-google #4031 and #6789 (`diffSuppressSourceRanges`),
+    // GoogleCloudPlatform/cloud-foundation-fabric #1058.
+    let names_a_source = ["sourceRanges", "sourceTags", "sourceServiceAccounts"]
+        .iter()
+        .any(|field| firewall.contains_key(*field));
+    if direction == "INGRESS" && !names_a_source {
+        firewall.insert("sourceRanges".into(), json!(["0.0.0.0/0"]));
+    }
+    if direction == "EGRESS" && !firewall.contains_key("destinationRanges") {
+        firewall.insert("destinationRanges".into(), json!(["0.0.0.0/0"]));
+    }
     match firewall.get("disabled") {
         None => {
             firewall.insert("disabled".into(), json!(false));
@@ -323,6 +336,22 @@ mod tests {
             firewall["selfLink"],
             "https://www.googleapis.com/compute/v1/projects/p1/global/firewalls/allow-ssh"
         );
+    }
+
+    #[test]
+    fn a_rule_without_sources_is_open_to_the_world_as_on_google() {
+        let ingress = ok(json!({"name": "a", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}));
+        assert_eq!(ingress["sourceRanges"], json!(["0.0.0.0/0"]));
+        let tagged =
+            ok(json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "sourceTags": ["web"]}));
+        assert!(tagged.get("sourceRanges").is_none());
+        let cleared =
+            ok(json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "sourceRanges": []}));
+        assert_eq!(cleared["sourceRanges"], json!(["0.0.0.0/0"]));
+        let egress =
+            ok(json!({"name": "a", "direction": "EGRESS", "allowed": [{"IPProtocol": "tcp"}]}));
+        assert_eq!(egress["destinationRanges"], json!(["0.0.0.0/0"]));
+        assert!(egress.get("sourceRanges").is_none());
     }
 
     #[test]

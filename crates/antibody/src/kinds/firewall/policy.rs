@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::Fix;
 use super::ports::{PortRange, Protocol};
 use crate::gcp::compute::{Firewall, Rule};
-use crate::policy::cidr::is_broad;
+use crate::policy::cidr::{is_broad, public_coverage, together_broad};
 use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "open-firewall";
@@ -25,6 +25,18 @@ pub enum FixKind {
     Disable,
     Narrow,
     Delete,
+}
+
+/// How a rule's sources reach (almost) everyone.
+enum Exposure {
+    /// Not at all.
+    Narrow,
+    /// These ranges are each wide enough on their own.
+    Ranges(Vec<String>),
+    /// No range is, but these cover as many public addresses together.
+    Together(Vec<String>),
+    /// An INGRESS rule with no source at all: Google fills in `0.0.0.0/0`.
+    Implicit,
 }
 
 /// The validated settings of the policy (see `RawFirewallPolicy` for each field's meaning).
@@ -96,13 +108,28 @@ impl FirewallPolicy {
         None
     }
 
-    fn broad_sources<'a>(&self, firewall: &'a Firewall) -> Vec<&'a str> {
-        firewall
+    /// How the rule's sources reach (almost) everyone, if they do.
+    fn exposure(&self, firewall: &Firewall) -> Exposure {
+        if firewall.source_ranges.is_empty()
+            && firewall.source_tags.is_empty()
+            && firewall.source_service_accounts.is_empty()
+        {
+            return Exposure::Implicit;
+        }
+        let (v4, v6) = (self.broad_prefix_v4, self.broad_prefix_v6);
+        let broad: Vec<String> = firewall
             .source_ranges
             .iter()
-            .map(String::as_str)
-            .filter(|range| is_broad(range, self.broad_prefix_v4, self.broad_prefix_v6))
-            .collect()
+            .filter(|range| is_broad(range, v4, v6))
+            .cloned()
+            .collect();
+        if !broad.is_empty() {
+            return Exposure::Ranges(broad);
+        }
+        if together_broad(firewall.source_ranges.iter().map(String::as_str), v4, v6) {
+            return Exposure::Together(firewall.source_ranges.clone());
+        }
+        Exposure::Narrow
     }
 
     /// The risky-port rows an allowed entry exposes.
@@ -127,11 +154,29 @@ impl FirewallPolicy {
         {
             return Vec::new();
         }
-        let broad = self.broad_sources(firewall);
-        if broad.is_empty() {
-            return Vec::new();
-        }
-        let sources = broad.join(", ");
+        let sources = match self.exposure(firewall) {
+            Exposure::Narrow => return Vec::new(),
+            Exposure::Ranges(broad) => broad.join(", "),
+            Exposure::Implicit => {
+                "0.0.0.0/0 (the rule names no source, so Google fills in 0.0.0.0/0)".to_string()
+            }
+            Exposure::Together(ranges) => {
+                let coverage = public_coverage(ranges.iter().map(String::as_str));
+                let shown: Vec<&str> = ranges.iter().take(4).map(String::as_str).collect();
+                format!(
+                    "{} ranges that together cover {} public IPv4 and {} public IPv6 addresses ({}{})",
+                    ranges.len(),
+                    coverage.v4,
+                    coverage.v6,
+                    shown.join(", "),
+                    if ranges.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                )
+            }
+        };
         let mut findings: Vec<Finding> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for rule in &firewall.allowed {
@@ -197,12 +242,17 @@ impl FirewallPolicy {
     }
 
     fn plan_narrow(&self, project: &str, firewall: &Firewall) -> Option<Fix> {
-        let broad = self.broad_sources(firewall);
+        // Ranges that are wide only together leave no one range to remove: the rule is disabled instead.
+        let broad: Vec<String> = match self.exposure(firewall) {
+            Exposure::Ranges(broad) => broad,
+            Exposure::Implicit => Vec::new(),
+            Exposure::Together(_) | Exposure::Narrow => return None,
+        };
         let safe_allowed = self.safe_allowed(&firewall.allowed);
         let narrow_sources: Vec<String> = firewall
             .source_ranges
             .iter()
-            .filter(|range| !broad.contains(&range.as_str()))
+            .filter(|range| !broad.contains(range))
             .cloned()
             .collect();
         let has_other_sources = !narrow_sources.is_empty()

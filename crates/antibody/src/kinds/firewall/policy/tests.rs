@@ -283,3 +283,80 @@ fn split_names_stay_within_googles_limit() {
     assert!(split_name(&long).len() <= 63);
     assert!(split_name("x-").ends_with("x-public"));
 }
+
+// Issue 17, item 2: each source range was judged alone, so 512 /9s (all of IPv4) on tcp/22 were "compliant".
+#[test]
+fn ranges_that_cover_everyone_together_open_the_rule() {
+    let policy = FirewallPolicy::default();
+    let nines: Vec<String> = (0..512u32)
+        .map(|index| format!("{}.{}.0.0/9", index / 2, (index % 2) * 128))
+        .collect();
+    let ssh = json!([{"IPProtocol": "tcp", "ports": ["22"]}]);
+    let findings = policy.evaluate(&firewall(json!({"sourceRanges": nines, "allowed": ssh})));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0]
+            .message
+            .contains("512 ranges that together cover"),
+        "{}",
+        findings[0].message
+    );
+    let sixteens: Vec<String> = (0..256).map(|index| format!("11.{index}.0.0/16")).collect();
+    assert_eq!(
+        categories(&policy, json!({"sourceRanges": sixteens, "allowed": ssh})),
+        vec!["OPEN_SSH_PORT"]
+    );
+    // A handful of offices is not everyone.
+    assert!(
+        categories(
+            &policy,
+            json!({"sourceRanges": ["203.0.113.0/24", "198.51.100.0/24"], "allowed": ssh})
+        )
+        .is_empty()
+    );
+    // Narrowing cannot tell which of many ranges to drop: the rule is disabled instead.
+    let narrow = narrow_policy();
+    let rule = firewall(
+        json!({"sourceRanges": (0..256).map(|index| format!("11.{index}.0.0/16")).collect::<Vec<_>>(),
+        "allowed": [{"IPProtocol": "tcp", "ports": ["22", "443"]}]}),
+    );
+    assert!(matches!(
+        narrow.plan_fix("my-project", &rule),
+        Fix::DisableFirewall { .. }
+    ));
+}
+
+// Issue 17, item 2: an INGRESS rule with no source is open to 0.0.0.0/0 on Google (the API fills it in).
+#[test]
+fn an_ingress_rule_without_a_source_is_open_to_the_world() {
+    let policy = FirewallPolicy::default();
+    let ssh = json!([{"IPProtocol": "tcp", "ports": ["22"]}]);
+    let findings = policy.evaluate(&firewall(json!({"allowed": ssh})));
+    assert_eq!(findings.len(), 1);
+    assert!(
+        findings[0].message.contains("names no source"),
+        "{}",
+        findings[0].message
+    );
+    // A source tag or service account is a source: no implicit world.
+    assert!(categories(&policy, json!({"sourceTags": ["web"], "allowed": ssh})).is_empty());
+    assert!(
+        categories(
+            &policy,
+            json!({"sourceServiceAccounts": ["sa@p.iam.gserviceaccount.com"], "allowed": ssh})
+        )
+        .is_empty()
+    );
+    assert!(categories(&policy, json!({"direction": "EGRESS", "allowed": ssh})).is_empty());
+    // Narrowing keeps the safe ports open to the world the rule already served.
+    let narrow = narrow_policy();
+    let rule = firewall(json!({"allowed": [{"IPProtocol": "tcp", "ports": ["22", "443"]}]}));
+    let Fix::NarrowFirewall { patch, split, .. } = narrow.plan_fix("my-project", &rule) else {
+        panic!("expected a narrowing")
+    };
+    assert_eq!(
+        patch,
+        json!({"allowed": [{"IPProtocol": "tcp", "ports": ["443"]}]})
+    );
+    assert!(split.is_none());
+}
