@@ -516,9 +516,11 @@ fn hostile_caller_text_cannot_link_ping_or_add_headers_in_any_channel() {
         resource_key: Some("projects/acme-prod/global/firewalls/debug-ssh".into()),
         ..Record::default()
     };
-    let mut templates = antibody::config::Templates::default();
-    templates.remediated = "{principal} changed {resource}".into();
-    templates.email_subject = "[antibody] {title}".into();
+    let templates = antibody::config::Templates {
+        remediated: "{principal} changed {resource}".into(),
+        email_subject: "[antibody] {title}".into(),
+        ..Default::default()
+    };
     let fix = Fix::Firewall(antibody::kinds::firewall::Fix::DisableFirewall {
         project: "acme-prod".into(),
         name: "debug-ssh".into(),
