@@ -77,7 +77,7 @@ pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal
 pub fn credentials(config: &Config) -> Result<gcp::auth::Credentials, gcp::auth::SetupError> {
     use gcp::auth::Credentials;
     if let Some(token) = &config.access_token {
-        return Ok(Credentials::Token(token.clone()));
+        return Ok(Credentials::Token(token.expose().to_string()));
     }
     if let Some(host) = &config.metadata_host {
         return Credentials::metadata(host);

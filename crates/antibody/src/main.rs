@@ -236,6 +236,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Sandbox(_) | Command::Demo | Command::Replay(_)
+    ) {
+        // A command that prints for a pipe (`antibody journal | head`) ends quietly when the reader goes away,
+        // as Unix tools do, instead of panicking on the failed write. The servers keep Rust's default (ignored).
+        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition for SIGPIPE.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -281,6 +292,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
+            // Secrets print as [redacted] (`config::Secret`).
             let config = load_config(Some(&config))?;
             println!("configuration is valid\n{config:#?}");
             Ok(ExitCode::SUCCESS)
@@ -340,7 +352,10 @@ fn engine_config(args: &EngineArgs) -> anyhow::Result<Config> {
         config.dry_run = true;
     }
     if args.access_token.is_some() {
-        config.access_token = args.access_token.clone();
+        config.access_token = args
+            .access_token
+            .clone()
+            .map(antibody::config::Secret::from);
     }
     if args.impersonate.is_some() {
         config.impersonate = args.impersonate.clone();

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::secret::{Secret, redact_url};
 use super::severity;
 use crate::policy::Severity;
 
@@ -44,16 +45,17 @@ pub struct Channel {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChannelKind {
+    /// The incoming-webhook URL is the credential.
     Slack {
-        url: String,
+        url: Secret,
     },
     Webhook {
         url: String,
-        secret: Option<String>,
+        secret: Option<Secret>,
     },
     PagerDuty {
         url: String,
-        routing_key: String,
+        routing_key: Secret,
     },
     /// SMTP: `smtp://[user:password@]host[:port]/?to=a@b[,c@d][&from=x@y][&tls=starttls|none]`, or `smtps://` for
     /// implicit TLS.
@@ -65,7 +67,7 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub tls: SmtpTls,
     pub from: String,
     pub to: Vec<String>,
@@ -84,7 +86,7 @@ pub enum SmtpTls {
 impl Smtp {
     pub fn parse(text: &str) -> Result<Smtp, String> {
         let url =
-            reqwest::Url::parse(text).map_err(|err| format!("'{text}' is not a URL: {err}"))?;
+            reqwest::Url::parse(text).map_err(|err| format!("the SMTP URL is not a URL: {err}"))?;
         let implicit = match url.scheme() {
             "smtp" => false,
             "smtps" => true,
@@ -130,7 +132,7 @@ impl Smtp {
                 .then(|| decode(url.username()).unwrap_or_default()),
             password: url
                 .password()
-                .map(|password| decode(password).unwrap_or_default()),
+                .map(|password| Secret::new(decode(password).unwrap_or_default())),
             tls,
             from: query("from").unwrap_or_else(|| format!("antibody@{host}")),
             to,
@@ -181,12 +183,16 @@ impl Channel {
                 problems.is_empty(),
             ) {
                 (Some(channel), true) => Ok(channel),
-                _ => Err(format!("--notify {flag}: {}", problems.join("; "))),
+                _ => Err(format!(
+                    "--notify {}: {}",
+                    redact_url(flag),
+                    problems.join("; ")
+                )),
             };
         }
         let (kind, value) = flag
             .split_once('=')
-            .ok_or_else(|| format!("--notify {flag}: expected KIND=VALUE or an smtp:// URL"))?;
+            .ok_or_else(|| "--notify: expected KIND=VALUE or an smtp:// URL".to_string())?;
         let raw = match kind {
             "slack" | "webhook" => RawChannel {
                 kind: kind.into(),
@@ -201,7 +207,7 @@ impl Channel {
             },
             other => {
                 return Err(format!(
-                    "--notify {flag}: '{other}' is not one of slack, webhook, pagerduty"
+                    "--notify {other}=…: '{other}' is not one of slack, webhook, pagerduty"
                 ));
             }
         };
@@ -229,10 +235,8 @@ pub(super) fn validate_channel(
     let key = format!("notify[{index}]");
     let url = |problems: &mut Vec<String>| match raw.url.clone() {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url),
-        Some(url) => {
-            problems.push(format!(
-                "{key}.url: '{url}' must start with http:// or https://"
-            ));
+        Some(_) => {
+            problems.push(format!("{key}.url must start with http:// or https://"));
             None
         }
         None => {
@@ -242,16 +246,16 @@ pub(super) fn validate_channel(
     };
     let kind = match raw.kind.as_str() {
         "slack" => ChannelKind::Slack {
-            url: url(problems)?,
+            url: Secret::new(url(problems)?),
         },
         "webhook" => ChannelKind::Webhook {
             url: url(problems)?,
-            secret: raw.secret.clone(),
+            secret: raw.secret.clone().map(Secret::new),
         },
         "pagerduty" => match raw.routing_key.clone() {
             Some(routing_key) if !routing_key.is_empty() => ChannelKind::PagerDuty {
                 url: raw.url.clone().unwrap_or_else(|| PAGERDUTY_EVENTS.into()),
-                routing_key,
+                routing_key: Secret::new(routing_key),
             },
             _ => {
                 problems.push(format!("{key}.routing_key is required for pagerduty"));

@@ -8,6 +8,7 @@ use crate::policy::Severity;
 
 mod channel;
 mod safety;
+mod secret;
 mod templates;
 use crate::kinds::bucket::config::{RawBucketPolicy, validate_bucket};
 use crate::kinds::bucket::policy::BucketPolicy;
@@ -19,6 +20,7 @@ use channel::validate_channel;
 pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel, Smtp, SmtpTls};
 use safety::validate_safety;
 pub use safety::{DEFAULT_IAC_USER_AGENTS, RawSafety, SafetyLimits};
+pub use secret::{Secret, redact_url};
 pub use templates::{RawRouting, RawTemplates, Templates};
 
 /// The file as the user writes it. Every field is optional; the defaults are the safe behaviour.
@@ -57,7 +59,7 @@ pub struct RawServe {
     pub google_endpoint: Option<String>,
     /// Bearer token to send to Google. Unset: tokens come from the metadata server (Cloud Run, GCE), or, with a
     /// `google_endpoint` override and no metadata host, no Authorization header is sent (the sandbox accepts that).
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret>,
     /// The metadata server's host:port (default: the GCE_METADATA_HOST environment variable, else
     /// metadata.google.internal when talking to Google).
     pub metadata_host: Option<String>,
@@ -82,7 +84,7 @@ pub struct RawServe {
     pub push_emails: Vec<String>,
     /// Shared secret for self-hosted senders: pushes carry `X-Antibody-Timestamp` and `X-Antibody-Signature: v1=HEX`,
     /// HMAC-SHA256 over `TIMESTAMP.BODY` (the same scheme antibody's webhooks use); also `ANTIBODY_PUSH_SECRET`.
-    pub push_secret: Option<String>,
+    pub push_secret: Option<Secret>,
     /// Where the token signing keys are published (default Google's https://www.googleapis.com/oauth2/v3/certs).
     pub jwks_url: Option<String>,
     /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 256).
@@ -114,7 +116,7 @@ pub struct Config {
     pub port: u16,
     pub state: PathBuf,
     pub google_endpoint: Option<String>,
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret>,
     pub metadata_host: Option<String>,
     pub impersonate: Option<String>,
     pub max_requests_per_second_per_project: u32,
@@ -124,7 +126,7 @@ pub struct Config {
     pub push_audience: Option<String>,
     pub push_emails: Vec<String>,
     pub jwks_url: Option<String>,
-    pub push_secret: Option<String>,
+    pub push_secret: Option<Secret>,
     pub sweep_projects: Vec<String>,
     pub sweep_minutes: u32,
     pub max_in_flight: usize,
@@ -136,6 +138,9 @@ pub struct Config {
     pub templates: Templates,
     pub owner_label: Option<String>,
 }
+
+/// The fewest bytes a shared secret may have.
+pub const MIN_SECRET: usize = 32;
 
 /// Every problem found, each naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +172,21 @@ impl Config {
             .filter_map(|(index, channel)| validate_channel(index, channel, &mut problems))
             .collect();
         let safety = validate_safety(raw.safety, &mut problems);
+        let push_secret = raw
+            .serve
+            .push_secret
+            .or_else(|| std::env::var("ANTIBODY_PUSH_SECRET").ok().map(Secret::from));
+        if let Some(secret) = push_secret
+            .as_ref()
+            .filter(|secret| secret.len() < MIN_SECRET)
+        {
+            // An empty secret would turn authentication off without a word; a short one can be guessed.
+            problems.push(format!(
+                "serve.push_secret (or ANTIBODY_PUSH_SECRET): {} bytes is too short; a shared secret needs at least \
+                 {MIN_SECRET} (e.g. `openssl rand -hex 32`)",
+                secret.len()
+            ));
+        }
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -211,10 +231,7 @@ impl Config {
                 raw.serve.push_emails
             },
             jwks_url: raw.serve.jwks_url,
-            push_secret: raw
-                .serve
-                .push_secret
-                .or_else(|| std::env::var("ANTIBODY_PUSH_SECRET").ok()),
+            push_secret,
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
             max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),

@@ -201,7 +201,7 @@ pub async fn alerts(
                 ChannelKind::Slack { .. } => ("alert", alert.slack()),
                 ChannelKind::Webhook { .. } => ("alert", alert.webhook()),
                 ChannelKind::PagerDuty { routing_key, .. } => {
-                    ("trigger", alert.pagerduty(routing_key))
+                    ("trigger", alert.pagerduty(routing_key.expose()))
                 }
                 ChannelKind::Email(_) => ("alert", alert.email(&templates.email_subject)),
             };
@@ -215,7 +215,7 @@ pub async fn alerts(
                 continue;
             };
             if journal.incident_open(&channel.name, &dedup_key).await? {
-                let body = json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key});
+                let body = json!({"routing_key": routing_key.expose(), "event_action": "resolve", "dedup_key": dedup_key});
                 items.push(item(channel, "resolve", &dedup_key, body));
             }
         }

@@ -169,7 +169,10 @@ async fn send_email(smtp: &crate::config::Smtp, body: &str) -> Result<(), Undeli
         .port(smtp.port)
         .timeout(Some(Duration::from_secs(10)));
     if let (Some(username), Some(password)) = (&smtp.username, &smtp.password) {
-        builder = builder.credentials(Credentials::new(username.clone(), password.clone()));
+        builder = builder.credentials(Credentials::new(
+            username.clone(),
+            password.expose().to_string(),
+        ));
     }
     builder
         .build()
@@ -260,7 +263,8 @@ async fn send(
 ) -> Result<(), Undelivered> {
     let request = match &channel.kind {
         ChannelKind::Email(smtp) => return send_email(smtp, &item.body).await,
-        ChannelKind::Slack { url } | ChannelKind::PagerDuty { url, .. } => http.post(url),
+        ChannelKind::Slack { url } => http.post(url.expose()),
+        ChannelKind::PagerDuty { url, .. } => http.post(url),
         ChannelKind::Webhook { url, secret } => {
             let timestamp = now_ms() / 1000;
             let request = http
@@ -269,7 +273,7 @@ async fn send(
             match secret {
                 Some(secret) => request.header(
                     "X-Antibody-Signature",
-                    alert::sign(secret, timestamp, &item.body),
+                    alert::sign(secret.expose(), timestamp, &item.body),
                 ),
                 None => request,
             }

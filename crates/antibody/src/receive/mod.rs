@@ -123,12 +123,14 @@ async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes
     // Either a Google-signed token or a self-hosted sender's signature admits a push, when configured.
     let verified = match (&cx.verifier, &cx.config.push_secret) {
         (None, None) => Ok(()),
-        (None, Some(secret)) => auth::verify_signature(secret, &headers, &body),
+        (None, Some(secret)) => auth::verify_signature(secret.expose(), &headers, &body),
         (Some(verifier), None) => verifier.verify(&headers).await,
-        (Some(verifier), Some(secret)) => match auth::verify_signature(secret, &headers, &body) {
-            Ok(()) => Ok(()),
-            Err(_) => verifier.verify(&headers).await,
-        },
+        (Some(verifier), Some(secret)) => {
+            match auth::verify_signature(secret.expose(), &headers, &body) {
+                Ok(()) => Ok(()),
+                Err(_) => verifier.verify(&headers).await,
+            }
+        }
     };
     if let Err(rejection) = verified {
         return (rejection.status, Json(json!({"error": rejection.message}))).into_response();

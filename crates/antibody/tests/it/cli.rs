@@ -116,6 +116,113 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("policies.open_firewall.fix"));
 }
 
+// Issue 17, item 6: `check-config` printed the access token, push secret, webhook secret, PagerDuty key, Slack URL
+// and SMTP password, and `--notify` errors echoed the SMTP URL with its password.
+#[test]
+fn secrets_never_print() {
+    let secrets = [
+        "ya29.access-token-SECRET-1",
+        "push-secret-SECRET-2-0123456789abcdef",
+        "T000/B000/SECRET-3",
+        "webhook-SECRET-4",
+        "routing-SECRET-5",
+        "smtp-SECRET-6",
+    ];
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("antibody.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[serve]\naccess_token = \"{}\"\npush_secret = \"{}\"\n\n\
+             [[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/{}\"\n\n\
+             [[notify]]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/in\"\nsecret = \"{}\"\n\n\
+             [[notify]]\nkind = \"pagerduty\"\nrouting_key = \"{}\"\n\n\
+             [[notify]]\nkind = \"email\"\nurl = \"smtp://alerts:{}@mail.example.com:587/?to=sec@example.com\"\n",
+            secrets[0], secrets[1], secrets[2], secrets[3], secrets[4], secrets[5]
+        ),
+    )
+    .expect("write");
+    let output = antibody(
+        &["check-config", "--config", file.to_str().expect("utf-8")],
+        "",
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert!(printed.contains("[redacted]"), "{printed}");
+    for secret in secrets {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+    let output = antibody(
+        &[
+            "check",
+            "--kind",
+            "firewall",
+            "--config",
+            "/nonexistent/antibody.toml",
+            "-",
+        ],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    // A bad --notify flag is reported without the password in it.
+    let output = antibody(
+        &[
+            "scan",
+            "--project",
+            "my-project",
+            "--notify",
+            "smtp://alerts:smtp-SECRET-6@mail.example.com:587/",
+        ],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("?to=") && !stderr.contains("SECRET"),
+        "{stderr}"
+    );
+}
+
+// Issue 17, item 6: an empty push secret turned authentication off without a word.
+#[test]
+fn short_or_empty_push_secrets_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    for secret in ["", "hunter2"] {
+        let file = dir.path().join("antibody.toml");
+        std::fs::write(&file, format!("[serve]\npush_secret = \"{secret}\"\n")).expect("write");
+        let output = antibody(
+            &["check-config", "--config", file.to_str().expect("utf-8")],
+            "",
+        );
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("serve.push_secret"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+// Issue 17, item 8: `check-config | head` panicked on the broken pipe.
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../antibody.example.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(["check-config", "--config", example])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("antibody runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("exit");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn the_demo_heals_every_case() {
     let output = antibody(&["demo"], "");

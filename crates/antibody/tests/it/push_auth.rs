@@ -121,10 +121,13 @@ async fn signed_pushes_are_accepted_and_everything_else_is_refused_unread() {
     assert_eq!(health.status().as_u16(), 200, "health checks need no token");
 }
 
+/// A shared secret of the length antibody requires.
+const SECRET: &str = "0123456789abcdef0123456789abcdef-push";
+
 #[tokio::test]
 async fn self_hosted_senders_sign_with_a_shared_secret() {
     let options = Options {
-        tweak: Box::new(|config| config.push_secret = Some("hunter2".into())),
+        tweak: Box::new(|config| config.push_secret = Some(SECRET.into())),
         ..Options::default()
     };
     let harness = Harness::with(options).await;
@@ -142,7 +145,7 @@ async fn self_hosted_senders_sign_with_a_shared_secret() {
             .body(body.clone())
             .send()
     };
-    let good = antibody::notify::alert::sign("hunter2", now, &body);
+    let good = antibody::notify::alert::sign(SECRET, now, &body);
     assert_eq!(
         post(now, good.clone())
             .await
@@ -161,14 +164,11 @@ async fn self_hosted_senders_sign_with_a_shared_secret() {
     );
     let stale = now - 3600;
     assert_eq!(
-        post(
-            stale,
-            antibody::notify::alert::sign("hunter2", stale, &body)
-        )
-        .await
-        .expect("post")
-        .status()
-        .as_u16(),
+        post(stale, antibody::notify::alert::sign(SECRET, stale, &body))
+            .await
+            .expect("post")
+            .status()
+            .as_u16(),
         401,
         "replays are refused"
     );
