@@ -59,16 +59,7 @@ pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal
         credentials,
     )
     .with_rate_limit(config.max_requests_per_second_per_project);
-    let verifier = config.push_audience.clone().map(|audience| {
-        receive::auth::Verifier::new(
-            audience,
-            config.push_emails.clone(),
-            config.jwks_url.clone(),
-        )
-    });
-    let mut context = Context::new(config, client, journal, log);
-    context.verifier = verifier;
-    Ok(Arc::new(context))
+    Ok(Arc::new(Context::new(config, client, journal, log)))
 }
 
 /// Which credentials to use: an explicit token wins; then the metadata server named in the config; then, against
@@ -123,11 +114,11 @@ pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<S
     let gcp = context.gcp.clone();
     tokio::task::spawn_blocking(move || gcp.warm());
     let app = receive::router(context.clone());
-    let task = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "receiver stopped");
-        }
-    });
+    let task = tokio::spawn(receive::listen::serve(
+        listener,
+        app,
+        receive::listen::MAX_CONNECTIONS,
+    ));
     let alerts = tokio::spawn(notify::outbox::run(
         context.journal.clone(),
         context.config.channels.clone(),

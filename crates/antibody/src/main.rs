@@ -124,9 +124,13 @@ struct ServeArgs {
     /// Port to listen on (default: PORT, else 8080).
     #[arg(long)]
     port: Option<u16>,
-    /// Accept pushes without verifying the sender (local use only).
+    /// Accept pushes without verifying the sender (local use only: it listens on 127.0.0.1 unless --listen says
+    /// otherwise).
     #[arg(long)]
     insecure_no_auth: bool,
+    /// The address to listen on (default 0.0.0.0; 127.0.0.1 with --insecure-no-auth).
+    #[arg(long)]
+    listen: Option<std::net::IpAddr>,
     /// Also sweep this project on a timer (a backstop for lost events). Repeatable.
     #[arg(long = "sweep-project")]
     sweep_projects: Vec<String>,
@@ -392,7 +396,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              ANTIBODY_PUSH_AUDIENCE and ANTIBODY_PUSH_EMAILS), or serve.push_secret, or pass --insecure-no-auth for local use"
         );
     }
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    // Without authentication, only this machine may push unless the operator says otherwise.
+    let host = args.listen.unwrap_or(if config.insecure_no_auth {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    });
+    let addr = SocketAddr::from((host, config.port));
     config
         .sweep_projects
         .extend(args.sweep_projects.iter().cloned());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::event::{AuditEvent, Transport};
+use crate::journal::Exemption;
 use crate::kinds::{KindId, Resource};
 use crate::pipeline::{self, Context};
 use crate::policy::{self, Finding};
@@ -49,6 +50,16 @@ pub async fn sweep(
         projects: projects.to_vec(),
         ..Report::default()
     };
+    // The registry is the operator's word: a registered resource is no violation in a report either.
+    let registry = match cx.journal.exemptions().await {
+        Ok(registry) => registry,
+        Err(err) => {
+            report
+                .errors
+                .push(format!("reading the exemption registry: {err}"));
+            Vec::new()
+        }
+    };
     for project in projects {
         for kind in KindId::ALL {
             if !kind.common(&cx.config).enabled {
@@ -58,7 +69,7 @@ pub async fn sweep(
             *report.swept.entry(kind.name()).or_default() += swept.resources.len();
             report.errors.extend(swept.errors);
             for resource in swept.resources {
-                judge(cx, &mut report, project, resource);
+                judge(cx, &registry, &mut report, project, resource);
             }
             progress.step(&format!(
                 "{project}: {} {}",
@@ -87,16 +98,29 @@ pub async fn sweep(
 }
 
 /// Evaluates one freshly listed resource with the same policies and exemptions events use.
-fn judge(cx: &Context, report: &mut Report, project: &str, resource: Resource) {
+fn judge(
+    cx: &Context,
+    registry: &[Exemption],
+    report: &mut Report,
+    project: &str,
+    resource: Resource,
+) {
     let plan = resource.evaluate(&cx.config);
     if plan.findings.is_empty() {
         return;
     }
-    if resource.exemption(&cx.config, "").is_some() {
+    // A sweep cannot tell who changed a resource: only principal-free exemptions (the registry) apply.
+    let target = resource.target();
+    let now = crate::journal::epoch_now();
+    if resource.exemption(&cx.config, "").is_some()
+        || registry
+            .iter()
+            .any(|exemption| exemption.covers(target.key(), now))
+    {
         return;
     }
     report.violations.push(Violation {
-        resource: resource.target().key().to_string(),
+        resource: target.key().to_string(),
         project: project.to_string(),
         findings: plan.findings,
         outcome: None,

@@ -322,6 +322,20 @@ mod tests {
         assert!(err.problems[2].contains("extra_ports[0].protocol"));
     }
 
+    // Issue 17, item 8: a breaker failure rate above 1 was accepted (and silently clamped).
+    #[test]
+    fn a_breaker_rate_outside_zero_to_one_is_refused() {
+        for rate in ["1.5", "-0.1", "nan"] {
+            let err = Config::parse(&format!("[safety]\nbreaker_failure_rate = {rate}\n"))
+                .expect_err(rate);
+            assert!(
+                err.to_string().contains("safety.breaker_failure_rate"),
+                "{err}"
+            );
+        }
+        assert!(Config::parse("[safety]\nbreaker_failure_rate = 1.0\n").is_ok());
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
         let err = Config::parse("[serve]\nprot = 1\n").expect_err("typo");

@@ -68,13 +68,19 @@ pub(super) fn validate_safety(raw: RawSafety, problems: &mut Vec<String>) -> Saf
     {
         problems.push("safety.iac_user_agents: an empty entry would match every change".into());
     }
+    let breaker_failure_rate = raw.breaker_failure_rate.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&breaker_failure_rate) {
+        problems.push(format!(
+            "safety.breaker_failure_rate: {breaker_failure_rate} is not a share between 0 and 1 (0 turns the breaker off)"
+        ));
+    }
     SafetyLimits {
         paused: raw.paused,
         flap_threshold: raw.flap_threshold.unwrap_or(3),
         flap_window_secs: i64::from(window) * 60,
         max_fixes_per_project_per_hour: raw.max_fixes_per_project_per_hour.unwrap_or(10),
         max_fixes_per_instance_per_hour: raw.max_fixes_per_instance_per_hour.unwrap_or(50),
-        breaker_failure_rate: raw.breaker_failure_rate.unwrap_or(0.5).clamp(0.0, 1.0),
+        breaker_failure_rate,
         iac_user_agents: raw.iac_user_agents.unwrap_or_else(|| {
             DEFAULT_IAC_USER_AGENTS
                 .iter()

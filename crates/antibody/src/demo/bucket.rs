@@ -10,7 +10,8 @@ pub(super) fn seed_buckets() -> Vec<Value> {
     vec![
         json!({"name": "customer-exports"}),
         json!({"name": "legacy-reports"}),
-        json!({"name": "www-demo-site", "labels": {"antibody-exempt": "public-website"}}),
+        json!({"name": "www-demo-site"}),
+        json!({"name": "payroll-exports"}),
         json!({"name": "team-share"}),
     ]
 }
@@ -106,7 +107,33 @@ pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
         healed,
     );
 
-    // 3. The website bucket is meant to be public.
+    // 3. A label the user set themselves is no exemption.
+    scene
+        .send(
+            Method::PATCH,
+            "/storage/v1/b/payroll-exports",
+            Some(&json!({"labels": {"antibody-exempt": "trust-me"}})),
+        )
+        .await?;
+    grant(
+        scene,
+        "payroll-exports",
+        "roles/storage.objectViewer",
+        "allUsers",
+    )
+    .await?;
+    let (healed, elapsed) = scene
+        .wait_until(async || Ok(!public(&policy(scene, "payroll-exports").await?)))
+        .await?;
+    scene.sandbox.settled().await;
+    scene.report(
+        "labels a bucket antibody-exempt, publishes it",
+        "removed it (self-set label ignored)",
+        Some(elapsed),
+        healed,
+    );
+
+    // 4. The website bucket is meant to be public.
     grant(
         scene,
         "www-demo-site",
@@ -117,13 +144,13 @@ pub(super) async fn play(scene: &mut Scene) -> anyhow::Result<()> {
     scene.sandbox.settled().await;
     let still_public = public(&policy(scene, "www-demo-site").await?);
     scene.report(
-        "publishes the labelled website bucket (fine)",
+        "publishes the registered website bucket (fine)",
         "left it alone (exempt)",
         None,
         still_public,
     );
 
-    // 4. A colleague edits the policy while antibody fixes it.
+    // 5. A colleague edits the policy while antibody fixes it.
     let race = json!({"bucket": "team-share", "role": "roles/storage.objectViewer", "member": "group:analysts@example.com", "before_write_by": ENGINE});
     scene
         .send(Method::POST, "/_sandbox/interleave-bucket-iam", Some(&race))

@@ -126,6 +126,17 @@ pub async fn run() -> anyhow::Result<bool> {
     // The demo makes more fixes in one project than the default blast-radius cap (10 an hour) allows.
     config.safety.max_fixes_per_project_per_hour = 100;
     let context = crate::build(config, LogSink::memory()).await?;
+    // The web team registered their site as meant to be public (`antibody exempt add`): the registry, not a label
+    // anyone could set, is what exempts a resource.
+    context
+        .journal
+        .add_exemption(
+            "projects/_/buckets/www-demo-site",
+            "web-team@example.com",
+            "the public website",
+            None,
+        )
+        .await?;
     let server = crate::start(context.clone(), localhost)
         .await
         .context("starting the receiver")?;

@@ -168,6 +168,8 @@ delegate! {
     fn take_due_rechecks(&self, now: i64) -> Vec<(String, String)>;
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
     fn set_paused(&self, paused: bool) -> ();
+    /// Writes durably, to tell whether the journal can take events now (`/readyz`).
+    fn writable(&self) -> ();
     fn add_exemption(&self, resource: &str, owner: &str, reason: &str, expires_epoch: Option<i64>) -> i64;
     /// Every registered exemption, expired ones included (they simply stop applying).
     fn exemptions(&self) -> Vec<Exemption>;
@@ -260,6 +262,15 @@ pub struct Exemption {
     pub reason: String,
     pub expires_epoch: Option<i64>,
     pub created_at: String,
+}
+
+impl Exemption {
+    /// Whether this entry exempts `resource_key` at `now` (a trailing `*` matches any suffix; expired entries
+    /// stop applying by themselves).
+    pub fn covers(&self, resource_key: &str, now: i64) -> bool {
+        self.expires_epoch.is_none_or(|expires| expires > now)
+            && crate::policy::glob_match(&self.resource, resource_key)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -33,8 +33,6 @@ pub struct Context {
     google_calls: Mutex<std::collections::VecDeque<bool>>,
     /// Wakes the outbox worker when a decision wrote alerts.
     pub alerts_waiting: Arc<tokio::sync::Notify>,
-    /// Verifies who pushes events; `None` only when serving without authentication was asked for.
-    pub verifier: Option<crate::receive::auth::Verifier>,
 }
 
 impl Context {
@@ -48,7 +46,6 @@ impl Context {
             fixes: Mutex::new(std::collections::VecDeque::new()),
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
             google_calls: Mutex::new(std::collections::VecDeque::new()),
-            verifier: None,
         }
     }
 

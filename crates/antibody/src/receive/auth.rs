@@ -30,8 +30,14 @@ pub struct Verifier {
 #[derive(Default)]
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// When the keys were last fetched successfully.
     fetched: Option<Instant>,
+    /// When fetching last failed: pushes meanwhile are answered 503 (redelivered) without another fetch.
+    failed: Option<Instant>,
 }
+
+/// After a failed fetch of the signing keys, how long to answer 503 before trying again.
+const RETRY_FETCH: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 struct Claims {
@@ -39,7 +45,12 @@ struct Claims {
     email: String,
     #[serde(default)]
     email_verified: bool,
+    #[serde(default)]
+    iat: i64,
 }
+
+/// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY: u64 = 60;
 
 fn unauthorized(message: impl Into<String>) -> Rejection {
     Rejection {
@@ -70,21 +81,41 @@ impl Verifier {
         {
             return Err(unauthorized("the token's signing key is unknown"));
         }
-        keys.fetched = Some(Instant::now());
         let unavailable = |message: String| Rejection {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message,
         };
-        let set: JwkSet = self
-            .http
-            .get_or_init(|| crate::http_client(Duration::from_secs(5), |builder| builder))
-            .get(&self.jwks_url)
-            .send()
-            .await
-            .map_err(|err| unavailable(format!("cannot fetch the signing keys: {err}")))?
-            .json()
-            .await
-            .map_err(|err| unavailable(format!("the signing keys are not a JWKS: {err}")))?;
+        // An outage of the key server is not the sender's fault: 503, so that Pub/Sub and Eventarc redeliver.
+        if keys
+            .failed
+            .is_some_and(|failed| failed.elapsed() < RETRY_FETCH)
+        {
+            return Err(unavailable(
+                "the signing keys are unavailable; the push will be redelivered".into(),
+            ));
+        }
+        let fetched: Result<JwkSet, Rejection> = async {
+            self.http
+                .get_or_init(|| crate::http_client(Duration::from_secs(5), |builder| builder))
+                .get(&self.jwks_url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|err| unavailable(format!("cannot fetch the signing keys: {err}")))?
+                .json()
+                .await
+                .map_err(|err| unavailable(format!("the signing keys are not a JWKS: {err}")))
+        }
+        .await;
+        let set = match fetched {
+            Ok(set) => set,
+            Err(rejection) => {
+                keys.failed = Some(Instant::now());
+                return Err(rejection);
+            }
+        };
+        keys.fetched = Some(Instant::now());
+        keys.failed = None;
         keys.by_kid = set
             .keys
             .iter()
@@ -122,10 +153,17 @@ impl Verifier {
         };
         validation.set_audience(&[self.audience.as_str(), other.as_str()]);
         validation.set_issuer(&ISSUERS);
-        validation.leeway = 60;
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|err| unauthorized(format!("the token was refused: {}", describe(&err))))?;
+        // A token issued in the future was not issued by a clock antibody can trust.
+        if data.claims.iat > crate::journal::epoch_now() + LEEWAY as i64 {
+            return Err(unauthorized(
+                "the token was refused: it was issued in the future",
+            ));
+        }
         if !data.claims.email_verified
             || !self.emails.iter().any(|email| email == &data.claims.email)
         {

@@ -3,12 +3,12 @@
 
 pub mod auth;
 mod eventarc;
+pub mod listen;
 mod pubsub;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,34 +52,86 @@ impl From<EventError> for Rejection {
     }
 }
 
+/// The receiver's own state: the engine, who may push, and its shares of capacity.
+pub struct Receiver {
+    cx: Arc<Context>,
+    /// Verifies Google-signed push tokens; `None` when pushes are not authenticated by token.
+    verifier: Option<auth::Verifier>,
+    /// Events handled at once (`serve.max_in_flight`).
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Bodies read before their sender is verified (a self-hosted sender's signature covers the body): a quarter
+    /// of the capacity, so that unverified senders can never take what verified ones need.
+    unverified: Arc<tokio::sync::Semaphore>,
+}
+
 pub fn router(cx: Arc<Context>) -> Router {
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(cx.config.max_in_flight));
+    let verifier = cx.config.push_audience.clone().map(|audience| {
+        auth::Verifier::new(
+            audience,
+            cx.config.push_emails.clone(),
+            cx.config.jwks_url.clone(),
+        )
+    });
+    let receiver = Arc::new(Receiver {
+        in_flight: Arc::new(tokio::sync::Semaphore::new(cx.config.max_in_flight)),
+        unverified: Arc::new(tokio::sync::Semaphore::new(
+            (cx.config.max_in_flight / 4).max(1),
+        )),
+        verifier,
+        cx: cx.clone(),
+    });
+    let ready = cx.clone();
+    let metrics_cx = cx.clone();
     Router::new()
         .route("/", post(receive))
-        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let in_flight = in_flight.clone();
-            async move {
-                // Saturated: ask the sender to come back rather than queueing without bound.
-                match in_flight.try_acquire_owned() {
-                    Ok(_permit) => next.run(request).await,
-                    Err(_) => {
-                        let body = json!({"error": "antibody is at its concurrency limit; the event will be redelivered"});
-                        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-                        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-                        response
-                    }
-                }
-            }
-        }))
+        .with_state(receiver)
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(cx)
+        .route(
+            "/readyz",
+            get(move || {
+                let cx = ready.clone();
+                async move { readiness(&cx).await }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let cx = metrics_cx.clone();
+                async move { metrics(&cx).await }
+            }),
+        )
+}
+
+/// Ready while the journal can be written: an instance that cannot journal cannot accept events.
+async fn readiness(cx: &Context) -> Response {
+    match cx.journal.writable().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the journal cannot be written: {err}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn answer(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn busy() -> Response {
+    let mut response = answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "antibody is at its concurrency limit; the event will be redelivered",
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// Prometheus text exposition of the journal's counters.
-async fn metrics(State(cx): State<Arc<Context>>) -> Response {
+async fn metrics(cx: &Context) -> Response {
     let Ok(metrics) = cx.journal.metrics().await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -119,22 +171,78 @@ async fn metrics(State(cx): State<Arc<Context>>) -> Response {
         .into_response()
 }
 
-async fn receive(State(cx): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
-    // Either a Google-signed token or a self-hosted sender's signature admits a push, when configured.
-    let verified = match (&cx.verifier, &cx.config.push_secret) {
-        (None, None) => Ok(()),
-        (None, Some(secret)) => auth::verify_signature(secret.expose(), &headers, &body),
-        (Some(verifier), None) => verifier.verify(&headers).await,
-        (Some(verifier), Some(secret)) => {
-            match auth::verify_signature(secret.expose(), &headers, &body) {
-                Ok(()) => Ok(()),
-                Err(_) => verifier.verify(&headers).await,
+async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
+    let cx = &receiver.cx;
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    // A Google-signed token is checked from the headers alone, before any of the body is read, so a sender without
+    // one costs a header parse and nothing else.
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
+    let secret = cx.config.push_secret.as_ref();
+    let token_verified = match (&receiver.verifier, bearer) {
+        (Some(verifier), true) => match verifier.verify(&headers).await {
+            Ok(()) => true,
+            Err(rejection) => return answer(rejection.status, rejection.message),
+        },
+        (Some(verifier), false) if secret.is_none() => {
+            if let Err(rejection) = verifier.verify(&headers).await {
+                return answer(rejection.status, rejection.message);
             }
+            true
+        }
+        _ => false,
+    };
+    let open = receiver.verifier.is_none() && secret.is_none();
+    // A sender not yet verified reads its body in the smaller unverified share of the capacity.
+    let reading = match token_verified || open {
+        true => None,
+        false => match receiver.unverified.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return busy(),
+        },
+    };
+    let body = match tokio::time::timeout(
+        listen::BODY_TIMEOUT,
+        axum::body::to_bytes(body, MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) if is_too_large(&err) => {
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {MAX_BODY} bytes; audit entries are far smaller"),
+            );
+        }
+        Ok(Err(err)) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {err}"),
+            );
+        }
+        Err(_) => {
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    listen::BODY_TIMEOUT.as_secs()
+                ),
+            );
         }
     };
-    if let Err(rejection) = verified {
-        return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
+    if !token_verified
+        && let Some(secret) = secret
+        && let Err(rejection) = auth::verify_signature(secret.expose(), &headers, &body)
+    {
+        return answer(rejection.status, rejection.message);
     }
+    drop(reading);
+    // Saturated: ask the sender to come back rather than queueing without bound.
+    let Ok(_handling) = receiver.in_flight.clone().try_acquire_owned() else {
+        return busy();
+    };
     let event = match decode(&headers, &body) {
         Ok(Decoded::Event(event)) => crate::event::AuditEvent {
             trace: trace_id(&headers),
@@ -205,6 +313,18 @@ fn trace_id(headers: &HeaderMap) -> Option<String> {
     w3c.or_else(google)
         .filter(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
         .map(str::to_string)
+}
+
+/// Whether reading a body failed on its size limit.
+fn is_too_large(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Recognises the envelope by its headers and shape, never by guessing from content.

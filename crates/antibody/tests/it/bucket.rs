@@ -166,17 +166,24 @@ async fn a_bucket_created_public_is_closed() {
     );
 }
 
+// Issue 17, item 1: the label that exempted a bucket was set by whoever made it public.
 #[tokio::test]
 async fn an_exempt_website_bucket_stays_public_and_the_exemption_is_journaled() {
-    let site = json!({"name": "www-example", "labels": {"antibody-exempt": "public-website"}});
+    let web = "web-deploy@site-prod.iam.gserviceaccount.com";
+    let labelled =
+        |name: &str| json!({"name": name, "labels": {"antibody-exempt": "public-website"}});
     let harness = Harness::with(Options {
-        buckets: vec![site],
+        buckets: vec![labelled("www-example"), labelled("self-labelled")],
+        tweak: Box::new(move |config| {
+            config.bucket.exempt_label = "antibody-exempt".into();
+            config.bucket.marker_principals = vec![web.into()];
+        }),
         ..Options::default()
     })
     .await;
     assert_eq!(
         harness
-            .user_grants_on_bucket("www-example", "roles/storage.objectViewer", "allUsers")
+            .grants_on_bucket_as(web, "www-example", "roles/storage.objectViewer", "allUsers")
             .await,
         200
     );
@@ -188,8 +195,21 @@ async fn an_exempt_website_bucket_stays_public_and_the_exemption_is_journaled() 
     assert_eq!(entries[0].outcome.as_deref(), Some("exempt"));
     assert_eq!(
         entries[0].reason.as_deref(),
-        Some("label antibody-exempt=public-website")
+        Some(
+            format!(
+                "label antibody-exempt=public-website, changed by {web} (marker_principals entry '{web}')"
+            )
+            .as_str()
+        )
     );
+    // The same label does not protect a bucket the careless user makes public.
+    assert_eq!(
+        harness
+            .user_grants_on_bucket("self-labelled", "roles/storage.objectViewer", "allUsers")
+            .await,
+        200
+    );
+    assert!(public_members(&harness.bucket_policy("self-labelled").await).is_empty());
 }
 
 #[tokio::test]

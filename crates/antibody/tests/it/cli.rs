@@ -223,6 +223,42 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+// Issue 17, item 8: `--insecure-no-auth` listened on every interface.
+#[test]
+fn an_unauthenticated_receiver_listens_on_loopback_only() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("antibody.sqlite");
+    let port = free_port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "serve",
+            "--port",
+            &port,
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--google-endpoint",
+            "http://127.0.0.1:9",
+            "--insecure-no-auth",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("antibody runs");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let listening = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("listening on"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = listening.expect("a listening line");
+    assert!(
+        listening.contains(&format!("http://127.0.0.1:{port}/")),
+        "{listening}"
+    );
+}
+
 #[test]
 fn the_demo_heals_every_case() {
     let output = antibody(&["demo"], "");

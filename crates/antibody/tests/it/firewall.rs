@@ -113,7 +113,13 @@ async fn safe_rules_are_left_alone() {
     let harness = Harness::start().await;
     harness.user_inserts(json!({"name": "web", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}], "sourceRanges": ["0.0.0.0/0"]})).await;
     harness.user_inserts(json!({"name": "internal", "allowed": [{"IPProtocol": "all"}], "sourceRanges": ["10.0.0.0/8"]})).await;
-    harness.user_inserts(json!({"name": "gke-cluster-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})).await;
+    // GKE's own rule, made by GKE's service agent: recognised by who made it, not by its name.
+    harness
+        .inserts_as(
+            "service-123@container-engine-robot.iam.gserviceaccount.com",
+            json!({"name": "gke-cluster-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]}),
+        )
+        .await;
     for name in ["web", "internal", "gke-cluster-ssh"] {
         assert_eq!(harness.rule(name).await["disabled"], false, "{name}");
     }
@@ -123,13 +129,60 @@ async fn safe_rules_are_left_alone() {
         2,
         "first and last entry of the GKE rule"
     );
-    // Nothing but the user's own writes reached the audit log.
+    // Nothing but the users' own writes reached the audit log.
     assert!(
         harness
             .sandbox
             .audit_entries()
             .iter()
-            .all(|entry| entry["protoPayload"]["authenticationInfo"]["principalEmail"] == USER)
+            .all(|entry| entry["protoPayload"]["authenticationInfo"]["principalEmail"] != ENGINE)
+    );
+}
+
+// Issue 17, item 1: anyone who could create a rule left SSH open by naming it gke-… or by writing antibody:exempt in
+// its description.
+#[tokio::test]
+async fn a_user_cannot_exempt_their_own_rule_by_name_or_description() {
+    let harness = Harness::start().await;
+    harness
+        .user_inserts(
+            json!({"name": "gke-totally-legit", "description": "antibody:exempt",
+            "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]}),
+        )
+        .await;
+    assert_eq!(harness.rule("gke-totally-legit").await["disabled"], true);
+    // Configured, a marker counts for the trusted platform account only.
+    let platform = "terraform@platform-prod.iam.gserviceaccount.com";
+    let harness = Harness::with(Options {
+        tweak: Box::new(move |config| {
+            config.firewall.exempt_marker = "antibody:exempt".into();
+            config.firewall.marker_principals = vec![platform.into()];
+        }),
+        ..Options::default()
+    })
+    .await;
+    let marked = |name: &str| {
+        json!({"name": name, "description": "bastion [antibody:exempt]",
+            "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
+    };
+    harness.user_inserts(marked("users-bastion")).await;
+    harness
+        .inserts_as(platform, marked("platform-bastion"))
+        .await;
+    assert_eq!(harness.rule("users-bastion").await["disabled"], true);
+    assert_eq!(harness.rule("platform-bastion").await["disabled"], false);
+    let entries = harness.cx().journal.entries(100).await.expect("journal");
+    let exempt = entries
+        .iter()
+        .find(|entry| entry.outcome.as_deref() == Some("exempt"))
+        .expect("an exempt row");
+    assert!(
+        exempt
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("exemption marker") && reason.contains(platform)),
+        "the journal says which exemption applied: {:?}",
+        exempt.reason
     );
 }
 

@@ -225,13 +225,24 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.storage_as(USER_TOKEN, method, path, body).await
+    }
+
+    /// A Cloud Storage call by the principal `token` stands for (an unmapped token is a principal of its own name).
+    pub async fn storage_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(
                 method,
                 format!("{}/storage/v1{path}", self.sandbox.base_url()),
             )
-            .bearer_auth(USER_TOKEN);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -264,18 +275,44 @@ impl Harness {
 
     /// The user adds `member` to `role` on a bucket's IAM policy (etag-checked); returns the HTTP status.
     pub async fn user_grants_on_bucket(&self, name: &str, role: &str, member: &str) -> u16 {
+        self.grants_on_bucket_as(USER_TOKEN, name, role, member)
+            .await
+    }
+
+    pub async fn grants_on_bucket_as(
+        &self,
+        token: &str,
+        name: &str,
+        role: &str,
+        member: &str,
+    ) -> u16 {
         let mut policy = self.bucket_policy(name).await;
         policy["bindings"]
             .as_array_mut()
             .expect("bindings")
             .push(serde_json::json!({"role": role, "members": [member]}));
-        self.user_storage(
+        self.storage_as(
+            token,
             reqwest::Method::PUT,
             &format!("/b/{name}/iam"),
             Some(policy),
         )
         .await
         .0
+    }
+
+    /// Creates a rule as the principal `token` stands for.
+    pub async fn inserts_as(&self, token: &str, body: Value) {
+        let response = self
+            .http
+            .post(self.firewalls_url())
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("insert");
+        assert!(response.status().is_success(), "insert refused");
+        self.sandbox.settled().await;
     }
 
     pub async fn rule(&self, name: &str) -> Value {

@@ -120,7 +120,11 @@ async fn slack_webhook_and_pagerduty_hear_about_a_fix() {
     assert_eq!(trigger["event_action"], "trigger");
     assert_eq!(trigger["routing_key"], "R0UTING");
     assert_eq!(trigger["payload"]["severity"], "error");
-    // The `last` entry of the insert re-reads the rule, finds it compliant, and resolves the incident.
+    // The next change to the rule re-reads it, finds it compliant, and resolves the incident. (The insert's own
+    // `last` entry may do so first, when it is claimed while the fix is still under way.)
+    harness
+        .user_patches("alerting", json!({"description": "reviewed"}))
+        .await;
     let (_, resolve, _) = pager.next().await;
     assert_eq!(resolve["event_action"], "resolve");
     assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);

@@ -85,6 +85,21 @@ async fn signed_pushes_are_accepted_and_everything_else_is_refused_unread() {
             403,
             "may not push",
         ),
+        // Issue 17, item 8: a token issued in the future was accepted.
+        (
+            Some(format!(
+                "Bearer {}",
+                token(
+                    PushIdentity {
+                        audience: AUDIENCE.into(),
+                        email: PUSHER.into()
+                    },
+                    SystemTime::now() + Duration::from_secs(3600)
+                )
+            )),
+            401,
+            "issued in the future",
+        ),
     ];
     for (authorization, status, phrase) in cases {
         let mut request = harness
@@ -180,4 +195,119 @@ async fn self_hosted_senders_sign_with_a_shared_secret() {
         .await
         .expect("post");
     assert_eq!(unsigned.status().as_u16(), 401);
+}
+
+// Issue 17, item 8: an outage of the key server answered 401 for a minute, so Pub/Sub and Eventarc gave up on the
+// pushes instead of redelivering them.
+#[tokio::test]
+async fn a_key_server_outage_asks_for_redelivery() {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead_url = format!(
+        "http://{}/oauth2/v3/certs",
+        dead.local_addr().expect("addr")
+    );
+    drop(dead);
+    let identity = PushIdentity {
+        audience: AUDIENCE.into(),
+        email: PUSHER.into(),
+    };
+    let options = Options {
+        tweak: Box::new(move |config| {
+            config.push_audience = Some(AUDIENCE.into());
+            config.push_emails = vec![PUSHER.into()];
+            config.jwks_url = Some(dead_url.clone());
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let entry = json!({"insertId": "k1", "protoPayload": {"serviceName": "s", "methodName": "m"}});
+    for _ in 0..3 {
+        let response = harness
+            .http
+            .post(harness.engine.url())
+            .bearer_auth(gcp_sandbox::oidc::mint_now(&identity))
+            .json(&entry)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(
+            response.status().as_u16(),
+            503,
+            "redelivered, never refused"
+        );
+    }
+}
+
+// Issue 17, item 4: the body was read inside the concurrency limit and before the token was checked, with no
+// deadline, so sockets that sent headers and one byte made every valid push 503 for minutes.
+#[tokio::test]
+async fn slow_senders_without_a_token_cannot_starve_valid_pushes() {
+    use tokio::io::AsyncWriteExt;
+    let identity = PushIdentity {
+        audience: AUDIENCE.into(),
+        email: PUSHER.into(),
+    };
+    let options = Options {
+        push_identity: Some(identity),
+        tweak: Box::new(|config| {
+            config.push_audience = Some(AUDIENCE.into());
+            config.push_emails = vec![PUSHER.into()];
+            config.max_in_flight = 4;
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let address = harness.engine.addr;
+    let mut slow = Vec::new();
+    for index in 0..40 {
+        let mut socket = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let authorization = if index % 2 == 0 {
+            ""
+        } else {
+            "Authorization: Bearer forged\r\n"
+        };
+        socket
+            .write_all(
+                format!(
+                    "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{authorization}\
+                     Content-Length: 100000\r\n\r\n{{"
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("write");
+        slow.push(socket);
+    }
+    harness.user_inserts(open_ssh("while-slow")).await;
+    assert_eq!(
+        harness.rule("while-slow").await["disabled"],
+        true,
+        "the sandbox's signed push got through"
+    );
+    drop(slow);
+}
+
+// Issue 17, item 4: a connection that says nothing is closed after the header deadline, so idle sockets cannot
+// hold the process's descriptors.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_deadline() {
+    use tokio::io::AsyncReadExt;
+    let harness = Harness::start().await;
+    let mut socket = tokio::net::TcpStream::connect(harness.engine.addr)
+        .await
+        .expect("connect");
+    let mut buffer = [0u8; 64];
+    let closed = tokio::time::timeout(
+        antibody::receive::listen::HEADER_TIMEOUT + Duration::from_secs(5),
+        socket.read(&mut buffer),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the server closed the silent connection: {closed:?}"
+    );
 }

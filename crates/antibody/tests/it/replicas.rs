@@ -394,7 +394,22 @@ async fn a_stopped_or_frozen_database_answers_503_and_nothing_is_lost() {
         (200, Some("remediated"))
     );
 
+    let ready = |client: reqwest::Client, url: String| async move {
+        client
+            .get(format!("{url}readyz"))
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+            .unwrap_or_default()
+    };
+    assert_eq!(ready(client.clone(), url.clone()).await, 200);
     cluster.stop();
+    // Issue 17, item 8: /readyz said "ok" whatever the journal's state.
+    assert_eq!(
+        ready(client.clone(), url.clone()).await,
+        503,
+        "not ready while the journal cannot be written"
+    );
     let (status, body) = post(&client, &url, "e2", &entry_about("r2", "i2")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(
@@ -403,6 +418,7 @@ async fn a_stopped_or_frozen_database_answers_503_and_nothing_is_lost() {
         "nothing changed unjournaled"
     );
     cluster.restart();
+    assert_eq!(ready(client.clone(), url.clone()).await, 200);
     let (status, body) = post(&client, &url, "e2", &entry_about("r2", "i2")).await;
     assert_eq!(
         (status, body["outcome"].as_str()),

@@ -245,6 +245,22 @@ impl Postgres {
         .await
     }
 
+    /// A durable write that changes nothing that matters: whether the journal can be written now.
+    pub async fn writable(&self) -> Result<(), Error> {
+        bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('ready', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&super::super::epoch_now().to_string()],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
         bounded(async {
             let client = self.client().await?;

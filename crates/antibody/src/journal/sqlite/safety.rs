@@ -167,6 +167,19 @@ impl Sqlite {
     }
 
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
+    /// A durable write that changes nothing that matters: whether the journal can be written now.
+    pub async fn writable(&self) -> Result<(), Error> {
+        let now = super::super::epoch_now().to_string();
+        self.with(move |connection| {
+            exec(connection,
+                "INSERT INTO settings (key, value) VALUES ('ready', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn set_paused(&self, paused: bool) -> Result<(), Error> {
         self.with(move |connection| {
             exec(connection,

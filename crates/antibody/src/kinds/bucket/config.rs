@@ -15,11 +15,16 @@ pub struct RawBucketPolicy {
     pub enabled: Option<bool>,
     /// `enforce` (default) or `dry-run`.
     pub mode: Option<String>,
-    /// A bucket carrying this label is meant to be public (default `antibody-exempt`; its value is the reason).
+    /// A bucket carrying this label is meant to be public (its value is the reason), when a principal in
+    /// `marker_principals` made the change (default: none).
     pub exempt_label: Option<String>,
-    /// Bucket names meant to be public; `*` matches any run.
+    /// Bucket names meant to be public, when a principal in `marker_principals` made the change; `*` matches any run.
     #[serde(default)]
     pub allow_buckets: Vec<String>,
+    /// The principals trusted to exempt a bucket by its label or name (globs). Whoever can make a bucket public can
+    /// also label it, so without this list a label would let anyone exempt their own bucket.
+    #[serde(default)]
+    pub marker_principals: Vec<String>,
     /// Report buckets without public access prevention, at this severity (LOW, MEDIUM, HIGH, CRITICAL; default: off).
     pub flag_public_access_prevention: Option<String>,
     /// When to enforce public access prevention: `never`, `when-public` (default) or `always`.
@@ -44,12 +49,22 @@ pub fn validate_bucket(raw: RawBucketPolicy, problems: &mut Vec<String>) -> Buck
             defaults.enforce_public_access_prevention
         }
     };
+    let exempt_label = raw.exempt_label.unwrap_or(defaults.exempt_label);
+    if (!exempt_label.is_empty() || !raw.allow_buckets.is_empty())
+        && raw.marker_principals.is_empty()
+    {
+        problems.push(format!(
+            "{key}.marker_principals: exempt_label and allow_buckets need the principals trusted to set them; a \
+             bucket's labels are written by whoever can change it"
+        ));
+    }
     BucketPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),
         grace_secs: raw.grace_seconds.unwrap_or(0),
-        exempt_label: raw.exempt_label.unwrap_or(defaults.exempt_label),
+        exempt_label,
         allow_buckets: raw.allow_buckets,
+        marker_principals: raw.marker_principals,
         flag_public_access_prevention: severity(
             &format!("{key}.flag_public_access_prevention"),
             raw.flag_public_access_prevention.as_deref(),

@@ -184,8 +184,8 @@ impl Kind for Buckets {
         (findings, fix)
     }
 
-    fn exemption(config: &Config, read: &Bucket, _principal: &str) -> Option<String> {
-        config.bucket.exemption(&read.bucket)
+    fn exemption(config: &Config, read: &Bucket, principal: &str) -> Option<String> {
+        config.bucket.exemption(&read.bucket, principal)
     }
 
     fn owner(config: &Config, read: &Bucket) -> Option<String> {

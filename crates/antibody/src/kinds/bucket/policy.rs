@@ -29,6 +29,9 @@ pub struct BucketPolicy {
     pub grace_secs: u32,
     pub exempt_label: String,
     pub allow_buckets: Vec<String>,
+    /// Whose changes may rely on `exempt_label` and `allow_buckets`: a label (and a new bucket's name) is written
+    /// by whoever can change the bucket, so it counts only when that is someone trusted to grant exemptions.
+    pub marker_principals: Vec<String>,
     pub flag_public_access_prevention: Option<Severity>,
     pub enforce_public_access_prevention: PreventionMode,
     pub flag_uniform_access: Option<Severity>,
@@ -41,8 +44,9 @@ impl Default for BucketPolicy {
             enabled: true,
             dry_run: false,
             grace_secs: 0,
-            exempt_label: "antibody-exempt".into(),
+            exempt_label: String::new(),
             allow_buckets: Vec::new(),
+            marker_principals: Vec::new(),
             flag_public_access_prevention: None,
             enforce_public_access_prevention: PreventionMode::WhenPublic,
             flag_uniform_access: None,
@@ -68,15 +72,23 @@ fn role_severity(role: &str) -> Severity {
 }
 
 impl BucketPolicy {
-    /// Why this bucket is meant to be public, if it is.
-    pub fn exemption(&self, bucket: &Bucket) -> Option<String> {
-        if let Some(value) = bucket.labels.get(&self.exempt_label) {
-            return Some(format!("label {}={value}", self.exempt_label));
+    /// Why this bucket is meant to be public, if it is: a label or name exemption counts only for a change made by
+    /// one of `marker_principals`, so that whoever makes a bucket public cannot exempt it themselves.
+    pub fn exemption(&self, bucket: &Bucket, principal: &str) -> Option<String> {
+        let trusted = self
+            .marker_principals
+            .iter()
+            .find(|pattern| !principal.is_empty() && glob_match(pattern, principal))?;
+        let by = format!("changed by {principal} (marker_principals entry '{trusted}')");
+        if !self.exempt_label.is_empty()
+            && let Some(value) = bucket.labels.get(&self.exempt_label)
+        {
+            return Some(format!("label {}={value}, {by}", self.exempt_label));
         }
         self.allow_buckets
             .iter()
             .find(|pattern| glob_match(pattern, &bucket.name))
-            .map(|pattern| format!("bucket name matches allow_buckets entry '{pattern}'"))
+            .map(|pattern| format!("bucket name matches allow_buckets entry '{pattern}', {by}"))
     }
 
     /// The public IAM grants, leaving out legacy bucket roles that merely mirror an ACL entry (reported as ACL).

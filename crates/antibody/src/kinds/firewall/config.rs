@@ -30,12 +30,18 @@ pub struct RawFirewallPolicy {
     /// Also flag HTTP (tcp/80), which is off by default because public web servers are normal.
     #[serde(default)]
     pub include_http: bool,
-    /// Rule names never touched; `*` at the end matches any suffix (default: `gke-*`, `k8s-*`).
+    /// Rule names left alone when a principal in `marker_principals` made the change; `*` matches any run
+    /// (default: none; GKE's rules are recognised by GKE's service agent in `allow_principals`).
     pub allow_rules: Option<Vec<String>>,
     /// Principals whose changes are left alone; `*` matches any run of characters (default: GKE's service agents).
     pub allow_principals: Option<Vec<String>>,
-    /// A rule whose description contains this marker is exempt (firewall rules have no labels).
+    /// A rule whose description contains this marker is left alone when a principal in `marker_principals` made
+    /// the change (firewall rules have no labels; default: none).
     pub exempt_marker: Option<String>,
+    /// The principals trusted to exempt a rule by its name or description (globs). Whoever creates a rule writes
+    /// both, so without this list `allow_rules` and `exempt_marker` would let anyone exempt their own rule.
+    #[serde(default)]
+    pub marker_principals: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +99,15 @@ pub fn validate_firewall(raw: RawFirewallPolicy, problems: &mut Vec<String>) -> 
     }
     if let Some(marker) = raw.exempt_marker {
         policy.exempt_marker = marker;
+    }
+    policy.marker_principals = raw.marker_principals;
+    if (!policy.allow_rules.is_empty() || !policy.exempt_marker.is_empty())
+        && policy.marker_principals.is_empty()
+    {
+        problems.push(format!(
+            "{key}.marker_principals: allow_rules and exempt_marker need the principals trusted to set them; a \
+             rule's name and description are written by whoever makes the rule"
+        ));
     }
     policy
 }

@@ -53,6 +53,9 @@ pub struct FirewallPolicy {
     pub allow_rules: Vec<String>,
     pub allow_principals: Vec<String>,
     pub exempt_marker: String,
+    /// Whose changes may rely on `allow_rules` and `exempt_marker`: a name or a description is written by whoever
+    /// makes the rule, so it counts only when that is someone trusted to grant exemptions.
+    pub marker_principals: Vec<String>,
 }
 
 impl Default for FirewallPolicy {
@@ -65,25 +68,37 @@ impl Default for FirewallPolicy {
             broad_prefix_v4: 8,
             broad_prefix_v6: 16,
             ports: super::ports::default_table(false),
-            allow_rules: vec!["gke-*".into(), "k8s-*".into()],
+            // GKE's own rules are made by GKE's service agent (`allow_principals`); a name anyone can type is no
+            // exemption.
+            allow_rules: Vec::new(),
             allow_principals: vec![
                 "service-*@container-engine-robot.iam.gserviceaccount.com".into(),
                 "*@cloudservices.gserviceaccount.com".into(),
             ],
-            exempt_marker: "antibody:exempt".into(),
+            exempt_marker: String::new(),
+            marker_principals: Vec::new(),
         }
     }
 }
 
 impl FirewallPolicy {
-    /// Why this rule or change is left alone, if it is.
+    /// Why this rule or change is left alone, if it is. A name or description exemption counts only for a change
+    /// made by one of `marker_principals`: the person a rule protects against cannot exempt their own rule.
     pub fn exemption(&self, firewall: &Firewall, principal: &str) -> Option<String> {
-        if let Some(pattern) = self
-            .allow_rules
+        let trusted = self
+            .marker_principals
             .iter()
-            .find(|pattern| glob_match(pattern, &firewall.name))
+            .find(|pattern| !principal.is_empty() && glob_match(pattern, principal));
+        if let Some(trusted) = trusted
+            && let Some(pattern) = self
+                .allow_rules
+                .iter()
+                .find(|pattern| glob_match(pattern, &firewall.name))
         {
-            return Some(format!("rule name matches allow_rules entry '{pattern}'"));
+            return Some(format!(
+                "rule name matches allow_rules entry '{pattern}', changed by {principal} (marker_principals \
+                 entry '{trusted}')"
+            ));
         }
         if let Some(pattern) = self
             .allow_principals
@@ -94,14 +109,16 @@ impl FirewallPolicy {
                 "principal {principal} matches allow_principals entry '{pattern}'"
             ));
         }
-        if !self.exempt_marker.is_empty()
+        if let Some(trusted) = trusted
+            && !self.exempt_marker.is_empty()
             && firewall
                 .description
                 .as_deref()
                 .is_some_and(|description| description.contains(&self.exempt_marker))
         {
             return Some(format!(
-                "description carries the exemption marker '{}'",
+                "description carries the exemption marker '{}', changed by {principal} (marker_principals \
+                 entry '{trusted}')",
                 self.exempt_marker
             ));
         }

@@ -137,27 +137,43 @@ fn a_public_bucket_gets_prevention_by_default() {
     assert!(!enable_uniform_access);
 }
 
+// Issue 17, item 1: whoever made a bucket public could exempt it with a label.
 #[test]
-fn exemptions_by_label_and_name() {
+fn exemptions_by_label_and_name_count_only_for_trusted_principals() {
+    let web = "web-deploy@acme-prod.iam.gserviceaccount.com";
     let settings = BucketPolicy {
+        exempt_label: "antibody-exempt".into(),
         allow_buckets: vec!["public-assets-*".into()],
+        marker_principals: vec!["web-deploy@*".into()],
         ..BucketPolicy::default()
     };
     let labelled = bucket(json!({"name": "site", "labels": {"antibody-exempt": "public-website"}}));
     assert_eq!(
-        settings.exemption(&labelled),
-        Some("label antibody-exempt=public-website".into())
+        settings.exemption(&labelled, web),
+        Some(format!(
+            "label antibody-exempt=public-website, changed by {web} (marker_principals entry 'web-deploy@*')"
+        ))
     );
+    assert_eq!(settings.exemption(&labelled, "careless@example.com"), None);
+    assert_eq!(
+        settings.exemption(&labelled, ""),
+        None,
+        "a sweep cannot tell who set it"
+    );
+    let assets = bucket(json!({"name": "public-assets-eu"}));
+    assert!(settings.exemption(&assets, web).is_some());
     assert!(
         settings
-            .exemption(&bucket(json!({"name": "public-assets-eu"})))
-            .is_some()
-    );
-    assert!(
-        settings
-            .exemption(&bucket(json!({"name": "private-data"})))
+            .exemption(&assets, "careless@example.com")
             .is_none()
     );
+    assert!(
+        settings
+            .exemption(&bucket(json!({"name": "private-data"})), web)
+            .is_none()
+    );
+    // The defaults honour no label at all.
+    assert_eq!(BucketPolicy::default().exemption(&labelled, web), None);
 }
 
 fn member() -> impl Strategy<Value = String> {

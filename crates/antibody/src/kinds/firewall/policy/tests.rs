@@ -153,25 +153,49 @@ fn the_broad_prefix_threshold_is_configurable() {
     assert!(categories(&policy, rule).is_empty());
 }
 
+// Issue 17, item 1: anyone who could create a rule left SSH open by naming it gke-… or writing antibody:exempt in
+// its description.
 #[test]
-fn exemptions_name_their_reason() {
-    let policy = FirewallPolicy::default();
+fn names_and_markers_exempt_only_changes_by_trusted_principals() {
     let gke = firewall(
         json!({"name": "gke-cluster-1-all", "sourceRanges": ["0.0.0.0/0"], "allowed": [{"IPProtocol": "all"}]}),
     );
-    assert!(
-        policy
-            .exemption(&gke, "someone@example.com")
-            .is_some_and(|reason| reason.contains("gke-*"))
-    );
-    let plain = firewall(json!({"name": "ssh", "allowed": [{"IPProtocol": "all"}]}));
-    let agent = "service-123@container-engine-robot.iam.gserviceaccount.com";
-    assert!(policy.exemption(&plain, agent).is_some());
-    assert!(policy.exemption(&plain, "user@example.com").is_none());
     let marked = firewall(
         json!({"name": "bastion", "description": "jump host [antibody:exempt] until Friday", "allowed": [{"IPProtocol": "all"}]}),
     );
-    assert!(policy.exemption(&marked, "user@example.com").is_some());
+    let defaults = FirewallPolicy::default();
+    assert_eq!(defaults.exemption(&gke, "someone@example.com"), None);
+    assert_eq!(defaults.exemption(&marked, "someone@example.com"), None);
+    let agent = "service-123@container-engine-robot.iam.gserviceaccount.com";
+    let plain = firewall(json!({"name": "ssh", "allowed": [{"IPProtocol": "all"}]}));
+    assert!(
+        defaults.exemption(&plain, agent).is_some(),
+        "GKE's service agent is recognised by who it is"
+    );
+    assert!(defaults.exemption(&plain, "user@example.com").is_none());
+    let platform = "terraform@platform-prod.iam.gserviceaccount.com";
+    let configured = FirewallPolicy {
+        allow_rules: vec!["gke-*".into()],
+        exempt_marker: "antibody:exempt".into(),
+        marker_principals: vec!["terraform@platform-prod.iam.gserviceaccount.com".into()],
+        ..FirewallPolicy::default()
+    };
+    assert!(
+        configured
+            .exemption(&gke, platform)
+            .is_some_and(|reason| reason.contains("gke-*") && reason.contains(platform))
+    );
+    assert!(configured.exemption(&gke, "someone@example.com").is_none());
+    assert!(configured.exemption(&marked, platform).is_some());
+    assert!(
+        configured
+            .exemption(&marked, "someone@example.com")
+            .is_none()
+    );
+    assert!(
+        configured.exemption(&marked, "").is_none(),
+        "a sweep cannot tell who wrote it"
+    );
 }
 
 #[test]

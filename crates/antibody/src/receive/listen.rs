@@ -1,0 +1,74 @@
+//! The receiver's socket: every connection under a header deadline (which also ends idle keep-alive connections),
+//! and a bound on how many are open at once, so that silent or slow sockets cannot hold the process's descriptors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How long a client may take to send a request's headers, counted from when the connection is ready for one:
+/// a connection that says nothing for this long (new, or idle between requests) is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's body, once its headers are in (and its token, if any, checked).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections open at once; beyond it a new connection is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 2048;
+
+/// Serves `app` on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
+    raise_descriptor_limit();
+    let open = Arc::new(Semaphore::new(max_connections.max(1)));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of descriptors or a reset before accept: wait a moment rather than spin.
+                tracing::warn!(%err, "accepting a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            if let Err(err) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%err, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Lets the process open as many descriptors as its hard limit allows (a soft limit of 1,024 is common), so that
+/// the connection bound, not the system, decides when connections are turned away.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed; failure leaves the limit as it was.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
