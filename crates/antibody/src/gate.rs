@@ -7,6 +7,9 @@ use crate::journal::Safety;
 use crate::kinds::{Fix, Resource};
 use crate::policy::Plan;
 
+/// How long a fix held by the circuit breaker waits at most: Google's trouble is usually shorter than a cap.
+pub const BREAKER_RECHECK_SECS: u32 = 60;
+
 /// What the gate decided about an event before anything is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Early {
@@ -42,10 +45,12 @@ pub enum Verdict {
     Exempt(String),
     /// Findings that call for no change (report-only checks).
     Detected,
-    /// A safety control holds the fix back (kill switch, blast-radius cap); it is journaled and alerted.
+    /// A safety control holds the fix back (kill switch, blast-radius cap); it is journaled and alerted, and
+    /// decided again on the live state after `recheck_secs` (none for a hold that waits on a person: IaC).
     Held {
         fix: Fix,
         reason: String,
+        recheck_secs: Option<u32>,
     },
     /// Enforcement waits out the policy's grace period; the live state is decided again then.
     Deferred {
@@ -106,6 +111,7 @@ pub fn admit(
     {
         return Verdict::Held {
             fix: fix.clone(),
+            recheck_secs: None,
             reason: format!(
                 "made through infrastructure as code (the caller's user agent contains \"{agent}\"): the next \
                  apply would undo a fix, so the code is what needs the change (safety.iac = \"hold\")"
@@ -116,12 +122,16 @@ pub fn admit(
     if grace > 0 && event.transport != crate::event::Transport::Recheck {
         return Verdict::Deferred { seconds: grace };
     }
-    let held = |reason: String| Verdict::Held {
+    let held = |reason: String, recheck_secs: u32| Verdict::Held {
         fix: fix.clone(),
         reason,
+        recheck_secs: Some(recheck_secs),
     };
     if config.safety.paused || safety.paused {
-        return held("antibody is paused (kill switch); resume with `antibody resume`".into());
+        return held(
+            "antibody is paused (kill switch); resume with `antibody resume`".into(),
+            config.safety.held_recheck_secs,
+        );
     }
     if let Some(quarantine) = &safety.quarantined {
         return Verdict::Quarantined {
@@ -161,30 +171,39 @@ pub fn admit(
     if limits.max_fixes_per_project_per_hour > 0
         && safety.recent_fixes_in_project >= limits.max_fixes_per_project_per_hour
     {
-        return held(format!(
-            "blast-radius cap: {} fixes in project {} within the last hour (max_fixes_per_project_per_hour = {})",
-            safety.recent_fixes_in_project,
-            resource.target().project(),
-            limits.max_fixes_per_project_per_hour
-        ));
+        return held(
+            format!(
+                "blast-radius cap: {} fixes in project {} within the last hour (max_fixes_per_project_per_hour = {})",
+                safety.recent_fixes_in_project,
+                resource.target().project(),
+                limits.max_fixes_per_project_per_hour
+            ),
+            config.safety.held_recheck_secs,
+        );
     }
     if let Some(rate) = load
         .google_failure_rate
         .filter(|rate| limits.breaker_failure_rate > 0.0 && *rate >= limits.breaker_failure_rate)
     {
-        return held(format!(
-            "circuit breaker open: {:.0}% of recent Google API calls failed (breaker_failure_rate = {})",
-            rate * 100.0,
-            limits.breaker_failure_rate
-        ));
+        return held(
+            format!(
+                "circuit breaker open: {:.0}% of recent Google API calls failed (breaker_failure_rate = {})",
+                rate * 100.0,
+                limits.breaker_failure_rate
+            ),
+            BREAKER_RECHECK_SECS.min(config.safety.held_recheck_secs),
+        );
     }
     if limits.max_fixes_per_instance_per_hour > 0
         && load.instance_fixes_last_hour >= limits.max_fixes_per_instance_per_hour
     {
-        return held(format!(
-            "blast-radius cap: {} fixes by this instance within the last hour (max_fixes_per_instance_per_hour = {})",
-            load.instance_fixes_last_hour, limits.max_fixes_per_instance_per_hour
-        ));
+        return held(
+            format!(
+                "blast-radius cap: {} fixes by this instance within the last hour (max_fixes_per_instance_per_hour = {})",
+                load.instance_fixes_last_hour, limits.max_fixes_per_instance_per_hour
+            ),
+            config.safety.held_recheck_secs,
+        );
     }
     Verdict::Apply(fix.clone())
 }

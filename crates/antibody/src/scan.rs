@@ -31,6 +31,9 @@ pub struct Report {
     /// How many resources of each kind were swept, by kind name.
     pub swept: BTreeMap<&'static str, usize>,
     pub violations: Vec<Violation>,
+    /// Quarantined resources the sweep found compliant again: with `--fix`, antibody fixes them again from now on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -60,6 +63,19 @@ pub async fn sweep(
             Vec::new()
         }
     };
+    // Quarantined resources are re-checked too: one found compliant is released (with --fix), one still open is
+    // reported and, through the pipeline, alerted again.
+    let quarantined: std::collections::HashSet<String> = match cx.journal.quarantined().await {
+        Ok(quarantined) => quarantined
+            .into_iter()
+            .map(|quarantine| quarantine.resource_key)
+            .collect(),
+        Err(err) => {
+            report.errors.push(format!("reading the quarantine: {err}"));
+            Default::default()
+        }
+    };
+    let mut compliant_again = Vec::new();
     for project in projects {
         for kind in KindId::ALL {
             if !kind.common(&cx.config).enabled {
@@ -69,7 +85,11 @@ pub async fn sweep(
             *report.swept.entry(kind.name()).or_default() += swept.resources.len();
             report.errors.extend(swept.errors);
             for resource in swept.resources {
-                judge(cx, &registry, &mut report, project, resource);
+                if let Some(key) =
+                    judge(cx, &registry, &quarantined, &mut report, project, resource)
+                {
+                    compliant_again.push(key);
+                }
             }
             progress.step(&format!(
                 "{project}: {} {}",
@@ -82,6 +102,12 @@ pub async fn sweep(
         .violations
         .sort_by(|a, b| a.resource.cmp(&b.resource));
     if fix {
+        for key in compliant_again {
+            match cx.journal.release(&key).await {
+                Ok(_) => report.released.push(key),
+                Err(err) => report.errors.push(format!("{key}: releasing: {err}")),
+            }
+        }
         for violation in &mut report.violations {
             let event =
                 AuditEvent::synthetic(Transport::Scan, &violation.project, &violation.resource);
@@ -97,17 +123,23 @@ pub async fn sweep(
     report
 }
 
-/// Evaluates one freshly listed resource with the same policies and exemptions events use.
+/// Evaluates one freshly listed resource with the same policies and exemptions events use; the resource's key
+/// when it is quarantined and compliant again.
 fn judge(
     cx: &Context,
     registry: &[Exemption],
+    quarantined: &std::collections::HashSet<String>,
     report: &mut Report,
     project: &str,
     resource: Resource,
-) {
+) -> Option<String> {
     let plan = resource.evaluate(&cx.config);
     if plan.findings.is_empty() {
-        return;
+        if quarantined.is_empty() {
+            return None;
+        }
+        let key = resource.target().key().to_string();
+        return quarantined.contains(&key).then_some(key);
     }
     // A sweep cannot tell who changed a resource: only principal-free exemptions (the registry) apply.
     let target = resource.target();
@@ -117,7 +149,7 @@ fn judge(
             .iter()
             .any(|exemption| exemption.covers(target.key(), now))
     {
-        return;
+        return None;
     }
     report.violations.push(Violation {
         resource: target.key().to_string(),
@@ -126,6 +158,7 @@ fn judge(
         outcome: None,
         journal_id: None,
     });
+    None
 }
 
 /// What was swept, as "100 firewall rules, 3 buckets, 1 project policies".

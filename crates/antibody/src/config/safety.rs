@@ -26,6 +26,9 @@ pub struct RawSafety {
     /// apply may re-open it, and flap detection then quarantines the resource), or "hold" it: alert, change nothing,
     /// and let the code be fixed.
     pub iac: Option<String>,
+    /// Seconds after which a fix held by the kill switch or a blast-radius cap is decided again on the live state
+    /// (default 300): a held fix is a hole left open, never forgotten.
+    pub held_recheck_seconds: Option<u32>,
 }
 
 /// Validated safety limits.
@@ -40,6 +43,8 @@ pub struct SafetyLimits {
     pub iac_user_agents: Vec<String>,
     /// Hold (alert, change nothing) violations made through infrastructure as code instead of fixing them.
     pub iac_hold: bool,
+    /// When a fix held by the kill switch or a cap is decided again.
+    pub held_recheck_secs: u32,
 }
 
 /// User agents of infrastructure as code writing to Google's APIs: Terraform's Google providers
@@ -81,6 +86,7 @@ pub(super) fn validate_safety(raw: RawSafety, problems: &mut Vec<String>) -> Saf
         max_fixes_per_project_per_hour: raw.max_fixes_per_project_per_hour.unwrap_or(10),
         max_fixes_per_instance_per_hour: raw.max_fixes_per_instance_per_hour.unwrap_or(50),
         breaker_failure_rate,
+        held_recheck_secs: raw.held_recheck_seconds.unwrap_or(300).max(1),
         iac_user_agents: raw.iac_user_agents.unwrap_or_else(|| {
             DEFAULT_IAC_USER_AGENTS
                 .iter()

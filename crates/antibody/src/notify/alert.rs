@@ -109,12 +109,21 @@ impl Alert {
         let action = match outcome {
             Outcome::Remediated { fix } => format!("antibody {}", fix.describe()),
             Outcome::DryRun { fix } => format!("dry-run: antibody would have {}", fix.describe()),
-            Outcome::Held { reason } => format!("fix held back: {reason}"),
-            Outcome::Quarantined { reason, .. } => {
-                format!("stopped fixing (quarantined): {reason}")
+            // A hole antibody did not close is said to be open, in the first words a person reads.
+            Outcome::Held { reason } => {
+                format!("THE HOLE IS STILL OPEN: antibody held the fix back: {reason}")
             }
-            Outcome::Refused { reason } => format!("fix refused: {reason}"),
-            Outcome::Failed { error } => format!("fix failed: {error}"),
+            Outcome::Quarantined { reason, .. } => format!(
+                "THE HOLE IS STILL OPEN: antibody stopped fixing this resource (quarantined): {reason}. Close it by \
+                 hand and find who keeps re-opening it; `antibody quarantine release {resource}` lets antibody fix it \
+                 again"
+            ),
+            Outcome::Refused { reason } => {
+                format!("THE HOLE IS STILL OPEN: antibody refused the fix: {reason}")
+            }
+            Outcome::Failed { error } => {
+                format!("THE HOLE IS STILL OPEN: the fix failed: {error}")
+            }
             Outcome::Exempt { reason } => format!("left alone: {reason}"),
             Outcome::Detected => "reported, nothing to change".to_string(),
             other => other.name().to_string(),

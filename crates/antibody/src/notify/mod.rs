@@ -189,7 +189,12 @@ pub async fn alerts(
         last_error: None,
     };
     // No channel, no alert to build (the decision line is written either way).
-    if let Some(severity) = alert::severity_of(outcome, record)
+    // A sweep that finds a quarantined resource still open says so again, at the quarantine's severity.
+    let still_quarantined = matches!(outcome, Outcome::Quarantined { new: false, .. })
+        && event.transport == crate::event::Transport::Scan;
+    let severity = alert::severity_of(outcome, record)
+        .or(still_quarantined.then_some(crate::policy::Severity::Critical));
+    if let Some(severity) = severity
         && !channels.is_empty()
     {
         let alert = alert::Alert::new(templates, id, severity, event, outcome, record);

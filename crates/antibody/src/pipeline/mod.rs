@@ -307,9 +307,13 @@ async fn decide(
                 },
             }
         }
-        Verdict::Held { fix, reason } => {
+        Verdict::Held {
+            fix,
+            reason,
+            recheck_secs,
+        } => {
             decision.fix = Some(fix);
-            Outcome::Held { reason }
+            hold(cx, target, reason, recheck_secs).await
         }
         Verdict::Quarantined {
             fix,
@@ -346,18 +350,38 @@ async fn decide(
                     crash_point("decided");
                     apply_fix(cx, fix, decision).await
                 }
-                Ok(false) => Outcome::Held {
-                    reason: format!(
+                Ok(false) => {
+                    let reason = format!(
                         "blast-radius cap: {cap} fixes in project {} within the last hour \
                          (max_fixes_per_project_per_hour = {cap})",
                         target.project()
-                    ),
-                },
+                    );
+                    hold(cx, target, reason, Some(cx.config.safety.held_recheck_secs)).await
+                }
                 Err(err) => Outcome::Retry {
                     error: err.to_string(),
                 },
             }
         }
+    }
+}
+
+/// A held fix leaves the hole open: unless a person must act (IaC), it is decided again on the live state later.
+async fn hold(cx: &Context, target: &Target, reason: String, recheck_secs: Option<u32>) -> Outcome {
+    let Some(seconds) = recheck_secs else {
+        return Outcome::Held { reason };
+    };
+    let due = journal::epoch_now() + i64::from(seconds);
+    match cx.journal.defer(target.key(), target.project(), due).await {
+        Ok(()) => Outcome::Held {
+            reason: format!(
+                "{reason}; antibody decides again on the live state in {} min",
+                seconds.div_ceil(60)
+            ),
+        },
+        Err(err) => Outcome::Retry {
+            error: err.to_string(),
+        },
     }
 }
 
@@ -444,16 +468,24 @@ async fn journal(
         resource_key: decision.resource_key,
         owner: decision.owner,
     };
-    let alerts = notify::alerts(
-        &cx.config.templates,
-        &cx.config.channels,
-        &cx.journal,
-        id,
-        event,
-        &outcome,
-        &record,
-    )
-    .await?;
+    // A fix held again at its re-check was alerted when it was first held: the journal row is enough.
+    let held_again = event.transport == crate::event::Transport::Recheck
+        && matches!(outcome, Outcome::Held { .. });
+    let alerts = match held_again {
+        true => Vec::new(),
+        false => {
+            notify::alerts(
+                &cx.config.templates,
+                &cx.config.channels,
+                &cx.journal,
+                id,
+                event,
+                &outcome,
+                &record,
+            )
+            .await?
+        }
+    };
     let wake = !alerts.is_empty();
     cx.journal.finish_with(id, &record, alerts).await?;
     crash_point("journaled");

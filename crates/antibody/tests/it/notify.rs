@@ -567,3 +567,43 @@ fn hostile_caller_text_cannot_link_ping_or_add_headers_in_any_channel() {
         hostile_principal
     );
 }
+
+// Issue 17, item 7: an alert about a fix antibody did not make must say plainly that the hole is open, and why.
+#[test]
+fn alerts_about_unmade_fixes_say_the_hole_is_open() {
+    use antibody::event::{AuditEvent, Transport};
+    use antibody::journal::Record;
+    use antibody::pipeline::Outcome;
+    use antibody::policy::Severity;
+    let entry = json!({"insertId": "x", "protoPayload": {"serviceName": "compute.googleapis.com",
+        "methodName": "v1.compute.firewalls.insert", "resourceName": "projects/acme-prod/global/firewalls/ssh"}});
+    let event = AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("event");
+    let templates = antibody::config::Templates::default();
+    for outcome in [
+        Outcome::Held {
+            reason: "blast-radius cap".into(),
+        },
+        Outcome::Quarantined {
+            reason: "re-broken".into(),
+            new: true,
+        },
+        Outcome::Failed {
+            error: "403".into(),
+        },
+        Outcome::Refused {
+            reason: "last owner".into(),
+        },
+    ] {
+        let alert = antibody::notify::alert::Alert::new(
+            &templates,
+            7,
+            Severity::Critical,
+            &event,
+            &outcome,
+            &Record::default(),
+        );
+        let webhook = alert.webhook();
+        let action = webhook["action"].as_str().expect("action");
+        assert!(action.starts_with("THE HOLE IS STILL OPEN"), "{action}");
+    }
+}
