@@ -1,5 +1,5 @@
 //! Fuzz target: any JSON text as a Cloud Audit Log entry, read both from the text and from a parsed value (the two
-//! readings must agree), then routing.
+//! readings must agree), then routing with its strict resource-name parsing.
 #![no_main]
 
 use antibody::event::{AuditEvent, LogEntry, Transport};
@@ -17,6 +17,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(from_text, from_value);
     }
     if let Ok(event) = from_value {
-        let _ = antibody::kinds::route(&event);
+        // Routing parses the resource name strictly: whatever it accepts must name the resource it keys, and
+        // a sweep's reading of that key must find the same resource.
+        if let antibody::kinds::Route::Check(target) | antibody::kinds::Route::Deleted(target) =
+            antibody::kinds::route(&event)
+        {
+            let again = antibody::kinds::target_of(target.key(), target.project())
+                .expect("a routed target's key parses again");
+            assert_eq!(again.key(), target.key());
+            assert!(target.key().bytes().all(|byte| byte.is_ascii_graphic()));
+        }
+        let _ = antibody::kinds::target_of(&event.resource_name, &event.project);
     }
 });

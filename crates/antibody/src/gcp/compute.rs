@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Client, Error};
+use super::{Client, Error, segment};
 
 /// A firewall rule in Compute's REST shape. Unknown fields are ignored; empty ones are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -97,8 +97,9 @@ impl Operation {
 impl Client {
     fn firewalls_url(&self, project: &str) -> String {
         format!(
-            "{}/compute/v1/projects/{project}/global/firewalls",
-            self.endpoints().compute
+            "{}/compute/v1/projects/{}/global/firewalls",
+            self.endpoints().compute,
+            segment(project)
         )
     }
 
@@ -108,7 +109,7 @@ impl Client {
         project: &str,
         name: &str,
     ) -> Result<(Firewall, Value), Error> {
-        let url = format!("{}/{name}", self.firewalls_url(project));
+        let url = format!("{}/{}", self.firewalls_url(project), segment(name));
         let raw: Value = self.call(Method::GET, &url, None).await?;
         let firewall = Firewall::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
@@ -132,7 +133,7 @@ impl Client {
             let mut url = format!("{}?maxResults=500", self.firewalls_url(project));
             if let Some(token) = &token {
                 url.push_str("&pageToken=");
-                url.push_str(token);
+                url.push_str(&segment(token));
             }
             let page: Page = self.call(Method::GET, &url, None).await?;
             firewalls.extend(page.items);
@@ -151,8 +152,9 @@ impl Client {
         patch: &Value,
     ) -> Result<(), Error> {
         let url = format!(
-            "{}/{name}?requestId={}",
+            "{}/{}?requestId={}",
             self.firewalls_url(project),
+            segment(name),
             uuid::Uuid::new_v4()
         );
         let operation: Operation = self.call(Method::PATCH, &url, Some(patch)).await?;
@@ -172,8 +174,9 @@ impl Client {
 
     pub async fn delete_firewall(&self, project: &str, name: &str) -> Result<(), Error> {
         let url = format!(
-            "{}/{name}?requestId={}",
+            "{}/{}?requestId={}",
             self.firewalls_url(project),
+            segment(name),
             uuid::Uuid::new_v4()
         );
         let operation: Operation = self.call(Method::DELETE, &url, None).await?;
@@ -196,9 +199,10 @@ impl Client {
                 });
             }
             let url = format!(
-                "{}/compute/v1/projects/{project}/global/operations/{}/wait",
+                "{}/compute/v1/projects/{}/global/operations/{}/wait",
                 self.endpoints().compute,
-                operation.name
+                segment(project),
+                segment(&operation.name)
             );
             operation = self
                 .call(Method::POST, &url, Some(&Value::Object(Default::default())))
@@ -220,8 +224,9 @@ impl Client {
         body: &Value,
     ) -> Result<(), Error> {
         let url = format!(
-            "{}/{name}?requestId={}",
+            "{}/{}?requestId={}",
             self.firewalls_url(project),
+            segment(name),
             uuid::Uuid::new_v4()
         );
         let operation: Operation = self.call(Method::PUT, &url, Some(body)).await?;

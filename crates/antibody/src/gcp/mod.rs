@@ -12,6 +12,30 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// One path segment or query value as it goes into a URL: everything but RFC 3986's unreserved characters is
+/// percent-encoded, so that no name can add a segment, a query or a fragment to a call.
+pub(crate) fn segment(text: &str) -> std::borrow::Cow<'_, str> {
+    // A segment of only dots would be read as "this" or "the parent" directory: its dots are encoded too.
+    let dots = !text.is_empty() && text.bytes().all(|byte| byte == b'.');
+    let unreserved = |byte: u8| {
+        byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'~')
+            || (byte == b'.' && !dots)
+    };
+    if !text.is_empty() && text.bytes().all(unreserved) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut encoded = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if unreserved(byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(encoded)
+}
+
 /// What a caller can do about a failed call.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {
@@ -327,5 +351,22 @@ mod tests {
             client.started.lock().expect("lock").order.len(),
             REMEMBERED_OPERATIONS
         );
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::segment;
+
+    #[test]
+    fn names_cannot_add_segments_queries_or_fragments() {
+        assert_eq!(segment("web-ssh"), "web-ssh");
+        assert_eq!(segment("a.b_c~d"), "a.b_c~d");
+        assert_eq!(segment("web-ssh?alt=json#x"), "web-ssh%3Falt%3Djson%23x");
+        assert_eq!(segment("../x/y"), "..%2Fx%2Fy");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("."), "%2E");
+        assert_eq!(segment("example.com:proj"), "example.com%3Aproj");
+        assert_eq!(segment("CgR0b2s+/w=="), "CgR0b2s%2B%2Fw%3D%3D");
     }
 }

@@ -5,13 +5,14 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::iam::Policy;
-use super::{Client, Error};
+use super::{Client, Error, segment};
 
 impl Client {
     fn project_url(&self, project: &str, method: &str) -> String {
         format!(
-            "{}/v1/projects/{project}:{method}",
-            self.endpoints().resource_manager
+            "{}/v1/projects/{}:{method}",
+            self.endpoints().resource_manager,
+            segment(project)
         )
     }
 
@@ -36,8 +37,9 @@ impl Client {
         let mut token = String::new();
         loop {
             let url = format!(
-                "{}/v3/projects:search?pageSize=500&pageToken={token}",
-                self.endpoints().resource_manager
+                "{}/v3/projects:search?pageSize=500&pageToken={}",
+                self.endpoints().resource_manager,
+                segment(&token)
             );
             let page: Page = self.call(Method::GET, &url, None).await?;
             projects.extend(

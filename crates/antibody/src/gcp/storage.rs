@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::iam::Policy;
-use super::{Client, Error};
+use super::{Client, Error, segment};
 
 /// A bucket as `projection=full` returns it; only what policies and fixes need is typed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,11 @@ pub struct AccessControl {
 
 impl Client {
     fn bucket_url(&self, bucket: &str) -> String {
-        format!("{}/storage/v1/b/{bucket}", self.endpoints().storage)
+        format!(
+            "{}/storage/v1/b/{}",
+            self.endpoints().storage,
+            segment(bucket)
+        )
     }
 
     /// Reads a bucket with its ACLs: typed for policies, raw for the journal's before-state.
@@ -85,8 +89,10 @@ impl Client {
         let mut token = String::new();
         loop {
             let url = format!(
-                "{}/storage/v1/b?project={project}&projection=full&pageToken={token}",
-                self.endpoints().storage
+                "{}/storage/v1/b?project={}&projection=full&pageToken={}",
+                self.endpoints().storage,
+                segment(project),
+                segment(&token)
             );
             let page: Page = self.call(Method::GET, &url, None).await?;
             buckets.extend(page.items);
@@ -105,8 +111,9 @@ impl Client {
         patch: &Value,
     ) -> Result<Bucket, Error> {
         let url = format!(
-            "{}?ifMetagenerationMatch={metageneration}&projection=full",
-            self.bucket_url(bucket)
+            "{}?ifMetagenerationMatch={}&projection=full",
+            self.bucket_url(bucket),
+            segment(metageneration)
         );
         self.call(Method::PATCH, &url, Some(patch)).await
     }

@@ -9,6 +9,7 @@ mod faults;
 mod firewall;
 mod fixtures;
 mod harness;
+mod hostile;
 mod live;
 mod notify;
 mod pg;

@@ -116,6 +116,11 @@ impl Cluster {
             });
         }
         let Some(bin) = binaries() else {
+            // Issue 17: a skipped external test passed CI without testing anything.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: PostgreSQL is required in CI (.ci/run installs Debian's postgresql)"
+            );
             eprintln!(
                 "\n********************************************************************************\n\
                  SKIPPED {test}: PostgreSQL is not installed (no initdb/pg_ctl) and DATABASE_URL is unset.\n\

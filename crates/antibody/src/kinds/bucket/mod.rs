@@ -91,7 +91,7 @@ fn parse(resource_name: &str, project: &str) -> Result<Target, names::NameError>
         ));
     };
     let project = match project {
-        "" => "_",
+        "" | "_" => "_",
         project => names::project(project)?,
     };
     Ok(target(project, names::bucket(name)?))
