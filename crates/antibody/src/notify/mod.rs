@@ -191,7 +191,10 @@ pub async fn alerts(
     // No channel, no alert to build (the decision line is written either way).
     // A sweep that finds a quarantined resource still open says so again, at the quarantine's severity.
     let still_quarantined = matches!(outcome, Outcome::Quarantined { new: false, .. })
-        && event.transport == crate::event::Transport::Scan;
+        && matches!(
+            event.transport,
+            crate::event::Transport::Scan | crate::event::Transport::Recheck
+        );
     let severity = alert::severity_of(outcome, record)
         .or(still_quarantined.then_some(crate::policy::Severity::Critical));
     if let Some(severity) = severity

@@ -294,6 +294,15 @@ async fn decide(
         google_failure_rate: cx.google_failure_rate(),
     };
     match gate::admit(&cx.config, event, &resource, &plan, &safety, load) {
+        // A quarantined resource found closed is released: antibody fixes it again if it is re-opened.
+        Verdict::Nothing if safety.quarantined.is_some() => {
+            match cx.journal.release(target.key()).await {
+                Ok(_) => Outcome::Compliant,
+                Err(err) => Outcome::Retry {
+                    error: err.to_string(),
+                },
+            }
+        }
         Verdict::Nothing => Outcome::Compliant,
         Verdict::Detected => Outcome::Detected,
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
@@ -329,6 +338,13 @@ async fn decide(
                     .await
                     .map(|_| ()),
                 false => Ok(()),
+            };
+            // The open hole is looked at again once a flap window has passed: still open, it is alerted again;
+            // closed, the quarantine is lifted.
+            let due = journal::epoch_now() + cx.config.safety.flap_window_secs;
+            let stored = match stored {
+                Ok(()) => cx.journal.defer(target.key(), target.project(), due).await,
+                Err(err) => Err(err),
             };
             match stored {
                 Ok(()) => Outcome::Quarantined { reason, new },
