@@ -4,6 +4,7 @@
 mod auth;
 mod bucket;
 mod cli;
+mod contract;
 mod crashes;
 mod faults;
 mod firewall;
@@ -19,4 +20,5 @@ mod push_auth;
 mod replicas;
 mod safety;
 mod scan;
+mod tidy;
 mod undo;

@@ -5,7 +5,6 @@ use tokio_postgres::Row;
 
 use super::{Postgres, bounded, count};
 use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
-use crate::policy::glob_match;
 
 fn exemption(row: &Row) -> Exemption {
     Exemption {
@@ -51,7 +50,7 @@ impl Postgres {
                 .await?
                 .iter()
                 .map(exemption)
-                .find(|exemption| glob_match(&exemption.resource, resource_key));
+                .find(|exemption| exemption.covers(resource_key, now));
             let quarantined = transaction
                 .query_opt(
                     "SELECT resource_key, since, principals, reason FROM quarantine WHERE resource_key = $1",

@@ -6,7 +6,6 @@ use rusqlite::Connection;
 
 use super::{Sqlite, exec, one};
 use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
-use crate::policy::glob_match;
 
 impl Sqlite {
     /// Everything the gate needs about one resource, read in one connection.
@@ -27,7 +26,7 @@ impl Sqlite {
                      WHERE expires_epoch IS NULL OR expires_epoch > ?1 ORDER BY id",
                 )?;
                 let rows = statement.query_map(params![now], exemption_row)?;
-                rows.filter_map(Result::ok).find(|exemption| glob_match(&exemption.resource, resource_key))
+                rows.filter_map(Result::ok).find(|exemption| exemption.covers(resource_key, now))
             };
             let quarantined = one(connection,
                     "SELECT resource_key, since, principals, reason FROM quarantine WHERE resource_key = ?1",
