@@ -63,6 +63,10 @@ pub enum Outcome {
     Retry {
         error: String,
     },
+    /// An operator restored a fix's before-state (`antibody undo`).
+    Undone {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -85,6 +89,7 @@ impl Outcome {
             Outcome::Deferred { .. } => "deferred",
             Outcome::Quarantined { .. } => "quarantined",
             Outcome::Retry { .. } => "retry",
+            Outcome::Undone { .. } => "undone",
         }
     }
 
@@ -96,7 +101,8 @@ impl Outcome {
             | Outcome::Exempt { reason }
             | Outcome::Refused { reason }
             | Outcome::Held { reason }
-            | Outcome::Quarantined { reason, .. } => reason.clone(),
+            | Outcome::Quarantined { reason, .. }
+            | Outcome::Undone { reason } => reason.clone(),
             Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),
             Outcome::FailedCall { code } => format!("the audited call failed with status {code}"),
             Outcome::DryRun { fix } | Outcome::Remediated { fix } => fix.describe(),

@@ -45,6 +45,14 @@ pub struct UndoArgs {
     /// Overwrite the resource even if it changed since the fix.
     #[arg(long)]
     pub force: bool,
+    /// Who asks for the undo, as the journal and the alert will name them (default: ANTIBODY_OPERATOR, else the
+    /// local user).
+    #[arg(long, env = "ANTIBODY_OPERATOR")]
+    pub operator: Option<String>,
+    /// Keep antibody from fixing the restored resource again for this long (a registry entry in the operator's
+    /// name, e.g. 24h, 7d, 90m; 0 for none, so the next change to it is judged like any other).
+    #[arg(long, default_value = "24h")]
+    pub keep_exempt: String,
 }
 
 #[derive(Subcommand)]
@@ -155,12 +163,26 @@ pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
         antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
         antibody::credentials(&config)?,
     );
-    let identity = config
-        .identities
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "antibody".into());
-    match antibody::undo::undo(&journal, &client, &identity, args.id, args.force).await {
+    let operator = args.operator.clone().unwrap_or_else(|| {
+        format!(
+            "local user {}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )
+    });
+    let keep_exempt_secs = match args.keep_exempt.as_str() {
+        "0" => None,
+        text => Some(duration(text).with_context(|| {
+            format!("--keep-exempt {text}: expected a duration like 24h, 7d or 90m, or 0")
+        })?),
+    };
+    let request = antibody::undo::Request {
+        id: args.id,
+        force: args.force,
+        operator,
+        keep_exempt_secs,
+    };
+    let notify = (&config.templates, config.channels.as_slice());
+    match antibody::undo::undo(&journal, &client, notify, &request).await {
         Ok(undone) => {
             println!(
                 "undone: restored {} of {} (journal #{})",
@@ -179,18 +201,28 @@ pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `12h`, `30d`, `90m` or an RFC 3339 time → seconds since the epoch.
-fn expiry(text: &str) -> anyhow::Result<i64> {
-    let now = antibody::journal::epoch_now();
+/// `12h`, `30d`, `90m` → seconds.
+fn duration(text: &str) -> anyhow::Result<i64> {
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let seconds = match unit {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => 0,
+        _ => anyhow::bail!("'{text}' is not a duration like 12h, 30d or 90m"),
     };
-    if let (true, Ok(count)) = (seconds > 0, number.parse::<i64>()) {
-        return Ok(now + count * seconds);
+    let count: i64 = number
+        .parse()
+        .ok()
+        .filter(|count| *count > 0)
+        .with_context(|| format!("'{text}' is not a duration like 12h, 30d or 90m"))?;
+    Ok(count.saturating_mul(seconds))
+}
+
+/// `12h`, `30d`, `90m` or an RFC 3339 time → seconds since the epoch.
+fn expiry(text: &str) -> anyhow::Result<i64> {
+    let now = antibody::journal::epoch_now();
+    if let Ok(seconds) = duration(text) {
+        return Ok(now + seconds);
     }
     let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .with_context(|| {

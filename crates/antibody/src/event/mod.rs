@@ -29,6 +29,8 @@ pub enum Transport {
     Scan,
     /// A decision taken again when a grace period is up.
     Recheck,
+    /// An operator's command (`antibody undo`).
+    Operator,
 }
 
 impl Transport {
@@ -41,6 +43,7 @@ impl Transport {
             Transport::Replay => "replay",
             Transport::Scan => "scan",
             Transport::Recheck => "recheck",
+            Transport::Operator => "operator",
         }
     }
 }

@@ -151,8 +151,8 @@ delegate! {
     fn entries(&self, limit: usize) -> Vec<Entry>;
     /// One row by its id.
     fn entry(&self, id: i64) -> Option<Entry>;
-    /// Records an action antibody took on its own (an undo): a row of its own, durable like every other.
-    fn record_action(&self, action: &str, resource: &str, project: &str, principal: &str, record: &Record) -> i64;
+    /// Starts the row of an operator's action (an undo), durable like every other; `finish_with` completes it.
+    fn begin_action(&self, action: &str, resource: &str, project: &str, principal: &str) -> i64;
     /// Everything the gate needs about one resource, read in one transaction.
     fn safety(&self, resource_key: &str, project: &str, flap_window_secs: i64) -> Safety;
     /// Takes one of the project's fix slots for the hour if the cap leaves one (a cap of 0 means none), atomically.

@@ -63,6 +63,8 @@ pub fn severity_of(outcome: &Outcome, record: &Record) -> Option<Severity> {
             Some(Severity::Critical)
         }
         Outcome::Failed { .. } => Some(Severity::High),
+        // An operator re-opened what antibody closed: the security team hears about it.
+        Outcome::Undone { .. } => Some(Severity::High),
         Outcome::Exempt { .. } if !record.findings.is_empty() => Some(Severity::Low),
         _ => None,
     }
@@ -126,6 +128,7 @@ impl Alert {
             }
             Outcome::Exempt { reason } => format!("left alone: {reason}"),
             Outcome::Detected => "reported, nothing to change".to_string(),
+            Outcome::Undone { reason } => reason.clone(),
             other => other.name().to_string(),
         };
         let severity_text = format!("{severity:?}");

@@ -381,6 +381,141 @@ async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
     }
 }
 
+/// Polls `antibody journal --format json` until `done` holds for its entries.
+async fn journal_until(
+    state: &std::path::Path,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut entries = Vec::new();
+    for _ in 0..400 {
+        let output = antibody(
+            &[
+                "journal",
+                "--state",
+                state.to_str().expect("utf-8"),
+                "--format",
+                "json",
+            ],
+            "",
+        );
+        entries =
+            serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).unwrap_or_default();
+        if done(&entries) {
+            return entries;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the journal never got there: {entries:?}");
+}
+
+// Issue 16: undo through the CLI, with the operator's own credentials (not antibody's), recorded as the operator's,
+// and kept from being fixed again by the exemption it registers.
+#[tokio::test]
+async fn undo_through_the_cli_acts_as_the_operator_and_is_not_fought() {
+    let (sandbox_port, engine_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("journal.sqlite");
+    let state_arg = state.to_str().expect("utf-8").to_string();
+    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
+    let _sandbox = spawn(&[
+        "sandbox",
+        "--port",
+        &sandbox_port.to_string(),
+        "--deliver-to",
+        &format!("http://127.0.0.1:{engine_port}/"),
+        "--principal",
+        "me=me@example.com",
+        "--principal",
+        "bot=bot@proj-p1.iam.gserviceaccount.com",
+        "--principal",
+        "ops=ops@example.com",
+    ]);
+    let _engine = spawn(&[
+        "serve",
+        "--port",
+        &engine_port.to_string(),
+        "--google-endpoint",
+        &sandbox_url,
+        "--state",
+        &state_arg,
+        "--insecure-no-auth",
+        "--access-token",
+        "bot",
+        "--identity",
+        "bot@proj-p1.iam.gserviceaccount.com",
+    ]);
+    let client = crate::harness::http();
+    wait_for(&format!("http://127.0.0.1:{engine_port}/healthz"), &client).await;
+    let rules = format!("{sandbox_url}/compute/v1/projects/proj-p1/global/firewalls");
+    wait_for(&rules, &client).await;
+    let rule = serde_json::json!({"name": "vendor-ssh", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]});
+    let inserted = client
+        .post(&rules)
+        .bearer_auth("me")
+        .json(&rule)
+        .send()
+        .await
+        .expect("insert");
+    assert!(inserted.status().is_success());
+    let entries = journal_until(&state, |entries| {
+        entries.iter().any(|entry| entry["outcome"] == "remediated")
+    })
+    .await;
+    let fix = entries
+        .iter()
+        .find(|entry| entry["outcome"] == "remediated")
+        .and_then(|entry| entry["id"].as_i64())
+        .expect("the fix's id");
+    let output = antibody(
+        &[
+            "undo",
+            &fix.to_string(),
+            "--state",
+            &state_arg,
+            "--google-endpoint",
+            &sandbox_url,
+            "--access-token",
+            "ops",
+            "--operator",
+            "ops@example.com",
+        ],
+        "",
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The operator's restore comes back to the server as an audit event by ops@example.com: journaled as exempt
+    // (the registry entry the undo made), not fixed again.
+    let entries = journal_until(&state, |entries| {
+        entries
+            .iter()
+            .any(|entry| entry["outcome"] == "exempt" && entry["principal"] == "ops@example.com")
+    })
+    .await;
+    let read: serde_json::Value = client
+        .get(format!("{rules}/vendor-ssh"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["disabled"], false, "restored and left alone");
+    let undone = entries
+        .iter()
+        .find(|entry| entry["outcome"] == "undone")
+        .expect("the undo's own row");
+    assert_eq!(undone["principal"], "ops@example.com", "{undone}");
+    let remediated = entries
+        .iter()
+        .filter(|entry| entry["outcome"] == "remediated")
+        .count();
+    assert_eq!(remediated, 1, "antibody did not fight the operator");
+}
+
 #[tokio::test]
 async fn replay_pushes_recorded_events_through_the_same_pipeline() {
     let sandbox = gcp_sandbox::start(Default::default(), "127.0.0.1:0".parse().expect("addr"))

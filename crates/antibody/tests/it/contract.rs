@@ -368,15 +368,18 @@ async fn contract(journal: &Journal) {
 
     // An operator's action is a row of its own; the newest rows come first; metrics count outcomes.
     let undone = journal
-        .record_action(
-            "undo",
-            KEY,
-            "contract-project",
-            "operator@example.com",
-            &done("undone"),
-        )
+        .begin_action("undo", KEY, "contract-project", "operator@example.com")
         .await
         .expect("action");
+    journal
+        .finish_with(
+            undone,
+            &done("undone"),
+            vec![alert("slack#0", "alert", "dedup-3")],
+        )
+        .await
+        .expect("action finished");
+    assert_eq!(journal.alerts_for(undone).await.expect("alerts").len(), 1);
     let entries = journal.entries(100).await.expect("entries");
     assert_eq!(entries[0].id, undone);
     assert_eq!(entries[0].principal, "operator@example.com");

@@ -4,7 +4,7 @@ use antibody::undo::{self, Error};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{ENGINE, Harness, Options};
+use crate::harness::{Harness, Options};
 
 fn without_output_only(mut firewall: Value) -> Value {
     for key in ["id", "creationTimestamp", "selfLink", "kind"] {
@@ -23,7 +23,15 @@ async fn fix_id(harness: &Harness) -> i64 {
 }
 
 async fn run_undo(harness: &Harness, id: i64, force: bool) -> Result<undo::Undone, Error> {
-    let result = undo::undo(&harness.cx().journal, &harness.cx().gcp, ENGINE, id, force).await;
+    let request = undo::Request {
+        id,
+        force,
+        operator: "operator@example.com".into(),
+        keep_exempt_secs: Some(3600),
+    };
+    let config = &harness.cx().config;
+    let notify = (&config.templates, config.channels.as_slice());
+    let result = undo::undo(&harness.cx().journal, &harness.cx().gcp, notify, &request).await;
     harness.sandbox.settled().await;
     result
 }

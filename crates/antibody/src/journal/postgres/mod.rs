@@ -446,13 +446,12 @@ impl Postgres {
         .await
     }
 
-    pub async fn record_action(
+    pub async fn begin_action(
         &self,
         action: &str,
         resource: &str,
         project: &str,
         principal: &str,
-        record: &Record,
     ) -> Result<i64, Error> {
         let key = format!("{action}:{}", uuid::Uuid::new_v4());
         let id = bounded(async {
@@ -468,7 +467,6 @@ impl Postgres {
             Ok(row.get::<_, i64>(0))
         })
         .await?;
-        self.finish(id, record).await?;
         Ok(id)
     }
 }

@@ -447,13 +447,12 @@ impl Sqlite {
 
 impl Sqlite {
     /// Records an action antibody took on its own (an undo): a row of its own, durable like every other.
-    pub async fn record_action(
+    pub async fn begin_action(
         &self,
         action: &str,
         resource: &str,
         project: &str,
         principal: &str,
-        record: &Record,
     ) -> Result<i64, Error> {
         let key = format!("{action}:{}", uuid::Uuid::new_v4());
         let values = (
@@ -472,7 +471,6 @@ impl Sqlite {
                 Ok(connection.last_insert_rowid())
             })
             .await?;
-        self.finish(id, record).await?;
         Ok(id)
     }
 }
