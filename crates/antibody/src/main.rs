@@ -55,31 +55,41 @@ enum Command {
     Undo(UndoArgs),
     /// Kill switch: keep detecting and journaling, change nothing.
     Pause {
-        #[arg(long, default_value = "antibody.sqlite")]
+        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
         state: PathBuf,
     },
     /// Lift the kill switch.
     Resume {
-        #[arg(long, default_value = "antibody.sqlite")]
+        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
         state: PathBuf,
     },
     /// The exemption registry: resources antibody must leave alone, each with an owner, a reason and an expiry.
     Exempt {
-        #[arg(long, default_value = "antibody.sqlite", global = true)]
+        #[arg(
+            long,
+            env = "ANTIBODY_STATE",
+            default_value = "antibody.sqlite",
+            global = true
+        )]
         state: PathBuf,
         #[command(subcommand)]
         action: ExemptAction,
     },
     /// The alert outbox: delivered, pending and failed alerts.
     Alerts {
-        #[arg(long, default_value = "antibody.sqlite")]
+        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
         state: PathBuf,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Resources antibody stopped fixing because something keeps re-breaking them.
     Quarantine {
-        #[arg(long, default_value = "antibody.sqlite", global = true)]
+        #[arg(
+            long,
+            env = "ANTIBODY_STATE",
+            default_value = "antibody.sqlite",
+            global = true
+        )]
         state: PathBuf,
         #[command(subcommand)]
         action: QuarantineAction,

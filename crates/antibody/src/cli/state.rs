@@ -10,7 +10,12 @@ use crate::{EngineArgs, Format, engine_config};
 
 #[derive(clap::Args)]
 pub struct JournalArgs {
-    #[arg(long, default_value = "antibody.sqlite", global = true)]
+    #[arg(
+        long,
+        env = "ANTIBODY_STATE",
+        default_value = "antibody.sqlite",
+        global = true
+    )]
     pub state: PathBuf,
     #[arg(long, default_value_t = 50)]
     pub limit: usize,

@@ -223,6 +223,47 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+// Issue 16: every state command reads ANTIBODY_STATE, as `serve` does (the container sets it).
+#[tokio::test]
+async fn state_commands_honour_antibody_state() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("from-env.sqlite");
+    antibody::journal::Journal::open(&state)
+        .await
+        .expect("a journal");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_antibody"))
+            .args(args)
+            .env("ANTIBODY_STATE", &state)
+            .current_dir(dir.path())
+            .output()
+            .expect("antibody runs")
+    };
+    assert!(run(&["pause"]).status.success());
+    assert!(
+        run(&[
+            "exempt",
+            "add",
+            "projects/_/buckets/site",
+            "--owner",
+            "me",
+            "--reason",
+            "website"
+        ])
+        .status
+        .success()
+    );
+    let listed = run(&["exempt", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("projects/_/buckets/site"));
+    assert!(run(&["resume"]).status.success());
+    assert!(run(&["journal"]).status.success());
+    assert!(state.exists(), "the journal named by ANTIBODY_STATE");
+    assert!(
+        !dir.path().join("antibody.sqlite").exists(),
+        "nothing written to the default file"
+    );
+}
+
 // Issue 17, item 8: `--insecure-no-auth` listened on every interface.
 #[test]
 fn an_unauthenticated_receiver_listens_on_loopback_only() {
