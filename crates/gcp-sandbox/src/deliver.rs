@@ -229,7 +229,21 @@ impl CloudEvent {
         let service_name = text(&payload["serviceName"]);
         let resource_name = text(&payload["resourceName"]);
         CloudEvent {
-            id: format!("{log_name}{}{sequence}", text(&entry["insertId"])),
+            // Eventarc builds the id from the entry's logName, insertId and timestamp (google-cloudevents' example:
+            // `projects/test-project/logs/cloudaudit.googleapis.com%2Fdata_access1234567…`), so every delivery of
+            // one entry carries the same id. The sequence keeps entries without a timestamp apart.
+            id: {
+                let digits: String = text(&entry["timestamp"])
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                let stamp = if digits.is_empty() {
+                    sequence.to_string()
+                } else {
+                    digits
+                };
+                format!("{log_name}{}{stamp}", text(&entry["insertId"]))
+            },
             source: format!("//cloudaudit.googleapis.com/projects/{project}/logs/{log}"),
             subject: format!("{service_name}/{resource_name}"),
             time: text(&entry["receiveTimestamp"]),
@@ -278,10 +292,11 @@ impl CloudEvent {
             "time": self.time,
             "datacontenttype": "application/json; charset=utf-8",
             "dataschema": AUDIT_DATASCHEMA,
-            "methodName": self.method_name,
-            "serviceName": self.service_name,
-            "resourceName": self.resource_name,
-            "recordedTime": self.recorded_time,
+            // Extension attributes are lowercase, as the CloudEvents spec requires and Eventarc sends.
+            "methodname": self.method_name,
+            "servicename": self.service_name,
+            "resourcename": self.resource_name,
+            "recordedtime": self.recorded_time,
             "data": entry,
         });
         client

@@ -43,6 +43,16 @@ impl ApiError {
         }
     }
 
+    /// A request Compute refuses as a whole (`errors[].reason: "badRequest"`).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            reason: "badRequest",
+            message: message.into(),
+            grpc_status: None,
+        }
+    }
+
     pub fn bad_json(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,

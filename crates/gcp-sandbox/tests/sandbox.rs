@@ -303,6 +303,61 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
+// Issue 18, item 6: structured mode wrote its extension attributes in camelCase; the CloudEvents spec requires
+// lowercase names, and Eventarc builds `id` from the entry's logName, insertId and timestamp.
+#[tokio::test]
+async fn structured_delivery_uses_lowercase_extension_attributes() {
+    let (url, seen) = subscriber(0).await;
+    let config = SandboxConfig {
+        deliveries: vec![Delivery {
+            mode: gcp_sandbox::DeliveryMode::EventarcStructured,
+            ..Delivery::eventarc(url)
+        }],
+        retry: fast_retry(),
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    client
+        .post(&base)
+        .json(&rule("structured"))
+        .send()
+        .await
+        .expect("insert");
+    running.settled().await;
+    let seen = seen.lock().expect("lock").clone();
+    let (headers, body) = &seen[0];
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/cloudevents+json")
+    );
+    for attribute in ["methodname", "servicename", "resourcename", "recordedtime"] {
+        assert!(body.get(attribute).is_some(), "{attribute} in {body}");
+    }
+    for camel in ["methodName", "serviceName", "resourceName", "recordedTime"] {
+        assert!(body.get(camel).is_none(), "{camel} in {body}");
+    }
+    let entry = &body["data"];
+    let digits: String = entry["timestamp"]
+        .as_str()
+        .expect("timestamp")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert_eq!(
+        body["id"].as_str(),
+        Some(
+            format!(
+                "{}{}{digits}",
+                entry["logName"].as_str().expect("logName"),
+                entry["insertId"].as_str().expect("insertId")
+            )
+            .as_str()
+        )
+    );
+}
+
 #[tokio::test]
 async fn eventarc_binary_delivery_redelivers_until_acknowledged() {
     let (url, seen) = subscriber(2).await;

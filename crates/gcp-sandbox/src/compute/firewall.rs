@@ -134,6 +134,37 @@ pub(crate) fn normalise(
             )));
         }
     }
+    // Combinations Compute refuses (facts: Terraform's google_compute_firewall schema and Compute's messages).
+    let has = |field: &str| firewall.contains_key(field);
+    if direction == "EGRESS" && (has("sourceTags") || has("sourceServiceAccounts")) {
+        return Err(ApiError::bad_request(
+            "Should not specify source tag or service account for egress direction.",
+        ));
+    }
+    if (has("sourceServiceAccounts") || has("targetServiceAccounts"))
+        && (has("sourceTags") || has("targetTags"))
+    {
+        return Err(ApiError::bad_request(
+            "Invalid value for field 'resource': service accounts cannot be combined with tags in one firewall rule.",
+        ));
+    }
+    if let Some(existing) = existing {
+        // `direction` and `network` are fixed when a rule is created (Terraform marks both ForceNew).
+        if existing["direction"].as_str().unwrap_or("INGRESS") != direction {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.direction': '{direction}'. The direction of an existing firewall cannot be changed."
+            )));
+        }
+        let network = firewall
+            .get("network")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if existing["network"].as_str() != Some(network) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.network': '{network}'. The network of an existing firewall cannot be changed."
+            )));
+        }
+    }
     // Google fills in the whole internet for a rule that names no source (or, EGRESS, no destination): a rule
     // "without sources" is open to the world, and clearing its last source opens it. Sources:
     // hashicorp/terraform-provider-google #4031 and #6789 (`diffSuppressSourceRanges`),
@@ -336,6 +367,43 @@ mod tests {
             firewall["selfLink"],
             "https://www.googleapis.com/compute/v1/projects/p1/global/firewalls/allow-ssh"
         );
+    }
+
+    // Issue 18, item 5: combinations and changes Compute refuses were accepted.
+    #[test]
+    fn combinations_and_changes_google_refuses_are_refused() {
+        let cases = [
+            (
+                json!({"name": "a", "direction": "EGRESS", "allowed": [{"IPProtocol": "tcp"}], "sourceTags": ["web"]}),
+                "badRequest",
+                "Should not specify source tag or service account for egress direction.",
+            ),
+            (
+                json!({"name": "a", "direction": "EGRESS", "allowed": [{"IPProtocol": "tcp"}],
+                    "sourceServiceAccounts": ["sa@p1.iam.gserviceaccount.com"]}),
+                "badRequest",
+                "egress direction",
+            ),
+            (
+                json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "sourceServiceAccounts": ["sa@p1.iam.gserviceaccount.com"],
+                    "targetTags": ["web"]}),
+                "badRequest",
+                "cannot be combined with tags",
+            ),
+        ];
+        for (body, reason, expected) in cases {
+            let err = normalise("p1", body.clone(), None, 1).expect_err(&body.to_string());
+            assert_eq!(err.reason, reason, "{body}");
+            assert!(err.message.contains(expected), "{body}: {}", err.message);
+        }
+        let existing = ok(json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}]}));
+        let egress =
+            json!({"name": "a", "direction": "EGRESS", "allowed": [{"IPProtocol": "tcp"}]});
+        let err = normalise("p1", egress, Some(&existing), 1).expect_err("direction is fixed");
+        assert!(err.message.contains("direction"), "{}", err.message);
+        let moved = json!({"name": "a", "network": "global/networks/other", "allowed": [{"IPProtocol": "tcp"}]});
+        let err = normalise("p1", moved, Some(&existing), 1).expect_err("network is fixed");
+        assert!(err.message.contains("network"), "{}", err.message);
     }
 
     #[test]
