@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::Shared;
 use crate::history::History;
-use crate::time_fmt::logging_now;
+use crate::time_fmt::logging_pair;
 
 /// Which of the two entries of a long-running operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,13 +294,14 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
         }
         let mut response = proto_style(write.operation);
         response["@type"] = json!("type.googleapis.com/operation");
-        response["status"] = json!("PENDING");
+        // Compute's captured first entries report the operation RUNNING (tests/fixtures, forseti's sample).
+        response["status"] = json!("RUNNING");
         if let Some(fields) = response.as_object_mut() {
             fields.remove("kind");
         }
         payload["response"] = response;
     }
-    let now = logging_now();
+    let (now, received) = logging_pair();
     let mut operation = json!({
         "id": write.operation["name"],
         "producer": "compute.googleapis.com",
@@ -321,7 +322,7 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
         "severity": "NOTICE",
         "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project),
         "operation": operation,
-        "receiveTimestamp": now,
+        "receiveTimestamp": received,
     })
 }
 
@@ -342,7 +343,7 @@ pub(crate) struct IamWrite<'a> {
 
 /// `SetIamPolicy` / `storage.setIamPermissions`: one entry, no operation, the delta in `serviceData`.
 pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
-    let now = logging_now();
+    let (now, received) = logging_pair();
     json!({
         "protoPayload": {
             "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
@@ -370,7 +371,7 @@ pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
         "timestamp": now,
         "severity": "NOTICE",
         "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.log_project),
-        "receiveTimestamp": now,
+        "receiveTimestamp": received,
     })
 }
 

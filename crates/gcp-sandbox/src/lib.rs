@@ -275,6 +275,28 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(faults::routes())
         .merge(storage::routes())
         .merge(audit::routes())
+        // Google answers an unknown path or method with its error JSON, never an empty page.
+        .fallback(|uri: axum::http::Uri| async move {
+            error::ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                reason: "notFound",
+                message: format!(
+                    "The requested URL {} was not found on this server.",
+                    uri.path()
+                ),
+                grpc_status: Some("NOT_FOUND"),
+            }
+        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                error::ApiError {
+                    status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                    reason: "methodNotAllowed",
+                    message: format!("Method {method} is not allowed on {}.", uri.path()),
+                    grpc_status: Some("UNIMPLEMENTED"),
+                }
+            },
+        )
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults::inject,

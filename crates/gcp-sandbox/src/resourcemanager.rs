@@ -171,6 +171,14 @@ async fn get_project(
     Path((version, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let version = api(&version)?;
+    // `GET projects/P:getIamPolicy` names a method, not a project: it is no reason to create one.
+    if target.contains(':') {
+        return Err(ApiError::esf(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Method not found.",
+        ));
+    }
     let mut state = shared
         .resource_manager
         .lock()
@@ -325,14 +333,16 @@ fn set_iam_policy(
         .filter(|etag| *etag != project.policy.etag())
     {
         {
-            return Err(ApiError::esf(
-                StatusCode::CONFLICT,
-                "ABORTED",
-                format!(
-                    "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff. The request's ETag '{etag}' did not match the current policy's ETag '{}'.",
-                    project.policy.etag()
-                ),
-            ));
+            tracing::debug!(%etag, current = %project.policy.etag(), "stale etag");
+            // Google's body for a lost read-modify-write race (gcp-formats.md §9).
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                reason: "aborted",
+                message: "There were concurrent policy changes. Please retry the whole read-modify-write with \
+                          exponential backoff."
+                    .into(),
+                grpc_status: Some("ABORTED"),
+            });
         }
     }
     let owners = |bindings: &[Value]| -> Vec<String> {

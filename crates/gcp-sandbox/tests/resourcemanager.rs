@@ -78,15 +78,62 @@ async fn a_stale_etag_is_409_aborted_and_etags_advance() {
         .await;
     assert_eq!(status, 409);
     assert_eq!(error["error"]["status"], "ABORTED");
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("concurrent policy changes"))
+    // Issue 18, item 7: Google's 409 carries errors[].reason "aborted" and exactly this message
+    // (shared/reference/gcp-formats.md §9).
+    assert_eq!(
+        error["error"]["message"],
+        "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
     );
+    assert_eq!(error["error"]["errors"][0]["reason"], "aborted");
+}
+
+// Issue 18, item 7: a GET of a method created a project named `x:getIamPolicy`; unknown paths answered an empty 404.
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_googles_error_json() {
+    let api = Api::start().await;
+    let response = api
+        .client
+        .get(format!(
+            "{}/v1/projects/ghost-project:getIamPolicy",
+            api.running.base_url()
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 404);
+    let projects: Value = api
+        .client
+        .get(format!("{}/v3/projects:search", api.running.base_url()))
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
     assert!(
-        error["error"].get("errors").is_none(),
-        "Resource Manager's errors have no errors[]"
+        !projects.to_string().contains("getIamPolicy"),
+        "no project named after a method: {projects}"
     );
+    for (method, path, status) in [
+        (
+            reqwest::Method::GET,
+            "/compute/v1/projects/p1/global/nothing-here",
+            404,
+        ),
+        (reqwest::Method::GET, "/no/such/api", 404),
+        (reqwest::Method::DELETE, "/v3/projects:search", 405),
+    ] {
+        let response = api
+            .client
+            .request(method, format!("{}{path}", api.running.base_url()))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: Value = response.json().await.expect("Google's error JSON");
+        assert_eq!(body["error"]["code"], status, "{path}: {body}");
+        assert!(body["error"]["message"].is_string(), "{path}: {body}");
+    }
 }
 
 #[tokio::test]

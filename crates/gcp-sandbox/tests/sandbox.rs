@@ -255,6 +255,15 @@ async fn audit_entries_look_like_googles() {
         delete_first["protoPayload"]["authenticationInfo"]["principalEmail"],
         "unmapped-user"
     );
+    // Issue 18, item 7: the first entry reports the operation RUNNING, and Logging receives an entry after it was
+    // written.
+    assert_eq!(first["protoPayload"]["response"]["status"], "RUNNING");
+    for entry in [&first, &delete_first] {
+        assert!(
+            entry["receiveTimestamp"].as_str() > entry["timestamp"].as_str(),
+            "{entry}"
+        );
+    }
     let listed: Value = json_of(
         client
             .post(format!("{}/v2/entries:list", running.base_url()))

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::bucket::Bucket;
 use crate::audit;
-use crate::time_fmt::logging_now;
+use crate::time_fmt::logging_pair;
 
 /// What a successful or refused write leaves in the audit log.
 pub(super) struct StorageWrite<'a> {
@@ -21,7 +21,7 @@ pub(super) struct StorageWrite<'a> {
 
 pub(super) fn storage_entry(write: StorageWrite<'_>) -> Value {
     let resource_name = format!("projects/_/buckets/{}", write.bucket.name);
-    let now = logging_now();
+    let (now, received) = logging_pair();
     let mut payload = json!({
         "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
         "status": {},
@@ -51,6 +51,6 @@ pub(super) fn storage_entry(write: StorageWrite<'_>) -> Value {
         "timestamp": now,
         "severity": severity,
         "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.bucket.project),
-        "receiveTimestamp": now,
+        "receiveTimestamp": received,
     })
 }
