@@ -90,13 +90,15 @@ pub(crate) fn check_bindings(policy: &Value) -> Result<Vec<Value>, String> {
             .as_str()
             .filter(|role| !role.is_empty())
             .ok_or_else(|| format!("policy.bindings[{index}].role is required"))?;
-        if !role.starts_with("roles/")
-            && !role.starts_with("projects/")
-            && !role.starts_with("organizations/")
-        {
-            return Err(format!(
-                "Role {role} is not supported: roles start with roles/, projects/ or organizations/."
-            ));
+        // Predefined roles are `roles/` and letters, digits and dots; custom roles live under a project or an
+        // organization. Anything else — a `_withcond_` name a version-1 reader saw, say — is no role at all.
+        let predefined = role.strip_prefix("roles/").is_some_and(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        });
+        let custom = (role.starts_with("projects/") || role.starts_with("organizations/"))
+            && role.contains("/roles/");
+        if !predefined && !custom {
+            return Err(format!("Role {role} is not supported for this resource."));
         }
         let members = binding["members"].as_array().cloned().unwrap_or_default();
         let mut unique = BTreeSet::new();
@@ -134,6 +136,15 @@ pub(crate) fn check_bindings(policy: &Value) -> Result<Vec<Value>, String> {
         out.push(normalised);
     }
     Ok(out)
+}
+
+/// Google's refusal of a version-1 write, sent with its etag, over a policy that holds conditions (without the etag
+/// such a write overwrites the policy and the conditions are lost: that case is not refused).
+pub(crate) fn version_below_existing(written: &Value, stored: &StoredPolicy) -> Option<String> {
+    let version = written["version"].as_i64().unwrap_or(1);
+    (version < 3 && written.get("etag").is_some() && stored.has_conditions()).then(|| {
+        format!("Specified policy version ({version}) cannot be less than the existing policy version (3).")
+    })
 }
 
 /// `serviceData.policyDelta.bindingDeltas`: what a write added and removed, one (role, member, condition) each.

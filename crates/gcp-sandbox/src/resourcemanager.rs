@@ -345,6 +345,9 @@ fn set_iam_policy(
             });
         }
     }
+    if let Some(message) = iam::version_below_existing(policy, &project.policy) {
+        return Err(invalid(message));
+    }
     let owners = |bindings: &[Value]| -> Vec<String> {
         bindings
             .iter()

@@ -165,6 +165,32 @@ async fn version_one_reads_downgrade_conditions_and_unchecked_v1_writes_lose_the
         )
         .await;
     assert_eq!(status, 400);
+    // Issue 18, item 2: a version-1 write sent with its etag over a policy that holds conditions is refused ...
+    let (status, error) = api
+        .set(
+            "v1",
+            json!({"version": 1, "etag": api.get(3).await["etag"], "bindings": [owner()]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["error"]["message"],
+        "Specified policy version (1) cannot be less than the existing policy version (3)."
+    );
+    // ... and a `_withcond_` role a version-1 reader saw is no role to write back.
+    let (status, error) = api
+        .set(
+            "v3",
+            json!({"version": 3, "bindings": [owner(), {"role": v1["bindings"][1]["role"], "members": ["user:temp@example.com"]}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("is not supported for this resource")),
+        "{error}"
+    );
     // ... but a version-1 policy without an etag silently replaces a version-3 one, losing every condition.
     let (status, _) = api.set("v1", json!({"bindings": [owner()]})).await;
     assert_eq!(status, 200);

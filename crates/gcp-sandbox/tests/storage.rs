@@ -215,6 +215,32 @@ async fn prevention_refuses_public_members_and_the_refusal_is_logged() {
     assert_eq!(failed[0]["protoPayload"]["status"]["code"], 9);
 }
 
+// Issue 18, item 2: conditions on a bucket without uniform bucket-level access were accepted; Google answers 412.
+#[tokio::test]
+async fn conditions_need_uniform_access() {
+    let api = Api::start().await;
+    let mut policy = api.iam().await;
+    policy["version"] = json!(3);
+    policy["bindings"].as_array_mut().expect("bindings").push(json!({"role": "roles/storage.objectViewer",
+        "members": ["user:temp@example.com"], "condition": {"title": "t", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}}));
+    let (status, error) = api
+        .call(Method::PUT, "/b/bkt1/iam", Some(policy.clone()))
+        .await;
+    assert_eq!(status, 412, "{error}");
+    assert_eq!(error["error"]["errors"][0]["reason"], "conditionNotMet");
+    let (status, _) = api
+        .call(
+            Method::PATCH,
+            "/b/bkt1",
+            Some(json!({"iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    policy["etag"] = api.iam().await["etag"].clone();
+    let (status, written) = api.call(Method::PUT, "/b/bkt1/iam", Some(policy)).await;
+    assert_eq!(status, 200, "{written}");
+}
+
 #[tokio::test]
 async fn uniform_access_hides_acls_and_refuses_the_acl_api() {
     let api = Api::start().await;

@@ -256,8 +256,9 @@ async fn a_concurrent_edit_during_the_fix_survives_the_412_path() {
 
 #[tokio::test]
 async fn conditional_bucket_grants_survive_the_rewrite() {
+    // Conditions need uniform bucket-level access, as on Google.
     let harness = Harness::with(Options {
-        buckets: vec![json!({"name": "cond"})],
+        buckets: vec![json!({"name": "cond", "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}}})],
         ..Options::default()
     })
     .await;

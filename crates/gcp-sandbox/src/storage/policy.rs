@@ -131,6 +131,20 @@ pub(super) async fn set_iam(
                     "At least one of the pre-conditions you specified did not hold.",
                 ));
             }
+            // Conditions need uniform bucket-level access (python-storage's system test
+            // `test_bucket_get_set_iam_policy`: 412 without it).
+            if bindings
+                .iter()
+                .any(|binding| binding.get("condition").is_some())
+                && !bucket.uniform_access
+            {
+                return Err(precondition(
+                    "IAM conditions can only be set on a bucket with uniform bucket-level access enabled.",
+                ));
+            }
+            if let Some(message) = iam::version_below_existing(&policy, &bucket.policy) {
+                return Err(invalid(message));
+            }
             let public = bindings
                 .iter()
                 .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
