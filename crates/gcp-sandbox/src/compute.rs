@@ -364,7 +364,21 @@ fn write(
             return Ok(Json(body.clone()).into_response());
         }
         let id = state.next_id();
+        let key = (project.to_string(), name.to_string());
+        let previous = state.firewalls.get(&key).cloned();
         let firewall = mutate(&mut state, id)?;
+        // An operation that will end in an error did not apply its change (Compute: DONE with `error`).
+        let error = shared
+            .next_operation_error
+            .lock()
+            .expect("operation error lock poisoned")
+            .take();
+        if error.is_some() {
+            match previous {
+                Some(previous) => state.firewalls.insert(key, previous),
+                None => state.firewalls.remove(&key),
+            };
+        }
         let target_id = firewall["id"].as_str().unwrap_or_default().to_string();
         let network = firewall["network"].as_str().unwrap_or_default().to_string();
         let operation_name = state.operation_name();
@@ -406,11 +420,7 @@ fn write(
                 body: operation.clone(),
                 done_at: Instant::now() + delay,
                 last_entry: Some(last),
-                error: shared
-                    .next_operation_error
-                    .lock()
-                    .expect("operation error lock poisoned")
-                    .take(),
+                error,
                 request_id,
             },
         );

@@ -114,6 +114,58 @@ async fn request_ids_make_writes_idempotent() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
+// Issue 18, item 4: an operation that ended DONE with an error had still changed the rule.
+#[tokio::test]
+async fn an_operation_that_fails_changes_nothing_and_its_last_entry_says_so() {
+    let (running, client, base) = sandbox(SandboxConfig::default()).await;
+    client
+        .post(&base)
+        .json(&rule("kept"))
+        .send()
+        .await
+        .expect("insert");
+    running.inject(gcp_sandbox::faults::Fault {
+        method: Some("PATCH".into()),
+        path_contains: "/firewalls/kept".into(),
+        principal: None,
+        times: 1,
+        status: None,
+        retry_after: None,
+        delay_ms: None,
+        operation_error: Some("Quota 'FIREWALLS' exceeded".into()),
+        delete_first: false,
+        reset: None,
+    });
+    let operation: Value = json_of(
+        client
+            .patch(format!("{base}/kept"))
+            .json(&json!({"disabled": true})),
+    )
+    .await;
+    running.settled().await;
+    let done: Value = json_of(client.get(format!(
+        "{}/compute/v1/projects/p1/global/operations/{}",
+        running.base_url(),
+        operation["name"].as_str().expect("name")
+    )))
+    .await;
+    assert_eq!(done["status"], "DONE");
+    assert!(done["error"]["errors"][0]["message"].is_string(), "{done}");
+    let kept: Value = json_of(client.get(format!("{base}/kept"))).await;
+    assert_eq!(
+        kept["disabled"], false,
+        "the failed operation did not apply"
+    );
+    let last = running
+        .audit_entries()
+        .into_iter()
+        .rfind(|entry| entry["protoPayload"]["methodName"] == "v1.compute.firewalls.patch")
+        .expect("the patch's last entry");
+    assert_eq!(last["operation"]["last"], true);
+    assert_eq!(last["severity"], "ERROR");
+    assert_eq!(last["protoPayload"]["status"]["code"], 3);
+}
+
 #[tokio::test]
 async fn operations_stay_running_until_their_delay_passes() {
     let config = SandboxConfig {

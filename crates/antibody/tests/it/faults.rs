@@ -115,6 +115,23 @@ async fn an_operation_that_ends_in_error_is_a_clear_failure() {
         "{failed:?}"
     );
     assert!(failed.fix.is_some(), "the attempted fix is journaled");
+    // Issue 18, item 4: the last audit entry of an operation that ends in an error says so. (The insert's own last
+    // entry is then decided again, and that fix goes through.)
+    let last = harness
+        .sandbox
+        .audit_entries()
+        .into_iter()
+        .find(|entry| {
+            entry["protoPayload"]["authenticationInfo"]["principalEmail"] == ENGINE
+                && entry["operation"]["last"] == true
+        })
+        .expect("the last entry of antibody's patch");
+    assert_eq!(last["severity"], "ERROR", "{last}");
+    assert!(
+        last["protoPayload"]["status"]["code"]
+            .as_i64()
+            .is_some_and(|code| code != 0)
+    );
 }
 
 #[tokio::test]

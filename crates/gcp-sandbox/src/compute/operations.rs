@@ -94,13 +94,21 @@ impl Operations {
         operation.body["status"] = json!("DONE");
         operation.body["progress"] = json!(100);
         operation.body["endTime"] = json!(compute_now());
+        let mut last = operation.last_entry.take();
         if let Some(message) = operation.error.take() {
             operation.body["error"] =
                 json!({"errors": [{"code": "INJECTED_FAILURE", "message": message}]});
             operation.body["httpErrorStatusCode"] = json!(400);
             operation.body["httpErrorMessage"] = json!("BAD REQUEST");
+            // The `last` entry of a failed operation is an ERROR with the call's status.
+            if let Some(entry) = last.as_mut() {
+                entry["severity"] = json!("ERROR");
+                entry["protoPayload"]["status"] = json!({"code": 3, "message": message});
+                entry["protoPayload"]["response"]["status"] = json!("DONE");
+                entry["protoPayload"]["response"]["error"] = operation.body["error"].clone();
+            }
         }
-        operation.last_entry.take()
+        last
     }
 
     /// The operation's body and when it is due, or Google's 404.
