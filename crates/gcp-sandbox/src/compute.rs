@@ -1,5 +1,6 @@
 //! Compute Engine v1 (and beta) firewalls and global operations, with Google's paths, JSON and errors.
 
+mod filter;
 mod firewall;
 mod operations;
 
@@ -142,7 +143,75 @@ async fn list_firewalls(
         ),
         None => None,
     };
+    let filter = match query
+        .get("filter")
+        .filter(|filter| !filter.trim().is_empty())
+    {
+        Some(text) => Some(filter::Filter::parse(text)?),
+        None => None,
+    };
+    // Compute sorts by name (the default) or by newest first; nothing else.
+    let newest_first = match query.get("orderBy").map(String::as_str) {
+        None | Some("") | Some("name") => false,
+        Some("creationTimestamp desc") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'orderBy': '{other}'. Sorting is supported by name and \
+                 creationTimestamp desc only."
+            )));
+        }
+    };
     let state = shared.compute.lock().expect("compute state lock poisoned");
+    if newest_first {
+        // Newest first: the page token is the offset of the next page (rules created at once keep name order).
+        let mut matching: Vec<&Value> = state
+            .firewalls
+            .range((project.clone(), String::new())..)
+            .take_while(|((owner, _), _)| owner == &project)
+            .map(|(_, firewall)| firewall)
+            .filter(|firewall| {
+                filter
+                    .as_ref()
+                    .is_none_or(|filter| filter.matches(firewall))
+            })
+            .collect();
+        matching.sort_by(|a, b| {
+            b["creationTimestamp"]
+                .as_str()
+                .cmp(&a["creationTimestamp"].as_str())
+                .then(
+                    b["id"]
+                        .as_str()
+                        .map(str::len)
+                        .cmp(&a["id"].as_str().map(str::len)),
+                )
+                .then(b["id"].as_str().cmp(&a["id"].as_str()))
+        });
+        let offset: usize = after
+            .as_deref()
+            .and_then(|token| token.strip_prefix('#'))
+            .and_then(|offset| offset.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset)
+            .take(max_results)
+            .map(|firewall| (*firewall).clone())
+            .collect();
+        let mut list = json!({
+            "kind": "compute#firewallList",
+            "id": format!("projects/{project}/global/firewalls"),
+            "selfLink": format!("{API_ROOT}/projects/{project}/global/firewalls"),
+        });
+        if offset + page.len() < matching.len() {
+            list["nextPageToken"] =
+                json!(URL_SAFE_NO_PAD.encode(format!("#{}", offset + page.len())));
+        }
+        if !page.is_empty() {
+            list["items"] = Value::Array(page);
+        }
+        return Ok(Json(list));
+    }
     let lower = (project.clone(), after.clone().unwrap_or_default());
     let mut items = Vec::new();
     let mut next_page_token = None;
@@ -151,6 +220,12 @@ async fn list_firewalls(
             break;
         }
         if after.as_deref() == Some(name.as_str()) {
+            continue;
+        }
+        if filter
+            .as_ref()
+            .is_some_and(|filter| !filter.matches(firewall))
+        {
             continue;
         }
         if items.len() == max_results {

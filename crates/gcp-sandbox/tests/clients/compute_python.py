@@ -1,4 +1,5 @@
-"""Google's official Python Compute client against the sandbox: get/list/insert/patch/delete and operation polling.
+"""Google's official Python Compute client against the sandbox: get/list (filters, ordering, paging)/insert/patch/delete
+and operation polling.
 
 Usage: python3 compute_python.py BASE_URL   (exits non-zero on any mismatch)
 """
@@ -41,6 +42,21 @@ for index in range(3):
         name=f"py-extra-{index}", allowed=[compute_v1.Allowed(I_p_protocol="icmp")])).result(timeout=30)
 names = [item.name for item in client.list(request=compute_v1.ListFirewallsRequest(project=project, max_results=2))]
 assert names == ["py-extra-0", "py-extra-1", "py-extra-2", "py-ssh"], names
+# Compute's list filters and ordering, as the client sends them.
+filtered = [item.name for item in client.list(request=compute_v1.ListFirewallsRequest(
+    project=project, filter='name eq "py-extra-.*"', max_results=2))]
+assert filtered == ["py-extra-0", "py-extra-1", "py-extra-2"], filtered
+exact = [item.name for item in client.list(request=compute_v1.ListFirewallsRequest(
+    project=project, filter='(name != "py-ssh") (name != "py-extra-1")'))]
+assert exact == ["py-extra-0", "py-extra-2"], exact
+newest = [item.name for item in client.list(request=compute_v1.ListFirewallsRequest(
+    project=project, order_by="creationTimestamp desc"))]
+assert newest == ["py-extra-2", "py-extra-1", "py-extra-0", "py-ssh"], newest
+try:
+    list(client.list(request=compute_v1.ListFirewallsRequest(project=project, filter="name ~ nonsense")))
+    raise AssertionError("a bad filter must be refused")
+except Exception as error:  # google.api_core.exceptions.BadRequest
+    assert type(error).__name__ == "BadRequest", repr(error)
 
 patch = client.patch(project=project, firewall="py-ssh", firewall_resource=compute_v1.Firewall(disabled=True))
 patch.result(timeout=30)
