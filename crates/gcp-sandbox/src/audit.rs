@@ -89,8 +89,8 @@ async fn all_entries(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(Value::Array(shared.audit.entries()))
 }
 
-/// Cloud Logging's `entries:list`: `resourceNames` (`projects/P`), `filter` (equality terms joined by AND),
-/// `orderBy` (`timestamp asc|desc`), `pageSize` and `pageToken`.
+/// Cloud Logging's `entries:list`: `resourceNames` (`projects/P`, required), `filter` (the Logging query language,
+/// `logquery`), `orderBy` (`timestamp asc|desc`), `pageSize` and `pageToken`.
 async fn list_entries(
     State(shared): State<Arc<Shared>>,
     body: axum::body::Bytes,
@@ -108,29 +108,31 @@ async fn list_entries(
         serde_json::from_slice(&body)
             .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?
     };
-    let terms = parse_filter(request["filter"].as_str().unwrap_or("")).map_err(invalid)?;
+    let query = crate::logquery::Query::parse(request["filter"].as_str().unwrap_or(""))
+        .map_err(|why| invalid(format!("Invalid filter: {why}.")))?;
     let resources: Vec<String> = request["resourceNames"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|name| name.as_str().map(|name| format!("{name}/")))
         .collect();
+    if resources.is_empty() {
+        return Err(invalid(
+            "resourceNames is required: name the projects (projects/P) whose entries to list."
+                .into(),
+        ));
+    }
     let mut entries: Vec<Arc<Value>> = shared
         .audit
         .shared_entries()
         .into_iter()
         .filter(|entry| {
             let log_name = entry["logName"].as_str().unwrap_or_default();
-            resources.is_empty()
-                || resources
-                    .iter()
-                    .any(|prefix| log_name.starts_with(prefix.as_str()))
-        })
-        .filter(|entry| {
-            terms
+            resources
                 .iter()
-                .all(|(path, value)| lookup(entry, path) == Some(value.as_str()))
+                .any(|prefix| log_name.starts_with(prefix.as_str()))
         })
+        .filter(|entry| query.matches(entry))
         .collect();
     match request["orderBy"]
         .as_str()
@@ -141,7 +143,15 @@ async fn list_entries(
         "timestamp desc" => entries.reverse(),
         other => return Err(invalid(format!("Unsupported orderBy: {other}"))),
     }
-    let size = request["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
+    let size = match &request["pageSize"] {
+        Value::Null => 50,
+        size => size
+            .as_u64()
+            .or_else(|| size.as_str().and_then(|text| text.parse().ok()))
+            .filter(|size| (1..=1000).contains(size))
+            .ok_or_else(|| invalid(format!("Invalid pageSize: {size}; it must be 1 to 1000.")))?
+            as usize,
+    };
     let start: usize = match request["pageToken"]
         .as_str()
         .filter(|token| !token.is_empty())
@@ -162,45 +172,6 @@ async fn list_entries(
         answer["nextPageToken"] = json!((start + size).to_string());
     }
     Ok(Json(answer))
-}
-
-/// `a.b = "x" AND c.d="y"` → [("a.b", "x"), ("c.d", "y")]; anything else is refused, not ignored.
-fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, String> {
-    if filter.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    filter
-        .split(" AND ")
-        .map(|term| {
-            let (path, value) = term.split_once('=').ok_or_else(|| {
-                format!(
-                    "Unsupported filter term: {term}; only field = \"value\" terms joined by AND"
-                )
-            })?;
-            let path = path.trim();
-            let field = !path.is_empty()
-                && path
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
-            if !field || value.starts_with('=') {
-                return Err(format!(
-                    "Unsupported filter term: {term}; only field = \"value\" terms joined by AND"
-                ));
-            }
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|value| value.strip_suffix('"'))
-                .unwrap_or(value);
-            Ok((path.to_string(), value.to_string()))
-        })
-        .collect()
-}
-
-fn lookup<'a>(entry: &'a Value, path: &str) -> Option<&'a str> {
-    path.split('.')
-        .try_fold(entry, |value, key| value.get(key))
-        .and_then(Value::as_str)
 }
 
 static INSERT_IDS: AtomicU64 = AtomicU64::new(0);

@@ -13,6 +13,7 @@ mod error;
 pub mod faults;
 mod history;
 mod iam;
+pub mod logquery;
 mod metadata;
 pub mod oauth;
 pub mod oidc;

@@ -319,7 +319,7 @@ async fn audit_entries_look_like_googles() {
     let listed: Value = json_of(
         client
             .post(format!("{}/v2/entries:list", running.base_url()))
-            .json(&json!({})),
+            .json(&json!({"resourceNames": ["projects/p1"]})),
     )
     .await;
     assert_eq!(listed["entries"].as_array().map(Vec::len), Some(4));
@@ -584,8 +584,35 @@ async fn entries_list_filters_orders_and_pages() {
                 .expect("json")
         }
     };
-    let all = list(json!({})).await;
+    let both = json!(["projects/p1", "projects/p2"]);
+    let all = list(json!({"resourceNames": both})).await;
     assert_eq!(all["entries"].as_array().map(Vec::len), Some(6));
+    // Issue 18, item 8: resourceNames scopes the result, and is required.
+    let p2 = list(json!({"resourceNames": ["projects/p2"]})).await;
+    assert_eq!(p2["entries"].as_array().map(Vec::len), Some(2));
+    let unscoped = client
+        .post(format!("{}/v2/entries:list", running.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(unscoped.status(), StatusCode::BAD_REQUEST);
+    // The Logging query language: OR within AND, NOT, log_id, a new line as AND.
+    let not_alice = list(json!({"resourceNames": both,
+        "filter": "log_id(\"cloudaudit.googleapis.com/activity\")\nNOT protoPayload.authenticationInfo.principalEmail = \"alice@example.com\""})).await;
+    assert_eq!(
+        not_alice["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{not_alice}"
+    );
+    let either = list(json!({"resourceNames": both,
+        "filter": "protoPayload.resourceName : \"two\" OR protoPayload.resourceName : \"three\""}))
+    .await;
+    assert_eq!(
+        either["entries"].as_array().map(Vec::len),
+        Some(4),
+        "{either}"
+    );
     let alice = list(json!({"resourceNames": ["projects/p1"],
         "filter": "protoPayload.authenticationInfo.principalEmail = \"alice@example.com\" AND protoPayload.methodName=\"v1.compute.firewalls.insert\""})).await;
     assert_eq!(
@@ -593,21 +620,22 @@ async fn entries_list_filters_orders_and_pages() {
         Some(2),
         "{alice}"
     );
-    let first = list(json!({"pageSize": 4, "orderBy": "timestamp desc"})).await;
+    let first =
+        list(json!({"resourceNames": both, "pageSize": 4, "orderBy": "timestamp desc"})).await;
     assert_eq!(first["entries"].as_array().map(Vec::len), Some(4));
     assert_eq!(
         first["entries"][0]["protoPayload"]["resourceName"],
         "projects/p2/global/firewalls/three"
     );
     let rest = list(
-        json!({"pageSize": 4, "orderBy": "timestamp desc", "pageToken": first["nextPageToken"]}),
+        json!({"resourceNames": both, "pageSize": 4, "orderBy": "timestamp desc", "pageToken": first["nextPageToken"]}),
     )
     .await;
     assert_eq!(rest["entries"].as_array().map(Vec::len), Some(2));
     assert!(rest.get("nextPageToken").is_none());
     let refused = client
         .post(format!("{}/v2/entries:list", running.base_url()))
-        .json(&json!({"filter": "severity>=ERROR"}))
+        .json(&json!({"resourceNames": both, "filter": "severity >= (ERROR"}))
         .send()
         .await
         .expect("list");

@@ -1,0 +1,480 @@
+//! Cloud Logging's query language, for `entries:list` and sink filters: comparisons (`=`, `!=`, `:` "has", `<`,
+//! `<=`, `>`, `>=`, `=~`, `!~`), `AND`, `OR`, `NOT` (and `-`), parentheses, implicit AND between terms (a new line
+//! included), `log_id("…")`, quoted path segments (`labels."k8s-pod/app"`), booleans and numbers, and repeated
+//! fields that match when any element does. Precedence as Logging's reference gives it: NOT, then OR, then AND.
+//! What it does not understand is refused, never read as "everything".
+
+use regex::Regex;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub enum Query {
+    All(Vec<Query>),
+    Any(Vec<Query>),
+    Not(Box<Query>),
+    Compare {
+        path: Vec<String>,
+        operator: Operator,
+        value: String,
+        pattern: Option<Regex>,
+    },
+    LogId(String),
+    /// The empty query: every entry.
+    Everything,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Equal,
+    NotEqual,
+    Has,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    Matches,
+    NotMatches,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Open,
+    Close,
+    Minus,
+    Operator(Operator),
+    Word(String),
+    Quoted(String),
+    Dot,
+}
+
+impl Query {
+    /// Parses a query; `Err` says, in one sentence, what was not understood.
+    pub fn parse(text: &str) -> Result<Query, String> {
+        let tokens = tokenize(text)?;
+        if tokens.is_empty() {
+            return Ok(Query::Everything);
+        }
+        let mut parser = Parser {
+            tokens,
+            position: 0,
+        };
+        let query = parser.conjunction()?;
+        if parser.position != parser.tokens.len() {
+            return Err(format!(
+                "unexpected {} in the filter",
+                describe(&parser.tokens[parser.position])
+            ));
+        }
+        Ok(query)
+    }
+
+    pub fn matches(&self, entry: &Value) -> bool {
+        match self {
+            Query::Everything => true,
+            Query::All(terms) => terms.iter().all(|term| term.matches(entry)),
+            Query::Any(terms) => terms.iter().any(|term| term.matches(entry)),
+            Query::Not(term) => !term.matches(entry),
+            Query::LogId(id) => entry["logName"].as_str().is_some_and(|name| {
+                name.rsplit_once("/logs/").is_some_and(|(_, log)| {
+                    log == id || log.replace("%2F", "/").replace("%2f", "/") == *id
+                })
+            }),
+            Query::Compare {
+                path,
+                operator,
+                value,
+                pattern,
+            } => {
+                let mut found = Vec::new();
+                collect(entry, path, &mut found);
+                if *operator == Operator::NotEqual {
+                    return !found.iter().any(|actual| equal(actual, value));
+                }
+                if *operator == Operator::NotMatches {
+                    return !found.iter().any(|actual| {
+                        pattern
+                            .as_ref()
+                            .is_some_and(|pattern| pattern.is_match(&text(actual)))
+                    });
+                }
+                found
+                    .iter()
+                    .any(|actual| compare(actual, *operator, value, pattern.as_ref()))
+            }
+        }
+    }
+}
+
+/// Every value at `path`, descending into arrays (a repeated field matches when any element does).
+fn collect<'a>(value: &'a Value, path: &[String], found: &mut Vec<&'a Value>) {
+    match (value, path.split_first()) {
+        (Value::Array(items), _) => items.iter().for_each(|item| collect(item, path, found)),
+        (_, None) => found.push(value),
+        (Value::Object(fields), Some((key, rest))) => {
+            if let Some(next) = fields.get(key) {
+                collect(next, rest, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn equal(actual: &Value, expected: &str) -> bool {
+    match actual {
+        Value::String(text) => text == expected,
+        Value::Bool(flag) => expected.eq_ignore_ascii_case(if *flag { "true" } else { "false" }),
+        Value::Number(number) => number
+            .as_f64()
+            .zip(expected.parse::<f64>().ok())
+            .is_some_and(|(actual, expected)| actual == expected),
+        _ => false,
+    }
+}
+
+fn compare(actual: &Value, operator: Operator, expected: &str, pattern: Option<&Regex>) -> bool {
+    let actual_text = text(actual);
+    match operator {
+        Operator::Equal => equal(actual, expected),
+        Operator::Has => {
+            expected == "*"
+                || actual_text
+                    .to_lowercase()
+                    .contains(&expected.to_lowercase())
+        }
+        Operator::Matches => pattern.is_some_and(|pattern| pattern.is_match(&actual_text)),
+        Operator::NotEqual | Operator::NotMatches => unreachable!("handled by the caller"),
+        ordering => {
+            let order = match (actual_text.parse::<f64>(), expected.parse::<f64>()) {
+                (Ok(actual), Ok(expected)) => actual.partial_cmp(&expected),
+                _ => Some(actual_text.as_str().cmp(expected)),
+            };
+            let Some(order) = order else {
+                return false;
+            };
+            match ordering {
+                Operator::Less => order.is_lt(),
+                Operator::LessOrEqual => order.is_le(),
+                Operator::Greater => order.is_gt(),
+                _ => order.is_ge(),
+            }
+        }
+    }
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Open => "'('".into(),
+        Token::Close => "')'".into(),
+        Token::Minus => "'-'".into(),
+        Token::Dot => "'.'".into(),
+        Token::Operator(operator) => format!("the operator {operator:?}"),
+        Token::Word(word) => format!("'{word}'"),
+        Token::Quoted(text) => format!("\"{text}\""),
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        let next = chars.get(index + 1).copied();
+        let (token, width) = match (c, next) {
+            (c, _) if c.is_whitespace() => {
+                index += 1;
+                continue;
+            }
+            ('(', _) => (Token::Open, 1),
+            (')', _) => (Token::Close, 1),
+            ('.', _) => (Token::Dot, 1),
+            ('-', _) => (Token::Minus, 1),
+            ('!', Some('=')) => (Token::Operator(Operator::NotEqual), 2),
+            ('!', Some('~')) => (Token::Operator(Operator::NotMatches), 2),
+            ('=', Some('~')) => (Token::Operator(Operator::Matches), 2),
+            ('=', _) => (Token::Operator(Operator::Equal), 1),
+            (':', _) => (Token::Operator(Operator::Has), 1),
+            ('<', Some('=')) => (Token::Operator(Operator::LessOrEqual), 2),
+            ('<', _) => (Token::Operator(Operator::Less), 1),
+            ('>', Some('=')) => (Token::Operator(Operator::GreaterOrEqual), 2),
+            ('>', _) => (Token::Operator(Operator::Greater), 1),
+            ('"', _) => {
+                let mut value = String::new();
+                let mut end = index + 1;
+                loop {
+                    match chars.get(end) {
+                        Some('\\') => {
+                            value.extend(chars.get(end + 1));
+                            end += 2;
+                        }
+                        Some('"') => break,
+                        Some(other) => {
+                            value.push(*other);
+                            end += 1;
+                        }
+                        None => return Err("an unterminated string in the filter".into()),
+                    }
+                }
+                (Token::Quoted(value), end + 1 - index)
+            }
+            _ => {
+                let mut end = index;
+                while let Some(c) = chars.get(end) {
+                    if c.is_whitespace() || "().=!:<>\"".contains(*c) {
+                        break;
+                    }
+                    end += 1;
+                }
+                if end == index {
+                    return Err(format!("'{c}' is not understood in a filter"));
+                }
+                (Token::Word(chars[index..end].iter().collect()), end - index)
+            }
+        };
+        tokens.push(token);
+        index += width;
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    position: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.position)
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(found)) if found == word)
+    }
+
+    /// Terms joined by AND, written or implied; OR binds tighter.
+    fn conjunction(&mut self) -> Result<Query, String> {
+        let mut terms = vec![self.disjunction()?];
+        loop {
+            match self.peek() {
+                None | Some(Token::Close) => break,
+                _ if self.keyword("AND") => {
+                    self.position += 1;
+                    terms.push(self.disjunction()?);
+                }
+                _ => terms.push(self.disjunction()?),
+            }
+        }
+        Ok(if terms.len() == 1 {
+            terms.pop().expect("one term")
+        } else {
+            Query::All(terms)
+        })
+    }
+
+    fn disjunction(&mut self) -> Result<Query, String> {
+        let mut terms = vec![self.negation()?];
+        while self.keyword("OR") {
+            self.position += 1;
+            terms.push(self.negation()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.pop().expect("one term")
+        } else {
+            Query::Any(terms)
+        })
+    }
+
+    fn negation(&mut self) -> Result<Query, String> {
+        if self.keyword("NOT") || self.peek() == Some(&Token::Minus) {
+            self.position += 1;
+            return Ok(Query::Not(Box::new(self.negation()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Query, String> {
+        match self.peek().cloned() {
+            Some(Token::Open) => {
+                self.position += 1;
+                let inner = self.conjunction()?;
+                if self.peek() != Some(&Token::Close) {
+                    return Err("a '(' without its ')' in the filter".into());
+                }
+                self.position += 1;
+                Ok(inner)
+            }
+            Some(Token::Word(word)) if word == "log_id" => {
+                self.position += 1;
+                let (Some(Token::Open), Some(Token::Quoted(id)), Some(Token::Close)) = (
+                    self.tokens.get(self.position).cloned(),
+                    self.tokens.get(self.position + 1).cloned(),
+                    self.tokens.get(self.position + 2).cloned(),
+                ) else {
+                    return Err("log_id takes one quoted log id: log_id(\"…\")".into());
+                };
+                self.position += 3;
+                Ok(Query::LogId(id))
+            }
+            Some(Token::Word(_)) | Some(Token::Quoted(_)) => self.comparison(),
+            Some(other) => Err(format!("unexpected {} in the filter", describe(&other))),
+            None => Err("the filter ends where a term was expected".into()),
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Query, String> {
+        let mut path = Vec::new();
+        loop {
+            match self.peek().cloned() {
+                Some(Token::Word(segment)) | Some(Token::Quoted(segment)) => {
+                    if segment.chars().any(|c| c.is_whitespace()) || segment.is_empty() {
+                        return Err(format!("'{segment}' is not a field"));
+                    }
+                    path.push(segment);
+                    self.position += 1;
+                }
+                _ => return Err("a field name was expected".into()),
+            }
+            if self.peek() == Some(&Token::Dot) {
+                self.position += 1;
+                continue;
+            }
+            break;
+        }
+        let Some(Token::Operator(operator)) = self.peek().cloned() else {
+            // A bare word alone would search every field: not emulated, so refused.
+            return Err(format!(
+                "'{}' has no comparison; a search of every field is not supported",
+                path.join(".")
+            ));
+        };
+        self.position += 1;
+        let value = match self.peek().cloned() {
+            Some(Token::Quoted(value)) | Some(Token::Word(value)) => value,
+            Some(Token::Minus) => {
+                self.position += 1;
+                match self.peek().cloned() {
+                    Some(Token::Word(value)) => format!("-{value}"),
+                    _ => return Err("a value was expected after '-'".into()),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "'{}' needs a value to compare with",
+                    path.join(".")
+                ));
+            }
+        };
+        self.position += 1;
+        let pattern = match operator {
+            Operator::Matches | Operator::NotMatches => Some(
+                Regex::new(&value).map_err(|_| format!("'{value}' is not a regular expression"))?,
+            ),
+            _ => None,
+        };
+        Ok(Query::Compare {
+            path,
+            operator,
+            value,
+            pattern,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entries() -> Vec<Value> {
+        vec![
+            json!({"insertId": "a", "logName": "projects/p1/logs/cloudaudit.googleapis.com%2Factivity",
+                "timestamp": "2026-11-29T10:00:00Z", "severity": "NOTICE",
+                "protoPayload": {"methodName": "v1.compute.firewalls.insert", "serviceName": "compute.googleapis.com",
+                    "authenticationInfo": {"principalEmail": "alice@example.com"},
+                    "status": {"code": 0}}, "labels": {"k8s-pod/app": "web"}}),
+            json!({"insertId": "b", "logName": "projects/p1/logs/cloudaudit.googleapis.com%2Fdata_access",
+                "timestamp": "2026-11-29T11:00:00Z", "severity": "ERROR",
+                "protoPayload": {"methodName": "storage.objects.get", "serviceName": "storage.googleapis.com",
+                    "authenticationInfo": {"principalEmail": "antibody@p1.iam.gserviceaccount.com"},
+                    "status": {"code": 7}},
+                "resource": {"labels": {"names": ["x", "y"]}}}),
+            json!({"insertId": "c", "logName": "projects/p1/logs/cloudaudit.googleapis.com%2Factivity",
+                "timestamp": "2026-11-29T12:00:00Z", "severity": "NOTICE",
+                "protoPayload": {"methodName": "SetIamPolicy", "serviceName": "cloudresourcemanager.googleapis.com",
+                    "authenticationInfo": {"principalEmail": "antibody@p1.iam.gserviceaccount.com"}}}),
+        ]
+    }
+
+    fn ids(filter: &str) -> String {
+        let query = Query::parse(filter).unwrap_or_else(|why| panic!("{filter}: {why}"));
+        entries()
+            .iter()
+            .filter(|entry| query.matches(entry))
+            .map(|entry| entry["insertId"].as_str().expect("id").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_logging_query_language_selects_as_documented() {
+        assert_eq!(ids(""), "abc");
+        assert_eq!(ids(r#"log_id("cloudaudit.googleapis.com/activity")"#), "ac");
+        assert_eq!(ids(r#"protoPayload.methodName = "SetIamPolicy""#), "c");
+        assert_eq!(ids(r#"protoPayload.methodName != "SetIamPolicy""#), "ab");
+        assert_eq!(ids(r#"protoPayload.methodName : "firewalls""#), "a");
+        assert_eq!(ids(r#"protoPayload.methodName =~ "^v1\.compute""#), "a");
+        assert_eq!(ids(r#"protoPayload.methodName !~ "^v1\.compute""#), "bc");
+        assert_eq!(ids(r#"timestamp >= "2026-11-29T11:00:00Z""#), "bc");
+        assert_eq!(ids(r#"timestamp < "2026-11-29T11:00:00Z""#), "a");
+        assert_eq!(ids("protoPayload.status.code > 0"), "b");
+        assert_eq!(ids("protoPayload.status.code = 0"), "a");
+        assert_eq!(
+            ids(r#"severity = ERROR OR severity = NOTICE AND insertId = "a""#),
+            "a"
+        );
+        assert_eq!(
+            ids(r#"(severity = ERROR OR severity = NOTICE) AND insertId = "a""#),
+            "a"
+        );
+        assert_eq!(
+            ids(
+                "log_id(\"cloudaudit.googleapis.com/activity\")\nNOT protoPayload.authenticationInfo.principalEmail = \"antibody@p1.iam.gserviceaccount.com\""
+            ),
+            "a",
+            "implicit AND across lines"
+        );
+        assert_eq!(
+            ids(r#"-protoPayload.authenticationInfo.principalEmail = "alice@example.com""#),
+            "bc"
+        );
+        assert_eq!(ids(r#"labels."k8s-pod/app" = "web""#), "a");
+        assert_eq!(
+            ids(r#"resource.labels.names = "y""#),
+            "b",
+            "a repeated field"
+        );
+        assert_eq!(ids("resource.labels.names:*"), "b");
+    }
+
+    #[test]
+    fn what_it_does_not_understand_is_refused() {
+        for filter in [
+            "(severity = ERROR",
+            "severity = ",
+            r#"severity = "open"#,
+            "error",
+            "severity =~ \"(\"",
+            "log_id(activity)",
+            "AND severity = ERROR",
+            "severity = ERROR)",
+        ] {
+            assert!(Query::parse(filter).is_err(), "{filter}");
+        }
+    }
+}
