@@ -1,16 +1,21 @@
-//! Which IAM permission each emulated call needs, recorded per principal: tests compare what a caller really used
-//! with the role it would be given.
+//! Which IAM permission each emulated call needs, recorded per principal (tests compare what a caller really used
+//! with the role it would be given), and, with `enforce_iam`, refused when the caller's roles lack it. Custom roles
+//! are created through IAM's `POST /v1/projects/P/roles`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
 
 use crate::Shared;
+use crate::error::ApiError;
 
 /// Principal → permissions its calls needed.
 #[derive(Default)]
@@ -95,12 +100,85 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
             vec!["storage.buckets.getIamPolicy"]
         }
         (_, ["storage", "v1", "b", _, "iam" | "acl", ..]) => vec!["storage.buckets.setIamPolicy"],
+        (&Method::POST, ["v1", "projects", _, "roles"]) => vec!["iam.roles.create"],
         _ => Vec::new(),
     }
 }
 
-/// Middleware: notes the permissions every request needed, then lets it through unchanged.
-pub(crate) async fn record(
+/// The project a request is about, for the roles its caller holds there.
+fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["compute", _, "projects", project, ..] | ["v1", "projects", project, "roles", ..] => {
+            Some(project.to_string())
+        }
+        ["v1" | "v3", "projects", target] => {
+            Some(target.split(':').next().unwrap_or(target).to_string())
+        }
+        ["storage", "v1", "b"] => query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("project="))
+            .map(str::to_string),
+        ["storage", "v1", "b", bucket, ..] => shared
+            .storage
+            .lock()
+            .expect("storage lock poisoned")
+            .project_of(bucket),
+        _ => None,
+    }
+}
+
+/// Whether a predefined role grants `permission` (the roles the tests and the demo use).
+fn predefined_grants(role: &str, permission: &str) -> bool {
+    let reads = permission.ends_with(".get")
+        || permission.ends_with(".list")
+        || permission.ends_with(".getIamPolicy");
+    match role {
+        "roles/owner" => true,
+        "roles/editor" => {
+            !permission.ends_with(".setIamPolicy") && !permission.starts_with("iam.roles.")
+        }
+        "roles/viewer" => reads,
+        "roles/compute.securityAdmin" => {
+            permission.starts_with("compute.firewalls.")
+                || permission.starts_with("compute.globalOperations.")
+                || permission == "compute.networks.updatePolicy"
+        }
+        "roles/storage.admin" => permission.starts_with("storage."),
+        "roles/resourcemanager.projectIamAdmin" => {
+            permission.starts_with("resourcemanager.projects.") && permission.contains("IamPolicy")
+        }
+        "roles/iam.roleAdmin" => permission.starts_with("iam.roles."),
+        _ => false,
+    }
+}
+
+fn granted(shared: &Shared, project: &str, principal: &str, permission: &str) -> bool {
+    let roles: Vec<String> = ["user", "serviceAccount", "group"]
+        .iter()
+        .flat_map(|kind| {
+            shared
+                .resource_manager
+                .lock()
+                .expect("resource manager lock poisoned")
+                .roles_of(project, &format!("{kind}:{principal}"))
+        })
+        .collect();
+    let custom = shared
+        .custom_roles
+        .lock()
+        .expect("custom roles lock poisoned");
+    roles.iter().any(|role| {
+        predefined_grants(role, permission)
+            || custom
+                .get(role)
+                .is_some_and(|permissions| permissions.contains(permission))
+    })
+}
+
+/// Middleware: notes the permissions every request needs and, when IAM is enforced, refuses a caller without
+/// credentials (401) or without the permission (403, as Google words it).
+pub(crate) async fn authorize(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
@@ -110,15 +188,84 @@ pub(crate) async fn record(
         Ok(bytes) => bytes,
         Err(_) => return next.run(Request::from_parts(parts, Body::empty())).await,
     };
-    let needed = permissions(
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query().unwrap_or(""),
-        &bytes,
-    );
-    shared
-        .ledger
-        .record(shared.principal(&parts.headers), needed);
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let needed = permissions(&parts.method, &path, &query, &bytes);
+    let principal = shared.principal(&parts.headers);
+    if shared.config.enforce_iam && !needed.is_empty() {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return ApiError::unauthenticated().into_response();
+        }
+        let project = project_of(&shared, &path, &query).unwrap_or_default();
+        if let Some(missing) = needed
+            .iter()
+            .find(|permission| !granted(&shared, &project, &principal, permission))
+        {
+            return ApiError {
+                status: StatusCode::FORBIDDEN,
+                reason: "forbidden",
+                message: format!(
+                    "Required '{missing}' permission for '{}'",
+                    path.trim_start_matches('/')
+                ),
+                grpc_status: Some("PERMISSION_DENIED"),
+            }
+            .into_response();
+        }
+    }
+    shared.ledger.record(principal, needed);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new().route("/v1/projects/{project}/roles", post(create_role))
+}
+
+/// IAM's `projects.roles.create`: `{"roleId", "role": {"title", "includedPermissions", "stage"}}`.
+async fn create_role(
+    State(shared): State<Arc<Shared>>,
+    Path(project): Path<String>,
+    Json(request): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let invalid =
+        |message: &str| ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message);
+    let id = request["roleId"]
+        .as_str()
+        .filter(|id| {
+            (3..=64).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+        .ok_or_else(|| invalid("roleId must be 3 to 64 letters, digits, underscores or dots."))?;
+    let permissions: std::collections::BTreeSet<String> = request["role"]["includedPermissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|permission| permission.as_str().map(str::to_string))
+        .collect();
+    let name = format!("projects/{project}/roles/{id}");
+    let mut roles = shared
+        .custom_roles
+        .lock()
+        .expect("custom roles lock poisoned");
+    if roles.contains_key(&name) {
+        return Err(ApiError::esf(
+            StatusCode::CONFLICT,
+            "ALREADY_EXISTS",
+            format!("A role named {id} in projects/{project} already exists."),
+        ));
+    }
+    roles.insert(name.clone(), permissions.clone());
+    Ok(Json(json!({
+        "name": name,
+        "title": request["role"]["title"],
+        "includedPermissions": permissions,
+        "stage": request["role"]["stage"].as_str().unwrap_or("GA"),
+        "etag": "BwW=",
+    })))
 }

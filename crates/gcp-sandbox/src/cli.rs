@@ -44,12 +44,17 @@ pub struct Args {
     /// forgotten first.
     #[arg(long, default_value_t = crate::DEFAULT_HISTORY)]
     pub history: usize,
+    /// Enforce IAM: 401 without credentials, 403 when the caller's roles in the project lack the call's permission
+    /// (custom roles through `POST /v1/projects/P/roles`).
+    #[arg(long)]
+    pub enforce_iam: bool,
 }
 
 impl Args {
     pub fn config(&self) -> anyhow::Result<(SandboxConfig, SocketAddr)> {
         let mut config = SandboxConfig {
             history: self.history,
+            enforce_iam: self.enforce_iam,
             ..SandboxConfig::default()
         };
         if let Some(path) = &self.seed {

@@ -57,6 +57,10 @@ pub struct SandboxConfig {
     /// How many audit entries, finished operations and delivery attempts are remembered (each), the oldest
     /// forgotten first: a sandbox left running stays within bounded memory.
     pub history: usize,
+    /// Enforce IAM: a call without credentials is 401, and one whose principal's roles in the project (its IAM
+    /// policy's unconditional bindings; predefined roles and custom roles created through IAM) lack the permission
+    /// is 403. Off by default: then any token, or none, may do anything.
+    pub enforce_iam: bool,
 }
 
 impl Default for SandboxConfig {
@@ -70,6 +74,7 @@ impl Default for SandboxConfig {
             metadata_email: "antibody@sandbox-project.iam.gserviceaccount.com".into(),
             metadata_token_lifetime: Duration::from_secs(3599),
             history: DEFAULT_HISTORY,
+            enforce_iam: false,
         }
     }
 }
@@ -106,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) faults: faults::Faults,
     /// The next write's operation ends DONE with this error (an injected fault).
     pub(crate) next_operation_error: Mutex<Option<String>>,
+    /// Custom roles created through IAM (`projects/P/roles/ID`) → their permissions.
+    pub(crate) custom_roles: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl Shared {
@@ -252,6 +259,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         tokens_issued: std::sync::atomic::AtomicU64::new(0),
         faults: faults::Faults::default(),
         next_operation_error: Mutex::new(None),
+        custom_roles: Mutex::new(HashMap::new()),
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -276,6 +284,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(faults::routes())
         .merge(storage::routes())
         .merge(audit::routes())
+        .merge(authz::routes())
         // Google answers an unknown path or method with its error JSON, never an empty page.
         .fallback(|uri: axum::http::Uri| async move {
             error::ApiError {
@@ -304,7 +313,7 @@ fn router(shared: Arc<Shared>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            authz::record,
+            authz::authorize,
         ))
         .with_state(shared)
 }

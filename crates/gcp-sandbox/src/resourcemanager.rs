@@ -140,6 +140,29 @@ impl ResourceManagerState {
             })
     }
 
+    /// The roles `member` (`user:…`, `serviceAccount:…`) holds in the project, from unconditional bindings only (a
+    /// condition is not evaluated here, so it grants nothing).
+    pub(crate) fn roles_of(&self, project: &str, member: &str) -> Vec<String> {
+        let id = self.resolve(project);
+        self.projects
+            .get(&id)
+            .map(|project| {
+                project
+                    .policy
+                    .bindings
+                    .iter()
+                    .filter(|binding| binding.get("condition").is_none())
+                    .filter(|binding| {
+                        binding["members"]
+                            .as_array()
+                            .is_some_and(|members| members.iter().any(|found| found == member))
+                    })
+                    .filter_map(|binding| binding["role"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A v3 path may name the project by number.
     fn resolve(&self, target: &str) -> String {
         self.projects

@@ -62,6 +62,13 @@ pub(crate) struct StorageState {
 }
 
 impl StorageState {
+    /// The project a bucket belongs to.
+    pub(crate) fn project_of(&self, bucket: &str) -> Option<String> {
+        self.buckets
+            .get(bucket)
+            .map(|bucket| bucket.project.clone())
+    }
+
     pub(crate) fn seeded(seed: &Seed) -> Result<Self, ApiError> {
         let mut state = StorageState::default();
         for (project, buckets) in &seed.buckets {

@@ -40,6 +40,8 @@ pub struct Options {
     pub buckets: Vec<Value>,
     /// Sign the sandbox's pushes with OIDC tokens for this identity.
     pub push_identity: Option<gcp_sandbox::oidc::PushIdentity>,
+    /// The sandbox enforces IAM (401/403 by the project's policy).
+    pub enforce_iam: bool,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             project_policy: None,
             buckets: Vec::new(),
             push_identity: None,
+            enforce_iam: false,
         }
     }
 }
@@ -71,6 +74,7 @@ impl Harness {
             .principals
             .insert(ENGINE_TOKEN.into(), ENGINE.into());
         sandbox_config.operation_delay = options.operation_delay;
+        sandbox_config.enforce_iam = options.enforce_iam;
         sandbox_config
             .seed
             .firewalls

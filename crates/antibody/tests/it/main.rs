@@ -6,6 +6,7 @@ mod bucket;
 mod cli;
 mod contract;
 mod crashes;
+mod enforced;
 mod faults;
 mod firewall;
 mod fixtures;
