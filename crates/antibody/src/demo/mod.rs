@@ -101,6 +101,8 @@ pub async fn run() -> anyhow::Result<bool> {
     sandbox_config
         .principals
         .insert(ENGINE_TOKEN.into(), ENGINE.into());
+    // The sandbox enforces IAM: antibody works with exactly the custom role `antibody plan` prints.
+    sandbox_config.enforce_iam = true;
     sandbox_config
         .seed
         .project_policies
@@ -123,6 +125,28 @@ pub async fn run() -> anyhow::Result<bool> {
         ..Config::default()
     };
     config.project_iam.allowed_domains = vec!["example.com".into()];
+    let permissions: Vec<&str> =
+        crate::plan::deployment(&config, PROJECT, "europe-west1", "antibody")
+            .permissions
+            .into_iter()
+            .collect();
+    let role = json!({"roleId": crate::plan::ROLE, "role": {"title": "antibody remediator",
+        "includedPermissions": permissions}});
+    let created = gcp_sandbox::http_client(Duration::from_secs(10))
+        .post(format!(
+            "{}/v1/projects/{PROJECT}/roles",
+            sandbox.base_url()
+        ))
+        .bearer_auth(USER_TOKEN)
+        .json(&role)
+        .send()
+        .await
+        .context("creating antibody's custom role")?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "the sandbox refused antibody's custom role: {}",
+        created.text().await.unwrap_or_default()
+    );
     // The demo makes more fixes in one project than the default blast-radius cap (10 an hour) allows.
     config.safety.max_fixes_per_project_per_hour = 100;
     let context = crate::build(config, LogSink::memory()).await?;
@@ -148,7 +172,9 @@ pub async fn run() -> anyhow::Result<bool> {
         server.url()
     );
     println!(
-        "the careless user is {USER}; antibody acts as {ENGINE}; the organisation's domain is example.com"
+        "the careless user is {USER}; antibody acts as {ENGINE} with only the custom role `antibody plan` prints \
+         ({} permissions; the sandbox enforces IAM); the organisation's domain is example.com",
+        permissions.len()
     );
 
     let mut scene = Scene {

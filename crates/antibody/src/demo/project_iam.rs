@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{ENGINE, PROJECT, Scene};
+use super::{ENGINE, PROJECT, Scene, USER};
 
 fn break_glass() -> Value {
     json!({"role": "roles/iam.serviceAccountAdmin", "members": ["user:oncall@example.com"],
@@ -12,7 +12,10 @@ fn break_glass() -> Value {
 }
 
 pub(super) fn seed_policy() -> Value {
-    json!({"bindings": [{"role": "roles/owner", "members": ["user:owner@example.com"]}, break_glass()],
+    // The careless user owns the project; antibody holds only the custom role `antibody plan` prints.
+    json!({"bindings": [{"role": "roles/owner", "members": ["user:owner@example.com", format!("user:{USER}")]},
+        {"role": format!("projects/{PROJECT}/roles/{}", crate::plan::ROLE), "members": [format!("serviceAccount:{ENGINE}")]},
+        break_glass()],
         "auditConfigs": [{"service": "allServices", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}]})
 }
 
