@@ -2,6 +2,7 @@
 
 mod filter;
 mod firewall;
+mod list;
 mod operations;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +15,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::audit::{self, ComputeWrite};
@@ -30,7 +29,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/compute/{version}/projects/{project}/global/firewalls",
-            get(list_firewalls).post(insert_firewall),
+            get(list::list_firewalls).post(insert_firewall),
         )
         .route(
             "/compute/{version}/projects/{project}/global/firewalls/{name}",
@@ -112,143 +111,6 @@ fn api_version(version: &str) -> Result<&'static str, ApiError> {
 
 fn firewall_path(project: &str, name: &str) -> String {
     format!("projects/{project}/global/firewalls/{name}")
-}
-
-async fn list_firewalls(
-    State(shared): State<Arc<Shared>>,
-    Path((version, project)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    api_version(&version)?;
-    let max_results = match query.get("maxResults") {
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|value| (0..=500).contains(value))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "Invalid value for field 'maxResults': '{text}'. Must be in the range [0, 500]."
-                ))
-            })?,
-        None => 500,
-    };
-    let max_results = if max_results == 0 { 500 } else { max_results };
-    let after = match query.get("pageToken").filter(|token| !token.is_empty()) {
-        Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| ApiError::invalid("Invalid value for field 'pageToken'."))?,
-        ),
-        None => None,
-    };
-    let filter = match query
-        .get("filter")
-        .filter(|filter| !filter.trim().is_empty())
-    {
-        Some(text) => Some(filter::Filter::parse(text)?),
-        None => None,
-    };
-    // Compute sorts by name (the default) or by newest first; nothing else.
-    let newest_first = match query.get("orderBy").map(String::as_str) {
-        None | Some("") | Some("name") => false,
-        Some("creationTimestamp desc") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "Invalid value for field 'orderBy': '{other}'. Sorting is supported by name and \
-                 creationTimestamp desc only."
-            )));
-        }
-    };
-    let state = shared.compute.lock().expect("compute state lock poisoned");
-    if newest_first {
-        // Newest first: the page token is the offset of the next page (rules created at once keep name order).
-        let mut matching: Vec<&Value> = state
-            .firewalls
-            .range((project.clone(), String::new())..)
-            .take_while(|((owner, _), _)| owner == &project)
-            .map(|(_, firewall)| firewall)
-            .filter(|firewall| {
-                filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(firewall))
-            })
-            .collect();
-        matching.sort_by(|a, b| {
-            b["creationTimestamp"]
-                .as_str()
-                .cmp(&a["creationTimestamp"].as_str())
-                .then(
-                    b["id"]
-                        .as_str()
-                        .map(str::len)
-                        .cmp(&a["id"].as_str().map(str::len)),
-                )
-                .then(b["id"].as_str().cmp(&a["id"].as_str()))
-        });
-        let offset: usize = after
-            .as_deref()
-            .and_then(|token| token.strip_prefix('#'))
-            .and_then(|offset| offset.parse().ok())
-            .unwrap_or(0);
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(offset)
-            .take(max_results)
-            .map(|firewall| (*firewall).clone())
-            .collect();
-        let mut list = json!({
-            "kind": "compute#firewallList",
-            "id": format!("projects/{project}/global/firewalls"),
-            "selfLink": format!("{API_ROOT}/projects/{project}/global/firewalls"),
-        });
-        if offset + page.len() < matching.len() {
-            list["nextPageToken"] =
-                json!(URL_SAFE_NO_PAD.encode(format!("#{}", offset + page.len())));
-        }
-        if !page.is_empty() {
-            list["items"] = Value::Array(page);
-        }
-        return Ok(Json(list));
-    }
-    let lower = (project.clone(), after.clone().unwrap_or_default());
-    let mut items = Vec::new();
-    let mut next_page_token = None;
-    for ((owner, name), firewall) in state.firewalls.range(lower..) {
-        if owner != &project {
-            break;
-        }
-        if after.as_deref() == Some(name.as_str()) {
-            continue;
-        }
-        if filter
-            .as_ref()
-            .is_some_and(|filter| !filter.matches(firewall))
-        {
-            continue;
-        }
-        if items.len() == max_results {
-            next_page_token = items
-                .last()
-                .and_then(|last: &Value| last["name"].as_str())
-                .map(|last| URL_SAFE_NO_PAD.encode(last));
-            break;
-        }
-        items.push(firewall.clone());
-    }
-    let mut list = json!({
-        "kind": "compute#firewallList",
-        "id": format!("projects/{project}/global/firewalls"),
-        "selfLink": format!("{API_ROOT}/projects/{project}/global/firewalls"),
-    });
-    if !items.is_empty() {
-        list["items"] = Value::Array(items);
-    }
-    if let Some(token) = next_page_token {
-        list["nextPageToken"] = json!(token);
-    }
-    Ok(Json(list))
 }
 
 async fn get_firewall(
@@ -557,20 +419,4 @@ fn is_uuid(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut target = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1, 2]});
-        merge_patch(&mut target, &json!({"a": null, "b": {"c": 9}, "e": [3]}));
-        assert_eq!(target, json!({"b": {"c": 9, "d": 3}, "e": [3]}));
-    }
-
-    #[test]
-    fn request_ids_must_be_nonzero_uuids() {
-        assert!(is_uuid("123e4567-e89b-12d3-a456-426614174000"));
-        assert!(!is_uuid("00000000-0000-0000-0000-000000000000"));
-        assert!(!is_uuid("not-a-uuid"));
-    }
-}
+mod tests;

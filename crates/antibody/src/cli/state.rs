@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use crate::{EngineArgs, Format, engine_config};
+use super::{EngineArgs, Format, engine_config};
 
 #[derive(clap::Args)]
 pub struct JournalArgs {

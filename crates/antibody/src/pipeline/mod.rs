@@ -1,93 +1,25 @@
 //! handle(): the stages in order — route, screen, claim, serialise, re-read, evaluate, admit, apply, journal, notify.
 
+mod context;
 mod locks;
 
-use locks::ResourceLocks;
-use std::sync::{Arc, Mutex};
+pub use context::Context;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::apply;
-use crate::config::Config;
 use crate::event::AuditEvent;
 use crate::gate::{self, Early, Verdict};
-use crate::gcp::{self, Client};
-use crate::journal::{self, Claim, Journal, Record};
+use crate::gcp;
+use crate::journal::{self, Claim, Record};
 use crate::kinds::{self, Fix, Route, Target};
-use crate::notify::{self, LogSink};
+use crate::notify;
 pub use crate::outcome::Outcome;
 use crate::policy::Finding;
-
-/// Everything a handler needs; built once per process.
-pub struct Context {
-    pub config: Config,
-    pub gcp: Client,
-    pub journal: Journal,
-    pub log: LogSink,
-    locks: ResourceLocks,
-    /// When this process applied its recent fixes (the per-instance cap).
-    fixes: Mutex<std::collections::VecDeque<Instant>>,
-    /// Whether each of the recent Google calls failed (the circuit breaker).
-    google_calls: Mutex<std::collections::VecDeque<bool>>,
-    /// Wakes the outbox worker when a decision wrote alerts.
-    pub alerts_waiting: Arc<tokio::sync::Notify>,
-}
-
-impl Context {
-    pub fn new(config: Config, gcp: Client, journal: Journal, log: LogSink) -> Context {
-        Context {
-            config,
-            gcp,
-            journal,
-            log,
-            locks: ResourceLocks::default(),
-            fixes: Mutex::new(std::collections::VecDeque::new()),
-            alerts_waiting: Arc::new(tokio::sync::Notify::new()),
-            google_calls: Mutex::new(std::collections::VecDeque::new()),
-        }
-    }
-
-    fn instance_fixes_last_hour(&self) -> u32 {
-        let mut fixes = self.fixes.lock().expect("fix counter poisoned");
-        let hour_ago = Instant::now().checked_sub(std::time::Duration::from_secs(3600));
-        while fixes
-            .front()
-            .is_some_and(|at| hour_ago.is_some_and(|hour_ago| *at < hour_ago))
-        {
-            fixes.pop_front();
-        }
-        fixes.len() as u32
-    }
-
-    /// Remembers whether a Google call failed for a reason other than "not found" or "changed meanwhile".
-    fn count_google_call<T>(&self, result: &Result<T, gcp::Error>) {
-        let failed = matches!(
-            result,
-            Err(gcp::Error::Retryable { .. } | gcp::Error::Permanent { .. })
-        );
-        let mut calls = self.google_calls.lock().expect("call history poisoned");
-        if calls.len() == 50 {
-            calls.pop_front();
-        }
-        calls.push_back(failed);
-    }
-
-    /// The failed share of the last 50 Google calls, once there are at least 10.
-    fn google_failure_rate(&self) -> Option<f64> {
-        let calls = self.google_calls.lock().expect("call history poisoned");
-        (calls.len() >= 10)
-            .then(|| calls.iter().filter(|failed| **failed).count() as f64 / calls.len() as f64)
-    }
-
-    fn count_fix(&self) {
-        self.fixes
-            .lock()
-            .expect("fix counter poisoned")
-            .push_back(Instant::now());
-    }
-}
 
 /// The answer to the sender: the journal row and the outcome.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,106 @@
+//! `antibody scan`: sweep projects and report (table, JSON, SARIF, Markdown), or fix with `--fix`.
+
+use std::process::ExitCode;
+
+use antibody::notify::LogSink;
+use clap::ValueEnum;
+
+use super::{EngineArgs, engine_config};
+
+#[derive(clap::Args)]
+pub(crate) struct ScanArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// A project to sweep. Repeatable.
+    #[arg(long = "project", required_unless_present = "all_projects")]
+    pub projects: Vec<String>,
+    /// Sweep every active project the credentials can see (Resource Manager's projects:search).
+    #[arg(long, conflicts_with = "projects")]
+    pub all_projects: bool,
+    /// Fix what is found (through the same gate, journal and alerts as events); report only without it.
+    #[arg(long)]
+    pub fix: bool,
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ScanFormat {
+    Table,
+    Json,
+    Sarif,
+    Markdown,
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+pub(crate) struct ScanProgress(Option<indicatif::ProgressBar>);
+
+impl antibody::scan::Progress for ScanProgress {
+    fn step(&self, message: &str) {
+        match &self.0 {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(message.to_string());
+            }
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let mut config = engine_config(&args.engine)?;
+    // A report-only sweep writes nothing: its journal is thrown away unless a state file was named.
+    let scratch = tempfile::tempdir()?;
+    if !args.fix {
+        config.dry_run = true;
+        if args.engine.state.is_none() {
+            config.state = scratch.path().join("scan.sqlite");
+        }
+    }
+    let context = antibody::build(
+        config,
+        if args.fix {
+            LogSink::Stdout
+        } else {
+            LogSink::Silent
+        },
+    )
+    .await?;
+    let projects = if args.all_projects {
+        let found = context.gcp.visible_projects().await?;
+        eprintln!("{} projects visible to these credentials", found.len());
+        found
+    } else {
+        args.projects.clone()
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(projects.len() as u64 * 2);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = ScanProgress(bar);
+    let report = antibody::scan::sweep(&context, &projects, args.fix, &progress).await;
+    if let Some(bar) = &progress.0 {
+        bar.finish_and_clear();
+    }
+    match args.format {
+        ScanFormat::Table => print!("{}", antibody::scan::table(&report)),
+        ScanFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ScanFormat::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&antibody::scan::sarif(&report))?
+        ),
+        ScanFormat::Markdown => print!("{}", antibody::scan::markdown(&report)),
+    }
+    Ok(
+        match (report.errors.is_empty(), report.violations.is_empty()) {
+            (false, _) => ExitCode::from(2),
+            (true, true) => ExitCode::SUCCESS,
+            (true, false) => ExitCode::from(1),
+        },
+    )
+}

@@ -1,0 +1,80 @@
+//! `Context`: everything a handler needs, built once per process — the configuration, the Google client, the journal,
+//! the per-resource locks and this instance's counters (its recent fixes, its recent Google calls).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::locks::ResourceLocks;
+use crate::config::Config;
+use crate::gcp::{self, Client};
+use crate::journal::Journal;
+use crate::notify::LogSink;
+
+/// Everything a handler needs; built once per process.
+pub struct Context {
+    pub config: Config,
+    pub gcp: Client,
+    pub journal: Journal,
+    pub log: LogSink,
+    pub(super) locks: ResourceLocks,
+    /// When this process applied its recent fixes (the per-instance cap).
+    fixes: Mutex<std::collections::VecDeque<Instant>>,
+    /// Whether each of the recent Google calls failed (the circuit breaker).
+    google_calls: Mutex<std::collections::VecDeque<bool>>,
+    /// Wakes the outbox worker when a decision wrote alerts.
+    pub alerts_waiting: Arc<tokio::sync::Notify>,
+}
+
+impl Context {
+    pub fn new(config: Config, gcp: Client, journal: Journal, log: LogSink) -> Context {
+        Context {
+            config,
+            gcp,
+            journal,
+            log,
+            locks: ResourceLocks::default(),
+            fixes: Mutex::new(std::collections::VecDeque::new()),
+            alerts_waiting: Arc::new(tokio::sync::Notify::new()),
+            google_calls: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    pub(super) fn instance_fixes_last_hour(&self) -> u32 {
+        let mut fixes = self.fixes.lock().expect("fix counter poisoned");
+        let hour_ago = Instant::now().checked_sub(std::time::Duration::from_secs(3600));
+        while fixes
+            .front()
+            .is_some_and(|at| hour_ago.is_some_and(|hour_ago| *at < hour_ago))
+        {
+            fixes.pop_front();
+        }
+        fixes.len() as u32
+    }
+
+    /// Remembers whether a Google call failed for a reason other than "not found" or "changed meanwhile".
+    pub(super) fn count_google_call<T>(&self, result: &Result<T, gcp::Error>) {
+        let failed = matches!(
+            result,
+            Err(gcp::Error::Retryable { .. } | gcp::Error::Permanent { .. })
+        );
+        let mut calls = self.google_calls.lock().expect("call history poisoned");
+        if calls.len() == 50 {
+            calls.pop_front();
+        }
+        calls.push_back(failed);
+    }
+
+    /// The failed share of the last 50 Google calls, once there are at least 10.
+    pub(super) fn google_failure_rate(&self) -> Option<f64> {
+        let calls = self.google_calls.lock().expect("call history poisoned");
+        (calls.len() >= 10)
+            .then(|| calls.iter().filter(|failed| **failed).count() as f64 / calls.len() as f64)
+    }
+
+    pub(super) fn count_fix(&self) {
+        self.fixes
+            .lock()
+            .expect("fix counter poisoned")
+            .push_back(Instant::now());
+    }
+}
