@@ -15,7 +15,7 @@ import json, sys
 rules = int(sys.argv[1])
 firewalls = [{"name": f"open-{i}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]} for i in range(rules)]
 firewalls += [{"name": f"closed-{i}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["10.0.0.0/8"]} for i in range(100)]
-print(json.dumps({"firewalls": {"bench": firewalls}, "principals": {"engine": "antibody@bench.iam.gserviceaccount.com"}}))
+print(json.dumps({"firewalls": {"bench-project": firewalls}, "principals": {"engine": "antibody@bench.iam.gserviceaccount.com"}}))
 PY
 cat > "$WORK/antibody.toml" <<'TOML'
 [safety]
@@ -76,7 +76,7 @@ fi
 echo
 echo "the sandbox alone: reads of one firewall rule, as fast as it answers them (wrk -t2 -c16, ${SECONDS_PER_RUN} s):"
 wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" -H "Authorization: Bearer engine" \
-  http://127.0.0.1:18301/compute/v1/projects/bench/global/firewalls/closed-1 | grep -E "Requests/sec|Latency"
+  http://127.0.0.1:18301/compute/v1/projects/bench-project/global/firewalls/closed-1 | grep -E "Requests/sec|Latency"
 
 echo
 echo "antibody's own processing at a paced 1,000 events/s (journal duration minus time waiting on the sandbox):"

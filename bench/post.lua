@@ -17,14 +17,14 @@ end
 local padding = string.rep("x", 1200)
 
 local function body(insert_id, method, rule)
-  return string.format([[{"insertId":"%s","logName":"projects/bench/logs/cloudaudit.googleapis.com%%2Factivity",
+  return string.format([[{"insertId":"%s","logName":"projects/bench-project/logs/cloudaudit.googleapis.com%%2Factivity",
 "operation":{"id":"operation-%s","producer":"compute.googleapis.com","first":true},
 "protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","serviceName":"compute.googleapis.com",
-"methodName":"%s","resourceName":"projects/bench/global/firewalls/%s",
+"methodName":"%s","resourceName":"projects/bench-project/global/firewalls/%s",
 "authenticationInfo":{"principalEmail":"careless.user@example.com"},
 "requestMetadata":{"callerIp":"203.0.113.7","callerSuppliedUserAgent":"google-cloud-sdk gcloud/450.0.0 %s"},
 "request":{"@type":"type.googleapis.com/compute.firewalls.insert","name":"%s","alloweds":[{"IPProtocol":"tcp","ports":["22"]}],"sourceRanges":["0.0.0.0/0"]}},
-"resource":{"type":"gce_firewall_rule","labels":{"project_id":"bench","firewall_rule_id":"123"}},
+"resource":{"type":"gce_firewall_rule","labels":{"project_id":"bench-project","firewall_rule_id":"123"}},
 "severity":"NOTICE","timestamp":"2026-11-26T10:00:00.000Z","receiveTimestamp":"2026-11-26T10:00:00.100Z"}]],
     insert_id, insert_id, method, rule, padding, rule)
 end
@@ -42,12 +42,12 @@ request = function()
   local headers = {
     ["Content-Type"] = "application/json; charset=utf-8",
     ["ce-id"] = insert_id,
-    ["ce-source"] = "//cloudaudit.googleapis.com/projects/bench/logs/activity",
+    ["ce-source"] = "//cloudaudit.googleapis.com/projects/bench-project/logs/activity",
     ["ce-specversion"] = "1.0",
     ["ce-type"] = "google.cloud.audit.log.v1.written",
     ["ce-methodname"] = method,
     ["ce-servicename"] = "compute.googleapis.com",
-    ["ce-resourcename"] = "projects/bench/global/firewalls/" .. rule,
+    ["ce-resourcename"] = "projects/bench-project/global/firewalls/" .. rule,
   }
   return wrk.format("POST", "/", headers, body(insert_id, method, rule))
 end

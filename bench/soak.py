@@ -29,7 +29,7 @@ import time
 import urllib.request
 
 SANDBOX_PORT, ENGINE_PORT = 18311, 18312
-PROJECT = "soak"
+PROJECT = "soak-project"
 ENGINE = "antibody@soak.iam.gserviceaccount.com"
 USER = "careless.user@example.com"
 
