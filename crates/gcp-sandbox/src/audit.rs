@@ -297,6 +297,54 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
     })
 }
 
+/// A write that was refused (invalid, denied, not found): Google logs admin writes that fail too, with their status
+/// and severity ERROR, and no operation.
+pub(crate) struct Refused<'a> {
+    pub service_name: &'a str,
+    pub method_name: &'a str,
+    pub resource_name: &'a str,
+    pub project: &'a str,
+    pub principal: &'a str,
+    pub status: &'a crate::error::ApiError,
+}
+
+/// The gRPC code Google logs for an HTTP error status.
+fn grpc_code(status: u16) -> i64 {
+    match status {
+        400 => 3,
+        401 => 16,
+        403 => 7,
+        404 => 5,
+        409 => 6,
+        412 => 9,
+        429 => 8,
+        503 => 14,
+        _ => 13,
+    }
+}
+
+pub(crate) fn refused_entry(refused: Refused<'_>) -> Value {
+    let (now, received) = logging_pair();
+    json!({
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "status": {"code": grpc_code(refused.status.status.as_u16()), "message": refused.status.message},
+            "authenticationInfo": {"principalEmail": refused.principal},
+            "requestMetadata": {"callerIp": "127.0.0.1", "requestAttributes": {}, "destinationAttributes": {}},
+            "serviceName": refused.service_name,
+            "methodName": refused.method_name,
+            "resourceName": refused.resource_name,
+        },
+        "insertId": insert_id(),
+        "resource": {"type": "audited_resource", "labels": {"project_id": refused.project,
+            "service": refused.service_name, "method": refused.method_name}},
+        "timestamp": now,
+        "severity": "ERROR",
+        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", refused.project),
+        "receiveTimestamp": received,
+    })
+}
+
 /// An IAM write, enough to write its (single) audit entry.
 pub(crate) struct IamWrite<'a> {
     pub service_name: &'a str,

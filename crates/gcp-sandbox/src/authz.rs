@@ -128,6 +128,69 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
     }
 }
 
+/// The (service, method, resource) an admin write would be audit-logged under, for logging a denied one.
+fn audited_write(method: &Method, path: &str) -> Option<(&'static str, String, String)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (
+            &Method::POST,
+            [
+                "compute",
+                version,
+                "projects",
+                project,
+                "global",
+                "firewalls",
+            ],
+        ) => Some((
+            "compute.googleapis.com",
+            format!("{version}.compute.firewalls.insert"),
+            format!("projects/{project}/global/firewalls"),
+        )),
+        (
+            &Method::PATCH | &Method::PUT | &Method::DELETE,
+            [
+                "compute",
+                version,
+                "projects",
+                project,
+                "global",
+                "firewalls",
+                name,
+            ],
+        ) => {
+            let verb = match *method {
+                Method::PATCH => "patch",
+                Method::PUT => "update",
+                _ => "delete",
+            };
+            Some((
+                "compute.googleapis.com",
+                format!("{version}.compute.firewalls.{verb}"),
+                format!("projects/{project}/global/firewalls/{name}"),
+            ))
+        }
+        (&Method::POST, ["v1" | "v3", "projects", target]) if target.ends_with(":setIamPolicy") => {
+            Some((
+                "cloudresourcemanager.googleapis.com",
+                "SetIamPolicy".to_string(),
+                format!("projects/{}", target.trim_end_matches(":setIamPolicy")),
+            ))
+        }
+        (&Method::PUT, ["storage", "v1", "b", bucket, "iam"]) => Some((
+            "storage.googleapis.com",
+            "storage.setIamPermissions".to_string(),
+            format!("projects/_/buckets/{bucket}"),
+        )),
+        (&Method::PATCH | &Method::PUT, ["storage", "v1", "b", bucket]) => Some((
+            "storage.googleapis.com",
+            "storage.buckets.update".to_string(),
+            format!("projects/_/buckets/{bucket}"),
+        )),
+        _ => None,
+    }
+}
+
 /// Whether a predefined role grants `permission` (the roles the tests and the demo use).
 fn predefined_grants(role: &str, permission: &str) -> bool {
     let reads = permission.ends_with(".get")
@@ -204,7 +267,7 @@ pub(crate) async fn authorize(
             .iter()
             .find(|permission| !granted(&shared, &project, &principal, permission))
         {
-            return ApiError {
+            let denied = ApiError {
                 status: StatusCode::FORBIDDEN,
                 reason: "forbidden",
                 message: format!(
@@ -212,8 +275,21 @@ pub(crate) async fn authorize(
                     path.trim_start_matches('/')
                 ),
                 grpc_status: Some("PERMISSION_DENIED"),
+            };
+            // A denied admin write is audit-logged with its status, as Google does.
+            if let Some((service_name, method_name, resource_name)) =
+                audited_write(&parts.method, &path)
+            {
+                shared.emit(crate::audit::refused_entry(crate::audit::Refused {
+                    service_name,
+                    method_name: &method_name,
+                    resource_name: &resource_name,
+                    project: &project,
+                    principal: &principal,
+                    status: &denied,
+                }));
             }
-            .into_response();
+            return denied.into_response();
         }
     }
     shared.ledger.record(principal, needed);

@@ -303,7 +303,23 @@ fn write(
         let id = state.next_id();
         let key = (project.to_string(), name.to_string());
         let previous = state.firewalls.get(&key).cloned();
-        let firewall = mutate(&mut state, id)?;
+        let firewall = match mutate(&mut state, id) {
+            Ok(firewall) => firewall,
+            // A write that fails validation is audit-logged with its status; one naming a missing rule is not.
+            Err(error) if error.status == axum::http::StatusCode::BAD_REQUEST => {
+                drop(state);
+                shared.emit(audit::refused_entry(audit::Refused {
+                    service_name: "compute.googleapis.com",
+                    method_name: &format!("{version}.compute.firewalls.{verb}"),
+                    resource_name: &firewall_path(project, name),
+                    project,
+                    principal: &principal,
+                    status: &error,
+                }));
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         // An operation that will end in an error did not apply its change (Compute: DONE with `error`).
         let error = shared
             .next_operation_error

@@ -106,6 +106,9 @@ struct Project {
     policy: StoredPolicy,
 }
 
+/// Who owns a project that appears on first use.
+const DEFAULT_OWNER: &str = "user:owner@example.com";
+
 /// Projects appear on first use, owned by `user:owner@example.com`, unless seeded.
 #[derive(Default)]
 pub(crate) struct ResourceManagerState {
@@ -135,7 +138,7 @@ impl ResourceManagerState {
             .or_insert_with(|| Project {
                 number,
                 policy: StoredPolicy::new(vec![
-                    json!({"role": "roles/owner", "members": ["user:owner@example.com"]}),
+                    json!({"role": "roles/owner", "members": [DEFAULT_OWNER]}),
                 ]),
             })
     }
@@ -160,7 +163,11 @@ impl ResourceManagerState {
                     .filter_map(|binding| binding["role"].as_str().map(str::to_string))
                     .collect()
             })
-            .unwrap_or_default()
+            // A project not touched yet has the policy it will be created with.
+            .unwrap_or_else(|| match member == DEFAULT_OWNER {
+                true => vec!["roles/owner".to_string()],
+                false => Vec::new(),
+            })
     }
 
     /// A v3 path may name the project by number.

@@ -166,6 +166,63 @@ async fn an_operation_that_fails_changes_nothing_and_its_last_entry_says_so() {
     assert_eq!(last["protoPayload"]["status"]["code"], 3);
 }
 
+// Issue 18, item 4: calls that fail validation or authorization are audit-logged with their status, as Google logs
+// denied admin writes.
+#[tokio::test]
+async fn refused_writes_are_audit_logged_with_their_status() {
+    let config = SandboxConfig {
+        enforce_iam: true,
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    // Nobody holds a role in p1 (a project owned by owner@example.com): the write is denied.
+    let denied = client
+        .post(&base)
+        .bearer_auth("intruder@example.com")
+        .json(&rule("nope"))
+        .send()
+        .await
+        .expect("insert");
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let body: Value = denied.json().await.expect("json");
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("compute.firewalls.create")),
+        "{body}"
+    );
+    let anonymous = client.get(&base).send().await.expect("list");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // The owner's invalid insert is refused by validation, and logged too.
+    let invalid = client
+        .post(&base)
+        .bearer_auth("owner@example.com")
+        .json(&json!({"name": "Bad_Name", "allowed": [{"IPProtocol": "tcp"}]}))
+        .send()
+        .await
+        .expect("insert");
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    running.settled().await;
+    let entries = running.audit_entries();
+    let codes: Vec<(i64, &str)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["protoPayload"]["status"]["code"]
+                    .as_i64()
+                    .unwrap_or(0),
+                entry["severity"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(codes, vec![(7, "ERROR"), (3, "ERROR")], "{entries:?}");
+    assert_eq!(
+        entries[0]["protoPayload"]["authenticationInfo"]["principalEmail"],
+        "intruder@example.com"
+    );
+}
+
 #[tokio::test]
 async fn operations_stay_running_until_their_delay_passes() {
     let config = SandboxConfig {

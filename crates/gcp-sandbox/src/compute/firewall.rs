@@ -165,6 +165,20 @@ pub(crate) fn normalise(
             )));
         }
     }
+    // The sandbox has one network per project, `default`: a rule naming another names a network that does not
+    // exist (Compute: 404 for the referenced resource).
+    let network = firewall
+        .get("network")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !network.ends_with("/global/networks/default") {
+        return Err(ApiError::not_found(
+            network
+                .strip_prefix(&format!("{API_ROOT}/"))
+                .unwrap_or(&network),
+        ));
+    }
     // Google fills in the whole internet for a rule that names no source (or, EGRESS, no destination): a rule
     // "without sources" is open to the world, and clearing its last source opens it. Sources:
     // hashicorp/terraform-provider-google #4031 and #6789 (`diffSuppressSourceRanges`),
@@ -366,6 +380,27 @@ mod tests {
         assert_eq!(
             firewall["selfLink"],
             "https://www.googleapis.com/compute/v1/projects/p1/global/firewalls/allow-ssh"
+        );
+    }
+
+    // Issue 18, item 5: a rule on a network that does not exist was accepted.
+    #[test]
+    fn a_network_that_does_not_exist_is_not_found() {
+        let err = normalise(
+            "p1",
+            json!({"name": "a", "network": "global/networks/nowhere", "allowed": [{"IPProtocol": "tcp"}]}),
+            None,
+            1,
+        )
+        .expect_err("no such network");
+        assert_eq!(err.status.as_u16(), 404);
+        assert!(
+            err.message.contains("projects/p1/global/networks/nowhere"),
+            "{}",
+            err.message
+        );
+        ok(
+            json!({"name": "a", "network": "projects/p1/global/networks/default", "allowed": [{"IPProtocol": "tcp"}]}),
         );
     }
 
