@@ -4,7 +4,6 @@
 pub mod apply;
 pub mod check;
 pub mod config;
-pub mod demo;
 pub mod event;
 pub mod gate;
 pub mod gcp;

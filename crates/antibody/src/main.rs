@@ -161,7 +161,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo => antibody::demo::run().await.map(|ok| {
+        Command::Demo => cli::demo::run().await.map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {

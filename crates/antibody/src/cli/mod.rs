@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use antibody::config::{Config, RawConfig};
+use antibody::config::{Config, Environment, RawConfig, Secret};
 use anyhow::Context as _;
 use clap::ValueEnum;
 
 pub mod check;
+pub mod demo;
 pub mod replay;
 pub mod scan;
 pub mod serve;
@@ -50,14 +51,26 @@ pub(crate) enum Format {
     Json,
 }
 
+/// What the process environment adds to the configuration: read here, so that the library's validation stays pure.
+pub(crate) fn environment() -> Environment {
+    let var = |name: &str| std::env::var(name).ok();
+    Environment {
+        port: var("PORT"),
+        metadata_host: var("GCE_METADATA_HOST"),
+        push_audience: var("ANTIBODY_PUSH_AUDIENCE"),
+        push_emails: var("ANTIBODY_PUSH_EMAILS"),
+        push_secret: var("ANTIBODY_PUSH_SECRET").map(Secret::from),
+    }
+}
+
 pub(crate) fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Ok(Config::parse(&text)?)
+            Ok(Config::parse_in(&text, &environment())?)
         }
-        None => Ok(Config::validate(RawConfig::default())?),
+        None => Ok(Config::validate_in(RawConfig::default(), &environment())?),
     }
 }
 

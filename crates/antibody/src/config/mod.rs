@@ -149,18 +149,45 @@ pub struct Error {
     pub problems: Vec<String>,
 }
 
+/// What the process's environment adds to the configuration (file values win). The binary reads it, so that
+/// `Config::validate` stays pure.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `PORT` (Cloud Run sets it).
+    pub port: Option<String>,
+    /// `GCE_METADATA_HOST`.
+    pub metadata_host: Option<String>,
+    /// `ANTIBODY_PUSH_AUDIENCE`.
+    pub push_audience: Option<String>,
+    /// `ANTIBODY_PUSH_EMAILS`, comma-separated.
+    pub push_emails: Option<String>,
+    /// `ANTIBODY_PUSH_SECRET`.
+    pub push_secret: Option<Secret>,
+}
+
 impl Config {
     pub fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse_in(text, &Environment::default())
+    }
+
+    /// Parses and validates `text` with what `environment` adds.
+    pub fn parse_in(text: &str, environment: &Environment) -> Result<Config, Error> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| Error {
             problems: vec![err.to_string()],
         })?;
-        Config::validate(raw)
+        Config::validate_in(raw, environment)
     }
 
     pub fn validate(raw: RawConfig) -> Result<Config, Error> {
+        Config::validate_in(raw, &Environment::default())
+    }
+
+    /// Pure: every problem at once, each naming its key.
+    pub fn validate_in(raw: RawConfig, environment: &Environment) -> Result<Config, Error> {
         let mut problems = Vec::new();
-        let env_port = std::env::var("PORT")
-            .ok()
+        let env_port = environment
+            .port
+            .as_deref()
             .and_then(|port| port.parse().ok());
         let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
         let project_iam = validate_project_iam(raw.policies.project_iam, &mut problems);
@@ -175,7 +202,7 @@ impl Config {
         let push_secret = raw
             .serve
             .push_secret
-            .or_else(|| std::env::var("ANTIBODY_PUSH_SECRET").ok().map(Secret::from));
+            .or_else(|| environment.push_secret.clone());
         if let Some(secret) = push_secret
             .as_ref()
             .filter(|secret| secret.len() < MIN_SECRET)
@@ -210,7 +237,7 @@ impl Config {
             metadata_host: raw
                 .serve
                 .metadata_host
-                .or_else(|| std::env::var("GCE_METADATA_HOST").ok()),
+                .or_else(|| environment.metadata_host.clone()),
             impersonate: raw.serve.impersonate,
             max_requests_per_second_per_project: raw
                 .serve
@@ -222,9 +249,11 @@ impl Config {
             push_audience: raw
                 .serve
                 .push_audience
-                .or_else(|| std::env::var("ANTIBODY_PUSH_AUDIENCE").ok()),
+                .or_else(|| environment.push_audience.clone()),
             push_emails: if raw.serve.push_emails.is_empty() {
-                std::env::var("ANTIBODY_PUSH_EMAILS")
+                environment
+                    .push_emails
+                    .as_deref()
                     .map(|emails| emails.split(',').map(str::to_string).collect())
                     .unwrap_or_default()
             } else {

@@ -85,7 +85,7 @@ fn only_gcp_talks_to_google() {
         ("config/channel.rs", "parses alert channel URLs"),
     ];
     for (path, text) in engine() {
-        if path.starts_with("gcp/") || path.starts_with("demo/") || path == "main.rs" {
+        if path.starts_with("gcp/") || path.starts_with("cli/demo/") || path == "main.rs" {
             continue;
         }
         let code = code(&text);
@@ -123,6 +123,25 @@ fn the_sandbox_does_not_depend_on_the_engine() {
             !code(&text).contains("antibody::"),
             "{path} uses the engine"
         );
+    }
+}
+
+#[test]
+fn anyhow_stays_in_the_binary_and_configuration_is_pure() {
+    for (path, text) in engine() {
+        let code = code(&text);
+        if !(path == "main.rs" || path.starts_with("cli/")) {
+            assert!(
+                !code.contains("anyhow"),
+                "{path} uses anyhow: the library's errors are typed"
+            );
+        }
+        if path.starts_with("config/") {
+            assert!(
+                !code.contains("std::env"),
+                "{path} reads the environment: Config::validate is pure (the binary reads it)"
+            );
+        }
     }
 }
 

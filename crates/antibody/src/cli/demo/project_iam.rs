@@ -14,7 +14,7 @@ fn break_glass() -> Value {
 pub(super) fn seed_policy() -> Value {
     // The careless user owns the project; antibody holds only the custom role `antibody plan` prints.
     json!({"bindings": [{"role": "roles/owner", "members": ["user:owner@example.com", format!("user:{USER}")]},
-        {"role": format!("projects/{PROJECT}/roles/{}", crate::plan::ROLE), "members": [format!("serviceAccount:{ENGINE}")]},
+        {"role": format!("projects/{PROJECT}/roles/{}", antibody::plan::ROLE), "members": [format!("serviceAccount:{ENGINE}")]},
         break_glass()],
         "auditConfigs": [{"service": "allServices", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}]})
 }

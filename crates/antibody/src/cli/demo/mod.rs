@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::notify::LogSink;
+use antibody::config::Config;
+use antibody::notify::LogSink;
 
 const PROJECT: &str = "demo-project";
 const USER_TOKEN: &str = "careless-user-token";
@@ -93,7 +93,7 @@ impl Scene {
 }
 
 /// Runs the demo and prints its tables; `Ok(false)` when any expectation failed.
-pub async fn run() -> anyhow::Result<bool> {
+pub(crate) async fn run() -> anyhow::Result<bool> {
     let mut sandbox_config = gcp_sandbox::SandboxConfig::default();
     sandbox_config
         .principals
@@ -126,11 +126,11 @@ pub async fn run() -> anyhow::Result<bool> {
     };
     config.project_iam.allowed_domains = vec!["example.com".into()];
     let permissions: Vec<&str> =
-        crate::plan::deployment(&config, PROJECT, "europe-west1", "antibody")
+        antibody::plan::deployment(&config, PROJECT, "europe-west1", "antibody")
             .permissions
             .into_iter()
             .collect();
-    let role = json!({"roleId": crate::plan::ROLE, "role": {"title": "antibody remediator",
+    let role = json!({"roleId": antibody::plan::ROLE, "role": {"title": "antibody remediator",
         "includedPermissions": permissions}});
     let created = gcp_sandbox::http_client(Duration::from_secs(10))
         .post(format!(
@@ -149,7 +149,7 @@ pub async fn run() -> anyhow::Result<bool> {
     );
     // The demo makes more fixes in one project than the default blast-radius cap (10 an hour) allows.
     config.safety.max_fixes_per_project_per_hour = 100;
-    let context = crate::build(config, LogSink::memory()).await?;
+    let context = antibody::build(config, LogSink::memory()).await?;
     // The web team registered their site as meant to be public (`antibody exempt add`): the registry, not a label
     // anyone could set, is what exempts a resource.
     context
@@ -161,7 +161,7 @@ pub async fn run() -> anyhow::Result<bool> {
             None,
         )
         .await?;
-    let server = crate::start(context.clone(), localhost)
+    let server = antibody::start(context.clone(), localhost)
         .await
         .context("starting the receiver")?;
     sandbox.add_delivery(gcp_sandbox::Delivery::eventarc(server.url()));
