@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(get_project).post(project_method),
         )
         .route("/v3/projects:search", get(search_projects))
+        .route("/v1/projects", get(list_projects))
         .route("/_sandbox/interleave-iam", axum::routing::post(interleave))
 }
 
@@ -72,6 +73,56 @@ async fn search_projects(
         answer["nextPageToken"] = json!((start + size).to_string());
     }
     Json(answer)
+}
+
+/// Resource Manager v1's `projects.list`: `filter` by `id`, `name` or `lifecycleState` (`field:value` terms joined by
+/// spaces or AND, as v1 writes them; anything else is 400), paged with `pageSize` / `pageToken`.
+async fn list_projects(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut terms = Vec::new();
+    for term in query
+        .get("filter")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|term| *term != "AND")
+    {
+        let (field, value) = term
+            .split_once(':')
+            .or_else(|| term.split_once('='))
+            .ok_or_else(|| invalid(format!("Invalid filter term: {term}")))?;
+        let field = match field.to_ascii_lowercase().as_str() {
+            "id" | "projectid" => "id",
+            "name" => "name",
+            "lifecyclestate" => "lifecycleState",
+            _ => return Err(invalid(format!("Unsupported filter field: {field}"))),
+        };
+        terms.push((field, value.trim_matches('"').to_string()));
+    }
+    let Json(searched) = search_projects(State(shared), axum::extract::Query(query.clone())).await;
+    let projects: Vec<Value> = searched["projects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|project| {
+            terms.iter().all(|(field, value)| match *field {
+                "lifecycleState" => value == "ACTIVE",
+                _ => project["projectId"].as_str() == Some(value.as_str()),
+            })
+        })
+        .map(|project| {
+            let id = project["projectId"].as_str().unwrap_or_default();
+            json!({"projectNumber": crate::project_number(id).to_string(), "projectId": id,
+                "lifecycleState": "ACTIVE", "name": id, "createTime": "2024-01-01T00:00:00.000Z"})
+        })
+        .collect();
+    let mut answer = json!({"projects": projects});
+    if let Some(token) = searched.get("nextPageToken") {
+        answer["nextPageToken"] = token.clone();
+    }
+    Ok(Json(answer))
 }
 
 /// A change another writer makes just before the next `setIamPolicy` of a project lands: the way to reproduce a

@@ -296,3 +296,38 @@ async fn update_masks_guard_audit_configs() {
     assert_eq!(project["projectId"], "p");
     assert!(project["projectNumber"].is_string(), "int64 as a string");
 }
+
+// Issue 25: Resource Manager v1's projects.list (Cloud Custodian's gcp.project uses it) was missing.
+#[tokio::test]
+async fn v1_lists_projects_with_filters() {
+    let api = Api::start().await;
+    api.get(3).await;
+    let list = |filter: &str| {
+        let url = format!("{}/v1/projects?filter={}", api.running.base_url(), filter);
+        let client = api.client.clone();
+        async move {
+            let response = client.get(url).send().await.expect("list");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, all) = list("lifecycleState:ACTIVE").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(
+        all["projects"]
+            .as_array()
+            .is_some_and(|projects| !projects.is_empty()),
+        "{all}"
+    );
+    assert!(all["projects"][0]["projectNumber"].is_string());
+    let (_, none) = list("id:no-such-project").await;
+    assert!(
+        none["projects"].as_array().is_some_and(Vec::is_empty),
+        "{none}"
+    );
+    let (status, _) = list("colour:red").await;
+    assert_eq!(status, 400);
+}

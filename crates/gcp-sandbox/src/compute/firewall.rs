@@ -46,10 +46,12 @@ pub(crate) fn normalise(
         if OUTPUT_ONLY.contains(&key.as_str()) {
             continue;
         }
+        // Compute ignores fields it does not know: Cloud Custodian's recorded `modify` PATCH with the body
+        // `{"type": "modify", "disabled": true}` was answered 200 with a RUNNING operation (cloud-custodian
+        // tools/c7n_gcp/tests/data/flights/firewall-modify, 2021-03-17). APIs behind the newer front end (Resource
+        // Manager v3, IAM) refuse them with "Unknown name"; Compute does not.
         if !WRITABLE.contains(&key.as_str()) {
-            return Err(ApiError::bad_json(format!(
-                "Invalid JSON payload received. Unknown name \"{key}\" at 'resource': Cannot find field."
-            )));
+            continue;
         }
         if !value.is_null() && value != json!([]) && value != json!("") {
             firewall.insert(key, value);
@@ -457,6 +459,15 @@ mod tests {
         assert!(egress.get("sourceRanges").is_none());
     }
 
+    // Issue 25: Compute accepted Cloud Custodian's `{"type": "modify", "disabled": true}`; the sandbox refused it.
+    #[test]
+    fn fields_compute_does_not_know_are_ignored() {
+        let firewall = ok(
+            json!({"name": "a", "type": "modify", "colour": "red", "allowed": [{"IPProtocol": "tcp"}]}),
+        );
+        assert!(firewall.get("type").is_none() && firewall.get("colour").is_none());
+    }
+
     #[test]
     fn empty_fields_are_omitted() {
         let firewall = ok(
@@ -497,10 +508,6 @@ mod tests {
             (
                 json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "priority": 70000}),
                 "priority",
-            ),
-            (
-                json!({"name": "a", "allowed": [{"IPProtocol": "tcp"}], "colour": "red"}),
-                "Unknown name \"colour\"",
             ),
         ];
         for (body, expected) in cases {
