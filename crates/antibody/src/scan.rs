@@ -23,6 +23,9 @@ pub struct Violation {
     pub outcome: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_id: Option<i64>,
+    /// Why `--fix` did what it did (the journal's reason).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,6 +37,8 @@ pub struct Report {
     /// Quarantined resources the sweep found compliant again: with `--fix`, antibody fixes them again from now on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub released: Vec<String>,
+    /// Fixes the blast-radius caps held back (with `--fix`), or would hold (a report-only sweep's estimate).
+    pub held_by_caps: usize,
     pub errors: Vec<String>,
 }
 
@@ -101,6 +106,9 @@ pub async fn sweep(
     report
         .violations
         .sort_by(|a, b| a.resource.cmp(&b.resource));
+    if !fix {
+        report.held_by_caps = would_hold(cx, &report).await;
+    }
     if fix {
         for key in compliant_again {
             match cx.journal.release(&key).await {
@@ -114,13 +122,58 @@ pub async fn sweep(
             match pipeline::handle(cx, &event).await {
                 Ok(handled) => {
                     violation.outcome = Some(handled.outcome.name().to_string());
+                    violation.reason = handled.outcome.reason();
                     violation.journal_id = Some(handled.id);
                 }
                 Err(err) => report.errors.push(format!("{}: {err}", violation.resource)),
             }
         }
     }
+    report.held_by_caps += report
+        .violations
+        .iter()
+        .filter(|violation| {
+            violation.outcome.as_deref() == Some("held")
+                && violation.reason.contains("blast-radius cap")
+        })
+        .count();
     report
+}
+
+/// How many of a report's violations the blast-radius caps would hold if they were fixed now: per project, those
+/// beyond the slots the hour has left, and then those beyond the instance's cap.
+async fn would_hold(cx: &Context, report: &Report) -> usize {
+    let limits = &cx.config.safety;
+    let mut per_project: BTreeMap<&str, usize> = BTreeMap::new();
+    for violation in &report.violations {
+        *per_project.entry(violation.project.as_str()).or_default() += 1;
+    }
+    let mut held = 0;
+    let mut admitted = 0;
+    for (project, count) in per_project {
+        let remaining = match limits.max_fixes_per_project_per_hour {
+            0 => count,
+            cap => {
+                let used = cx
+                    .journal
+                    .safety(
+                        &format!("projects/{project}"),
+                        project,
+                        limits.flap_window_secs,
+                    )
+                    .await
+                    .map(|safety| safety.recent_fixes_in_project)
+                    .unwrap_or(0);
+                cap.saturating_sub(used) as usize
+            }
+        };
+        held += count.saturating_sub(remaining);
+        admitted += count.min(remaining);
+    }
+    match limits.max_fixes_per_instance_per_hour as usize {
+        0 => held,
+        cap => held + admitted.saturating_sub(cap),
+    }
 }
 
 /// Evaluates one freshly listed resource with the same policies and exemptions events use; the resource's key
@@ -157,6 +210,7 @@ fn judge(
         findings: plan.findings,
         outcome: None,
         journal_id: None,
+        reason: String::new(),
     });
     None
 }
@@ -202,6 +256,20 @@ pub fn table(report: &Report) -> String {
         "{} violating resource(s)\n",
         report.violations.len()
     ));
+    let fixing = report
+        .violations
+        .iter()
+        .any(|violation| violation.outcome.is_some());
+    if report.held_by_caps > 0 {
+        // An operator who asked for a sweep hears what the caps did and how to proceed.
+        out.push_str(&format!(
+            "{} fix(es) {} by the blast-radius caps (max_fixes_per_project_per_hour, max_fixes_per_instance_per_hour): \
+             to fix them in this sweep, run `antibody scan --fix --max-fixes {}` (journaled as your decision)\n",
+            report.held_by_caps,
+            if fixing { "were held" } else { "would be held" },
+            report.violations.len()
+        ));
+    }
     for error in &report.errors {
         out.push_str(&format!("error: {error}\n"));
     }

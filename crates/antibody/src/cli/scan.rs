@@ -22,6 +22,13 @@ pub(crate) struct ScanArgs {
     pub fix: bool,
     #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
     pub format: ScanFormat,
+    /// With --fix: allow up to N fixes per project and per instance in this sweep, above the blast-radius caps
+    /// meant for events (0: no cap). Journaled as the operator's decision.
+    #[arg(long, requires = "fix", value_name = "N")]
+    pub max_fixes: Option<u32>,
+    /// Who runs the sweep, as the journal names them (default: ANTIBODY_OPERATOR, else the local user).
+    #[arg(long, env = "ANTIBODY_OPERATOR")]
+    pub operator: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +57,10 @@ impl antibody::scan::Progress for ScanProgress {
 pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let mut config = engine_config(&args.engine)?;
+    if let Some(cap) = args.max_fixes {
+        config.safety.max_fixes_per_project_per_hour = cap;
+        config.safety.max_fixes_per_instance_per_hour = cap;
+    }
     // A report-only sweep writes nothing: its journal is thrown away unless a state file was named.
     let scratch = tempfile::tempdir()?;
     if !args.fix {
@@ -60,13 +71,35 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let context = antibody::build(
         config,
+        // Standard output carries the report; the decisions of a fixing sweep go to standard error.
         if args.fix {
-            LogSink::Stdout
+            LogSink::Stderr
         } else {
             LogSink::Silent
         },
     )
     .await?;
+    if let Some(cap) = args.max_fixes {
+        let operator = args.operator.clone().unwrap_or_else(|| {
+            format!(
+                "local user {}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            )
+        });
+        let id = context
+            .journal
+            .begin_action("override", "projects/*", "", &operator)
+            .await?;
+        let record = antibody::journal::Record {
+            outcome: "override".into(),
+            reason: format!(
+                "{operator} raised the blast-radius caps to {cap} fixes per project and per instance for one sweep \
+                 (scan --fix --max-fixes {cap})"
+            ),
+            ..antibody::journal::Record::default()
+        };
+        context.journal.finish_with(id, &record, Vec::new()).await?;
+    }
     let projects = if args.all_projects {
         let found = context.gcp.visible_projects().await?;
         eprintln!("{} projects visible to these credentials", found.len());
@@ -75,7 +108,8 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         args.projects.clone()
     };
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(projects.len() as u64 * 2);
+        let steps = projects.len() * antibody::kinds::KindId::ALL.len();
+        let bar = indicatif::ProgressBar::new(steps as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

@@ -17,6 +17,8 @@ use crate::outcome::Outcome;
 /// Where decision lines go.
 pub enum LogSink {
     Stdout,
+    /// Standard error: for commands whose standard output is a report (`scan --fix --format json`).
+    Stderr,
     /// Kept in memory (the demo and tests read them).
     Memory(Mutex<Vec<Value>>),
     Silent,
@@ -116,13 +118,18 @@ pub fn decision(sink: &LogSink, id: i64, event: &AuditEvent, outcome: &Outcome, 
         trace: trace.as_deref(),
     };
     match sink {
-        LogSink::Stdout => {
+        LogSink::Stdout | LogSink::Stderr => {
             // Serialised straight into one buffer and written with one call, so that lines from concurrent
             // requests never interleave.
             let mut buffer = Vec::with_capacity(1024);
             if serde_json::to_writer(&mut buffer, &line).is_ok() {
                 buffer.push(b'\n');
-                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &buffer);
+                let _ = match sink {
+                    LogSink::Stderr => {
+                        std::io::Write::write_all(&mut std::io::stderr().lock(), &buffer)
+                    }
+                    _ => std::io::Write::write_all(&mut std::io::stdout().lock(), &buffer),
+                };
             }
         }
         LogSink::Memory(lines) => {

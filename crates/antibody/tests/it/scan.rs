@@ -179,3 +179,99 @@ async fn all_projects_sweeps_every_project_the_credentials_can_see() {
         "{resources:?}"
     );
 }
+
+fn open_rules(count: usize) -> Vec<serde_json::Value> {
+    (0..count)
+        .map(|index| crate::harness::open_ssh(&format!("burst-{index}")))
+        .collect()
+}
+
+// Issue 25, item 3: an operator's sweep held 290 of 300 fixes behind the event-mode cap and only said "held".
+#[tokio::test]
+async fn a_sweep_says_how_many_fixes_the_caps_hold_and_how_to_proceed() {
+    let harness = Harness::with(Options {
+        seed: open_rules(15),
+        ..Options::default()
+    })
+    .await;
+    let projects = [PROJECT.to_string()];
+    let report = scan::sweep(harness.cx(), &projects, false, &Quiet).await;
+    assert_eq!(
+        report.held_by_caps, 5,
+        "a report says in advance what the cap of 10 would hold"
+    );
+    assert!(
+        scan::table(&report).contains("would be held"),
+        "{}",
+        scan::table(&report)
+    );
+    let report = scan::sweep(harness.cx(), &projects, true, &Quiet).await;
+    let held = report
+        .violations
+        .iter()
+        .filter(|violation| violation.outcome.as_deref() == Some("held"))
+        .count();
+    assert_eq!((held, report.held_by_caps), (5, 5));
+    let table = scan::table(&report);
+    assert!(
+        table.contains("were held") && table.contains("--max-fixes 15"),
+        "{table}"
+    );
+}
+
+// Issue 25, item 3: the way to proceed works, and is journaled as the operator's decision.
+#[tokio::test]
+async fn max_fixes_lets_an_operator_fix_a_whole_sweep() {
+    let mut config = gcp_sandbox::SandboxConfig::default();
+    config
+        .seed
+        .firewalls
+        .insert("sweep-project".into(), open_rules(15));
+    let sandbox = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox");
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("journal.sqlite");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "scan",
+            "--project",
+            "sweep-project",
+            "--fix",
+            "--max-fixes",
+            "15",
+            "--operator",
+            "ops@example.com",
+            "--format",
+            "json",
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--google-endpoint",
+        ])
+        .arg(sandbox.base_url())
+        .output()
+        .await
+        .expect("scan runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    let outcomes: Vec<&str> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|violation| violation["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 15);
+    assert!(
+        outcomes.iter().all(|outcome| *outcome == "remediated"),
+        "{outcomes:?}"
+    );
+    let journal = antibody::journal::Journal::open(&state)
+        .await
+        .expect("journal");
+    let rows = journal.entries(100).await.expect("rows");
+    let decision = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("override"))
+        .expect("the operator's decision is journaled");
+    assert_eq!(decision.principal, "ops@example.com");
+}
