@@ -383,36 +383,11 @@ async fn the_sandbox_and_serve_commands_heal_a_rule_as_separate_processes() {
     }
     assert!(disabled, "the separate antibody process disabled the rule");
     // The outcome is journaled once the fix is verified, a moment after the rule reads disabled.
-    let mut entries = serde_json::Value::Null;
-    let mut outcomes = Vec::new();
-    for _ in 0..200 {
-        let output = antibody(
-            &[
-                "journal",
-                "--state",
-                state.to_str().expect("utf-8"),
-                "--format",
-                "json",
-            ],
-            "",
-        );
-        entries = serde_json::from_slice(&output.stdout).expect("journal json");
-        outcomes = entries
-            .as_array()
-            .expect("array")
-            .iter()
-            .filter_map(|entry| entry["outcome"].as_str().map(str::to_string))
-            .collect();
-        if outcomes.iter().any(|outcome| outcome == "remediated") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(
-        outcomes.iter().any(|outcome| outcome == "remediated"),
-        "{outcomes:?}"
-    );
-    for entry in entries.as_array().expect("array") {
+    let entries = journal_until(&state, |entries| {
+        entries.iter().any(|entry| entry["outcome"] == "remediated")
+    })
+    .await;
+    for entry in &entries {
         for field in ["id", "resource", "outcome", "time"] {
             assert!(
                 entry.get(field).is_some(),
