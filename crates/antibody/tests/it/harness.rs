@@ -417,3 +417,20 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// Waits (bounded) until every alert in the outbox has been delivered, and returns them.
+pub async fn all_delivered(
+    journal: &antibody::journal::Journal,
+) -> Vec<antibody::journal::OutboxItem> {
+    for _ in 0..400 {
+        let alerts = journal.alerts(100).await.expect("outbox");
+        if alerts.iter().all(|alert| alert.state == "delivered") {
+            return alerts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "alerts never all delivered: {:?}",
+        journal.alerts(100).await
+    );
+}
