@@ -1,0 +1,268 @@
+//! `antibody plan`: the deployment, derived from the enabled kinds so that triggers can never disagree with what the
+//! engine handles — a service account, a custom role with exactly the permissions the enabled fixes need, Cloud Run,
+//! and one Eventarc trigger per watched (serviceName, methodName) — rendered from the files in `templates/`.
+
+use std::collections::BTreeSet;
+
+use crate::config::Config;
+use crate::kinds;
+
+pub const SERVICE: &str = "antibody";
+pub const ACCOUNT: &str = "antibody";
+pub const ROLE: &str = "antibodyRemediator";
+
+/// One Eventarc audit-log trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub name: String,
+    pub service_name: &'static str,
+    pub method_name: &'static str,
+}
+
+/// Everything a deployment consists of.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub project: String,
+    pub region: String,
+    pub image: String,
+    pub permissions: BTreeSet<&'static str>,
+    pub triggers: Vec<Trigger>,
+    /// The Cloud SQL instance (`PROJECT:REGION:INSTANCE`) holding a PostgreSQL journal shared by every instance of
+    /// the service; without one the journal is a SQLite file in the single instance's memory.
+    pub cloudsql: Option<String>,
+}
+
+impl Deployment {
+    pub fn service_account(&self) -> String {
+        format!("{ACCOUNT}@{}.iam.gserviceaccount.com", self.project)
+    }
+}
+
+fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
+    let slug: String = method_name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name: String = format!("antibody-{slug}").chars().take(63).collect();
+    Trigger {
+        name: name.trim_end_matches('-').to_string(),
+        service_name,
+        method_name,
+    }
+}
+
+/// The deployment for the enabled kinds, from the registry. A kind in dry-run needs only the permissions to read.
+pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> Deployment {
+    let permissions = kinds::permissions(config);
+    let triggers = kinds::watches(config)
+        .into_iter()
+        .map(|watch| trigger(watch.service, watch.method))
+        .collect();
+    Deployment {
+        project: project.into(),
+        region: region.into(),
+        image: image.into(),
+        permissions,
+        triggers,
+        cloudsql: None,
+    }
+}
+
+/// Reads `--cloudsql`: an instance connection name, `PROJECT:REGION:INSTANCE`.
+pub fn cloudsql_instance(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    match parts.as_slice() {
+        [project, region, instance]
+            if [project, region, instance].iter().all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            }) =>
+        {
+            Ok(text.to_string())
+        }
+        _ => Err(format!(
+            "{text:?} is not an instance connection name (PROJECT:REGION:INSTANCE, as `gcloud sql instances describe` shows it)"
+        )),
+    }
+}
+
+/// The Secret Manager secret that holds the PostgreSQL journal's URL (its password included).
+pub const STATE_SECRET: &str = "antibody-state";
+
+/// The journal's URL on Cloud Run for a Cloud SQL instance: its Unix socket, which the platform mounts under
+/// `/cloudsql/` (the password is the operator's to fill in).
+pub fn cloudsql_state_url(instance: &str) -> String {
+    format!("postgres://antibody:PASSWORD@/antibody?host=/cloudsql/{instance}")
+}
+
+/// Renders a template from `templates/`: each `{{name}}` becomes its value. Templates are files, so that shell and
+/// Terraform braces need no escaping.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| {
+            text.replace(&format!("{{{{{name}}}}}"), value)
+        })
+}
+
+/// An idempotent shell script of `gcloud` commands: safe to run again after a change of policies.
+pub fn gcloud(deployment: &Deployment) -> String {
+    let Deployment {
+        project,
+        region,
+        image,
+        ..
+    } = deployment;
+    let account = deployment.service_account();
+    let permissions = deployment
+        .permissions
+        .iter()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",");
+    let (apis, journal, journal_flags) = match &deployment.cloudsql {
+        Some(instance) => (
+            " sqladmin.googleapis.com secretmanager.googleapis.com",
+            format!(
+                r#"# The journal: PostgreSQL on Cloud SQL ({instance}), shared by every instance of the service.
+# Its URL, password included, is the secret {STATE_SECRET}: {url}
+gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
+  --role roles/cloudsql.client --condition None >/dev/null
+gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --member "serviceAccount:$SA" \
+  --role roles/secretmanager.secretAccessor >/dev/null
+"#,
+                url = cloudsql_state_url(instance)
+            ),
+            format!(
+                " \\\n  --add-cloudsql-instances \"{instance}\" --set-secrets \"ANTIBODY_STATE={STATE_SECRET}:latest\""
+            ),
+        ),
+        None => (
+            "",
+            "# The journal: a SQLite file in the instance's memory (Cloud Run's filesystem), so one instance only; a new\n\
+             # instance starts a new journal. `antibody plan --cloudsql PROJECT:REGION:INSTANCE` shares a PostgreSQL\n\
+             # journal that outlives instances instead."
+                .to_string(),
+            " --max-instances 1".to_string(),
+        ),
+    };
+    let mut script = fill(
+        include_str!("templates/gcloud.sh"),
+        &[
+            ("project", project),
+            ("region", region),
+            ("account", &account),
+            ("apis", apis),
+            ("ACCOUNT", ACCOUNT),
+            ("ROLE", ROLE),
+            ("permissions", &permissions),
+            ("journal", &journal),
+            ("SERVICE", SERVICE),
+            ("image", image),
+            ("journal_flags", &journal_flags),
+        ],
+    );
+    for trigger in &deployment.triggers {
+        script.push_str(&fill(
+            include_str!("templates/gcloud-trigger.sh"),
+            &[
+                ("name", &trigger.name),
+                ("SERVICE", SERVICE),
+                ("service", trigger.service_name),
+                ("method", trigger.method_name),
+            ],
+        ));
+    }
+    script
+}
+
+/// The same deployment as Terraform (google provider).
+pub fn terraform(deployment: &Deployment) -> String {
+    let Deployment {
+        project,
+        region,
+        image,
+        ..
+    } = deployment;
+    let permissions = deployment
+        .permissions
+        .iter()
+        .map(|permission| format!("    \"{permission}\",\n"))
+        .collect::<String>();
+    let depends = match deployment.cloudsql {
+        // A revision that cannot read its secret does not start.
+        Some(_) => "\n\n  depends_on = [google_secret_manager_secret_iam_member.antibody_state]",
+        None => "",
+    };
+    let (max_instances, volumes, mounts, state_env, journal) = match &deployment.cloudsql {
+        Some(instance) => (
+            "",
+            fill(
+                include_str!("templates/terraform-cloudsql-volume.tf"),
+                &[("instance", instance)],
+            ),
+            r#"
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }"#,
+            fill(
+                include_str!("templates/terraform-cloudsql-env.tf"),
+                &[("STATE_SECRET", STATE_SECRET)],
+            ),
+            fill(
+                include_str!("templates/terraform-cloudsql.tf"),
+                &[
+                    ("instance", instance),
+                    ("STATE_SECRET", STATE_SECRET),
+                    ("url", &cloudsql_state_url(instance)),
+                    ("project", project),
+                ],
+            ),
+        ),
+        None => (
+            "\n      # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).\n      \
+             max_instance_count = 1",
+            String::new(),
+            "",
+            String::new(),
+            String::new(),
+        ),
+    };
+    let mut hcl = fill(
+        include_str!("templates/terraform.tf"),
+        &[
+            ("project", project),
+            ("ACCOUNT", ACCOUNT),
+            ("ROLE", ROLE),
+            ("permissions", &permissions),
+            ("SERVICE", SERVICE),
+            ("region", region),
+            ("depends", depends),
+            ("max_instances", max_instances),
+            ("volumes", &volumes),
+            ("image", image),
+            ("mounts", mounts),
+            ("state_env", &state_env),
+            ("journal", &journal),
+        ],
+    );
+    for trigger in &deployment.triggers {
+        let resource = trigger.name.replace('-', "_");
+        hcl.push_str(&fill(
+            include_str!("templates/terraform-trigger.tf"),
+            &[
+                ("resource", &resource),
+                ("project", project),
+                ("name", &trigger.name),
+                ("service", trigger.service_name),
+                ("method", trigger.method_name),
+                ("region", region),
+            ],
+        ));
+    }
+    hcl
+}

@@ -1,0 +1,7 @@
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = ["{{instance}}"]
+      }
+    }
