@@ -147,6 +147,25 @@ pub(crate) fn version_below_existing(written: &Value, stored: &StoredPolicy) -> 
     })
 }
 
+impl StoredPolicy {
+    /// Grants `role` to `member` without a condition: another writer's change, as the race hooks land it.
+    pub(crate) fn grant(&mut self, role: &str, member: &str) {
+        match self
+            .bindings
+            .iter_mut()
+            .find(|binding| binding["role"] == role && binding.get("condition").is_none())
+        {
+            Some(binding) => binding["members"]
+                .as_array_mut()
+                .expect("members are a list")
+                .push(serde_json::json!(member)),
+            None => self
+                .bindings
+                .push(serde_json::json!({"role": role, "members": [member]})),
+        }
+    }
+}
+
 /// `serviceData.policyDelta.bindingDeltas`: what a write added and removed, one (role, member, condition) each.
 pub(crate) fn delta(before: &[Value], after: &[Value]) -> Vec<Value> {
     let pairs = |bindings: &[Value]| -> BTreeSet<(String, String, String)> {

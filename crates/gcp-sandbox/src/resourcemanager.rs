@@ -377,21 +377,7 @@ fn set_iam_policy(
     let project = state.project(&id);
     if let Some(race) = race {
         let before = project.policy.bindings.clone();
-        match project
-            .policy
-            .bindings
-            .iter_mut()
-            .find(|binding| binding["role"] == race.role && binding.get("condition").is_none())
-        {
-            Some(binding) => binding["members"]
-                .as_array_mut()
-                .expect("members are a list")
-                .push(json!(race.member)),
-            None => project
-                .policy
-                .bindings
-                .push(json!({"role": race.role, "members": [race.member]})),
-        }
+        project.policy.grant(&race.role, &race.member);
         project.policy.revision += 1;
         let deltas = iam::delta(&before, &project.policy.bindings);
         let response = project.policy.view(3);

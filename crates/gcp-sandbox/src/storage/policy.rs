@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::bucket::LEGACY;
 use super::{PAP_MESSAGE, invalid, is_public, not_found, parse_json, precondition, write};
@@ -102,18 +102,7 @@ pub(super) async fn set_iam(
             "storage.setIamPermissions",
             "storage.buckets.setIamPolicy",
             |bucket| {
-                match bucket.policy.bindings.iter_mut().find(|binding| {
-                    binding["role"] == race.role && binding.get("condition").is_none()
-                }) {
-                    Some(binding) => binding["members"]
-                        .as_array_mut()
-                        .expect("members are a list")
-                        .push(json!(race.member)),
-                    None => bucket
-                        .policy
-                        .bindings
-                        .push(json!({"role": race.role, "members": [race.member]})),
-                }
+                bucket.policy.grant(&race.role, &race.member);
                 Ok(())
             },
         )?;
