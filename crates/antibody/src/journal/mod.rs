@@ -109,6 +109,66 @@ impl Drop for Hold {
     }
 }
 
+/// A claim still `processing` after this long was abandoned; a redelivery handles it again, whoever held it.
+/// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
+const STALE_CLAIM_SECS: i64 = 300;
+
+/// What a claim decides about an event whose row already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Handle it again: it failed transiently (`retry`), or its claimer is gone (`abandoned`).
+    Reclaim { abandoned: bool },
+    /// Another handler is working on it right now.
+    InProgress,
+    /// It has been handled.
+    Duplicate,
+}
+
+/// The claim decision, the same for every backend (pure): from the existing row's `state`, when it was claimed, and
+/// whether its claimer is gone (another process on a SQLite file; a replica silent for too long on PostgreSQL).
+fn seen_again(state: &str, claimed_epoch: Option<i64>, claimer_gone: bool, now: i64) -> Seen {
+    let abandoned = state == "processing"
+        && (claimer_gone || claimed_epoch.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS));
+    match state {
+        "retry" => Seen::Reclaim { abandoned: false },
+        _ if abandoned => Seen::Reclaim { abandoned: true },
+        "processing" => Seen::InProgress,
+        _ => Seen::Duplicate,
+    }
+}
+
+#[cfg(test)]
+mod seen_tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_decision_is_one_function() {
+        let now = 10_000;
+        assert_eq!(
+            seen_again("retry", Some(now), false, now),
+            Seen::Reclaim { abandoned: false }
+        );
+        assert_eq!(
+            seen_again("processing", Some(now), false, now),
+            Seen::InProgress
+        );
+        assert_eq!(
+            seen_again("processing", Some(now), true, now),
+            Seen::Reclaim { abandoned: true }
+        );
+        assert_eq!(
+            seen_again("processing", Some(now - STALE_CLAIM_SECS - 1), false, now),
+            Seen::Reclaim { abandoned: true },
+            "a claim too old is taken over whoever holds it"
+        );
+        assert_eq!(
+            seen_again("processing", None, false, now),
+            Seen::Reclaim { abandoned: true }
+        );
+        assert_eq!(seen_again("done", Some(now), true, now), Seen::Duplicate);
+    }
+}
+
 /// The fix a dead process announced (see `announce_fix`), from the row's `fix` and `before_state` columns.
 fn interrupted(fix: Option<&str>, before: Option<&str>) -> Option<(Fix, Value)> {
     let fix = serde_json::from_str(fix?).ok()?;

@@ -24,9 +24,6 @@ const MIGRATION_LOCK: i64 = 0x616e_7469_626f_6479;
 
 const MIGRATIONS: &[&str] = &[schema::SCHEMA];
 
-/// A claim still `processing` after this long was abandoned (its replica died); a redelivery handles it again.
-const STALE_CLAIM_SECS: i64 = 300;
-
 /// Each replica proves it is alive this often; a claim whose replica has been silent for [`INSTANCE_SILENCE`] was
 /// abandoned by a replica that died, and a redelivery takes it over.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -258,11 +255,9 @@ impl Postgres {
                         (row.get(0), row.get(1), row.get(2));
                     let claimer_gone: bool = row.get(5);
                     // A transient failure, or a claim abandoned by a replica that died, is handled again.
-                    let abandoned = state == "processing"
-                        && (claimer_gone
-                            || claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS));
-                    let reclaim = state == "retry" || abandoned;
-                    if abandoned {
+                    let seen = super::seen_again(&state, claimed, claimer_gone, now);
+                    let reclaim = matches!(seen, super::Seen::Reclaim { .. });
+                    if seen == (super::Seen::Reclaim { abandoned: true }) {
                         interrupted = super::interrupted(row.get(3), row.get(4));
                     }
                     transaction
@@ -274,13 +269,14 @@ impl Postgres {
                             &[&id, &reclaim, &now, &&*self.instance],
                         )
                         .await?;
-                    if !reclaim {
+                    let answer = match seen {
+                        super::Seen::InProgress => Some(Claim::InProgress { of: id }),
+                        super::Seen::Duplicate => Some(Claim::Duplicate { of: id }),
+                        super::Seen::Reclaim { .. } => None,
+                    };
+                    if let Some(answer) = answer {
                         transaction.commit().await?;
-                        return Ok(if state == "processing" {
-                            Claim::InProgress { of: id }
-                        } else {
-                            Claim::Duplicate { of: id }
-                        });
+                        return Ok(answer);
                     }
                     id
                 }

@@ -15,10 +15,6 @@ use crate::policy::Fix;
 use serde_json::Value;
 use writer::Job;
 
-/// A claim still `processing` after this long was abandoned (its process died); a redelivery handles it again.
-/// Longer than any handling can take: Google calls are bounded by timeouts and retries well below it.
-const STALE_CLAIM_SECS: i64 = 300;
-
 /// Page cache of each reader connection, in KiB (negative, as SQLite's `cache_size` takes it).
 const READER_CACHE_KIB: i64 = -1024;
 
@@ -249,11 +245,9 @@ impl Sqlite {
             let id = match existing {
                 Some((id, state, claimed, claimed_by, fix, before)) => {
                     // A transient failure, or a claim abandoned by a process that died, is handled again.
-                    let abandoned = state == "processing"
-                        && (claimed_by.as_deref() != Some(&*instance)
-                            || claimed.is_none_or(|claimed| claimed < now - STALE_CLAIM_SECS));
-                    let reclaim = state == "retry" || abandoned;
-                    if abandoned {
+                    let seen = super::seen_again(&state, claimed, claimed_by.as_deref() != Some(&*instance), now);
+                    let reclaim = matches!(seen, super::Seen::Reclaim { .. });
+                    if seen == (super::Seen::Reclaim { abandoned: true }) {
                         interrupted = super::interrupted(fix.as_deref(), before.as_deref());
                     }
                     exec(connection,
@@ -263,12 +257,10 @@ impl Sqlite {
                              claimed_by = CASE WHEN ?2 THEN ?4 ELSE claimed_by END WHERE id = ?1",
                         params![id, reclaim, now, &*instance],
                     )?;
-                    if !reclaim {
-                        return Ok(if state == "processing" {
-                            Claim::InProgress { of: id }
-                        } else {
-                            Claim::Duplicate { of: id }
-                        });
+                    match seen {
+                        super::Seen::InProgress => return Ok(Claim::InProgress { of: id }),
+                        super::Seen::Duplicate => return Ok(Claim::Duplicate { of: id }),
+                        super::Seen::Reclaim { .. } => {}
                     }
                     id
                 }
