@@ -48,6 +48,12 @@ pub struct Args {
     /// (custom roles through `POST /v1/projects/P/roles`).
     #[arg(long)]
     pub enforce_iam: bool,
+    /// Delay every API answer by MS milliseconds, plus up to JITTER (`MS` or `MS,JITTER`): Google's latency.
+    #[arg(long = "latency-ms", value_parser = crate::realism::Latency::parse)]
+    pub latency: Option<crate::realism::Latency>,
+    /// Answer Google's 429 RESOURCE_EXHAUSTED beyond N requests per project per second.
+    #[arg(long = "quota-per-project-per-s", value_name = "N")]
+    pub quota_per_project_per_s: Option<u32>,
 }
 
 impl Args {
@@ -55,6 +61,8 @@ impl Args {
         let mut config = SandboxConfig {
             history: self.history,
             enforce_iam: self.enforce_iam,
+            latency: self.latency.unwrap_or_default(),
+            quota_per_project_per_s: self.quota_per_project_per_s,
             ..SandboxConfig::default()
         };
         if let Some(path) = &self.seed {

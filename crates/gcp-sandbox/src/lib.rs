@@ -17,6 +17,7 @@ pub mod logquery;
 mod metadata;
 pub mod oauth;
 pub mod oidc;
+pub mod realism;
 mod resourcemanager;
 mod storage;
 mod time_fmt;
@@ -61,6 +62,10 @@ pub struct SandboxConfig {
     /// policy's unconditional bindings; predefined roles and custom roles created through IAM) lack the permission
     /// is 403. Off by default: then any token, or none, may do anything.
     pub enforce_iam: bool,
+    /// Every API answer is delayed by this much (plus jitter): Google's latency, for benchmarks.
+    pub latency: realism::Latency,
+    /// At most this many requests per project per second; beyond it, Google's 429 `RESOURCE_EXHAUSTED`.
+    pub quota_per_project_per_s: Option<u32>,
 }
 
 impl Default for SandboxConfig {
@@ -75,6 +80,8 @@ impl Default for SandboxConfig {
             metadata_token_lifetime: Duration::from_secs(3599),
             history: DEFAULT_HISTORY,
             enforce_iam: false,
+            latency: realism::Latency::default(),
+            quota_per_project_per_s: None,
         }
     }
 }
@@ -113,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) next_operation_error: Mutex<Option<String>>,
     /// Custom roles created through IAM (`projects/P/roles/ID`) → their permissions.
     pub(crate) custom_roles: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
+    /// Requests per project in the current second (`quota_per_project_per_s`).
+    pub(crate) quotas: realism::Quotas,
 }
 
 impl Shared {
@@ -260,6 +269,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         faults: faults::Faults::default(),
         next_operation_error: Mutex::new(None),
         custom_roles: Mutex::new(HashMap::new()),
+        quotas: realism::Quotas::default(),
     });
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -310,6 +320,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults::inject,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            realism::apply,
         ))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

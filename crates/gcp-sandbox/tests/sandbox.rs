@@ -771,3 +771,39 @@ async fn a_running_operation_is_never_forgotten() {
     let waited = json_of(client.post(url)).await;
     assert_eq!(waited["status"], "DONE", "{waited}");
 }
+
+// Issue 24: Google's latency and per-project quotas, on demand.
+#[tokio::test]
+async fn latency_and_quotas_make_the_sandbox_behave_like_google_under_load() {
+    let config = SandboxConfig {
+        latency: gcp_sandbox::realism::Latency {
+            base: Duration::from_millis(60),
+            jitter: Duration::from_millis(10),
+        },
+        quota_per_project_per_s: Some(3),
+        ..SandboxConfig::default()
+    };
+    let (_running, client, base) = sandbox(config).await;
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    // Eight requests of at least 60 ms span at most two seconds: at most six fit a quota of three a second.
+    for _ in 0..8 {
+        let response = client.get(&base).send().await.expect("list");
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let body: Value = response.json().await.expect("Google's error JSON");
+            assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+            assert_eq!(body["error"]["errors"][0]["reason"], "rateLimitExceeded");
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(480),
+        "every answer waited"
+    );
+    let admitted = statuses.iter().filter(|status| **status == 200).count();
+    assert!((3..=6).contains(&admitted), "{statuses:?}");
+    assert_eq!(
+        admitted + statuses.iter().filter(|status| **status == 429).count(),
+        8
+    );
+}
