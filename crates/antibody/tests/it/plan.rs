@@ -217,3 +217,65 @@ struct Quiet;
 impl antibody::scan::Progress for Quiet {
     fn step(&self, _message: &str) {}
 }
+
+/// The image's command line and default environment, read from the Dockerfile.
+fn image_command() -> (Vec<String>, Vec<(String, String)>) {
+    let dockerfile = include_str!("../../../../Dockerfile");
+    let mut command = Vec::new();
+    let mut environment = Vec::new();
+    for line in dockerfile.lines() {
+        if let Some(json) = line.strip_prefix("CMD ") {
+            command = serde_json::from_str(json).expect("CMD in exec form");
+        }
+        if let Some((name, value)) = line
+            .strip_prefix("ENV ")
+            .and_then(|pair| pair.split_once('='))
+        {
+            environment.push((name.to_string(), value.to_string()));
+        }
+    }
+    (command, environment)
+}
+
+// Issue 23: the image's CMD passed --state, which beats ANTIBODY_STATE, so the Cloud SQL deployment (whose secret sets
+// ANTIBODY_STATE) would have journaled into the instance's memory. The image's command line, run with a deployment's
+// environment, opens the journal that environment names.
+#[tokio::test]
+async fn the_image_opens_the_journal_its_deployment_names() {
+    let (command, defaults) = image_command();
+    assert_eq!(command.first().map(String::as_str), Some("serve"));
+    assert!(
+        !command
+            .iter()
+            .any(|argument| argument.starts_with("--state")),
+        "{command:?}"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let named = dir.path().join("named-by-the-deployment.sqlite");
+    let port = crate::harness::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(&command)
+        .envs(
+            defaults
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        // What the deployment sets over the image's defaults.
+        .env("ANTIBODY_STATE", &named)
+        .env("PORT", port.to_string())
+        .env(
+            "ANTIBODY_PUSH_SECRET",
+            "0123456789abcdef0123456789abcdef-image",
+        )
+        .env("ANTIBODY_ACCESS_TOKEN", "unused")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("antibody runs");
+    let client = crate::harness::http();
+    crate::harness::wait_for(&format!("http://127.0.0.1:{port}/healthz"), &client).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(named.exists(), "the journal the deployment named");
+}
