@@ -22,6 +22,9 @@ pub struct Args {
     /// Deliver audit events here as Pub/Sub push envelopes. Repeatable.
     #[arg(long = "pubsub-push-to", value_name = "URL")]
     pub pubsub_push_to: Vec<String>,
+    /// The log sink's filter in Logging's query language: only matching entries reach --pubsub-push-to.
+    #[arg(long = "sink-filter", value_name = "FILTER")]
+    pub sink_filter: Option<String>,
     /// A JSON file with initial resources: {"firewalls": {"PROJECT": [...]}, "principals": {"TOKEN": "EMAIL"}}.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
@@ -79,6 +82,13 @@ impl Args {
                 .principals
                 .insert(token.to_string(), email.to_string());
         }
+        let sink_filter = match &self.sink_filter {
+            Some(text) => Some(std::sync::Arc::new(
+                crate::logquery::Query::parse(text)
+                    .map_err(|reason| anyhow::anyhow!("--sink-filter: {reason}"))?,
+            )),
+            None => None,
+        };
         let modes = [
             (&self.deliver_to, DeliveryMode::EventarcBinary),
             (
@@ -100,6 +110,9 @@ impl Args {
                     url: url.clone(),
                     mode,
                     identity,
+                    filter: (mode == DeliveryMode::PubSubPush)
+                        .then(|| sink_filter.clone())
+                        .flatten(),
                 });
             }
         }

@@ -31,6 +31,8 @@ pub struct Delivery {
     pub mode: DeliveryMode,
     /// Sign every push with an OIDC token for this identity, as an authenticated push subscription does.
     pub identity: Option<crate::oidc::PushIdentity>,
+    /// A log sink's filter: only entries it matches reach this subscriber (`None`: every entry).
+    pub filter: Option<Arc<crate::logquery::Query>>,
 }
 
 impl Delivery {
@@ -39,7 +41,15 @@ impl Delivery {
             url: url.into(),
             mode: DeliveryMode::EventarcBinary,
             identity: None,
+            filter: None,
         }
+    }
+
+    /// Whether the entry passes this subscriber's sink filter.
+    fn wants(&self, entry: &Value) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|query| query.matches(entry))
     }
 }
 
@@ -111,6 +121,9 @@ impl Outbox {
                     .clone();
                 let sequence = dispatcher.sequence.fetch_add(1, Ordering::Relaxed);
                 for subscriber in subscribers {
+                    if !subscriber.wants(&entry) {
+                        continue;
+                    }
                     dispatcher.pending.fetch_add(1, Ordering::SeqCst);
                     let inner = dispatcher.clone();
                     let entry = entry.clone();

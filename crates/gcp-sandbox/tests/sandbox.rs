@@ -550,6 +550,7 @@ async fn pubsub_push_envelopes_carry_the_entry_in_base64() {
         url,
         mode: DeliveryMode::PubSubPush,
         identity: None,
+        filter: None,
     };
     let config = SandboxConfig {
         deliveries: vec![delivery],
@@ -582,6 +583,94 @@ async fn pubsub_push_envelopes_carry_the_entry_in_base64() {
             .as_str()
             .is_some_and(|name| name.starts_with("projects/p1/subscriptions/"))
     );
+}
+
+// A log sink routes only what its filter matches; the same query language as `entries:list`.
+#[tokio::test]
+async fn a_sink_filter_decides_which_entries_are_pushed() {
+    use base64::Engine;
+    let (url, seen) = subscriber(0).await;
+    let filter = gcp_sandbox::logquery::Query::parse(
+        r#"protoPayload.methodName="v1.compute.firewalls.insert" AND protoPayload.resourceName:"keep"
+        AND operation.last=true"#,
+    )
+    .expect("a valid filter");
+    let config = SandboxConfig {
+        deliveries: vec![Delivery {
+            url,
+            mode: DeliveryMode::PubSubPush,
+            identity: None,
+            filter: Some(Arc::new(filter)),
+        }],
+        retry: fast_retry(),
+        ..SandboxConfig::default()
+    };
+    let (running, client, base) = sandbox(config).await;
+    for name in ["keep-1", "drop-1", "keep-2"] {
+        let answer = client
+            .post(&base)
+            .json(&rule(name))
+            .send()
+            .await
+            .expect("insert");
+        assert!(answer.status().is_success());
+    }
+    let answer = client
+        .delete(format!("{base}/keep-1"))
+        .send()
+        .await
+        .expect("delete");
+    assert!(answer.status().is_success());
+    running.settled().await;
+    let mut pushed: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, envelope)| {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(envelope["message"]["data"].as_str().expect("data"))
+                .expect("base64");
+            let entry: Value = serde_json::from_slice(&data).expect("a LogEntry");
+            entry["protoPayload"]["resourceName"]
+                .as_str()
+                .expect("resourceName")
+                .to_string()
+        })
+        .collect();
+    pushed.sort();
+    assert_eq!(
+        pushed,
+        [
+            "projects/p1/global/firewalls/keep-1",
+            "projects/p1/global/firewalls/keep-2"
+        ]
+    );
+}
+
+#[test]
+fn a_sink_filter_the_sandbox_cannot_read_is_refused_at_start() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: gcp_sandbox::cli::Args,
+    }
+    let parse = |filter: &str| {
+        Command::try_parse_from([
+            "sandbox",
+            "--pubsub-push-to",
+            "http://127.0.0.1:1/",
+            "--sink-filter",
+            filter,
+        ])
+        .expect("flags parse")
+        .args
+        .config()
+    };
+    let error = parse("protoPayload.methodName=(").err().expect("refused");
+    assert!(error.to_string().starts_with("--sink-filter: "), "{error}");
+    let (config, _) = parse(r#"logName:"cloudaudit.googleapis.com""#).expect("a valid filter");
+    assert!(config.deliveries[0].filter.is_some());
 }
 
 #[tokio::test]

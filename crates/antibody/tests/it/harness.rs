@@ -121,6 +121,7 @@ impl Harness {
             url: engine.url(),
             mode: options.mode,
             identity: options.push_identity,
+            filter: None,
         });
         Harness {
             sandbox,
