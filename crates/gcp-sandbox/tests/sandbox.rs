@@ -667,7 +667,7 @@ fn a_sink_filter_the_sandbox_cannot_read_is_refused_at_start() {
         .args
         .config()
     };
-    let error = parse("protoPayload.methodName=(").err().expect("refused");
+    let error = parse("protoPayload.methodName=(").expect_err("refused");
     assert!(error.to_string().starts_with("--sink-filter: "), "{error}");
     let (config, _) = parse(r#"logName:"cloudaudit.googleapis.com""#).expect("a valid filter");
     assert!(config.deliveries[0].filter.is_some());
