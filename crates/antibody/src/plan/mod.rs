@@ -69,6 +69,60 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
     }
 }
 
+/// Cloud Logging refuses a sink filter longer than this.
+pub const SINK_FILTER_LIMIT: usize = 20_000;
+
+/// The filter of an organization's log sink for the enabled kinds: Admin Activity audit entries of the watched
+/// (serviceName, methodName) pairs, except those written by `identities` (antibody's own fixes, which the loop guard
+/// would only drop). Method names are paired with their service: another API's `SetIamPolicy` is not watched.
+pub fn sink_filter(config: &Config, identities: &[String]) -> String {
+    let mut by_service: Vec<(&str, Vec<&str>)> = Vec::new();
+    for watch in kinds::watches(config) {
+        match by_service
+            .iter_mut()
+            .find(|(service, _)| *service == watch.service)
+        {
+            Some((_, methods)) => methods.push(watch.method),
+            None => by_service.push((watch.service, vec![watch.method])),
+        }
+    }
+    let alternatives: Vec<String> = by_service
+        .iter()
+        .map(|(service, methods)| {
+            let methods: Vec<String> = methods
+                .iter()
+                .map(|method| format!("protoPayload.methodName={}", quoted(method)))
+                .collect();
+            format!(
+                "(protoPayload.serviceName={} AND ({}))",
+                quoted(service),
+                methods.join(" OR ")
+            )
+        })
+        .collect();
+    let mut filter = format!(
+        "log_id(\"cloudaudit.googleapis.com/activity\")\nAND ({})",
+        if alternatives.is_empty() {
+            // No kind is enabled: a filter that selects nothing rather than everything.
+            "protoPayload.methodName=\"\"".to_string()
+        } else {
+            alternatives.join("\n  OR ")
+        }
+    );
+    for identity in identities {
+        filter.push_str(&format!(
+            "\nAND NOT protoPayload.authenticationInfo.principalEmail={}",
+            quoted(identity)
+        ));
+    }
+    filter
+}
+
+/// A string in Logging's query language: quoted, with `\` and `"` escaped.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Reads `--cloudsql`: an instance connection name, `PROJECT:REGION:INSTANCE`.
 pub fn cloudsql_instance(text: &str) -> Result<String, String> {
     let parts: Vec<&str> = text.split(':').collect();

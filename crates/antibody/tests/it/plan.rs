@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use antibody::config::Config;
+use antibody::event::{AuditEvent, Transport};
 use antibody::kinds::firewall::FixKind;
+use antibody::kinds::{self, Route};
 use antibody::plan;
 use serde_json::json;
 
@@ -278,4 +280,89 @@ async fn the_image_opens_the_journal_its_deployment_names() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(named.exists(), "the journal the deployment named");
+}
+
+/// The organization sink's filter selects every entry antibody's real router would re-read a resource for, none it
+/// ignores, and none antibody itself wrote: checked with the sandbox's Logging query language over the sandbox's audit
+/// log after a mix of changes and fixes, plus entries captured from Google.
+#[tokio::test]
+async fn the_sink_filter_selects_what_antibody_checks_and_not_its_own_writes() {
+    let options = Options {
+        buckets: vec![json!({"name": "sink-bucket"})],
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    harness
+        .user_inserts(crate::harness::open_ssh("sink-rule"))
+        .await;
+    harness
+        .user_inserts(
+            json!({"name": "sink-quiet", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}],
+            "sourceRanges": ["10.0.0.0/8"]}),
+        )
+        .await;
+    harness
+        .user_grants_on_bucket("sink-bucket", "roles/storage.objectViewer", "allUsers")
+        .await;
+    harness
+        .user_edits_project_policy("v1", |policy| {
+            policy["bindings"]
+                .as_array_mut()
+                .expect("bindings")
+                .push(json!({"role": "roles/editor", "members": ["user:x@gmail.com"]}));
+        })
+        .await;
+    harness.sandbox.settled().await;
+    assert!(harness.count("remediated").await >= 3);
+
+    let mut entries = harness.sandbox.audit_entries();
+    for captured in [
+        "eventarc.binary-body.pubsub-create-topic.cloudevents.json",
+        "resourcemanager.SetIamPolicy.add-gmail-viewer.panther.json",
+        "storage.setIamPermissions.add-allUsers.panther.json",
+    ] {
+        let path = format!("{}/tests/fixtures/{captured}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        entries.push(serde_json::from_str(&text).expect("a LogEntry"));
+    }
+    let text = plan::sink_filter(&Config::default(), &[ENGINE.to_string()]);
+    assert!(
+        text.len() <= plan::SINK_FILTER_LIMIT,
+        "{} characters",
+        text.len()
+    );
+    let filter = gcp_sandbox::logquery::Query::parse(&text).expect("Logging reads the filter");
+    let (mut checked, mut own, mut ignored) = (0, 0, 0);
+    for entry in &entries {
+        let event =
+            AuditEvent::from_log_entry(entry, Transport::LogEntry, None).expect("an audit entry");
+        let selected = filter.matches(entry);
+        let about = format!(
+            "{} {} {} by {}",
+            event.service_name, event.method_name, event.resource_name, event.principal
+        );
+        if event.principal == ENGINE {
+            assert!(!selected, "antibody's own write is selected: {about}");
+            own += 1;
+            continue;
+        }
+        match kinds::route(&event) {
+            Route::Check(_) => {
+                assert!(
+                    selected,
+                    "a change antibody checks is not selected: {about}"
+                );
+                checked += 1;
+            }
+            Route::Ignore(_) => {
+                assert!(!selected, "an ignored entry is selected: {about}");
+                ignored += 1;
+            }
+            Route::Deleted(_) | Route::Refuse(_) => {}
+        }
+    }
+    assert!(
+        checked >= 6 && own >= 3 && ignored >= 1,
+        "the mix has every case: {checked} checked, {own} antibody's own, {ignored} ignored"
+    );
 }
