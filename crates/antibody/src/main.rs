@@ -119,6 +119,9 @@ struct PlanArgs {
 enum PlanFormat {
     Gcloud,
     Terraform,
+    /// The filter of an organization log sink (Logging's query language) selecting what the enabled kinds watch,
+    /// except the deployment's own writes.
+    SinkFilter,
 }
 
 fn main() -> ExitCode {
@@ -181,6 +184,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
                 PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),
+                PlanFormat::SinkFilter => {
+                    let mut identities = vec![deployment.service_account()];
+                    for identity in &config.identities {
+                        if !identities.contains(identity) {
+                            identities.push(identity.clone());
+                        }
+                    }
+                    println!("{}", antibody::plan::sink_filter(&config, &identities));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -366,3 +366,33 @@ async fn the_sink_filter_selects_what_antibody_checks_and_not_its_own_writes() {
         "the mix has every case: {checked} checked, {own} antibody's own, {ignored} ignored"
     );
 }
+
+/// `plan --format sink-filter` prints a filter Logging reads, which leaves out the deployment's own account.
+#[test]
+fn the_printed_sink_filter_leaves_out_the_deployments_own_writes() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "plan",
+            "--project",
+            "acme",
+            "--region",
+            "r",
+            "--format",
+            "sink-filter",
+        ])
+        .output()
+        .expect("antibody runs");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let filter = gcp_sandbox::logquery::Query::parse(&text).expect("Logging reads the filter");
+    let entry = |principal: &str| {
+        json!({
+            "logName": "projects/acme/logs/cloudaudit.googleapis.com%2Factivity",
+            "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.patch",
+                "resourceName": "projects/acme/global/firewalls/r1",
+                "authenticationInfo": {"principalEmail": principal}}
+        })
+    };
+    assert!(filter.matches(&entry("alice@example.com")));
+    assert!(!filter.matches(&entry("antibody@acme.iam.gserviceaccount.com")));
+}
