@@ -113,6 +113,10 @@ struct PlanArgs {
     /// SQLite journal in memory.
     #[arg(long, value_name = "PROJECT:REGION:INSTANCE", value_parser = antibody::plan::cloudsql_instance)]
     cloudsql: Option<String>,
+    /// An organization (organizations/ID or ID): the role is granted there and an aggregated organization log sink
+    /// delivers every project's audit entries through Pub/Sub, instead of this project's Eventarc triggers.
+    #[arg(long, value_name = "ORGANIZATION", value_parser = antibody::plan::organization_id)]
+    organization: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,18 +185,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let mut deployment =
                 antibody::plan::deployment(&config, &args.project, &args.region, &args.image);
             deployment.cloudsql = args.cloudsql.clone();
+            deployment.organization = args.organization.clone();
+            if deployment.organization.is_some() && args.format == PlanFormat::Terraform {
+                anyhow::bail!(
+                    "--organization is rendered as a gcloud script (--format gcloud) only; the Terraform output covers one project"
+                );
+            }
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
                 PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),
-                PlanFormat::SinkFilter => {
-                    let mut identities = vec![deployment.service_account()];
-                    for identity in &config.identities {
-                        if !identities.contains(identity) {
-                            identities.push(identity.clone());
-                        }
-                    }
-                    println!("{}", antibody::plan::sink_filter(&config, &identities));
-                }
+                PlanFormat::SinkFilter => println!("{}", deployment.sink_filter),
             }
             Ok(ExitCode::SUCCESS)
         }

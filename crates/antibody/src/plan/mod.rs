@@ -30,6 +30,11 @@ pub struct Deployment {
     /// The Cloud SQL instance (`PROJECT:REGION:INSTANCE`) holding a PostgreSQL journal shared by every instance of
     /// the service; without one the journal is a SQLite file in the single instance's memory.
     pub cloudsql: Option<String>,
+    /// An organization's numeric ID: the role is granted there, and an aggregated organization sink delivers every
+    /// project's audit entries through Pub/Sub instead of this project's Eventarc triggers.
+    pub organization: Option<String>,
+    /// The filter of a log sink delivering to this deployment (`sink_filter`), its own account left out.
+    pub sink_filter: String,
 }
 
 impl Deployment {
@@ -59,13 +64,21 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
         .into_iter()
         .map(|watch| trigger(watch.service, watch.method))
         .collect();
+    let mut identities = vec![format!("{ACCOUNT}@{project}.iam.gserviceaccount.com")];
+    for identity in &config.identities {
+        if !identities.contains(identity) {
+            identities.push(identity.clone());
+        }
+    }
     Deployment {
+        sink_filter: sink_filter(config, &identities),
         project: project.into(),
         region: region.into(),
         image: image.into(),
         permissions,
         triggers,
         cloudsql: None,
+        organization: None,
     }
 }
 
@@ -121,6 +134,24 @@ pub fn sink_filter(config: &Config, identities: &[String]) -> String {
 /// A string in Logging's query language: quoted, with `\` and `"` escaped.
 fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The Pub/Sub topic an organization sink writes to (its subscription and dead-letter topic are named after it).
+pub const TOPIC: &str = "antibody-audit";
+
+/// How many times Pub/Sub pushes a message before it goes to the dead-letter topic.
+pub const MAX_DELIVERY_ATTEMPTS: &str = "10";
+
+/// Reads `--organization`: `organizations/ID` or the bare numeric ID.
+pub fn organization_id(text: &str) -> Result<String, String> {
+    let id = text.strip_prefix("organizations/").unwrap_or(text);
+    if id.is_empty() || id.len() > 20 || !id.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!(
+            "'{}' is not an organization: expected organizations/ID or its numeric ID",
+            text.escape_debug()
+        ));
+    }
+    Ok(id.to_string())
 }
 
 /// Reads `--cloudsql`: an instance connection name, `PROJECT:REGION:INSTANCE`.
@@ -203,13 +234,37 @@ gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --memb
             " --max-instances 1".to_string(),
         ),
     };
+    let role = match &deployment.organization {
+        Some(organization) => fill(
+            include_str!("templates/gcloud-role-organization.sh"),
+            &[("organization", organization)],
+        ),
+        None => include_str!("templates/gcloud-role-project.sh").to_string(),
+    };
+    let apis = match &deployment.organization {
+        Some(_) => format!(" pubsub.googleapis.com{apis}"),
+        None => apis.to_string(),
+    };
+    let delivery = match &deployment.organization {
+        Some(organization) => fill(
+            include_str!("templates/gcloud-organization-sink.sh"),
+            &[
+                ("organization", organization),
+                ("TOPIC", TOPIC),
+                ("attempts", MAX_DELIVERY_ATTEMPTS),
+                ("filter", &deployment.sink_filter),
+            ],
+        ),
+        None => include_str!("templates/gcloud-eventarc.sh").to_string(),
+    };
     let mut script = fill(
         include_str!("templates/gcloud.sh"),
         &[
+            ("role", &role),
             ("project", project),
             ("region", region),
             ("account", &account),
-            ("apis", apis),
+            ("apis", &apis),
             ("ACCOUNT", ACCOUNT),
             ("ROLE", ROLE),
             ("permissions", &permissions),
@@ -217,9 +272,15 @@ gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --memb
             ("SERVICE", SERVICE),
             ("image", image),
             ("journal_flags", &journal_flags),
+            // Last: the sink filter inside it is data, never a template.
+            ("delivery", &delivery),
         ],
     );
-    for trigger in &deployment.triggers {
+    let triggers = match deployment.organization {
+        Some(_) => &[][..],
+        None => &deployment.triggers[..],
+    };
+    for trigger in triggers {
         script.push_str(&fill(
             include_str!("templates/gcloud-trigger.sh"),
             &[

@@ -31,7 +31,7 @@ URL=$(gcloud run services describe antibody --project "$PROJECT" --region "$REGI
 gcloud run services update antibody --project "$PROJECT" --region "$REGION" \
   --update-env-vars "ANTIBODY_PUSH_AUDIENCE=$URL,ANTIBODY_PUSH_EMAILS=$SA"
 
-# Eventarc delivers with the same account; it may invoke the service and nothing else.
+# Deliveries are signed as the same account; it may invoke the service and nothing else.
 gcloud run services add-iam-policy-binding antibody --project "$PROJECT" --region "$REGION" \
   --member "serviceAccount:$SA" --role roles/run.invoker >/dev/null
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \

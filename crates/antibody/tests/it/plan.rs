@@ -396,3 +396,80 @@ fn the_printed_sink_filter_leaves_out_the_deployments_own_writes() {
     assert!(filter.matches(&entry("alice@example.com")));
     assert!(!filter.matches(&entry("antibody@acme.iam.gserviceaccount.com")));
 }
+
+/// With an organization, one deployment serves every project under it: the role is granted at the organization and
+/// an aggregated sink with the plan's filter feeds an authenticated push subscription with a dead-letter topic;
+/// there are no Eventarc triggers to deliver the host project's entries a second time.
+#[test]
+fn an_organization_deployment_is_one_aggregated_sink_and_an_organization_role() {
+    let mut deployment = plan::deployment(
+        &Config::default(),
+        "acme-sec",
+        "europe-west1",
+        "europe-docker.pkg.dev/acme/antibody:1.0",
+    );
+    deployment.organization =
+        Some(plan::organization_id("organizations/123456789").expect("an id"));
+    let script = plan::gcloud(&deployment);
+    golden("plan.organization.gcloud.sh", &script);
+    assert_bash_parses(&script);
+    assert!(!script.contains("gcloud eventarc triggers create"));
+    assert!(
+        script.contains("--organization 123456789 --include-children --log-filter \"$FILTER\"")
+    );
+    assert!(script.contains("--role \"organizations/123456789/roles/antibodyRemediator\""));
+    assert!(!script.contains("gcloud projects add-iam-policy-binding \"$PROJECT\" --member \"serviceAccount:$SA\" \\\n  --role \"projects/"));
+    assert!(
+        script
+            .contains("--dead-letter-topic antibody-audit-dead-letter --max-delivery-attempts 10")
+    );
+    assert!(
+        script.contains("--push-auth-service-account \"$SA\" --push-auth-token-audience \"$URL\"")
+    );
+    // The filter reaches gcloud byte for byte: a quoted heredoc expands nothing.
+    let filter = script
+        .split_once("<<'FILTER_END'\n")
+        .and_then(|(_, rest)| rest.split_once("\nFILTER_END\n"))
+        .map(|(filter, _)| filter)
+        .expect("the filter heredoc");
+    assert_eq!(filter, deployment.sink_filter);
+    assert!(filter.contains("NOT protoPayload.authenticationInfo.principalEmail=\"antibody@acme-sec.iam.gserviceaccount.com\""));
+}
+
+#[test]
+fn an_organization_is_its_numeric_id() {
+    assert_eq!(
+        plan::organization_id("organizations/42").as_deref(),
+        Ok("42")
+    );
+    assert_eq!(plan::organization_id("42").as_deref(), Ok("42"));
+    for wrong in [
+        "",
+        "organizations/",
+        "folders/42",
+        "organizations/42 --quiet",
+        "org-42",
+        "organizations/4$2",
+    ] {
+        assert!(plan::organization_id(wrong).is_err(), "{wrong}");
+    }
+}
+
+#[test]
+fn terraform_for_an_organization_is_refused_rather_than_half_rendered() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "plan",
+            "--project",
+            "acme",
+            "--organization",
+            "42",
+            "--format",
+            "terraform",
+        ])
+        .output()
+        .expect("antibody runs");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--organization"));
+}

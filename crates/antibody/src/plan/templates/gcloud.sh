@@ -10,15 +10,7 @@ gcloud services enable run.googleapis.com eventarc.googleapis.com{{apis}} --proj
 gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 ||
   gcloud iam service-accounts create {{ACCOUNT}} --project "$PROJECT" --display-name "antibody remediation"
 
-# Exactly the permissions the enabled fixes need.
-if gcloud iam roles describe {{ROLE}} --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update {{ROLE}} --project "$PROJECT" --permissions "{{permissions}}" --quiet
-else
-  gcloud iam roles create {{ROLE}} --project "$PROJECT" --title "antibody remediator" --permissions "{{permissions}}"
-fi
-gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
-  --role "projects/$PROJECT/roles/{{ROLE}}" --condition None >/dev/null
-
+{{role}}
 {{journal}}
 gcloud run deploy {{SERVICE}} --project "$PROJECT" --region "$REGION" --image "{{image}}" \
   --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 80 \
@@ -29,10 +21,7 @@ URL=$(gcloud run services describe {{SERVICE}} --project "$PROJECT" --region "$R
 gcloud run services update {{SERVICE}} --project "$PROJECT" --region "$REGION" \
   --update-env-vars "ANTIBODY_PUSH_AUDIENCE=$URL,ANTIBODY_PUSH_EMAILS=$SA"
 
-# Eventarc delivers with the same account; it may invoke the service and nothing else.
+# Deliveries are signed as the same account; it may invoke the service and nothing else.
 gcloud run services add-iam-policy-binding {{SERVICE}} --project "$PROJECT" --region "$REGION" \
   --member "serviceAccount:$SA" --role roles/run.invoker >/dev/null
-gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
-  --role roles/eventarc.eventReceiver --condition None >/dev/null
-
-# One trigger per (serviceName, methodName): Eventarc matches method names exactly.
+{{delivery}}
