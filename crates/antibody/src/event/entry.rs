@@ -51,6 +51,8 @@ pub(super) struct Entry<'a> {
     #[serde(borrow)]
     pub operation: Object<Operation<'a>>,
     #[serde(borrow)]
+    pub split: Object<Split<'a>>,
+    #[serde(borrow)]
     pub timestamp: Text<'a>,
 }
 
@@ -115,6 +117,16 @@ pub(super) struct Operation<'a> {
     pub id: Text<'a>,
     pub first: Flag,
     pub last: Flag,
+}
+
+/// `split` of one part of an audit entry too large for one LogEntry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct Split<'a> {
+    #[serde(borrow)]
+    pub uid: Text<'a>,
+    pub index: Code,
+    pub total_splits: Code,
 }
 
 /// Drains whatever compound value a lenient reader did not want.

@@ -56,6 +56,16 @@ pub struct OperationRef {
     pub last: bool,
 }
 
+/// `split`: this entry is one part of an audit entry too large for one LogEntry. Every part repeats the service,
+/// method and resource names; the request, response and metadata are divided among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SplitRef {
+    pub uid: String,
+    /// The part's position, from 0; -1 when unreadable.
+    pub index: i64,
+    pub total: i64,
+}
+
 /// A Cloud Audit Log entry, reduced to what routing, gating and the journal need.
 /// It is a pointer to a resource, never a description of its current state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,6 +85,7 @@ pub struct AuditEvent {
     pub caller_ip: String,
     pub user_agent: String,
     pub operation: Option<OperationRef>,
+    pub split: Option<SplitRef>,
     /// `protoPayload.status.code`; non-zero means the audited call failed and changed nothing.
     pub status_code: i64,
     pub timestamp: String,
@@ -139,6 +150,11 @@ impl AuditEvent {
             first: operation.first.0,
             last: operation.last.0,
         });
+        let split = entry.split.0.map(|split| SplitRef {
+            uid: split.uid.get().to_string(),
+            index: split.index.0,
+            total: split.total_splits.0,
+        });
         let authentication = payload.authentication_info.0.unwrap_or_default();
         let metadata = payload.request_metadata.0.unwrap_or_default();
         Ok(AuditEvent {
@@ -154,6 +170,7 @@ impl AuditEvent {
             caller_ip: metadata.caller_ip.get().to_string(),
             user_agent: metadata.caller_supplied_user_agent.get().to_string(),
             operation,
+            split,
             status_code: payload.status.0.map(|status| status.code.0).unwrap_or(0),
             timestamp: entry.timestamp.get().to_string(),
             trace: None,
@@ -176,6 +193,7 @@ impl AuditEvent {
             caller_ip: String::new(),
             user_agent: String::new(),
             operation: None,
+            split: None,
             status_code: 0,
             timestamp: String::new(),
             trace: None,

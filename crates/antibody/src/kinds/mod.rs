@@ -24,6 +24,8 @@ pub mod bucket;
 pub mod firewall;
 pub mod names;
 pub mod project_iam;
+#[cfg(test)]
+mod tests;
 
 /// One audit-log method whose entries can break a kind: `plan` makes a trigger (and a sink-filter term) of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +352,17 @@ pub fn route(event: &AuditEvent) -> Route {
                 names::printable(&event.resource_name)
             )),
         };
+    }
+    // Every part of a split entry names the same resource; the first is enough to re-read it, once.
+    if let Some(split) = &event.split
+        && split.index > 0
+    {
+        return Route::Ignore(format!(
+            "part {} of {} of the split entry '{}'; its first part re-reads the resource",
+            split.index + 1,
+            split.total,
+            names::printable(&split.uid)
+        ));
     }
     route_by_kind(event).unwrap_or_else(|| {
         Route::Ignore(format!(

@@ -286,6 +286,48 @@ async fn the_router_answers_413_above_one_mebibyte() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// What an organization sink pushes: the `logging.googleapis.com/timestamp` attribute, an audit entry at Logging's
+/// 512 KiB limit (base64 makes it about 683 KiB), and the later part of a split entry, acknowledged and journaled.
+#[tokio::test]
+async fn a_sinks_largest_push_and_a_split_part_are_accepted_and_journaled() {
+    use base64::Engine;
+    let (cx, _dir) = context().await;
+    let mut large = entry();
+    large["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    large["protoPayload"]["request"] = json!({"padding": "x".repeat(512 * 1024 - 1024)});
+    let mut split = entry();
+    split["insertId"] = json!("abc-part-2");
+    split["split"] = json!({"uid": "s-1", "index": 1, "totalSplits": 2});
+    for (id, entry) in [("1", &large), ("2", &split)] {
+        let data = entry.to_string();
+        assert!(data.len() <= 512 * 1024);
+        let envelope = json!({"subscription": "projects/acme-sec/subscriptions/antibody-audit-push", "message": {
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "attributes": {"logging.googleapis.com/timestamp": "2026-11-29T10:00:00.123456Z"},
+            "messageId": id, "publishTime": "2026-11-29T10:00:01.000Z"}});
+        let request = Request::post("/")
+            .header("content-type", "application/json")
+            .body(Body::from(envelope.to_string()))
+            .expect("request");
+        let response = router(cx.clone()).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK, "message {id}");
+    }
+    let rows = cx.journal.entries(10).await.expect("journal");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|row| row.outcome.as_deref() == Some("ignored"))
+    );
+    assert!(
+        rows.iter().any(|row| row
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("part 2 of 2 of the split entry 's-1'")),
+        "{rows:?}"
+    );
+}
+
 #[tokio::test]
 async fn ignored_events_are_acknowledged_and_journaled() {
     let (cx, _dir) = context().await;
