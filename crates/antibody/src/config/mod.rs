@@ -8,6 +8,7 @@ use crate::policy::Severity;
 
 mod channel;
 mod safety;
+mod scope;
 mod secret;
 mod templates;
 use crate::kinds::bucket::config::{RawBucketPolicy, validate_bucket};
@@ -20,6 +21,8 @@ use channel::validate_channel;
 pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel, Smtp, SmtpTls};
 use safety::validate_safety;
 pub use safety::{DEFAULT_IAC_USER_AGENTS, RawSafety, SafetyLimits};
+use scope::validate_scope;
+pub use scope::{RawScope, Scope};
 pub use secret::{Secret, redact_url};
 pub use templates::{RawRouting, RawTemplates, Templates};
 
@@ -46,6 +49,9 @@ pub struct RawConfig {
     /// Who else hears about a resource.
     #[serde(default)]
     pub routing: RawRouting,
+    /// The projects antibody may act on and those it must leave alone.
+    #[serde(default)]
+    pub scope: RawScope,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +140,7 @@ pub struct Config {
     pub project_iam: ProjectIamPolicy,
     pub bucket: BucketPolicy,
     pub safety: SafetyLimits,
+    pub scope: Scope,
     pub channels: Vec<Channel>,
     pub templates: Templates,
     pub owner_label: Option<String>,
@@ -199,6 +206,7 @@ impl Config {
             .filter_map(|(index, channel)| validate_channel(index, channel, &mut problems))
             .collect();
         let safety = validate_safety(raw.safety, &mut problems);
+        let scope = validate_scope(raw.scope, &mut problems);
         let push_secret = raw
             .serve
             .push_secret
@@ -268,6 +276,7 @@ impl Config {
             project_iam,
             bucket,
             safety,
+            scope,
             channels,
             templates: {
                 let defaults = Templates::default();

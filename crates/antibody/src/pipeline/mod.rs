@@ -61,7 +61,7 @@ async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, jou
 }
 
 /// Events that cannot lead to a change, settled from the event alone: our own writes, failed calls, events no
-/// policy watches, names outside Google's grammar.
+/// policy watches, names outside Google's grammar, projects outside `[scope]`.
 fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
     let own_operation = event
         .operation
@@ -77,7 +77,11 @@ fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
             Route::Refuse(reason) => Some(Outcome::Rejected {
                 reason: reason.clone(),
             }),
-            Route::Check(_) | Route::Deleted(_) => None,
+            Route::Check(target) | Route::Deleted(target) => cx
+                .config
+                .scope
+                .excludes(&target.project)
+                .map(|reason| Outcome::Ignored { reason }),
         },
     }
 }

@@ -396,3 +396,52 @@ async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
             .any(|row| row.transport == "recheck" && row.outcome.as_deref() == Some("remediated"))
     );
 }
+
+/// `[scope]`: a project excluded by a glob is left alone — its event journaled as ignored, the resource never re-read —
+/// while the same change in a project the scope names is fixed.
+#[tokio::test]
+async fn a_project_outside_the_scope_is_left_alone_and_one_inside_is_fixed() {
+    for (projects, exclude, fixed) in [
+        (vec![], vec!["test-*".to_string()], false),
+        (vec!["other-*".to_string()], vec![], false),
+        (
+            vec!["test-*".to_string()],
+            vec!["*-playground".to_string()],
+            true,
+        ),
+    ] {
+        let options = Options {
+            tweak: Box::new(move |config| {
+                config.scope.projects = projects.clone();
+                config.scope.exclude_projects = exclude.clone();
+            }),
+            ..Options::default()
+        };
+        let harness = Harness::with(options).await;
+        harness.user_inserts(open_ssh("scoped")).await;
+        let rule = harness.rule("scoped").await;
+        assert_eq!(rule["disabled"], fixed, "{:?}", harness.cx().config.scope);
+        let rows = harness.cx().journal.entries(10).await.expect("journal");
+        let users: Vec<_> = rows.iter().filter(|row| row.principal == USER).collect();
+        assert!(!users.is_empty());
+        if fixed {
+            assert_eq!(harness.count("remediated").await, 1);
+        } else {
+            assert_eq!(harness.count("remediated").await, 0);
+            assert!(
+                users
+                    .iter()
+                    .all(|row| row.outcome.as_deref() == Some("ignored")
+                        && row.reason.as_deref().unwrap_or("").contains("[scope]")),
+                "{users:?}"
+            );
+            assert!(
+                harness
+                    .sandbox
+                    .permissions_used_by(crate::harness::ENGINE)
+                    .is_empty(),
+                "an excluded project's resource is never re-read"
+            );
+        }
+    }
+}
