@@ -600,3 +600,44 @@ async fn our_own_writes_are_recognised_by_their_operation_even_under_another_nam
         "both entries of antibody's own patch, by their operation id"
     );
 }
+
+/// One deployment fed by its project's Eventarc triggers and an organization sink's push subscription sees each
+/// entry twice, through two transports with different delivery ids; the entry's (logName, insertId) makes the
+/// second a duplicate, so the change is checked and fixed once.
+#[tokio::test]
+async fn an_entry_arriving_through_eventarc_and_a_sink_is_fixed_once() {
+    let harness = Harness::start().await;
+    harness.sandbox.add_delivery(gcp_sandbox::Delivery {
+        url: harness.engine.url(),
+        mode: DeliveryMode::PubSubPush,
+        identity: None,
+        filter: None,
+    });
+    harness.user_inserts(open_ssh("two-pipelines")).await;
+    assert_eq!(harness.rule("two-pipelines").await["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 1);
+    let rows = harness.cx().journal.entries(50).await.expect("journal");
+    let transports: std::collections::BTreeSet<&str> =
+        rows.iter().map(|row| row.transport.as_str()).collect();
+    assert!(transports.contains("eventarc-binary"), "{transports:?}");
+    let fixes: Vec<_> = rows.iter().filter(|row| row.fix.is_some()).collect();
+    assert_eq!(fixes.len(), 1, "{rows:#?}");
+    let users: Vec<_> = rows
+        .iter()
+        .filter(|row| row.principal == crate::harness::USER)
+        .collect();
+    let entries = harness
+        .sandbox
+        .audit_entries()
+        .into_iter()
+        .filter(|entry| {
+            entry["protoPayload"]["authenticationInfo"]["principalEmail"] == crate::harness::USER
+        })
+        .count();
+    assert_eq!(
+        users.len(),
+        entries,
+        "one journal row per entry, not per delivery: {users:#?}"
+    );
+    assert!(users.iter().all(|row| row.deliveries >= 2), "{users:#?}");
+}
