@@ -115,6 +115,9 @@ pub trait Kind {
     const NOUN: &'static str;
     /// The audit-log methods whose entries can break this kind.
     const WATCHES: &'static [Watch];
+    /// The audit-log resource names this kind re-reads, as a regular expression (RE2, as Logging's `=~` reads it):
+    /// what a log sink's filter adds to the watched methods.
+    const RESOURCE_PATTERN: &'static str;
     /// The inputs `antibody check --kind` accepts for this kind (`bucket` and `bucket-iam`, say).
     const INPUTS: &'static [&'static str];
 
@@ -199,6 +202,10 @@ macro_rules! registry {
 
             pub fn watches(self) -> &'static [Watch] {
                 match self { $(KindId::$variant => <$kind as Kind>::WATCHES),* }
+            }
+
+            pub fn resource_pattern(self) -> &'static str {
+                match self { $(KindId::$variant => <$kind as Kind>::RESOURCE_PATTERN),* }
             }
 
             pub fn common(self, config: &Config) -> Common {

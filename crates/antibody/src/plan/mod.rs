@@ -86,31 +86,36 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
 pub const SINK_FILTER_LIMIT: usize = 20_000;
 
 /// The filter of an organization's log sink for the enabled kinds: Admin Activity audit entries of the watched
-/// (serviceName, methodName) pairs, except those written by `identities` (antibody's own fixes, which the loop guard
-/// would only drop). Method names are paired with their service: another API's `SetIamPolicy` is not watched.
+/// (serviceName, methodName) pairs on resource names of the kind's shape, except those written by `identities`
+/// (antibody's own fixes, which the loop guard would only drop). Method names are paired with their service and
+/// kind: another API's `SetIamPolicy`, or an organization's, is not watched.
 pub fn sink_filter(config: &Config, identities: &[String]) -> String {
-    let mut by_service: Vec<(&str, Vec<&str>)> = Vec::new();
-    for watch in kinds::watches(config) {
-        match by_service
-            .iter_mut()
-            .find(|(service, _)| *service == watch.service)
-        {
-            Some((_, methods)) => methods.push(watch.method),
-            None => by_service.push((watch.service, vec![watch.method])),
-        }
-    }
-    let alternatives: Vec<String> = by_service
+    let alternatives: Vec<String> = kinds::KindId::ALL
         .iter()
-        .map(|(service, methods)| {
-            let methods: Vec<String> = methods
-                .iter()
-                .map(|method| format!("protoPayload.methodName={}", quoted(method)))
-                .collect();
-            format!(
-                "(protoPayload.serviceName={} AND ({}))",
-                quoted(service),
-                methods.join(" OR ")
-            )
+        .filter(|kind| kind.common(config).enabled)
+        .flat_map(|kind| {
+            let mut by_service: Vec<(&str, Vec<&str>)> = Vec::new();
+            for watch in kind.watches() {
+                match by_service
+                    .iter_mut()
+                    .find(|(service, _)| *service == watch.service)
+                {
+                    Some((_, methods)) => methods.push(watch.method),
+                    None => by_service.push((watch.service, vec![watch.method])),
+                }
+            }
+            by_service.into_iter().map(move |(service, methods)| {
+                let methods: Vec<String> = methods
+                    .iter()
+                    .map(|method| format!("protoPayload.methodName={}", quoted(method)))
+                    .collect();
+                format!(
+                    "(protoPayload.serviceName={} AND ({}) AND protoPayload.resourceName=~{})",
+                    quoted(service),
+                    methods.join(" OR "),
+                    quoted(kind.resource_pattern())
+                )
+            })
         })
         .collect();
     let mut filter = format!(

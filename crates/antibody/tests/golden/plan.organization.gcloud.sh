@@ -48,9 +48,9 @@ for topic in antibody-audit antibody-audit-dead-letter; do
 done
 FILTER=$(cat <<'FILTER_END'
 log_id("cloudaudit.googleapis.com/activity")
-AND ((protoPayload.serviceName="compute.googleapis.com" AND (protoPayload.methodName="v1.compute.firewalls.insert" OR protoPayload.methodName="v1.compute.firewalls.patch" OR protoPayload.methodName="v1.compute.firewalls.update" OR protoPayload.methodName="beta.compute.firewalls.insert" OR protoPayload.methodName="beta.compute.firewalls.patch" OR protoPayload.methodName="beta.compute.firewalls.update"))
-  OR (protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND (protoPayload.methodName="SetIamPolicy" OR protoPayload.methodName="google.cloud.resourcemanager.v3.Projects.SetIamPolicy"))
-  OR (protoPayload.serviceName="storage.googleapis.com" AND (protoPayload.methodName="storage.setIamPermissions" OR protoPayload.methodName="storage.buckets.update" OR protoPayload.methodName="storage.buckets.create")))
+AND ((protoPayload.serviceName="compute.googleapis.com" AND (protoPayload.methodName="v1.compute.firewalls.insert" OR protoPayload.methodName="v1.compute.firewalls.patch" OR protoPayload.methodName="v1.compute.firewalls.update" OR protoPayload.methodName="beta.compute.firewalls.insert" OR protoPayload.methodName="beta.compute.firewalls.patch" OR protoPayload.methodName="beta.compute.firewalls.update") AND protoPayload.resourceName=~"^projects/[^/]+/global/firewalls/[^/]+$")
+  OR (protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND (protoPayload.methodName="SetIamPolicy" OR protoPayload.methodName="google.cloud.resourcemanager.v3.Projects.SetIamPolicy") AND protoPayload.resourceName=~"^projects/[^/]+$")
+  OR (protoPayload.serviceName="storage.googleapis.com" AND (protoPayload.methodName="storage.setIamPermissions" OR protoPayload.methodName="storage.buckets.update" OR protoPayload.methodName="storage.buckets.create") AND protoPayload.resourceName=~"^projects/_/buckets/[^/]+$"))
 AND NOT protoPayload.authenticationInfo.principalEmail="antibody@acme-sec.iam.gserviceaccount.com"
 FILTER_END
 )

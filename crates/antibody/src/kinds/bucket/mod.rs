@@ -112,6 +112,7 @@ impl Kind for Buckets {
     const NAME: &'static str = "bucket";
     const NOUN: &'static str = "buckets";
     const WATCHES: &'static [Watch] = WATCHES;
+    const RESOURCE_PATTERN: &'static str = "^projects/_/buckets/[^/]+$";
     const INPUTS: &'static [&'static str] = &["bucket", "bucket-iam"];
 
     fn common(config: &Config) -> Common {

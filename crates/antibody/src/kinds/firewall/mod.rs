@@ -92,6 +92,7 @@ impl Kind for Firewalls {
     const NAME: &'static str = "firewall";
     const NOUN: &'static str = "firewall rules";
     const WATCHES: &'static [Watch] = WATCHES;
+    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/global/firewalls/[^/]+$";
     const INPUTS: &'static [&'static str] = &["firewall"];
 
     fn common(config: &Config) -> Common {

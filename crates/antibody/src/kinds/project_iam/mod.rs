@@ -75,6 +75,7 @@ impl Kind for ProjectIam {
     const NAME: &'static str = "project-iam";
     const NOUN: &'static str = "project policies";
     const WATCHES: &'static [Watch] = WATCHES;
+    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+$";
     const INPUTS: &'static [&'static str] = &["project-iam"];
 
     fn common(config: &Config) -> Common {
@@ -96,6 +97,11 @@ impl Kind for ProjectIam {
             return Some(Route::Ignore(format!(
                 "no policy watches {}",
                 names::printable(&event.method_name)
+            )));
+        }
+        if let Some(container) = names::organization_or_folder(&event.resource_name) {
+            return Some(Route::Ignore(format!(
+                "{container}'s IAM policy is not one the project-iam policy watches"
             )));
         }
         Some(match parse(&event.resource_name) {
@@ -273,6 +279,22 @@ mod tests {
     // Issue 17: the entry's project label overrode the project in the resource name, and `../` in it traversed
     // paths.
     #[test]
+    fn organization_and_folder_policies_are_acknowledged_not_refused() {
+        for container in ["organizations/123456789", "folders/42"] {
+            let Route::Ignore(reason) = route_of("SetIamPolicy", container, "") else {
+                panic!("{container} is ignored with a reason");
+            };
+            assert!(reason.starts_with(container), "{reason}");
+        }
+        for wrong in ["organizations/acme", "folders/", "organizations/1/x"] {
+            assert!(
+                matches!(route_of("SetIamPolicy", wrong, ""), Route::Refuse(_)),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
     fn the_project_comes_from_the_resource_name_alone() {
         assert_eq!(
             route_of("SetIamPolicy", "projects/my-project", "other-project"),
@@ -282,7 +304,6 @@ mod tests {
             "projects/../x",
             "projects/my-project/..",
             "projects/",
-            "folders/1",
             "projects/p",
         ] {
             assert!(
