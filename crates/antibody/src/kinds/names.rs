@@ -131,6 +131,21 @@ pub fn relative(name: &str) -> &str {
         .unwrap_or(name)
 }
 
+/// `organizations/N` or `folders/N` (N digits): Resource Manager containers above projects, whose `SetIamPolicy`
+/// entries carry the same bare method name as a project's.
+pub fn organization_or_folder(resource_name: &str) -> Option<&str> {
+    let (_, id) = resource_name
+        .strip_prefix("organizations/")
+        .map(|id| ("organizations", id))
+        .or_else(|| {
+            resource_name
+                .strip_prefix("folders/")
+                .map(|id| ("folders", id))
+        })?;
+    (!id.is_empty() && id.len() <= 20 && id.bytes().all(|byte| byte.is_ascii_digit()))
+        .then_some(resource_name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,19 +234,4 @@ mod tests {
         assert!(shown.chars().count() <= ECHO + 1, "{shown}");
         assert!(!printable("a\nb\u{1b}").contains(['\n', '\u{1b}']));
     }
-}
-
-/// `organizations/N` or `folders/N` (N digits): Resource Manager containers above projects, whose `SetIamPolicy`
-/// entries carry the same bare method name as a project's.
-pub fn organization_or_folder(resource_name: &str) -> Option<&str> {
-    let (_, id) = resource_name
-        .strip_prefix("organizations/")
-        .map(|id| ("organizations", id))
-        .or_else(|| {
-            resource_name
-                .strip_prefix("folders/")
-                .map(|id| ("folders", id))
-        })?;
-    (!id.is_empty() && id.len() <= 20 && id.bytes().all(|byte| byte.is_ascii_digit()))
-        .then_some(resource_name)
 }
