@@ -39,6 +39,9 @@ pub struct Report {
     pub released: Vec<String>,
     /// Fixes the blast-radius caps held back (with `--fix`), or would hold (a report-only sweep's estimate).
     pub held_by_caps: usize,
+    /// Projects `[scope]` leaves alone, each with the reason: never listed, never fixed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub out_of_scope: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -54,8 +57,15 @@ pub async fn sweep(
     fix: bool,
     progress: &dyn Progress,
 ) -> Report {
+    let (in_scope, out_of_scope): (Vec<&String>, Vec<&String>) = projects
+        .iter()
+        .partition(|project| cx.config.scope.excludes(project).is_none());
     let mut report = Report {
-        projects: projects.to_vec(),
+        projects: in_scope.iter().map(|project| project.to_string()).collect(),
+        out_of_scope: out_of_scope
+            .iter()
+            .filter_map(|project| cx.config.scope.excludes(project))
+            .collect(),
         ..Report::default()
     };
     // The registry is the operator's word: a registered resource is no violation in a report either.
@@ -81,7 +91,7 @@ pub async fn sweep(
         }
     };
     let mut compliant_again = Vec::new();
-    for project in projects {
+    for project in in_scope {
         for kind in KindId::ALL {
             if !kind.common(&cx.config).enabled {
                 continue;
@@ -270,6 +280,9 @@ pub fn table(report: &Report) -> String {
             report.violations.len()
         ));
     }
+    for skipped in &report.out_of_scope {
+        out.push_str(&format!("not swept: {skipped}\n"));
+    }
     for error in &report.errors {
         out.push_str(&format!("error: {error}\n"));
     }
@@ -292,6 +305,12 @@ pub fn markdown(report: &Report) -> String {
                 violation.resource,
                 finding.message.replace('|', "\\\\|")
             ));
+        }
+    }
+    if !report.out_of_scope.is_empty() {
+        out.push_str("\nNot swept:\n");
+        for skipped in &report.out_of_scope {
+            out.push_str(&format!("- {skipped}\n"));
         }
     }
     out

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use antibody::scan::{self, Progress};
 use serde_json::json;
 
-use crate::harness::{Harness, Options, PROJECT};
+use crate::harness::{ENGINE, Harness, Options, PROJECT, open_ssh};
 
 struct Quiet;
 
@@ -274,4 +274,31 @@ async fn max_fixes_lets_an_operator_fix_a_whole_sweep() {
         .find(|row| row.outcome.as_deref() == Some("override"))
         .expect("the operator's decision is journaled");
     assert_eq!(decision.principal, "ops@example.com");
+}
+
+/// A sweep never lists a project `[scope]` leaves alone, and its report says which were skipped and why.
+#[tokio::test]
+async fn a_sweep_skips_projects_outside_the_scope_and_says_so() {
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| config.scope.exclude_projects = vec!["test-*".into()]),
+        ..Options::default()
+    })
+    .await;
+    harness.user_inserts(open_ssh("out-of-scope")).await;
+    let report = antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], true, &Quiet).await;
+    assert!(report.projects.is_empty(), "{:?}", report.projects);
+    assert!(report.violations.is_empty());
+    assert_eq!(
+        report.out_of_scope,
+        ["project 'test-project' is excluded by [scope] exclude_projects 'test-*'"]
+    );
+    assert!(
+        antibody::scan::table(&report).contains("not swept: project 'test-project' is excluded")
+    );
+    assert!(antibody::scan::markdown(&report).contains("Not swept:\n- project 'test-project'"));
+    assert!(
+        harness.sandbox.permissions_used_by(ENGINE).is_empty(),
+        "nothing in the project was read"
+    );
+    assert_eq!(harness.rule("out-of-scope").await["disabled"], false);
 }
