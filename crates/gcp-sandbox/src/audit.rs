@@ -351,7 +351,8 @@ pub(crate) struct IamWrite<'a> {
     pub method_name: &'a str,
     pub resource_name: &'a str,
     pub resource: Value,
-    pub log_project: &'a str,
+    /// `projects/P`, `organizations/N` or `folders/N`: where the entry is logged.
+    pub log_parent: &'a str,
     pub permission: &'a str,
     pub principal: &'a str,
     pub user_agent: &'a str,
@@ -389,7 +390,7 @@ pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
         "resource": write.resource,
         "timestamp": now,
         "severity": "NOTICE",
-        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.log_project),
+        "logName": format!("{}/logs/cloudaudit.googleapis.com%2Factivity", write.log_parent),
         "receiveTimestamp": received,
     })
 }

@@ -76,6 +76,36 @@ fn short_hash(text: &str) -> String {
     format!("{hash:016x}{:04x}", hash >> 48)
 }
 
+/// `options.requestedPolicyVersion` of a `getIamPolicy` request (a number or a numeric string; absent is 0):
+/// Google accepts 0, 1 and 3.
+pub(crate) fn requested_version(request: &Value) -> Result<i64, String> {
+    let requested = &request["options"]["requestedPolicyVersion"];
+    let requested = requested
+        .as_i64()
+        .or_else(|| requested.as_str().and_then(|text| text.parse().ok()))
+        .unwrap_or(0);
+    if [0, 1, 3].contains(&requested) {
+        Ok(requested)
+    } else {
+        Err(format!(
+            "Invalid requested policy version: {requested}. Use 1 or 3."
+        ))
+    }
+}
+
+/// Google's 409 for a read-modify-write that lost a race: the etag it sent is not the policy's any more.
+pub(crate) fn concurrent_change() -> crate::error::ApiError {
+    crate::error::ApiError {
+        status: axum::http::StatusCode::CONFLICT,
+        reason: "aborted",
+        message:
+            "There were concurrent policy changes. Please retry the whole read-modify-write with \
+                  exponential backoff."
+                .into(),
+        grpc_status: Some("ABORTED"),
+    }
+}
+
 /// Checks the shape of incoming bindings; returns them normalised (empty bindings dropped, members sorted).
 pub(crate) fn check_bindings(policy: &Value) -> Result<Vec<Value>, String> {
     let Some(bindings) = policy.get("bindings") else {

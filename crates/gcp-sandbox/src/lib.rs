@@ -8,6 +8,7 @@ pub mod audit;
 mod authz;
 pub mod cli;
 mod compute;
+mod containers;
 pub mod deliver;
 mod error;
 pub mod faults;
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     pub(crate) compute: Mutex<compute::ComputeState>,
     pub(crate) resource_manager: Mutex<resourcemanager::ResourceManagerState>,
+    /// Organization and folder IAM policies.
+    pub(crate) containers: Mutex<containers::Containers>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -260,6 +263,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         config,
         compute: Mutex::new(compute),
         resource_manager: Mutex::new(resource_manager),
+        containers: Mutex::new(containers::Containers::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -288,6 +292,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(compute::routes())
         .merge(resourcemanager::routes())
+        .merge(containers::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

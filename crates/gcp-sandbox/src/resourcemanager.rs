@@ -296,16 +296,7 @@ async fn project_method(
     };
     match method {
         "getIamPolicy" => {
-            let requested = &request["options"]["requestedPolicyVersion"];
-            let requested = requested
-                .as_i64()
-                .or_else(|| requested.as_str().and_then(|text| text.parse().ok()))
-                .unwrap_or(0);
-            if ![0, 1, 3].contains(&requested) {
-                return Err(invalid(format!(
-                    "Invalid requested policy version: {requested}. Use 1 or 3."
-                )));
-            }
+            let requested = iam::requested_version(&request).map_err(invalid)?;
             let mut state = shared
                 .resource_manager
                 .lock()
@@ -386,7 +377,7 @@ fn set_iam_policy(
             method_name: "SetIamPolicy",
             resource_name: &format!("projects/{id}"),
             resource: json!({"type": "project", "labels": {"project_id": id}}),
-            log_project: &id,
+            log_parent: &format!("projects/{id}"),
             permission: "resourcemanager.projects.setIamPolicy",
             principal: &race.principal,
             user_agent: "sandbox-interleave",
@@ -402,14 +393,7 @@ fn set_iam_policy(
         {
             tracing::debug!(%etag, current = %project.policy.etag(), "stale etag");
             // Google's body for a lost read-modify-write race (gcp-formats.md §9).
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                reason: "aborted",
-                message: "There were concurrent policy changes. Please retry the whole read-modify-write with \
-                          exponential backoff."
-                    .into(),
-                grpc_status: Some("ABORTED"),
-            });
+            return Err(iam::concurrent_change());
         }
     }
     if let Some(message) = iam::version_below_existing(policy, &project.policy) {
@@ -472,7 +456,7 @@ fn set_iam_policy(
         method_name,
         resource_name: &format!("projects/{id}"),
         resource: json!({"type": "project", "labels": {"project_id": id}}),
-        log_project: &id,
+        log_parent: &format!("projects/{id}"),
         permission: "resourcemanager.projects.setIamPolicy",
         principal: &principal,
         user_agent,

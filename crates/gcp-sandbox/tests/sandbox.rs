@@ -896,3 +896,113 @@ async fn latency_and_quotas_make_the_sandbox_behave_like_google_under_load() {
         8
     );
 }
+
+// Organization and folder IAM: the same read-modify-write rules as a project's, logged under the container.
+#[tokio::test]
+async fn organization_and_folder_policies_are_read_modify_written_and_audit_logged() {
+    let (running, client, _) = sandbox(SandboxConfig::default()).await;
+    let root = running.base_url();
+    for (version, container, method, resource_type, label, admin) in [
+        (
+            "v1",
+            "organizations/123456789",
+            "SetIamPolicy",
+            "organization",
+            "organization_id",
+            "roles/resourcemanager.organizationAdmin",
+        ),
+        (
+            "v3",
+            "folders/42",
+            "google.cloud.resourcemanager.v3.Folders.SetIamPolicy",
+            "folder",
+            "folder_id",
+            "roles/resourcemanager.folderAdmin",
+        ),
+    ] {
+        let url = |verb: &str| format!("{root}/{version}/{container}:{verb}");
+        let read = json_of(
+            client
+                .post(url("getIamPolicy"))
+                .json(&json!({"options": {"requestedPolicyVersion": 3}})),
+        )
+        .await;
+        assert_eq!(read["bindings"][0]["role"], admin, "{read}");
+        let mut policy = read.clone();
+        policy["bindings"]
+            .as_array_mut()
+            .expect("bindings")
+            .push(json!({"role": "roles/viewer", "members": ["user:x@gmail.com"]}));
+        let written = client
+            .post(url("setIamPolicy"))
+            .bearer_auth("mallory")
+            .json(&json!({"policy": policy}))
+            .send()
+            .await
+            .expect("set");
+        assert_eq!(written.status(), 200);
+        // The etag of the first read is stale now.
+        let stale = client
+            .post(url("setIamPolicy"))
+            .json(&json!({"policy": read}))
+            .send()
+            .await
+            .expect("set");
+        assert_eq!(stale.status(), 409);
+        let public = client
+            .post(url("setIamPolicy"))
+            .json(&json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["allUsers"]}]}}))
+            .send()
+            .await
+            .expect("set");
+        assert_eq!(public.status(), 400);
+        let entry = running
+            .audit_entries()
+            .into_iter()
+            .rev()
+            .find(|entry| entry["protoPayload"]["resourceName"] == container)
+            .expect("an audit entry");
+        assert_eq!(entry["protoPayload"]["methodName"], method);
+        assert_eq!(
+            entry["logName"],
+            format!("{container}/logs/cloudaudit.googleapis.com%2Factivity")
+        );
+        assert_eq!(entry["resource"]["type"], resource_type);
+        assert_eq!(
+            entry["resource"]["labels"][label],
+            container.rsplit('/').next().expect("id")
+        );
+        assert_eq!(
+            entry["protoPayload"]["authenticationInfo"]["principalEmail"],
+            "mallory"
+        );
+        assert!(
+            entry["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"]
+                .as_array()
+                .is_some_and(|deltas| {
+                    deltas.iter().any(|delta| {
+                        delta["member"] == "user:x@gmail.com" && delta["action"] == "ADD"
+                    })
+                }),
+            "{entry}"
+        );
+    }
+    for wrong in [
+        "/v1/organizations/acme:getIamPolicy",
+        "/v2/organizations/1:getIamPolicy",
+        "/v1/folders/1:getIamPolicy",
+        "/v3/folders/1:deleteEverything",
+    ] {
+        let answer = client
+            .post(format!("{root}{wrong}"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("sent");
+        assert!(
+            answer.status() == 400 || answer.status() == 404,
+            "{wrong}: {}",
+            answer.status()
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Resource Manager's containers above projects: organization IAM policies (v1 and v3) and folder IAM policies (v2
+//! and v3), with the same etag, version and condition rules as a project's and their `SetIamPolicy` audit entries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::audit::{self, IamWrite};
+use crate::error::ApiError;
+use crate::iam::{self, StoredPolicy};
+
+/// Who administers a container that appears on first use.
+const DEFAULT_ADMIN: &str = "user:owner@example.com";
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/{version}/organizations/{target}", post(organization))
+        .route("/{version}/folders/{target}", post(folder))
+}
+
+/// Organization and folder policies by name (`organizations/N`, `folders/N`); each appears on first use with its
+/// administrator role granted to `user:owner@example.com`.
+#[derive(Default)]
+pub(crate) struct Containers {
+    policies: BTreeMap<String, StoredPolicy>,
+}
+
+#[derive(Clone, Copy)]
+struct Kind {
+    /// `organizations` or `folders`.
+    collection: &'static str,
+    /// The monitored-resource type and its label (`organization` / `organization_id`).
+    resource_type: &'static str,
+    label: &'static str,
+    admin_role: &'static str,
+    /// The v3 RPC name's service (`Organizations`, `Folders`).
+    rpc: &'static str,
+    permission: &'static str,
+}
+
+const ORGANIZATION: Kind = Kind {
+    collection: "organizations",
+    resource_type: "organization",
+    label: "organization_id",
+    admin_role: "roles/resourcemanager.organizationAdmin",
+    rpc: "Organizations",
+    permission: "resourcemanager.organizations.setIamPolicy",
+};
+
+const FOLDER: Kind = Kind {
+    collection: "folders",
+    resource_type: "folder",
+    label: "folder_id",
+    admin_role: "roles/resourcemanager.folderAdmin",
+    rpc: "Folders",
+    permission: "resourcemanager.folders.setIamPolicy",
+};
+
+fn not_found(message: String) -> ApiError {
+    ApiError::esf(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+}
+
+async fn organization(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if !matches!(version.as_str(), "v1" | "v3") {
+        return Err(not_found(format!("API version {version} not found")));
+    }
+    method(&shared, ORGANIZATION, &version, &target, &headers, &body)
+}
+
+async fn folder(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if !matches!(version.as_str(), "v2" | "v3") {
+        return Err(not_found(format!("API version {version} not found")));
+    }
+    method(&shared, FOLDER, &version, &target, &headers, &body)
+}
+
+fn method(
+    shared: &Shared,
+    kind: Kind,
+    version: &str,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    let (id, method) = target
+        .split_once(':')
+        .ok_or_else(|| not_found("Method not found.".into()))?;
+    if id.is_empty() || id.len() > 20 || !id.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "{} '{id}' is not a numeric id",
+            kind.resource_type
+        )));
+    }
+    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?
+    };
+    let name = format!("{}/{id}", kind.collection);
+    match method {
+        "getIamPolicy" => {
+            let requested = iam::requested_version(&request).map_err(invalid)?;
+            let mut containers = shared.containers.lock().expect("containers lock poisoned");
+            Ok(Json(containers.policy(kind, &name).view(requested)))
+        }
+        "setIamPolicy" => set_iam_policy(shared, kind, version, id, &name, headers, request),
+        _ => Err(not_found(format!("Method {method} not found."))),
+    }
+}
+
+impl Containers {
+    fn policy(&mut self, kind: Kind, name: &str) -> &mut StoredPolicy {
+        self.policies.entry(name.to_string()).or_insert_with(|| {
+            StoredPolicy::new(vec![
+                json!({"role": kind.admin_role, "members": [DEFAULT_ADMIN]}),
+            ])
+        })
+    }
+}
+
+fn set_iam_policy(
+    shared: &Shared,
+    kind: Kind,
+    version: &str,
+    id: &str,
+    name: &str,
+    headers: &HeaderMap,
+    request: Value,
+) -> Result<Json<Value>, ApiError> {
+    let policy = request
+        .get("policy")
+        .filter(|policy| policy.is_object())
+        .ok_or_else(|| invalid("policy is required"))?;
+    let bindings = iam::check_bindings(policy).map_err(invalid)?;
+    if let Some(public) = bindings
+        .iter()
+        .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+        .find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
+    {
+        return Err(invalid(format!(
+            "Request contains an invalid argument: {} cannot be granted on a {}.",
+            public.as_str().unwrap_or_default(),
+            kind.resource_type
+        )));
+    }
+    if policy["version"].as_i64().unwrap_or(1) < 3
+        && bindings
+            .iter()
+            .any(|binding| binding.get("condition").is_some())
+    {
+        return Err(invalid(
+            "Conditional role bindings require policy version 3 or higher.",
+        ));
+    }
+    let principal = shared.principal(headers);
+    let mut containers = shared.containers.lock().expect("containers lock poisoned");
+    let stored = containers.policy(kind, name);
+    if policy["etag"]
+        .as_str()
+        .is_some_and(|etag| etag != stored.etag())
+    {
+        return Err(iam::concurrent_change());
+    }
+    if let Some(message) = iam::version_below_existing(policy, stored) {
+        return Err(invalid(message));
+    }
+    let before = std::mem::replace(&mut stored.bindings, bindings);
+    let mask = request["updateMask"].as_str().unwrap_or("bindings,etag");
+    if mask.split(',').any(|field| field.trim() == "auditConfigs") {
+        stored.audit_configs = policy["auditConfigs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+    }
+    stored.revision += 1;
+    let response = stored.view(3);
+    let deltas = iam::delta(&before, &stored.bindings);
+    drop(containers);
+    let method_name = match version {
+        "v3" => format!("google.cloud.resourcemanager.v3.{}.SetIamPolicy", kind.rpc),
+        _ => "SetIamPolicy".to_string(),
+    };
+    let mut logged_request = request.clone();
+    logged_request["@type"] = json!("type.googleapis.com/google.iam.v1.SetIamPolicyRequest");
+    logged_request["resource"] = json!(name);
+    let mut logged_response = response.clone();
+    logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    shared.emit(audit::iam_entry(IamWrite {
+        service_name: "cloudresourcemanager.googleapis.com",
+        method_name: &method_name,
+        resource_name: name,
+        resource: json!({"type": kind.resource_type, "labels": {kind.label: id}}),
+        log_parent: name,
+        permission: kind.permission,
+        principal: &principal,
+        user_agent,
+        request: logged_request,
+        response: logged_response,
+        deltas,
+    }));
+    Ok(Json(response))
+}
