@@ -208,3 +208,61 @@ async fn removing_the_last_owner_is_refused() {
             .is_some_and(|reason| reason.contains("without an owner"))
     }));
 }
+
+/// An organization's grant logs the same bare `SetIamPolicy` as a project's: delivered to antibody (as an organization
+/// sink would), it is acknowledged and journaled as ignored with the reason — not refused, which a push subscription
+/// would retry into its dead-letter topic — and nothing is written to the organization.
+#[tokio::test]
+async fn an_organization_grant_is_acknowledged_and_journaled_not_refused() {
+    let harness = Harness::start().await;
+    let url = |verb: &str| {
+        format!(
+            "{}/v1/organizations/123456789:{verb}",
+            harness.sandbox.base_url()
+        )
+    };
+    let mut policy: Value = harness
+        .http
+        .post(url("getIamPolicy"))
+        .json(&json!({"options": {"requestedPolicyVersion": 3}}))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("a policy");
+    policy["bindings"]
+        .as_array_mut()
+        .expect("bindings")
+        .push(json!({"role": "roles/viewer", "members": ["user:x@gmail.com"]}));
+    let written = harness
+        .http
+        .post(url("setIamPolicy"))
+        .bearer_auth(crate::harness::USER_TOKEN)
+        .json(&json!({"policy": policy}))
+        .send()
+        .await
+        .expect("write");
+    assert_eq!(written.status(), 200);
+    harness.sandbox.settled().await;
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let row = rows
+        .iter()
+        .find(|row| row.resource_name == "organizations/123456789")
+        .expect("the delivery is journaled");
+    assert_eq!(row.outcome.as_deref(), Some("ignored"), "{row:?}");
+    assert!(
+        row.reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("organizations/123456789's IAM policy")),
+        "{row:?}"
+    );
+    assert!(
+        harness
+            .sandbox
+            .delivery_attempts()
+            .iter()
+            .all(|attempt| (200..300).contains(&attempt.status)),
+        "every delivery acknowledged"
+    );
+}
