@@ -99,6 +99,7 @@ fn routing_and_policies(c: &mut Criterion) {
         .expect("policy");
     let project = Resource::ProjectIam(antibody::kinds::project_iam::ProjectPolicy {
         project: "bench-project".into(),
+        container: None,
         policy: iam.clone(),
     });
     group.bench_function("project_iam_41_bindings", |b| {

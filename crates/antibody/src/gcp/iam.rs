@@ -80,6 +80,13 @@ impl Policy {
     }
 
     /// Whether some unconditional `roles/owner` member remains.
+    /// Whether some member holds `role` unconditionally.
+    pub fn has_member_of(&self, role: &str) -> bool {
+        self.bindings.iter().any(|binding| {
+            binding.role == role && binding.condition.is_none() && !binding.members.is_empty()
+        })
+    }
+
     pub fn has_owner(&self) -> bool {
         self.bindings.iter().any(|binding| {
             binding.role == "roles/owner"

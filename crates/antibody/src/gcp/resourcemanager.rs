@@ -1,4 +1,4 @@
-//! Resource Manager: project IAM policies (v1, always read and written at version 3) and the projects the credentials
+//! Resource Manager: project, organization and folder IAM policies (always read and written at version 3) and the projects the credentials
 //! can see (v3 `projects:search`).
 
 use reqwest::Method;
@@ -57,13 +57,8 @@ impl Client {
 
     /// Reads with `requestedPolicyVersion: 3`, so conditional bindings come back intact.
     pub async fn get_project_policy(&self, project: &str) -> Result<Policy, Error> {
-        let body = json!({"options": {"requestedPolicyVersion": 3}});
-        self.call(
-            Method::POST,
-            &self.project_url(project, "getIamPolicy"),
-            Some(&body),
-        )
-        .await
+        self.read_policy(&self.project_url(project, "getIamPolicy"))
+            .await
     }
 
     /// Writes the whole bindings list; the policy's etag makes a concurrent change fail with `Conflict`.
@@ -72,12 +67,47 @@ impl Client {
         project: &str,
         policy: &Policy,
     ) -> Result<Policy, Error> {
-        let body = json!({"policy": policy, "updateMask": "bindings,etag"});
-        self.call(
-            Method::POST,
-            &self.project_url(project, "setIamPolicy"),
-            Some(&body),
+        self.write_policy(&self.project_url(project, "setIamPolicy"), policy)
+            .await
+    }
+
+    /// An organization's (v1) or folder's (v3) policy, by name (`organizations/N`, `folders/N`), read like a project's.
+    pub async fn get_container_policy(&self, container: &str) -> Result<Policy, Error> {
+        self.read_policy(&self.container_url(container, "getIamPolicy"))
+            .await
+    }
+
+    /// Writes an organization's or folder's policy like a project's: etag-checked, version 3.
+    pub async fn set_container_policy(
+        &self,
+        container: &str,
+        policy: &Policy,
+    ) -> Result<Policy, Error> {
+        self.write_policy(&self.container_url(container, "setIamPolicy"), policy)
+            .await
+    }
+
+    /// `organizations/N` in v1 and `folders/N` in v3, the versions that serve each; the id is one encoded segment.
+    fn container_url(&self, container: &str, method: &str) -> String {
+        let (version, collection, id) = match container.split_once('/') {
+            Some(("organizations", id)) => ("v1", "organizations", id),
+            Some(("folders", id)) => ("v3", "folders", id),
+            _ => ("v1", "projects", container),
+        };
+        format!(
+            "{}/{version}/{collection}/{}:{method}",
+            self.endpoints().resource_manager,
+            segment(id)
         )
-        .await
+    }
+
+    async fn read_policy(&self, url: &str) -> Result<Policy, Error> {
+        let body = json!({"options": {"requestedPolicyVersion": 3}});
+        self.call(Method::POST, url, Some(&body)).await
+    }
+
+    async fn write_policy(&self, url: &str, policy: &Policy) -> Result<Policy, Error> {
+        let body = json!({"policy": policy, "updateMask": "bindings,etag"});
+        self.call(Method::POST, url, Some(&body)).await
     }
 }

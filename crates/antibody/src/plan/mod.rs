@@ -41,6 +41,35 @@ impl Deployment {
     pub fn service_account(&self) -> String {
         format!("{ACCOUNT}@{}.iam.gserviceaccount.com", self.project)
     }
+
+    /// The custom role's permissions. An organization deployment also watches the organization's and folders'
+    /// own policies, with the same reads and writes as a project's (a project-level role may not hold these).
+    pub fn role_permissions(&self) -> BTreeSet<&'static str> {
+        let mut permissions = self.permissions.clone();
+        if self.organization.is_some() {
+            for (project, containers) in [
+                (
+                    "resourcemanager.projects.getIamPolicy",
+                    [
+                        "resourcemanager.organizations.getIamPolicy",
+                        "resourcemanager.folders.getIamPolicy",
+                    ],
+                ),
+                (
+                    "resourcemanager.projects.setIamPolicy",
+                    [
+                        "resourcemanager.organizations.setIamPolicy",
+                        "resourcemanager.folders.setIamPolicy",
+                    ],
+                ),
+            ] {
+                if self.permissions.contains(project) {
+                    permissions.extend(containers);
+                }
+            }
+        }
+        permissions
+    }
 }
 
 fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
@@ -208,9 +237,8 @@ pub fn gcloud(deployment: &Deployment) -> String {
     } = deployment;
     let account = deployment.service_account();
     let permissions = deployment
-        .permissions
-        .iter()
-        .copied()
+        .role_permissions()
+        .into_iter()
         .collect::<Vec<_>>()
         .join(",");
     let (apis, journal, journal_flags) = match &deployment.cloudsql {

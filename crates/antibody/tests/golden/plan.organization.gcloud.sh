@@ -12,10 +12,10 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need, granted at the organization: every project under it.
 if gcloud iam roles describe antibodyRemediator --organization 123456789 >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --organization 123456789 --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --organization 123456789 --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.folders.getIamPolicy,resourcemanager.folders.setIamPolicy,resourcemanager.organizations.getIamPolicy,resourcemanager.organizations.setIamPolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
   gcloud iam roles create antibodyRemediator --organization 123456789 --title "antibody remediator" \
-    --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+    --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.folders.getIamPolicy,resourcemanager.folders.setIamPolicy,resourcemanager.organizations.getIamPolicy,resourcemanager.organizations.setIamPolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud organizations add-iam-policy-binding 123456789 --member "serviceAccount:$SA" \
   --role "organizations/123456789/roles/antibodyRemediator" --condition None >/dev/null
@@ -49,7 +49,7 @@ done
 FILTER=$(cat <<'FILTER_END'
 log_id("cloudaudit.googleapis.com/activity")
 AND ((protoPayload.serviceName="compute.googleapis.com" AND (protoPayload.methodName="v1.compute.firewalls.insert" OR protoPayload.methodName="v1.compute.firewalls.patch" OR protoPayload.methodName="v1.compute.firewalls.update" OR protoPayload.methodName="beta.compute.firewalls.insert" OR protoPayload.methodName="beta.compute.firewalls.patch" OR protoPayload.methodName="beta.compute.firewalls.update") AND protoPayload.resourceName=~"^projects/[^/]+/global/firewalls/[^/]+$")
-  OR (protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND (protoPayload.methodName="SetIamPolicy" OR protoPayload.methodName="google.cloud.resourcemanager.v3.Projects.SetIamPolicy") AND protoPayload.resourceName=~"^projects/[^/]+$")
+  OR (protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND (protoPayload.methodName="SetIamPolicy" OR protoPayload.methodName="google.cloud.resourcemanager.v3.Projects.SetIamPolicy") AND protoPayload.resourceName=~"^(projects/[^/]+|organizations/[0-9]+|folders/[0-9]+)$")
   OR (protoPayload.serviceName="storage.googleapis.com" AND (protoPayload.methodName="storage.setIamPermissions" OR protoPayload.methodName="storage.buckets.update" OR protoPayload.methodName="storage.buckets.create") AND protoPayload.resourceName=~"^projects/_/buckets/[^/]+$"))
 AND NOT protoPayload.authenticationInfo.principalEmail="antibody@acme-sec.iam.gserviceaccount.com"
 FILTER_END

@@ -325,7 +325,7 @@ async fn the_sink_filter_selects_what_antibody_checks_and_not_its_own_writes() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
         entries.push(serde_json::from_str(&text).expect("a LogEntry"));
     }
-    // Organizations and folders log the same bare SetIamPolicy as projects; the project-iam policy does not watch them.
+    // Organizations and folders log the same bare SetIamPolicy as projects, and the project-iam policy watches them.
     let project_grant = entries[entries.len() - 2].clone();
     for container in ["organizations/123456789", "folders/42"] {
         let mut entry = project_grant.clone();
@@ -370,7 +370,7 @@ async fn the_sink_filter_selects_what_antibody_checks_and_not_its_own_writes() {
         }
     }
     assert!(
-        checked >= 6 && own >= 3 && ignored >= 3,
+        checked >= 8 && own >= 3 && ignored >= 1,
         "the mix has every case: {checked} checked, {own} antibody's own, {ignored} ignored"
     );
 }
@@ -426,6 +426,8 @@ fn an_organization_deployment_is_one_aggregated_sink_and_an_organization_role() 
         script.contains("--organization 123456789 --include-children --log-filter \"$FILTER\"")
     );
     assert!(script.contains("--role \"organizations/123456789/roles/antibodyRemediator\""));
+    assert!(script.contains("resourcemanager.organizations.setIamPolicy,"));
+    assert!(script.contains("resourcemanager.folders.setIamPolicy,"));
     assert!(!script.contains("gcloud projects add-iam-policy-binding \"$PROJECT\" --member \"serviceAccount:$SA\" \\\n  --role \"projects/"));
     assert!(
         script

@@ -209,11 +209,11 @@ async fn removing_the_last_owner_is_refused() {
     }));
 }
 
-/// An organization's grant logs the same bare `SetIamPolicy` as a project's: delivered to antibody (as an organization
-/// sink would), it is acknowledged and journaled as ignored with the reason — not refused, which a push subscription
-/// would retry into its dead-letter topic — and nothing is written to the organization.
+/// The worst grant of all: an outsider on the organization. Its entry logs the same bare `SetIamPolicy` as a
+/// project's; delivered to antibody (as an organization sink would), the grant is removed from the organization's
+/// policy by an etag-checked write, and the administrator stays.
 #[tokio::test]
-async fn an_organization_grant_is_acknowledged_and_journaled_not_refused() {
+async fn an_outsider_granted_on_the_organization_is_removed() {
     let harness = Harness::start().await;
     let url = |verb: &str| {
         format!(
@@ -221,20 +221,23 @@ async fn an_organization_grant_is_acknowledged_and_journaled_not_refused() {
             harness.sandbox.base_url()
         )
     };
-    let mut policy: Value = harness
-        .http
-        .post(url("getIamPolicy"))
-        .json(&json!({"options": {"requestedPolicyVersion": 3}}))
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("a policy");
+    let read = || async {
+        harness
+            .http
+            .post(url("getIamPolicy"))
+            .json(&json!({"options": {"requestedPolicyVersion": 3}}))
+            .send()
+            .await
+            .expect("read")
+            .json::<Value>()
+            .await
+            .expect("a policy")
+    };
+    let mut policy = read().await;
     policy["bindings"]
         .as_array_mut()
         .expect("bindings")
-        .push(json!({"role": "roles/viewer", "members": ["user:x@gmail.com"]}));
+        .push(json!({"role": "roles/editor", "members": ["user:x@gmail.com"]}));
     let written = harness
         .http
         .post(url("setIamPolicy"))
@@ -245,18 +248,18 @@ async fn an_organization_grant_is_acknowledged_and_journaled_not_refused() {
         .expect("write");
     assert_eq!(written.status(), 200);
     harness.sandbox.settled().await;
-    let rows = harness.cx().journal.entries(10).await.expect("journal");
-    let row = rows
-        .iter()
-        .find(|row| row.resource_name == "organizations/123456789")
-        .expect("the delivery is journaled");
-    assert_eq!(row.outcome.as_deref(), Some("ignored"), "{row:?}");
-    assert!(
-        row.reason
-            .as_deref()
-            .is_some_and(|reason| reason.starts_with("organizations/123456789's IAM policy")),
-        "{row:?}"
+    let after = read().await;
+    assert!(members_of(&after, "roles/editor").is_empty(), "{after}");
+    assert_eq!(
+        members_of(&after, "roles/resourcemanager.organizationAdmin"),
+        ["user:owner@example.com"]
     );
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .expect("a fix is journaled");
+    assert_eq!(fixed.resource, "organizations/123456789", "{fixed:?}");
     assert!(
         harness
             .sandbox
@@ -264,5 +267,39 @@ async fn an_organization_grant_is_acknowledged_and_journaled_not_refused() {
             .iter()
             .all(|attempt| (200..300).contains(&attempt.status)),
         "every delivery acknowledged"
+    );
+}
+
+/// An outsider who is the organization's only administrator is not removed: the organization would be locked.
+#[tokio::test]
+async fn the_last_organization_administrator_is_never_removed() {
+    let harness = Harness::start().await;
+    let url = format!(
+        "{}/v1/organizations/77:setIamPolicy",
+        harness.sandbox.base_url()
+    );
+    let written = harness
+        .http
+        .post(&url)
+        .bearer_auth(crate::harness::USER_TOKEN)
+        .json(&json!({"policy": {"bindings": [
+            {"role": "roles/resourcemanager.organizationAdmin", "members": ["user:x@gmail.com"]}]}}))
+        .send()
+        .await
+        .expect("write");
+    assert_eq!(written.status(), 200);
+    harness.sandbox.settled().await;
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let row = rows
+        .iter()
+        .find(|row| row.resource == "organizations/77" && row.findings.len() == 1)
+        .expect("the finding is journaled");
+    assert_ne!(row.outcome.as_deref(), Some("remediated"), "{row:?}");
+    assert!(
+        row.reason
+            .as_deref()
+            .is_some_and(|reason| reason
+                .contains("without a member of roles/resourcemanager.organizationAdmin")),
+        "{row:?}"
     );
 }

@@ -1,4 +1,5 @@
-//! Project IAM policies (Resource Manager): the project-iam policy, exact grant removal and its undo.
+//! IAM policies of Resource Manager's projects, organizations and folders: the project-iam policy, exact grant
+//! removal (never the last owner or administrator) and its undo.
 
 pub mod config;
 pub mod policy;
@@ -20,10 +21,13 @@ pub use policy::ProjectIamPolicy;
 /// The project-IAM kind.
 pub struct ProjectIam;
 
-/// A project's IAM policy as it was just read at version 3.
+/// A project's (or an organization's or folder's) IAM policy as it was just read at version 3.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectPolicy {
+    /// The project; empty for an organization or a folder.
     pub project: String,
+    /// `organizations/N` or `folders/N` when the policy is one of those.
+    pub container: Option<String>,
     pub policy: Policy,
 }
 
@@ -33,6 +37,74 @@ pub struct ProjectPolicy {
 pub enum Fix {
     /// Remove exactly these grants by a version-3, etag-checked read-modify-write of the project policy.
     RemoveProjectMembers { project: String, grants: Vec<Grant> },
+    /// The same on an organization's or folder's policy (`organizations/N`, `folders/N`).
+    RemoveContainerMembers {
+        container: String,
+        grants: Vec<Grant>,
+    },
+}
+
+/// Whose policy a fix writes.
+#[derive(Clone, Copy)]
+enum Holder<'a> {
+    Project(&'a str),
+    Container(&'a str),
+}
+
+impl Fix {
+    fn parts(&self) -> (Holder<'_>, &[Grant]) {
+        match self {
+            Fix::RemoveProjectMembers { project, grants } => (Holder::Project(project), grants),
+            Fix::RemoveContainerMembers { container, grants } => {
+                (Holder::Container(container), grants)
+            }
+        }
+    }
+}
+
+impl Holder<'_> {
+    async fn read(self, gcp: &Client) -> Result<Policy, gcp::Error> {
+        match self {
+            Holder::Project(project) => gcp.get_project_policy(project).await,
+            Holder::Container(container) => gcp.get_container_policy(container).await,
+        }
+    }
+
+    async fn write(self, gcp: &Client, policy: &Policy) -> Result<Policy, gcp::Error> {
+        match self {
+            Holder::Project(project) => gcp.set_project_policy(project, policy).await,
+            Holder::Container(container) => gcp.set_container_policy(container, policy).await,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Holder::Project(project) => format!("projects/{project}"),
+            Holder::Container(container) => container.to_string(),
+        }
+    }
+
+    /// Why `updated` must not be written: it would leave the project without an owner, or the organization or
+    /// folder without an administrator it had.
+    fn lockout(self, before: &Policy, updated: &Policy) -> Option<String> {
+        let role = match self {
+            Holder::Project(_) => {
+                return (!updated.has_owner()).then(|| {
+                    "removing these grants would leave the project without an owner".to_string()
+                });
+            }
+            Holder::Container(container) if container.starts_with("organizations/") => {
+                "roles/resourcemanager.organizationAdmin"
+            }
+            Holder::Container(_) => "roles/resourcemanager.folderAdmin",
+        };
+        (before.has_member_of(role) && !updated.has_member_of(role)).then(|| {
+            format!(
+                "removing these grants would leave {} without a member of {role}",
+                self.name()
+            )
+        })
+    }
 }
 
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
@@ -60,6 +132,11 @@ fn parse(resource_name: &str) -> Result<Target, names::NameError> {
     Ok(target(names::project(project)?))
 }
 
+/// An organization's or folder's policy: no project; its name is the resource.
+fn container_target(container: &str) -> Target {
+    Target::new(KindId::ProjectIam, "", container, container.to_string())
+}
+
 fn target(project: &str) -> Target {
     Target::new(
         KindId::ProjectIam,
@@ -75,7 +152,7 @@ impl Kind for ProjectIam {
     const NAME: &'static str = "project-iam";
     const NOUN: &'static str = "project policies";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+$";
+    const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+|organizations/[0-9]+|folders/[0-9]+)$";
     const INPUTS: &'static [&'static str] = &["project-iam"];
 
     fn common(config: &Config) -> Common {
@@ -100,9 +177,7 @@ impl Kind for ProjectIam {
             )));
         }
         if let Some(container) = names::organization_or_folder(&event.resource_name) {
-            return Some(Route::Ignore(format!(
-                "{container}'s IAM policy is not one the project-iam policy watches"
-            )));
+            return Some(Route::Check(container_target(container)));
         }
         Some(match parse(&event.resource_name) {
             Ok(target) => Route::Check(target),
@@ -111,7 +186,10 @@ impl Kind for ProjectIam {
     }
 
     fn target(resource_name: &str, _project: &str) -> Option<Target> {
-        parse(resource_name).ok()
+        match names::organization_or_folder(resource_name) {
+            Some(container) => Some(container_target(container)),
+            None => parse(resource_name).ok(),
+        }
     }
 
     fn permissions(_config: &Config, enforcing: bool) -> Vec<&'static str> {
@@ -123,11 +201,16 @@ impl Kind for ProjectIam {
     }
 
     async fn fetch(gcp: &Client, target: &Target) -> Result<(ProjectPolicy, Value), gcp::Error> {
-        let policy = gcp.get_project_policy(&target.project).await?;
+        let container = (!target.name.is_empty()).then(|| target.name.clone());
+        let policy = match &container {
+            Some(container) => gcp.get_container_policy(container).await?,
+            None => gcp.get_project_policy(&target.project).await?,
+        };
         let raw = serde_json::to_value(&policy).expect("a policy serialises");
         Ok((
             ProjectPolicy {
                 project: target.project.clone(),
+                container,
                 policy,
             },
             raw,
@@ -138,7 +221,13 @@ impl Kind for ProjectIam {
         let policy = &config.project_iam;
         let (findings, grants): (Vec<Finding>, Vec<Grant>) =
             policy.evaluate(&read.policy).into_iter().unzip();
-        let fix = (!grants.is_empty()).then(|| policy.plan_fix(&read.project, grants));
+        let fix = (!grants.is_empty()).then(|| match &read.container {
+            Some(container) => Fix::RemoveContainerMembers {
+                container: container.clone(),
+                grants,
+            },
+            None => policy.plan_fix(&read.project, grants),
+        });
         (findings, fix)
     }
 
@@ -148,11 +237,14 @@ impl Kind for ProjectIam {
     }
 
     fn target_of(read: &ProjectPolicy) -> Target {
-        target(&read.project)
+        match &read.container {
+            Some(container) => container_target(container),
+            None => target(&read.project),
+        }
     }
 
     fn describe(fix: &Fix) -> String {
-        let Fix::RemoveProjectMembers { grants, .. } = fix;
+        let (_, grants) = fix.parts();
         format!(
             "removed {}",
             grants
@@ -164,27 +256,25 @@ impl Kind for ProjectIam {
     }
 
     /// Read-modify-write at version 3 with the etag; on a concurrent change (409) re-read and redo.
-    /// Never writes a downgraded read, never removes the last owner.
+    /// Never writes a downgraded read, never removes the last owner (or organization or folder administrator).
     async fn apply(
         _config: &Config,
         gcp: &Client,
         fix: &Fix,
     ) -> Result<Option<Value>, apply::Error> {
-        let Fix::RemoveProjectMembers { project, grants } = fix;
-        until_settled("the project policy", move || async move {
-            let policy = gcp.get_project_policy(project).await?;
+        let (holder, grants) = fix.parts();
+        until_settled("the IAM policy", move || async move {
+            let policy = holder.read(gcp).await?;
             let Some(updated) = remove_grants(&policy, grants)? else {
                 return Ok(Attempt::Done(()));
             };
-            if !updated.has_owner() {
-                return Err(apply::Error::Refused(
-                    "removing these grants would leave the project without an owner".into(),
-                ));
+            if let Some(reason) = holder.lockout(&policy, &updated) {
+                return Err(apply::Error::Refused(reason));
             }
-            raced(gcp.set_project_policy(project, &updated).await.map(|_| ()))
+            raced(holder.write(gcp, &updated).await.map(|_| ()))
         })
         .await?;
-        let after = gcp.get_project_policy(project).await?;
+        let after = holder.read(gcp).await?;
         if let Some(grant) = after.grants().find(|grant| grants.contains(grant)) {
             return Err(apply::Error::NotFixed(format!(
                 "{} still holds {}",
@@ -203,14 +293,15 @@ impl Kind for ProjectIam {
         after: &Value,
         force: bool,
     ) -> Result<Restored, undo::Error> {
-        let Fix::RemoveProjectMembers { project, grants } = fix;
-        let resource = format!("projects/{project}");
-        let current = gcp.get_project_policy(project).await?;
+        let (holder, grants) = fix.parts();
+        let resource = holder.name();
+        let current = holder.read(gcp).await?;
         let recorded: Policy = serde_json::from_value(after.clone()).unwrap_or_default();
         if !force && undo::bindings_set(&current) != undo::bindings_set(&recorded) {
             return Err(undo::Error::Changed(resource));
         }
-        gcp.set_project_policy(project, &undo::with_grants(&current, grants))
+        holder
+            .write(gcp, &undo::with_grants(&current, grants))
             .await?;
         Ok(Restored {
             resource,
@@ -224,6 +315,7 @@ impl Kind for ProjectIam {
             Ok(policy) => Swept {
                 resources: vec![ProjectPolicy {
                     project: project.to_string(),
+                    container: None,
                     policy,
                 }],
                 errors: Vec::new(),
@@ -236,6 +328,12 @@ impl Kind for ProjectIam {
     }
 
     fn console_url(target: &Target) -> String {
+        if let Some(id) = target.name.strip_prefix("organizations/") {
+            return format!("https://console.cloud.google.com/iam-admin/iam?organizationId={id}");
+        }
+        if let Some(id) = target.name.strip_prefix("folders/") {
+            return format!("https://console.cloud.google.com/iam-admin/iam?folder={id}");
+        }
         format!(
             "https://console.cloud.google.com/iam-admin/iam?project={}",
             target.project
@@ -245,6 +343,7 @@ impl Kind for ProjectIam {
     fn parse_input(_input: &str, text: &str) -> Result<ProjectPolicy, String> {
         Ok(ProjectPolicy {
             project: "-".into(),
+            container: None,
             policy: crate::check::parse_policy(text)?,
         })
     }
@@ -276,15 +375,13 @@ mod tests {
         }
     }
 
-    // Issue 17: the entry's project label overrode the project in the resource name, and `../` in it traversed
-    // paths.
     #[test]
-    fn organization_and_folder_policies_are_acknowledged_not_refused() {
+    fn organization_and_folder_policies_are_checked_by_name() {
         for container in ["organizations/123456789", "folders/42"] {
-            let Route::Ignore(reason) = route_of("SetIamPolicy", container, "") else {
-                panic!("{container} is ignored with a reason");
-            };
-            assert!(reason.starts_with(container), "{reason}");
+            assert_eq!(
+                route_of("SetIamPolicy", container, ""),
+                Route::Check(container_target(container))
+            );
         }
         for wrong in ["organizations/acme", "folders/", "organizations/1/x"] {
             assert!(
@@ -294,6 +391,8 @@ mod tests {
         }
     }
 
+    // Issue 17: the entry's project label overrode the project in the resource name, and `../` in it traversed
+    // paths.
     #[test]
     fn the_project_comes_from_the_resource_name_alone() {
         assert_eq!(
