@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         },
         1 => match serde_json::from_slice::<Policy>(json) {
-            Ok(policy) => Resource::ProjectIam(ProjectPolicy { project, policy }),
+            Ok(policy) => Resource::ProjectIam(ProjectPolicy {
+                project,
+                container: None,
+                policy,
+            }),
             Err(_) => return,
         },
         _ => {
