@@ -361,6 +361,21 @@ pub(crate) struct IamWrite<'a> {
     pub deltas: Vec<Value>,
 }
 
+/// The request and response a Resource Manager `SetIamPolicy` entry logs: the call's own, typed, the request naming
+/// `resource`.
+pub(crate) fn set_iam_policy_bodies(
+    request: &Value,
+    response: &Value,
+    resource: &str,
+) -> (Value, Value) {
+    let mut logged_request = request.clone();
+    logged_request["@type"] = json!("type.googleapis.com/google.iam.v1.SetIamPolicyRequest");
+    logged_request["resource"] = json!(resource);
+    let mut logged_response = response.clone();
+    logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
+    (logged_request, logged_response)
+}
+
 /// `SetIamPolicy` / `storage.setIamPermissions`: one entry, no operation, the delta in `serviceData`.
 pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
     let (now, received) = logging_pair();

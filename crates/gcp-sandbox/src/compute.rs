@@ -287,11 +287,7 @@ fn write(
         None => None,
     };
     let principal = shared.principal(headers);
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let user_agent = crate::user_agent(headers);
     let (operation, first, completes_now) = {
         let mut state = shared.compute.lock().expect("compute state lock poisoned");
         if let Some(body) = request_id

@@ -150,52 +150,12 @@ fn set_iam_policy(
     headers: &HeaderMap,
     request: Value,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = request
-        .get("policy")
-        .filter(|policy| policy.is_object())
-        .ok_or_else(|| invalid("policy is required"))?;
-    let bindings = iam::check_bindings(policy).map_err(invalid)?;
-    if let Some(public) = bindings
-        .iter()
-        .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
-        .find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
-    {
-        return Err(invalid(format!(
-            "Request contains an invalid argument: {} cannot be granted on a {}.",
-            public.as_str().unwrap_or_default(),
-            kind.resource_type
-        )));
-    }
-    if policy["version"].as_i64().unwrap_or(1) < 3
-        && bindings
-            .iter()
-            .any(|binding| binding.get("condition").is_some())
-    {
-        return Err(invalid(
-            "Conditional role bindings require policy version 3 or higher.",
-        ));
-    }
+    let write = iam::PolicyWrite::read(&request, kind.resource_type).map_err(invalid)?;
     let principal = shared.principal(headers);
     let mut containers = shared.containers.lock().expect("containers lock poisoned");
     let stored = containers.policy(kind, name);
-    if policy["etag"]
-        .as_str()
-        .is_some_and(|etag| etag != stored.etag())
-    {
-        return Err(iam::concurrent_change());
-    }
-    if let Some(message) = iam::version_below_existing(policy, stored) {
-        return Err(invalid(message));
-    }
-    let before = std::mem::replace(&mut stored.bindings, bindings);
-    let mask = request["updateMask"].as_str().unwrap_or("bindings,etag");
-    if mask.split(',').any(|field| field.trim() == "auditConfigs") {
-        stored.audit_configs = policy["auditConfigs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-    }
-    stored.revision += 1;
+    write.check_against(stored)?;
+    let before = write.apply(stored);
     let response = stored.view(3);
     let deltas = iam::delta(&before, &stored.bindings);
     drop(containers);
@@ -203,15 +163,7 @@ fn set_iam_policy(
         "v3" => format!("google.cloud.resourcemanager.v3.{}.SetIamPolicy", kind.rpc),
         _ => "SetIamPolicy".to_string(),
     };
-    let mut logged_request = request.clone();
-    logged_request["@type"] = json!("type.googleapis.com/google.iam.v1.SetIamPolicyRequest");
-    logged_request["resource"] = json!(name);
-    let mut logged_response = response.clone();
-    logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let (logged_request, logged_response) = audit::set_iam_policy_bodies(&request, &response, name);
     shared.emit(audit::iam_entry(IamWrite {
         service_name: "cloudresourcemanager.googleapis.com",
         method_name: &method_name,
@@ -220,7 +172,7 @@ fn set_iam_policy(
         log_parent: name,
         permission: kind.permission,
         principal: &principal,
-        user_agent,
+        user_agent: &crate::user_agent(headers),
         request: logged_request,
         response: logged_response,
         deltas,

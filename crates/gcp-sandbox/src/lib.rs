@@ -127,6 +127,15 @@ pub(crate) struct Shared {
     pub(crate) quotas: realism::Quotas,
 }
 
+/// The caller-supplied user agent, as audit entries log it (empty when absent or not text).
+pub(crate) fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 impl Shared {
     /// The principal a request acts as, from its bearer token.
     pub(crate) fn principal(&self, headers: &HeaderMap) -> String {

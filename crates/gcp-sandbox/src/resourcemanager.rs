@@ -320,35 +320,7 @@ fn set_iam_policy(
     headers: &HeaderMap,
     request: Value,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = request
-        .get("policy")
-        .filter(|policy| policy.is_object())
-        .ok_or_else(|| invalid("policy is required"))?;
-    let bindings = iam::check_bindings(policy).map_err(invalid)?;
-    let members = || {
-        bindings
-            .iter()
-            .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
-    };
-    if let Some(public) =
-        members().find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
-    {
-        return Err(invalid(format!(
-            "Request contains an invalid argument: {} cannot be granted on a project.",
-            public.as_str().unwrap_or_default()
-        )));
-    }
-    let policy_version = policy["version"].as_i64().unwrap_or(1);
-    if policy_version < 3
-        && bindings
-            .iter()
-            .any(|binding| binding.get("condition").is_some())
-    {
-        return Err(invalid(
-            "Conditional role bindings require policy version 3 or higher.",
-        ));
-    }
-    let mask = request["updateMask"].as_str().unwrap_or("bindings,etag");
+    let write = iam::PolicyWrite::read(&request, "project").map_err(invalid)?;
     let principal = shared.principal(headers);
     let mut state = shared
         .resource_manager
@@ -386,19 +358,7 @@ fn set_iam_policy(
             deltas,
         }));
     }
-    if let Some(etag) = policy["etag"]
-        .as_str()
-        .filter(|etag| *etag != project.policy.etag())
-    {
-        {
-            tracing::debug!(%etag, current = %project.policy.etag(), "stale etag");
-            // Google's body for a lost read-modify-write race (gcp-formats.md §9).
-            return Err(iam::concurrent_change());
-        }
-    }
-    if let Some(message) = iam::version_below_existing(policy, &project.policy) {
-        return Err(invalid(message));
-    }
+    write.check_against(&project.policy)?;
     let owners = |bindings: &[Value]| -> Vec<String> {
         bindings
             .iter()
@@ -409,7 +369,7 @@ fn set_iam_policy(
             .filter_map(|member| member.as_str().map(str::to_string))
             .collect()
     };
-    let new_owners = owners(&bindings);
+    let new_owners = owners(&write.bindings);
     if new_owners.is_empty() {
         return Err(ApiError::esf(
             StatusCode::BAD_REQUEST,
@@ -426,15 +386,7 @@ fn set_iam_policy(
             "Request contains an invalid argument: {invited} cannot be made an owner with setIamPolicy; owners must be invited and accept through the Cloud Console."
         )));
     }
-    let before = project.policy.bindings.clone();
-    project.policy.bindings = bindings;
-    if mask.split(',').any(|field| field.trim() == "auditConfigs") {
-        project.policy.audit_configs = policy["auditConfigs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-    }
-    project.policy.revision += 1;
+    let before = write.apply(&mut project.policy);
     let response = project.policy.view(3);
     let deltas = iam::delta(&before, &project.policy.bindings);
     drop(state);
@@ -442,15 +394,7 @@ fn set_iam_policy(
         "v1" => "SetIamPolicy",
         _ => "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
     };
-    let mut logged_request = request.clone();
-    logged_request["@type"] = json!("type.googleapis.com/google.iam.v1.SetIamPolicyRequest");
-    logged_request["resource"] = json!(id);
-    let mut logged_response = response.clone();
-    logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let (logged_request, logged_response) = audit::set_iam_policy_bodies(&request, &response, &id);
     shared.emit(audit::iam_entry(IamWrite {
         service_name: "cloudresourcemanager.googleapis.com",
         method_name,
@@ -459,7 +403,7 @@ fn set_iam_policy(
         log_parent: &format!("projects/{id}"),
         permission: "resourcemanager.projects.setIamPolicy",
         principal: &principal,
-        user_agent,
+        user_agent: &crate::user_agent(headers),
         request: logged_request,
         response: logged_response,
         deltas,

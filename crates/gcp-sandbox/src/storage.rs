@@ -292,14 +292,6 @@ fn full_projection(query: &HashMap<String, String>) -> bool {
         .is_some_and(|projection| projection == "full")
 }
 
-pub(crate) fn user_agent(headers: &HeaderMap) -> String {
-    headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
@@ -319,7 +311,7 @@ pub(crate) fn write(
     change: impl FnOnce(&mut Bucket) -> Result<(), ApiError>,
 ) -> Result<Bucket, ApiError> {
     let principal = shared.principal(headers);
-    let agent = user_agent(headers);
+    let agent = crate::user_agent(headers);
     let mut state = shared.storage.lock().expect("storage lock poisoned");
     let bucket = state.buckets.get_mut(name).ok_or_else(not_found)?;
     check_metageneration(bucket, query)?;
@@ -444,7 +436,7 @@ async fn insert_bucket(
         permission: "storage.buckets.create",
         bucket: &bucket,
         principal: &principal,
-        user_agent: &user_agent(&headers),
+        user_agent: &crate::user_agent(&headers),
         request: Some(json!({"defaultObjectAcl": default_object_acl})),
         deltas: iam::delta(&[], &bucket.all_bindings()),
         failure: None,
@@ -499,7 +491,7 @@ async fn delete_bucket(
         permission: "storage.buckets.delete",
         bucket: &bucket,
         principal: &principal,
-        user_agent: &user_agent(&headers),
+        user_agent: &crate::user_agent(&headers),
         request: None,
         deltas: Vec::new(),
         failure: None,
