@@ -57,17 +57,13 @@ pub async fn sweep(
     fix: bool,
     progress: &dyn Progress,
 ) -> Report {
-    let (in_scope, out_of_scope): (Vec<&String>, Vec<&String>) = projects
-        .iter()
-        .partition(|project| cx.config.scope.excludes(project).is_none());
-    let mut report = Report {
-        projects: in_scope.iter().map(|project| project.to_string()).collect(),
-        out_of_scope: out_of_scope
-            .iter()
-            .filter_map(|project| cx.config.scope.excludes(project))
-            .collect(),
-        ..Report::default()
-    };
+    let mut report = Report::default();
+    for project in projects {
+        match cx.config.scope.excludes(project) {
+            Some(reason) => report.out_of_scope.push(reason),
+            None => report.projects.push(project.clone()),
+        }
+    }
     // The registry is the operator's word: a registered resource is no violation in a report either.
     let registry = match cx.journal.exemptions().await {
         Ok(registry) => registry,
@@ -91,7 +87,7 @@ pub async fn sweep(
         }
     };
     let mut compliant_again = Vec::new();
-    for project in in_scope {
+    for project in &report.projects.clone() {
         for kind in KindId::ALL {
             if !kind.common(&cx.config).enabled {
                 continue;

@@ -179,7 +179,7 @@ pub const MAX_DELIVERY_ATTEMPTS: &str = "10";
 /// Reads `--organization`: `organizations/ID` or the bare numeric ID.
 pub fn organization_id(text: &str) -> Result<String, String> {
     let id = text.strip_prefix("organizations/").unwrap_or(text);
-    if id.is_empty() || id.len() > 20 || !id.bytes().all(|byte| byte.is_ascii_digit()) {
+    if kinds::names::organization_or_folder(&format!("organizations/{id}")).is_none() {
         return Err(format!(
             "'{}' is not an organization: expected organizations/ID or its numeric ID",
             text.escape_debug()

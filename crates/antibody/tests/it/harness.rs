@@ -8,7 +8,7 @@ use antibody::config::Config;
 use antibody::notify::LogSink;
 use antibody::pipeline::Context;
 use gcp_sandbox::{Delivery, DeliveryMode, RetryPolicy, SandboxConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const PROJECT: &str = "test-project";
 pub const USER_TOKEN: &str = "user-token";
@@ -256,6 +256,41 @@ impl Harness {
         let body = response.json().await.unwrap_or(Value::Null);
         self.sandbox.settled().await;
         (status, body)
+    }
+
+    /// An organization's IAM policy, read at version 3.
+    pub async fn organization_policy(&self, id: &str) -> Value {
+        self.http
+            .post(format!(
+                "{}/v1/organizations/{id}:getIamPolicy",
+                self.sandbox.base_url()
+            ))
+            .json(&json!({"options": {"requestedPolicyVersion": 3}}))
+            .send()
+            .await
+            .expect("read")
+            .json()
+            .await
+            .expect("a policy")
+    }
+
+    /// The user writes an organization's IAM policy; returns the status once every delivery has settled.
+    pub async fn user_sets_organization_policy(&self, id: &str, policy: Value) -> u16 {
+        let status = self
+            .http
+            .post(format!(
+                "{}/v1/organizations/{id}:setIamPolicy",
+                self.sandbox.base_url()
+            ))
+            .bearer_auth(USER_TOKEN)
+            .json(&json!({"policy": policy}))
+            .send()
+            .await
+            .expect("write")
+            .status()
+            .as_u16();
+        self.sandbox.settled().await;
+        status
     }
 
     pub async fn bucket(&self, name: &str) -> Value {

@@ -215,40 +215,18 @@ async fn removing_the_last_owner_is_refused() {
 #[tokio::test]
 async fn an_outsider_granted_on_the_organization_is_removed() {
     let harness = Harness::start().await;
-    let url = |verb: &str| {
-        format!(
-            "{}/v1/organizations/123456789:{verb}",
-            harness.sandbox.base_url()
-        )
-    };
-    let read = || async {
-        harness
-            .http
-            .post(url("getIamPolicy"))
-            .json(&json!({"options": {"requestedPolicyVersion": 3}}))
-            .send()
-            .await
-            .expect("read")
-            .json::<Value>()
-            .await
-            .expect("a policy")
-    };
-    let mut policy = read().await;
+    let mut policy = harness.organization_policy("123456789").await;
     policy["bindings"]
         .as_array_mut()
         .expect("bindings")
         .push(json!({"role": "roles/editor", "members": ["user:x@gmail.com"]}));
-    let written = harness
-        .http
-        .post(url("setIamPolicy"))
-        .bearer_auth(crate::harness::USER_TOKEN)
-        .json(&json!({"policy": policy}))
-        .send()
-        .await
-        .expect("write");
-    assert_eq!(written.status(), 200);
-    harness.sandbox.settled().await;
-    let after = read().await;
+    assert_eq!(
+        harness
+            .user_sets_organization_policy("123456789", policy)
+            .await,
+        200
+    );
+    let after = harness.organization_policy("123456789").await;
     assert!(members_of(&after, "roles/editor").is_empty(), "{after}");
     assert_eq!(
         members_of(&after, "roles/resourcemanager.organizationAdmin"),
@@ -274,21 +252,14 @@ async fn an_outsider_granted_on_the_organization_is_removed() {
 #[tokio::test]
 async fn the_last_organization_administrator_is_never_removed() {
     let harness = Harness::start().await;
-    let url = format!(
-        "{}/v1/organizations/77:setIamPolicy",
-        harness.sandbox.base_url()
+    let only_admin = json!({"bindings": [
+        {"role": "roles/resourcemanager.organizationAdmin", "members": ["user:x@gmail.com"]}]});
+    assert_eq!(
+        harness
+            .user_sets_organization_policy("77", only_admin)
+            .await,
+        200
     );
-    let written = harness
-        .http
-        .post(&url)
-        .bearer_auth(crate::harness::USER_TOKEN)
-        .json(&json!({"policy": {"bindings": [
-            {"role": "roles/resourcemanager.organizationAdmin", "members": ["user:x@gmail.com"]}]}}))
-        .send()
-        .await
-        .expect("write");
-    assert_eq!(written.status(), 200);
-    harness.sandbox.settled().await;
     let rows = harness.cx().journal.entries(10).await.expect("journal");
     let row = rows
         .iter()

@@ -204,41 +204,17 @@ async fn undoing_a_bucket_fix_restores_acls_grants_and_prevention() {
 #[tokio::test]
 async fn undoing_an_organization_removal_restores_the_grant_there() {
     let harness = Harness::start().await;
-    let url = |verb: &str| {
-        format!(
-            "{}/v1/organizations/4242:{verb}",
-            harness.sandbox.base_url()
-        )
-    };
-    let read = || async {
-        harness
-            .http
-            .post(url("getIamPolicy"))
-            .json(&json!({"options": {"requestedPolicyVersion": 3}}))
-            .send()
-            .await
-            .expect("read")
-            .json::<Value>()
-            .await
-            .expect("a policy")
-    };
-    let mut policy = read().await;
+    let mut policy = harness.organization_policy("4242").await;
     let grant = json!({"role": "roles/editor", "members": ["user:contractor@gmail.com"]});
     policy["bindings"]
         .as_array_mut()
         .expect("bindings")
         .push(grant.clone());
-    let written = harness
-        .http
-        .post(url("setIamPolicy"))
-        .bearer_auth(crate::harness::USER_TOKEN)
-        .json(&json!({"policy": policy}))
-        .send()
-        .await
-        .expect("write");
-    assert_eq!(written.status(), 200);
-    harness.sandbox.settled().await;
-    let fixed = read().await;
+    assert_eq!(
+        harness.user_sets_organization_policy("4242", policy).await,
+        200
+    );
+    let fixed = harness.organization_policy("4242").await;
     assert!(
         !fixed["bindings"]
             .as_array()
@@ -249,7 +225,7 @@ async fn undoing_an_organization_removal_restores_the_grant_there() {
     let id = fix_id(&harness).await;
     let undone = run_undo(&harness, id, false).await.expect("undo");
     assert_eq!(undone.resource, "organizations/4242");
-    let restored = read().await;
+    let restored = harness.organization_policy("4242").await;
     assert!(
         restored["bindings"]
             .as_array()
