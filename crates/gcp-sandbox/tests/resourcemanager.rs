@@ -331,3 +331,87 @@ async fn v1_lists_projects_with_filters() {
     let (status, _) = list("colour:red").await;
     assert_eq!(status, 400);
 }
+
+// Organization and folder IAM: the same read-modify-write rules as a project's, logged under the container.
+#[tokio::test]
+async fn organization_and_folder_policies_are_read_modify_written_and_audit_logged() {
+    let api = Api::start().await;
+    for (version, container, method, resource_type, label, admin) in [
+        (
+            "v1",
+            "organizations/123456789",
+            "SetIamPolicy",
+            "organization",
+            "organization_id",
+            "roles/resourcemanager.organizationAdmin",
+        ),
+        (
+            "v3",
+            "folders/42",
+            "google.cloud.resourcemanager.v3.Folders.SetIamPolicy",
+            "folder",
+            "folder_id",
+            "roles/resourcemanager.folderAdmin",
+        ),
+    ] {
+        let path = |verb: &str| format!("/{version}/{container}:{verb}");
+        let (_, read) = api
+            .call(
+                &path("getIamPolicy"),
+                json!({"options": {"requestedPolicyVersion": 3}}),
+            )
+            .await;
+        assert_eq!(read["bindings"][0]["role"], admin, "{read}");
+        let mut policy = read.clone();
+        policy["bindings"]
+            .as_array_mut()
+            .expect("bindings")
+            .push(json!({"role": "roles/viewer", "members": ["user:x@gmail.com"]}));
+        let set = path("setIamPolicy");
+        assert_eq!(api.call(&set, json!({"policy": policy})).await.0, 200);
+        // The etag of the first read is stale now.
+        assert_eq!(api.call(&set, json!({"policy": read})).await.0, 409);
+        let public = json!({"bindings": [{"role": "roles/viewer", "members": ["allUsers"]}]});
+        assert_eq!(api.call(&set, json!({"policy": public})).await.0, 400);
+        let entry = api
+            .running
+            .audit_entries()
+            .into_iter()
+            .rev()
+            .find(|entry| entry["protoPayload"]["resourceName"] == container)
+            .expect("an audit entry");
+        assert_eq!(entry["protoPayload"]["methodName"], method);
+        assert_eq!(
+            entry["logName"],
+            format!("{container}/logs/cloudaudit.googleapis.com%2Factivity")
+        );
+        assert_eq!(entry["resource"]["type"], resource_type);
+        assert_eq!(
+            entry["resource"]["labels"][label],
+            container.rsplit('/').next().expect("id")
+        );
+        assert_eq!(
+            entry["protoPayload"]["authenticationInfo"]["principalEmail"],
+            "alice@example.com"
+        );
+        assert!(
+            entry["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"]
+                .as_array()
+                .is_some_and(|deltas| {
+                    deltas.iter().any(|delta| {
+                        delta["member"] == "user:x@gmail.com" && delta["action"] == "ADD"
+                    })
+                }),
+            "{entry}"
+        );
+    }
+    for wrong in [
+        "/v1/organizations/acme:getIamPolicy",
+        "/v2/organizations/1:getIamPolicy",
+        "/v1/folders/1:getIamPolicy",
+        "/v3/folders/1:deleteEverything",
+    ] {
+        let (status, _) = api.call(wrong, json!({})).await;
+        assert!(status == 400 || status == 404, "{wrong}: {status}");
+    }
+}
