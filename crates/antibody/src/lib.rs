@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod gate;
@@ -50,7 +51,16 @@ pub(crate) fn http_client(
 
 /// Builds the engine from validated configuration: opens the journal and the Google client.
 pub async fn build(config: Config, log: LogSink) -> Result<Arc<Context>, journal::Error> {
-    let journal = journal::Journal::open(&config.state).await?;
+    build_with(config, log, clock::Clock::system()).await
+}
+
+/// `build`, on the given clock (tests move a manual one through grace periods and windows).
+pub async fn build_with(
+    config: Config,
+    log: LogSink,
+    clock: clock::Clock,
+) -> Result<Arc<Context>, journal::Error> {
+    let journal = journal::Journal::open_with(&config.state, clock).await?;
     let credentials =
         credentials(&config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
     let client = gcp::Client::with_credentials(

@@ -112,7 +112,7 @@ pub async fn undo(
                     &entry.resource,
                     &request.operator,
                     &format!("restored by `antibody undo {id}`"),
-                    Some(journal::epoch_now() + secs),
+                    Some(journal.clock().now_secs() + secs),
                 )
                 .await?,
         ),

@@ -224,8 +224,7 @@ fn duration(text: &str) -> anyhow::Result<i64> {
 }
 
 /// `12h`, `30d`, `90m` or an RFC 3339 time → seconds since the epoch.
-fn expiry(text: &str) -> anyhow::Result<i64> {
-    let now = antibody::journal::epoch_now();
+fn expiry(text: &str, now: i64) -> anyhow::Result<i64> {
     if let Ok(seconds) = duration(text) {
         return Ok(now + seconds);
     }
@@ -245,14 +244,18 @@ pub async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<Exit
             reason,
             expires,
         } => {
-            let expires = expires.as_deref().map(expiry).transpose()?;
+            let now = journal.clock().now_secs();
+            let expires = expires
+                .as_deref()
+                .map(|text| expiry(text, now))
+                .transpose()?;
             let id = journal
                 .add_exemption(&resource, &owner, &reason, expires)
                 .await?;
             println!("exemption #{id} added for {resource}");
         }
         ExemptAction::List => {
-            let now = antibody::journal::epoch_now();
+            let now = journal.clock().now_secs();
             for exemption in journal.exemptions().await? {
                 let status = match exemption.expires_epoch {
                     Some(epoch) if epoch <= now => "expired".to_string(),

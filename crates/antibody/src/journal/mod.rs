@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::event::AuditEvent;
 use crate::policy::{Finding, Fix};
 
@@ -28,6 +29,7 @@ pub enum Error {
 #[derive(Clone)]
 pub struct Journal {
     backend: Backend,
+    clock: Clock,
 }
 
 #[derive(Clone)]
@@ -52,34 +54,40 @@ impl Journal {
     /// Opens the store `state` names: `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
     /// Either way the schema is migrated to this version first.
     pub async fn open(state: &Path) -> Result<Journal, Error> {
+        Journal::open_with(state, Clock::system()).await
+    }
+
+    /// `open`, with the clock every window and expiry is read from.
+    pub async fn open_with(state: &Path, clock: Clock) -> Result<Journal, Error> {
         let backend = if names_a_server(state) {
-            Backend::Postgres(postgres::Postgres::connect(&state.to_string_lossy()).await?)
+            Backend::Postgres(
+                postgres::Postgres::connect(&state.to_string_lossy(), clock.clone()).await?,
+            )
         } else {
             let text = state.to_string_lossy();
             let path = text
                 .strip_prefix("sqlite://")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| state.to_path_buf());
-            Backend::Sqlite(sqlite::Sqlite::open(&path)?)
+            Backend::Sqlite(sqlite::Sqlite::open(&path, clock.clone())?)
         };
-        Ok(Journal { backend })
+        Ok(Journal { backend, clock })
+    }
+
+    /// The clock this journal reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Serialises work on one resource across replicas: waits for the resource's lease (PostgreSQL) and holds it
     /// until the returned guard drops. `None` when another replica kept it past the wait. With SQLite there is one
     /// replica, whose in-process lock suffices.
     pub async fn hold(&self, key: &str) -> Result<Option<Hold>, Error> {
-        let Backend::Postgres(store) = &self.backend else {
-            return Ok(Some(Hold { lease: None }));
-        };
-        let holder = uuid::Uuid::new_v4().to_string();
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         let mut pause = Duration::from_millis(10);
         loop {
-            if store.try_lease(key, &holder, LEASE_SECS as f64).await? {
-                return Ok(Some(Hold {
-                    lease: Some((store.clone(), key.to_string(), holder)),
-                }));
+            if let Some(hold) = self.try_hold(key).await? {
+                return Ok(Some(hold));
             }
             if tokio::time::Instant::now() + pause > deadline {
                 return Ok(None);
@@ -87,6 +95,22 @@ impl Journal {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(250));
         }
+    }
+}
+
+impl Journal {
+    /// `hold` without waiting: `None` at once while another holder has the resource's lease.
+    pub async fn try_hold(&self, key: &str) -> Result<Option<Hold>, Error> {
+        let Backend::Postgres(store) = &self.backend else {
+            return Ok(Some(Hold { lease: None }));
+        };
+        let holder = uuid::Uuid::new_v4().to_string();
+        Ok(store
+            .try_lease(key, &holder, LEASE_SECS as f64)
+            .await?
+            .then(|| Hold {
+                lease: Some((store.clone(), key.to_string(), holder)),
+            }))
     }
 }
 
@@ -288,14 +312,6 @@ pub struct Record {
     /// The resource's owner, from its owner label (alerts reach them too).
     #[serde(skip)]
     pub owner: Option<String>,
-}
-
-/// Seconds since the Unix epoch: windows and expiries are compared in these.
-pub fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 /// What the state store knows that bears on whether a fix may run now.

@@ -11,13 +11,6 @@ use crate::notify::alert;
 /// Attempts before an alert is marked failed for good.
 pub const MAX_ATTEMPTS: i64 = 8;
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Why a delivery did not go through.
 struct Undelivered {
     message: String,
@@ -29,7 +22,7 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
     // Built when the first alert is due: a process that never alerts never loads root certificates for it.
     let mut client = None;
     loop {
-        let due = match journal.due_alerts(now_ms(), 1000).await {
+        let due = match journal.due_alerts(journal.clock().now_ms(), 1000).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!(%err, "reading the outbox");
@@ -45,7 +38,7 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
         }
         let next = journal.next_alert_due().await.ok().flatten();
         let pause = next
-            .map(|at| Duration::from_millis((at - now_ms()).clamp(5, 1000) as u64))
+            .map(|at| Duration::from_millis((at - journal.clock().now_ms()).clamp(5, 1000) as u64))
             .unwrap_or(Duration::from_secs(1));
         tokio::select! {
             () = wake.notified() => {}
@@ -108,7 +101,7 @@ async fn deliver(
         }
         Err(undelivered) => {
             let attempts = item.attempts + 1;
-            let retry_at = retry_at(attempts, undelivered.retry_after);
+            let retry_at = retry_at(attempts, undelivered.retry_after, journal.clock().now_ms());
             tracing::warn!(channel = %item.channel, attempts, error = %undelivered.message, "alert not delivered");
             if let Err(err) = journal
                 .alert_attempt_failed(item.id, &undelivered.message, retry_at)
@@ -183,10 +176,10 @@ async fn send_email(smtp: &crate::config::Smtp, body: &str) -> Result<(), Undeli
 }
 
 /// When to try again after `attempts` failures (exponential, at least `Retry-After`); `None` gives up.
-fn retry_at(attempts: i64, retry_after: Option<Duration>) -> Option<i64> {
+fn retry_at(attempts: i64, retry_after: Option<Duration>, now_ms: i64) -> Option<i64> {
     (attempts < MAX_ATTEMPTS).then(|| {
         let backoff = Duration::from_millis((200u64 << attempts.min(9)).min(60_000));
-        now_ms()
+        now_ms
             + retry_after
                 .unwrap_or(Duration::ZERO)
                 .max(backoff)
@@ -243,7 +236,7 @@ async fn deliver_digest(
         }
         Err(undelivered) => {
             let attempts = items.iter().map(|item| item.attempts).max().unwrap_or(0) + 1;
-            let retry_at = retry_at(attempts, undelivered.retry_after);
+            let retry_at = retry_at(attempts, undelivered.retry_after, journal.clock().now_ms());
             for item in items {
                 if let Err(err) = journal
                     .alert_attempt_failed(item.id, &undelivered.message, retry_at)
@@ -266,7 +259,8 @@ async fn send(
         ChannelKind::Slack { url } => http.post(url.expose()),
         ChannelKind::PagerDuty { url, .. } => http.post(url),
         ChannelKind::Webhook { url, secret } => {
-            let timestamp = now_ms() / 1000;
+            // The receiver checks this against its own clock: the real time, whatever clock the engine runs on.
+            let timestamp = crate::clock::Clock::system().now_secs();
             let request = http
                 .post(url)
                 .header("X-Antibody-Timestamp", timestamp.to_string());

@@ -39,6 +39,11 @@ impl Context {
         }
     }
 
+    /// The engine's wall clock (the journal's: windows are written and compared on one clock).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        self.journal.clock()
+    }
+
     pub(super) fn instance_fixes_last_hour(&self) -> u32 {
         let mut fixes = self.fixes.lock().expect("fix counter poisoned");
         let hour_ago = Instant::now().checked_sub(std::time::Duration::from_secs(3600));

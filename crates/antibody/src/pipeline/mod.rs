@@ -244,7 +244,7 @@ async fn decide(
         Verdict::Exempt(reason) => Outcome::Exempt { reason },
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
         Verdict::Deferred { seconds } => {
-            let due = journal::epoch_now() + i64::from(seconds);
+            let due = cx.clock().now_secs() + i64::from(seconds);
             match cx.journal.defer(target.key(), target.project(), due).await {
                 Ok(()) => Outcome::Deferred { seconds },
                 Err(err) => Outcome::Retry {
@@ -277,7 +277,7 @@ async fn decide(
             };
             // The open hole is looked at again once a flap window has passed: still open, it is alerted again;
             // closed, the quarantine is lifted.
-            let due = journal::epoch_now() + cx.config.safety.flap_window_secs;
+            let due = cx.clock().now_secs() + cx.config.safety.flap_window_secs;
             let stored = match stored {
                 Ok(()) => cx.journal.defer(target.key(), target.project(), due).await,
                 Err(err) => Err(err),
@@ -323,7 +323,7 @@ async fn hold(cx: &Context, target: &Target, reason: String, recheck_secs: Optio
     let Some(seconds) = recheck_secs else {
         return Outcome::Held { reason };
     };
-    let due = journal::epoch_now() + i64::from(seconds);
+    let due = cx.clock().now_secs() + i64::from(seconds);
     match cx.journal.defer(target.key(), target.project(), due).await {
         Ok(()) => Outcome::Held {
             reason: format!(
@@ -457,7 +457,7 @@ pub async fn rechecks(cx: Arc<Context>) {
     let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
     loop {
         timer.tick().await;
-        let due = match cx.journal.take_due_rechecks(journal::epoch_now()).await {
+        let due = match cx.journal.take_due_rechecks(cx.clock().now_secs()).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!(%err, "reading the deferred decisions");

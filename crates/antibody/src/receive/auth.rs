@@ -159,7 +159,7 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|err| unauthorized(format!("the token was refused: {}", describe(&err))))?;
         // A token issued in the future was not issued by a clock antibody can trust.
-        if data.claims.iat > crate::journal::epoch_now() + LEEWAY as i64 {
+        if data.claims.iat > crate::clock::Clock::system().now_secs() + LEEWAY as i64 {
             return Err(unauthorized(
                 "the token was refused: it was issued in the future",
             ));
@@ -197,7 +197,7 @@ pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Resul
     let timestamp: i64 = header("x-antibody-timestamp")
         .and_then(|value| value.parse().ok())
         .ok_or_else(|| unauthorized("a signed push must carry X-Antibody-Timestamp"))?;
-    if (crate::journal::epoch_now() - timestamp).abs() > SIGNATURE_WINDOW_SECS {
+    if (crate::clock::Clock::system().now_secs() - timestamp).abs() > SIGNATURE_WINDOW_SECS {
         return Err(unauthorized(
             "the signed push's timestamp is too far from now",
         ));

@@ -2,7 +2,10 @@
 //! PostgreSQL. A new backend is added by running `contract` against it.
 
 use antibody::event::{AuditEvent, Transport};
-use antibody::journal::{Claim, Journal, OutboxItem, Record, epoch_now};
+use std::time::Duration;
+
+use antibody::clock::Clock;
+use antibody::journal::{Claim, Journal, OutboxItem, Record};
 use serde_json::json;
 
 use crate::pg::Cluster;
@@ -51,7 +54,8 @@ fn alert(channel: &str, action: &str, dedup_key: &str) -> OutboxItem {
     }
 }
 
-/// Every operation of the journal, as the engine uses it.
+/// Every operation of the journal, as the engine uses it. `journal` runs on a manual clock: the windows are
+/// crossed by moving it, not by waiting.
 async fn contract(journal: &Journal) {
     // Settled events: one row per entry; a redelivery counts on it.
     let ignored = event("settled", None);
@@ -262,7 +266,7 @@ async fn contract(journal: &Journal) {
         .await
         .expect("exempt");
     let expired = journal
-        .add_exemption(KEY, "me", "old", Some(epoch_now() - 10))
+        .add_exemption(KEY, "me", "old", Some(journal.clock().now_secs() - 10))
         .await
         .expect("exempt");
     let safety = journal
@@ -338,7 +342,7 @@ async fn contract(journal: &Journal) {
     journal.writable().await.expect("writable");
 
     // Deferred decisions: the earlier schedule wins, and a due one is taken once.
-    let now = epoch_now();
+    let now = journal.clock().now_secs();
     journal
         .defer(KEY, "contract-project", now + 100)
         .await
@@ -400,10 +404,11 @@ async fn contract(journal: &Journal) {
 #[tokio::test]
 async fn sqlite_keeps_the_journal_contract() {
     let dir = tempfile::tempdir().expect("dir");
-    let journal = Journal::open(&dir.path().join("journal.sqlite"))
+    let journal = Journal::open_with(&dir.path().join("journal.sqlite"), Clock::manual())
         .await
         .expect("journal");
     contract(&journal).await;
+    windows(&journal).await;
 }
 
 #[tokio::test]
@@ -412,6 +417,92 @@ async fn postgres_keeps_the_journal_contract() {
         return;
     };
     let database = cluster.database().await;
-    let journal = Journal::open(database.as_ref()).await.expect("journal");
+    let journal = Journal::open_with(database.as_ref(), Clock::manual())
+        .await
+        .expect("journal");
     contract(&journal).await;
+    windows(&journal).await;
+}
+
+/// The journal's windows, crossed on the journal's own (manual) clock: a fix slot frees after an hour, the flap window
+/// and a registered exemption end, a deferred decision falls due, and a claim left `processing` goes stale.
+async fn windows(journal: &Journal) {
+    let clock = journal.clock().clone();
+    let key = "projects/window-project/global/firewalls/fw";
+    let claim = |insert_id: &str| {
+        let entry = json!({"insertId": insert_id, "logName": "projects/window-project/logs/x",
+            "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.patch",
+                "resourceName": key, "authenticationInfo": {"principalEmail": "someone@example.com"}}});
+        AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("an audit entry")
+    };
+    let slot = || journal.reserve_fix("window-project", 1);
+    assert!(slot().await.expect("slot"));
+    assert!(!slot().await.expect("slot"), "one per hour");
+    clock.advance(Duration::from_secs(3599));
+    assert!(!slot().await.expect("slot"), "still within the hour");
+    clock.advance(Duration::from_secs(2));
+    assert!(slot().await.expect("slot"), "free again after the hour");
+
+    let fixed = new_id(journal.claim(&claim("window-fix")).await.expect("claim"));
+    let mut remediated = done("remediated");
+    remediated.resource_key = Some(key.into());
+    journal.finish(fixed, &remediated).await.expect("finish");
+    let flaps = |window: i64| async move {
+        journal
+            .safety(key, "window-project", window)
+            .await
+            .expect("safety")
+            .recent_fixes_of_resource
+    };
+    assert_eq!(flaps(600).await, 1);
+    clock.advance(Duration::from_secs(601));
+    assert_eq!(flaps(600).await, 0, "the fix left the flap window");
+
+    let now = clock.now_secs();
+    journal
+        .add_exemption(key, "me", "an hour's maintenance", Some(now + 3600))
+        .await
+        .expect("exempt");
+    journal
+        .defer(key, "window-project", now + 30)
+        .await
+        .expect("defer");
+    let exempt = || async {
+        journal
+            .safety(key, "window-project", 600)
+            .await
+            .expect("safety")
+            .exemption
+            .is_some()
+    };
+    assert!(exempt().await);
+    assert!(
+        journal
+            .take_due_rechecks(clock.now_secs())
+            .await
+            .expect("rechecks")
+            .is_empty()
+    );
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        journal
+            .take_due_rechecks(clock.now_secs())
+            .await
+            .expect("rechecks"),
+        vec![(key.to_string(), "window-project".to_string())]
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert!(!exempt().await, "the exemption expired");
+
+    let stuck = claim("window-stuck");
+    let id = new_id(journal.claim(&stuck).await.expect("claim"));
+    assert!(matches!(
+        journal.claim(&stuck).await.expect("claim"),
+        Claim::InProgress { of } if of == id
+    ));
+    clock.advance(Duration::from_secs(301));
+    assert!(
+        matches!(journal.claim(&stuck).await.expect("claim"), Claim::New { id: again, .. } if again == id),
+        "a claim left processing for five minutes is taken over"
+    );
 }

@@ -32,6 +32,8 @@ pub struct Options {
     pub mode: DeliveryMode,
     pub operation_delay: Duration,
     pub tweak: Box<dyn FnOnce(&mut Config)>,
+    /// The engine's wall clock: the system's unless a test moves a manual one.
+    pub clock: antibody::clock::Clock,
     /// Rules that exist before anyone subscribed (no audit events for them).
     pub seed: Vec<Value>,
     /// The project's IAM policy before anyone subscribed.
@@ -50,6 +52,7 @@ impl Default for Options {
             mode: DeliveryMode::EventarcBinary,
             operation_delay: Duration::ZERO,
             tweak: Box::new(|_| {}),
+            clock: antibody::clock::Clock::system(),
             seed: Vec::new(),
             project_policy: None,
             buckets: Vec::new(),
@@ -111,7 +114,7 @@ impl Harness {
         config
             .jwks_url
             .get_or_insert_with(|| format!("{}/oauth2/v3/certs", sandbox.base_url()));
-        let context = antibody::build(config, LogSink::memory())
+        let context = antibody::build_with(config, LogSink::memory(), options.clock)
             .await
             .expect("engine builds");
         let engine = antibody::start(context, localhost)

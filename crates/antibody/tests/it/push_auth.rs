@@ -149,7 +149,7 @@ async fn self_hosted_senders_sign_with_a_shared_secret() {
     let body =
         json!({"insertId": "signed-1", "protoPayload": {"serviceName": "s", "methodName": "m"}})
             .to_string();
-    let now = antibody::journal::epoch_now();
+    let now = antibody::clock::Clock::system().now_secs();
     let post = |timestamp: i64, signature: String| {
         harness
             .http

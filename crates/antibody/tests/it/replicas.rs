@@ -335,18 +335,30 @@ async fn claims_leases_slots_and_rechecks_are_shared_by_replicas() {
         .await
         .expect("lease");
     assert!(held.is_some());
+    assert!(
+        b.try_hold("projects/p/global/firewalls/x")
+            .await
+            .expect("try")
+            .is_none(),
+        "the other replica cannot take a held lease"
+    );
+    assert!(
+        b.try_hold("projects/p/global/firewalls/y")
+            .await
+            .expect("try")
+            .is_some(),
+        "another resource's lease is free"
+    );
     let waiter = {
         let b = b.clone();
         tokio::spawn(async move { b.hold("projects/p/global/firewalls/x").await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !waiter.is_finished(),
-        "the other replica is still waiting while the lease is held"
-    );
     drop(held);
     let second = waiter.await.expect("task").expect("lease");
-    assert!(second.is_some(), "taken once released");
+    assert!(
+        second.is_some(),
+        "the waiting replica takes it once released"
+    );
     // A due recheck is taken by exactly one replica.
     a.defer("projects/p/global/firewalls/y", "p", 0)
         .await

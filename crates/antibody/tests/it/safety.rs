@@ -55,7 +55,7 @@ async fn a_rule_rebroken_five_times_is_fixed_three_times_then_quarantined_with_o
     let due = harness
         .cx()
         .journal
-        .take_due_rechecks(antibody::journal::epoch_now() + 3601)
+        .take_due_rechecks(harness.cx().clock().now_secs() + 3601)
         .await
         .expect("rechecks");
     assert!(
@@ -240,7 +240,7 @@ async fn twenty_violations_with_a_cap_of_ten_fix_ten_and_hold_the_rest() {
     let due = harness
         .cx()
         .journal
-        .take_due_rechecks(antibody::journal::epoch_now() + 3600)
+        .take_due_rechecks(harness.cx().clock().now_secs() + 3600)
         .await
         .expect("rechecks");
     assert_eq!(due.len(), 10, "{due:?}");
@@ -287,7 +287,7 @@ async fn the_kill_switch_holds_fixes_until_resumed() {
 async fn registered_exemptions_apply_until_they_expire() {
     let harness = Harness::start().await;
     let journal = &harness.cx().journal;
-    let now = antibody::journal::epoch_now();
+    let now = harness.cx().clock().now_secs();
     journal
         .add_exemption(
             "projects/test-project/global/firewalls/bastion-*",
@@ -353,8 +353,10 @@ async fn the_dry_run_plan_equals_the_enforced_plan() {
 
 #[tokio::test]
 async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
+    let clock = antibody::clock::Clock::manual();
     let options = Options {
-        tweak: Box::new(|config| config.firewall.grace_secs = 1),
+        tweak: Box::new(|config| config.firewall.grace_secs = 600),
+        clock: clock.clone(),
         ..Options::default()
     };
     let harness = Harness::with(options).await;
@@ -372,6 +374,18 @@ async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
     harness
         .user_patches("fixed-meanwhile", json!({"sourceRanges": ["10.0.0.0/8"]}))
         .await;
+    clock.advance(std::time::Duration::from_secs(599));
+    assert_eq!(
+        harness
+            .cx()
+            .journal
+            .take_due_rechecks(clock.now_secs())
+            .await
+            .expect("rechecks"),
+        Vec::<(String, String)>::new(),
+        "a second before the grace period is up, nothing is due"
+    );
+    clock.advance(std::time::Duration::from_secs(2));
     let mut healed = false;
     for _ in 0..100 {
         if harness.rule("terraform-in-progress").await["disabled"] == true {

@@ -1,5 +1,6 @@
 //! The invariants of ARCHITECTURE.md that a reading of the source can check: only `gcp/` talks to Google, only the
-//! kinds' apply and undo change anything, the sandbox does not depend on the engine, every file says what it is.
+//! kinds' apply and undo change anything, the sandbox does not depend on the engine, wall time comes from the clock,
+//! every file says what it is.
 
 use std::path::{Path, PathBuf};
 
@@ -140,6 +141,22 @@ fn anyhow_stays_in_the_binary_and_configuration_is_pure() {
             assert!(
                 !code.contains("std::env"),
                 "{path} reads the environment: Config::validate is pure (the binary reads it)"
+            );
+        }
+    }
+}
+
+#[test]
+fn wall_time_is_read_from_the_clock() {
+    for (path, text) in engine() {
+        if path == "clock.rs" {
+            continue;
+        }
+        let code = code(&text);
+        for read in ["SystemTime::now", "UNIX_EPOCH", "OffsetDateTime::now"] {
+            assert!(
+                !code.contains(read),
+                "{path} reads the wall clock ({read}): windows and expiries read crate::clock::Clock, which tests move"
             );
         }
     }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{Claim, Entry, Error, OutboxItem, Record, epoch_now, key_of};
+use super::{Claim, Entry, Error, OutboxItem, Record, key_of};
+use crate::clock::Clock;
 use crate::event::AuditEvent;
 use crate::policy::Fix;
 use serde_json::Value;
@@ -34,6 +35,8 @@ pub struct Postgres {
     pool: Pool,
     /// This replica's identity in `claimed_by` and `instances`.
     instance: std::sync::Arc<str>,
+    /// Windows and expiries (leases and replica liveness use the database's own clock, shared by every replica).
+    clock: Clock,
 }
 
 /// Runs `work` within [`CALL_TIMEOUT`].
@@ -88,7 +91,7 @@ fn entry(row: &Row) -> Entry {
 
 impl Postgres {
     /// Connects (lazily, through a pool) and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Postgres, Error> {
+    pub async fn connect(url: &str, clock: Clock) -> Result<Postgres, Error> {
         let config: tokio_postgres::Config = url.parse()?;
         let manager = Manager::from_config(
             config,
@@ -108,6 +111,7 @@ impl Postgres {
         let store = Postgres {
             pool,
             instance: uuid::Uuid::new_v4().to_string().into(),
+            clock,
         };
         store.migrate().await?;
         store.heartbeat().await?;
@@ -213,7 +217,7 @@ impl Postgres {
                         &record.outcome,
                         &record.reason,
                         &record.duration_us,
-                        &epoch_now(),
+                        &self.clock.now_secs(),
                     ],
                 )
                 .await?;
@@ -235,7 +239,7 @@ impl Postgres {
                     &[&log_key],
                 )
                 .await?;
-            let now = epoch_now();
+            let now = self.clock.now_secs();
             let existing = transaction
                 .query_opt(
                     &format!(
@@ -344,7 +348,7 @@ impl Postgres {
         bounded(async {
             let mut client = self.client().await?;
             let transaction = client.transaction().await?;
-            if !safety::take_slot(&transaction, project, cap).await? {
+            if !safety::take_slot(&transaction, project, cap, self.clock.now_secs()).await? {
                 return Ok(false);
             }
             transaction
@@ -397,7 +401,7 @@ impl Postgres {
                         &after,
                         &record.duration_us,
                         &record.resource_key,
-                        &epoch_now(),
+                        &self.clock.now_secs(),
                         &record.google_us,
                     ],
                 )

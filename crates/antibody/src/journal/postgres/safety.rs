@@ -4,7 +4,7 @@
 use tokio_postgres::Row;
 
 use super::{Postgres, bounded, count};
-use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
+use crate::journal::{Error, Exemption, Quarantine, Safety};
 
 fn exemption(row: &Row) -> Exemption {
     Exemption {
@@ -36,7 +36,7 @@ impl Postgres {
         bounded(async {
             let mut client = self.client().await?;
             let transaction = client.transaction().await?;
-            let now = epoch_now();
+            let now = self.clock.now_secs();
             let paused = transaction
                 .query_opt("SELECT value FROM settings WHERE key = 'paused'", &[])
                 .await?
@@ -109,7 +109,7 @@ impl Postgres {
         bounded(async {
             let mut client = self.client().await?;
             let transaction = client.transaction().await?;
-            if !take_slot(&transaction, project, cap).await? {
+            if !take_slot(&transaction, project, cap, self.clock.now_secs()).await? {
                 return Ok(false);
             }
             transaction.commit().await?;
@@ -200,7 +200,7 @@ impl Postgres {
                 .execute(
                     "INSERT INTO releases (resource_key, epoch) VALUES ($1, $2)
                      ON CONFLICT (resource_key) DO UPDATE SET epoch = excluded.epoch",
-                    &[&resource_key, &epoch_now()],
+                    &[&resource_key, &self.clock.now_secs()],
                 )
                 .await?;
             transaction.commit().await?;
@@ -252,7 +252,7 @@ impl Postgres {
                 .execute(
                     "INSERT INTO settings (key, value) VALUES ('ready', $1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&super::super::epoch_now().to_string()],
+                    &[&self.clock.now_secs().to_string()],
                 )
                 .await?;
             Ok(())
@@ -327,6 +327,7 @@ pub(super) async fn take_slot(
     transaction: &tokio_postgres::Transaction<'_>,
     project: &str,
     cap: u32,
+    now: i64,
 ) -> Result<bool, Error> {
     if cap == 0 {
         return Ok(true);
@@ -337,7 +338,6 @@ pub(super) async fn take_slot(
             &[&project],
         )
         .await?;
-    let now = epoch_now();
     let taken = count(
         &transaction
             .query_one(

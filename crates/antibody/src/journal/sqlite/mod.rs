@@ -10,6 +10,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Claim, Entry, Error, Record, key_of};
+use crate::clock::Clock;
 use crate::event::AuditEvent;
 use crate::policy::Fix;
 use serde_json::Value;
@@ -34,6 +35,7 @@ pub struct Sqlite {
     path: std::sync::Arc<Path>,
     /// Idle reader connections; one is opened whenever all are busy.
     readers: std::sync::Arc<std::sync::Mutex<Vec<Connection>>>,
+    clock: Clock,
 }
 
 /// Runs one statement from the connection's statement cache (parsed once per connection, not once per call).
@@ -72,7 +74,7 @@ fn isolated<T>(
 }
 
 impl Sqlite {
-    pub fn open(path: &Path) -> Result<Sqlite, Error> {
+    pub fn open(path: &Path, clock: Clock) -> Result<Sqlite, Error> {
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
@@ -85,6 +87,7 @@ impl Sqlite {
             instance: uuid::Uuid::new_v4().to_string().into(),
             path: path.into(),
             readers: Default::default(),
+            clock,
         })
     }
 
@@ -189,7 +192,7 @@ impl Sqlite {
             record.reason.clone(),
             record.duration_us,
         );
-        let now = super::epoch_now();
+        let now = self.clock.now_secs();
         self.with(move |connection| {
             one(connection,
                 "INSERT INTO events (delivery_key, log_key, transport, service_name, method_name, resource_name, project,
@@ -223,9 +226,9 @@ impl Sqlite {
     pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
         let event = event.clone();
         let instance = self.instance.clone();
+        let now = self.clock.now_secs();
         self.with_claim(move |connection| {
             let (delivery_key, log_key) = key_of(&event);
-            let now = super::epoch_now();
             type Existing = (i64, String, Option<i64>, Option<String>, Option<String>, Option<String>);
             let existing: Option<Existing> = one(connection,
                     // The same delivery, or the same log entry through another transport; rows settled without a
@@ -321,8 +324,9 @@ impl Sqlite {
         let fix = serde_json::to_string(fix).expect("a fix serialises");
         let before = before.to_string();
         let project = project.to_string();
+        let now = self.clock.now_secs();
         self.with(move |connection| {
-            if !safety::take_slot(connection, &project, cap)? {
+            if !safety::take_slot(connection, &project, cap, now)? {
                 return Ok(false);
             }
             let updated = exec(
@@ -361,7 +365,7 @@ impl Sqlite {
         let duration_us = record.duration_us;
         let google_us = record.google_us;
         let resource_key = record.resource_key.clone();
-        let now = super::epoch_now();
+        let now = self.clock.now_secs();
         self.with(move |connection| {
             let updated = exec(connection,
                 "UPDATE events SET state = ?2, outcome = ?3, reason = ?4, findings = ?5, fix = ?6,

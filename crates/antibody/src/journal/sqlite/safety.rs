@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use rusqlite::Connection;
 
 use super::{Sqlite, exec, one};
-use crate::journal::{Error, Exemption, Quarantine, Safety, epoch_now};
+use crate::journal::{Error, Exemption, Quarantine, Safety};
 
 impl Sqlite {
     /// Everything the gate needs about one resource, read in one connection.
@@ -15,8 +15,8 @@ impl Sqlite {
         project: &str,
         flap_window_secs: i64,
     ) -> Result<Safety, Error> {
+        let now = self.clock.now_secs();
         self.read(|connection| {
-            let now = epoch_now();
             let paused = one(connection, "SELECT value FROM settings WHERE key = 'paused'", [], |row| row.get::<_, String>(0))
                 .optional()?
                 .is_some_and(|value| value == "1");
@@ -61,7 +61,8 @@ impl Sqlite {
     /// the taking are one transaction, so concurrent fixes cannot overrun the cap.
     pub async fn reserve_fix(&self, project: &str, cap: u32) -> Result<bool, Error> {
         let project = project.to_string();
-        self.with(move |connection| take_slot(connection, &project, cap))
+        let now = self.clock.now_secs();
+        self.with(move |connection| take_slot(connection, &project, cap, now))
             .await
     }
 
@@ -108,6 +109,7 @@ impl Sqlite {
     /// Lets antibody fix a quarantined resource again; `false` when it was not quarantined.
     pub async fn release(&self, resource_key: &str) -> Result<bool, Error> {
         let resource_key = resource_key.to_string();
+        let now = self.clock.now_secs();
         self.with(move |connection| {
             let released = exec(
                 connection,
@@ -118,7 +120,7 @@ impl Sqlite {
                 connection,
                 "INSERT INTO releases (resource_key, epoch) VALUES (?1, ?2)
                  ON CONFLICT(resource_key) DO UPDATE SET epoch = excluded.epoch",
-                params![resource_key, epoch_now()],
+                params![resource_key, now],
             )?;
             Ok(released)
         })
@@ -168,7 +170,7 @@ impl Sqlite {
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
     /// A durable write that changes nothing that matters: whether the journal can be written now.
     pub async fn writable(&self) -> Result<(), Error> {
-        let now = super::super::epoch_now().to_string();
+        let now = self.clock.now_secs().to_string();
         self.with(move |connection| {
             exec(connection,
                 "INSERT INTO settings (key, value) VALUES ('ready', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -247,11 +249,11 @@ pub(super) fn take_slot(
     connection: &Connection,
     project: &str,
     cap: u32,
+    now: i64,
 ) -> rusqlite::Result<bool> {
     if cap == 0 {
         return Ok(true);
     }
-    let now = epoch_now();
     let taken: i64 = one(
         connection,
         "SELECT COUNT(*) FROM fix_slots WHERE project = ?1 AND epoch > ?2",

@@ -14,7 +14,7 @@ fn event(index: usize) -> AuditEvent {
 async fn a_claim_with_no_write_after_it_still_reaches_the_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("journal.sqlite");
-    let journal = Sqlite::open(&path).expect("open");
+    let journal = Sqlite::open(&path, crate::clock::Clock::system()).expect("open");
     let claimed = journal.claim(&event(1)).await.expect("claimed");
     assert!(matches!(claimed, Claim::New { .. }), "{claimed:?}");
     // Another process sees only committed rows: the open transaction must be committed without a later write.
@@ -40,7 +40,7 @@ async fn the_wal_stays_bounded_under_sustained_writes() {
     let dir = std::env::temp_dir().join(format!("antibody-wal-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("journal.sqlite");
-    let journal = Sqlite::open(&path).expect("open");
+    let journal = Sqlite::open(&path, crate::clock::Clock::system()).expect("open");
     let record = Record {
         outcome: "ignored".into(),
         ..Record::default()
