@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::kinds::{Policies, RawPolicies};
 use crate::policy::Severity;
 
 mod channel;
@@ -11,12 +12,6 @@ mod safety;
 mod scope;
 mod secret;
 mod templates;
-use crate::kinds::bucket::config::{RawBucketPolicy, validate_bucket};
-use crate::kinds::bucket::policy::BucketPolicy;
-use crate::kinds::firewall::config::{RawFirewallPolicy, validate_firewall};
-use crate::kinds::firewall::policy::FirewallPolicy;
-use crate::kinds::project_iam::config::{RawProjectIamPolicy, validate_project_iam};
-use crate::kinds::project_iam::policy::ProjectIamPolicy;
 use channel::validate_channel;
 pub use channel::{Channel, ChannelKind, PAGERDUTY_EVENTS, RawChannel, Smtp, SmtpTls};
 use safety::validate_safety;
@@ -102,20 +97,6 @@ pub struct RawServe {
     pub sweep_minutes: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPolicies {
-    /// Firewall rules that open risky ports to (almost) everyone.
-    #[serde(default)]
-    pub open_firewall: RawFirewallPolicy,
-    /// Project IAM grants that must never exist.
-    #[serde(default)]
-    pub project_iam: RawProjectIamPolicy,
-    /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
-    #[serde(default)]
-    pub public_bucket: RawBucketPolicy,
-}
-
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -136,9 +117,8 @@ pub struct Config {
     pub sweep_projects: Vec<String>,
     pub sweep_minutes: u32,
     pub max_in_flight: usize,
-    pub firewall: FirewallPolicy,
-    pub project_iam: ProjectIamPolicy,
-    pub bucket: BucketPolicy,
+    /// Every kind's policy, by the field its registry line names (`policies.firewall`, …).
+    pub policies: Policies,
     pub safety: SafetyLimits,
     pub scope: Scope,
     pub channels: Vec<Channel>,
@@ -196,9 +176,7 @@ impl Config {
             .port
             .as_deref()
             .and_then(|port| port.parse().ok());
-        let firewall = validate_firewall(raw.policies.open_firewall, &mut problems);
-        let project_iam = validate_project_iam(raw.policies.project_iam, &mut problems);
-        let bucket = validate_bucket(raw.policies.public_bucket, &mut problems);
+        let policies = Policies::validate(raw.policies, &mut problems);
         let channels: Vec<Channel> = raw
             .notify
             .into_iter()
@@ -272,9 +250,7 @@ impl Config {
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
             max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),
-            firewall,
-            project_iam,
-            bucket,
+            policies,
             safety,
             scope,
             channels,
@@ -343,10 +319,17 @@ mod tests {
         let text = include_str!("../../../../antibody.example.toml");
         let config = Config::parse(text).expect("antibody.example.toml is valid");
         assert_eq!(
-            config.firewall.fix,
+            config.policies.firewall.fix,
             crate::kinds::firewall::policy::FixKind::Disable
         );
-        assert!(config.firewall.ports.iter().any(|rule| rule.name == "SSH"));
+        assert!(
+            config
+                .policies
+                .firewall
+                .ports
+                .iter()
+                .any(|rule| rule.name == "SSH")
+        );
     }
 
     #[test]

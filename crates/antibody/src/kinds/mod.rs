@@ -120,7 +120,13 @@ pub trait Kind {
     const RESOURCE_PATTERN: &'static str;
     /// The inputs `antibody check --kind` accepts for this kind (`bucket` and `bucket-iam`, say).
     const INPUTS: &'static [&'static str];
+    /// The kind's `[policies.…]` section as written (serde, `deny_unknown_fields`, one `///` per key).
+    type RawPolicy: std::fmt::Debug + Default + DeserializeOwned;
+    /// The section validated: what the kind's policy reads as `config.policies.<field>`.
+    type Policy: std::fmt::Debug + Clone;
 
+    /// Validates the kind's section, adding every problem (each naming its key) to `problems`. Pure.
+    fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy;
     fn common(config: &Config) -> Common;
     /// Routes an event: `None` when its service or method is none of this kind's. A resource name that does not
     /// follow Google's grammar for the kind is `Route::Ignore` with the reason, never a guess.
@@ -169,7 +175,27 @@ pub trait Kind {
 /// Lists the kinds: one line per kind, `Variant: room::Type`. Generates `KindId`, `Resource`, `Fix` and the
 /// dispatch below.
 macro_rules! registry {
-    ($($variant:ident: $kind:ty),* $(,)?) => {
+    ($($(#[$doc:meta])* $variant:ident: $kind:ty, [policies.$section:ident] as $field:ident;)*) => {
+        /// The `[policies]` table: one section per kind.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawPolicies {
+            $($(#[$doc])* #[serde(default)] pub $section: <$kind as Kind>::RawPolicy,)*
+        }
+
+        /// Every kind's validated policy.
+        #[derive(Debug, Clone)]
+        pub struct Policies {
+            $(pub $field: <$kind as Kind>::Policy,)*
+        }
+
+        impl Policies {
+            /// Validates every kind's section; each problem names its key.
+            pub fn validate(raw: RawPolicies, problems: &mut Vec<String>) -> Policies {
+                Policies { $($field: <$kind as Kind>::validate_policy(raw.$section, problems),)* }
+            }
+        }
+
         /// Which kind a target, resource or fix is.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum KindId {
@@ -344,9 +370,12 @@ macro_rules! registry {
 }
 
 registry! {
-    Firewall: firewall::Firewalls,
-    ProjectIam: project_iam::ProjectIam,
-    Bucket: bucket::Buckets,
+    /// Firewall rules that open risky ports to (almost) everyone.
+    Firewall: firewall::Firewalls, [policies.open_firewall] as firewall;
+    /// Project, folder and organization IAM grants that must never exist.
+    ProjectIam: project_iam::ProjectIam, [policies.project_iam] as project_iam;
+    /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
+    Bucket: bucket::Buckets, [policies.public_bucket] as bucket;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

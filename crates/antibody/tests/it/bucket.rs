@@ -175,8 +175,8 @@ async fn an_exempt_website_bucket_stays_public_and_the_exemption_is_journaled() 
     let harness = Harness::with(Options {
         buckets: vec![labelled("www-example"), labelled("self-labelled")],
         tweak: Box::new(move |config| {
-            config.bucket.exempt_label = "antibody-exempt".into();
-            config.bucket.marker_principals = vec![web.into()];
+            config.policies.bucket.exempt_label = "antibody-exempt".into();
+            config.policies.bucket.marker_principals = vec![web.into()];
         }),
         ..Options::default()
     })

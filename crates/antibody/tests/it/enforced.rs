@@ -20,7 +20,9 @@ async fn enforced(permissions: Vec<String>) -> Harness {
         project_policy: Some(policy),
         seed: vec![open_ssh("seeded-open")],
         buckets: vec![json!({"name": "exports-bucket"})],
-        tweak: Box::new(|config| config.project_iam.allowed_domains = vec!["example.com".into()]),
+        tweak: Box::new(|config| {
+            config.policies.project_iam.allowed_domains = vec!["example.com".into()]
+        }),
         ..Options::default()
     })
     .await;

@@ -154,8 +154,8 @@ async fn a_user_cannot_exempt_their_own_rule_by_name_or_description() {
     let platform = "terraform@platform-prod.iam.gserviceaccount.com";
     let harness = Harness::with(Options {
         tweak: Box::new(move |config| {
-            config.firewall.exempt_marker = "antibody:exempt".into();
-            config.firewall.marker_principals = vec![platform.into()];
+            config.policies.firewall.exempt_marker = "antibody:exempt".into();
+            config.policies.firewall.marker_principals = vec![platform.into()];
         }),
         ..Options::default()
     })
@@ -199,7 +199,8 @@ async fn operations_that_stay_running_are_polled_to_completion() {
 
 #[tokio::test]
 async fn narrow_keeps_safe_traffic_flowing() {
-    let tweak = |config: &mut antibody::config::Config| config.firewall.fix = FixKind::Narrow;
+    let tweak =
+        |config: &mut antibody::config::Config| config.policies.firewall.fix = FixKind::Narrow;
     let harness = Harness::with(Options {
         tweak: Box::new(tweak),
         ..Options::default()

@@ -72,8 +72,8 @@ fn every_watched_method_has_exactly_one_trigger() {
 #[test]
 fn disabled_and_dry_run_policies_shrink_the_deployment() {
     let mut config = Config::default();
-    config.bucket.enabled = false;
-    config.project_iam.dry_run = true;
+    config.policies.bucket.enabled = false;
+    config.policies.project_iam.dry_run = true;
     let deployment = plan::deployment(&config, "p", "r", "i");
     assert!(
         deployment
@@ -170,7 +170,7 @@ fn a_cloud_sql_instance_is_named_project_region_instance() {
 async fn the_role_covers_every_permission_the_fixes_used() {
     for fix in [FixKind::Disable, FixKind::Narrow, FixKind::Delete] {
         let options = Options {
-            tweak: Box::new(move |config| config.firewall.fix = fix),
+            tweak: Box::new(move |config| config.policies.firewall.fix = fix),
             buckets: vec![json!({"name": "perm-bucket"})],
             ..Options::default()
         };
@@ -200,7 +200,7 @@ async fn the_role_covers_every_permission_the_fixes_used() {
         assert!(harness.count("remediated").await >= 3);
         let used = harness.sandbox.permissions_used_by(ENGINE);
         let mut config = Config::default();
-        config.firewall.fix = fix;
+        config.policies.firewall.fix = fix;
         let granted: BTreeSet<String> = plan::deployment(&config, PROJECT, "r", "i")
             .permissions
             .iter()

@@ -111,7 +111,9 @@ async fn a_gmail_editor_is_removed_and_everything_else_survives() {
 #[tokio::test]
 async fn the_v3_method_is_watched_too_and_high_risk_roles_for_external_groups_go() {
     let options = Options {
-        tweak: Box::new(|config| config.project_iam.allowed_domains = vec!["example.com".into()]),
+        tweak: Box::new(|config| {
+            config.policies.project_iam.allowed_domains = vec!["example.com".into()]
+        }),
         ..seeded()
     };
     let harness = Harness::with(options).await;

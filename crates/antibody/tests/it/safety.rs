@@ -334,7 +334,7 @@ async fn the_dry_run_plan_equals_the_enforced_plan() {
         let options = Options {
             tweak: Box::new(move |config| {
                 config.dry_run = dry_run;
-                config.firewall.fix = antibody::kinds::firewall::FixKind::Narrow;
+                config.policies.firewall.fix = antibody::kinds::firewall::FixKind::Narrow;
             }),
             ..Options::default()
         };
@@ -355,7 +355,7 @@ async fn the_dry_run_plan_equals_the_enforced_plan() {
 async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
     let clock = antibody::clock::Clock::manual();
     let options = Options {
-        tweak: Box::new(|config| config.firewall.grace_secs = 600),
+        tweak: Box::new(|config| config.policies.firewall.grace_secs = 600),
         clock: clock.clone(),
         ..Options::default()
     };

@@ -98,7 +98,9 @@ async fn undo_refuses_when_the_resource_changed_since_unless_forced() {
 #[tokio::test]
 async fn undoing_a_narrow_removes_the_split_and_restores_the_original() {
     let options = Options {
-        tweak: Box::new(|config| config.firewall.fix = antibody::kinds::firewall::FixKind::Narrow),
+        tweak: Box::new(|config| {
+            config.policies.firewall.fix = antibody::kinds::firewall::FixKind::Narrow
+        }),
         ..Options::default()
     };
     let harness = Harness::with(options).await;

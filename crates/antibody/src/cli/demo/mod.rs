@@ -124,7 +124,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
         identities: vec![ENGINE.into()],
         ..Config::default()
     };
-    config.project_iam.allowed_domains = vec!["example.com".into()];
+    config.policies.project_iam.allowed_domains = vec!["example.com".into()];
     let permissions: Vec<&str> =
         antibody::plan::deployment(&config, PROJECT, "europe-west1", "antibody")
             .permissions

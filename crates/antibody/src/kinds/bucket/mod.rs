@@ -114,12 +114,18 @@ impl Kind for Buckets {
     const WATCHES: &'static [Watch] = WATCHES;
     const RESOURCE_PATTERN: &'static str = "^projects/_/buckets/[^/]+$";
     const INPUTS: &'static [&'static str] = &["bucket", "bucket-iam"];
+    type RawPolicy = config::RawBucketPolicy;
+    type Policy = policy::BucketPolicy;
+
+    fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy {
+        config::validate_bucket(raw, problems)
+    }
 
     fn common(config: &Config) -> Common {
         Common {
-            enabled: config.bucket.enabled,
-            dry_run: config.bucket.dry_run,
-            grace_secs: config.bucket.grace_secs,
+            enabled: config.policies.bucket.enabled,
+            dry_run: config.policies.bucket.dry_run,
+            grace_secs: config.policies.bucket.grace_secs,
         }
     }
 
@@ -179,14 +185,14 @@ impl Kind for Buckets {
     }
 
     fn evaluate(config: &Config, read: &Bucket) -> (Vec<Finding>, Option<Fix>) {
-        let policy = &config.bucket;
+        let policy = &config.policies.bucket;
         let findings = policy.evaluate(&read.bucket, &read.policy);
         let fix = policy.plan_fix(&read.bucket, &read.policy, &findings);
         (findings, fix)
     }
 
     fn exemption(config: &Config, read: &Bucket, principal: &str) -> Option<String> {
-        config.bucket.exemption(&read.bucket, principal)
+        config.policies.bucket.exemption(&read.bucket, principal)
     }
 
     fn owner(config: &Config, read: &Bucket) -> Option<String> {
@@ -301,6 +307,7 @@ impl Kind for Buckets {
         let (bucket, raw) = gcp.get_bucket(name).await?;
         let policy = gcp.get_bucket_policy(name).await?;
         let public = config
+            .policies
             .bucket
             .evaluate(&bucket, &policy)
             .into_iter()

@@ -94,12 +94,18 @@ impl Kind for Firewalls {
     const WATCHES: &'static [Watch] = WATCHES;
     const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/global/firewalls/[^/]+$";
     const INPUTS: &'static [&'static str] = &["firewall"];
+    type RawPolicy = config::RawFirewallPolicy;
+    type Policy = policy::FirewallPolicy;
+
+    fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy {
+        config::validate_firewall(raw, problems)
+    }
 
     fn common(config: &Config) -> Common {
         Common {
-            enabled: config.firewall.enabled,
-            dry_run: config.firewall.dry_run,
-            grace_secs: config.firewall.grace_secs,
+            enabled: config.policies.firewall.enabled,
+            dry_run: config.policies.firewall.dry_run,
+            grace_secs: config.policies.firewall.grace_secs,
         }
     }
 
@@ -137,7 +143,7 @@ impl Kind for Firewalls {
                 "compute.globalOperations.get",
                 "compute.networks.updatePolicy",
             ]);
-            permissions.extend(match config.firewall.fix {
+            permissions.extend(match config.policies.firewall.fix {
                 FixKind::Disable => &["compute.firewalls.update"][..],
                 FixKind::Narrow => &["compute.firewalls.update", "compute.firewalls.create"][..],
                 FixKind::Delete => &["compute.firewalls.delete"][..],
@@ -158,14 +164,17 @@ impl Kind for Firewalls {
     }
 
     fn evaluate(config: &Config, rule: &FirewallRule) -> (Vec<Finding>, Option<Fix>) {
-        let policy = &config.firewall;
+        let policy = &config.policies.firewall;
         let findings = policy.evaluate(&rule.firewall);
         let fix = (!findings.is_empty()).then(|| policy.plan_fix(&rule.project, &rule.firewall));
         (findings, fix)
     }
 
     fn exemption(config: &Config, rule: &FirewallRule, principal: &str) -> Option<String> {
-        config.firewall.exemption(&rule.firewall, principal)
+        config
+            .policies
+            .firewall
+            .exemption(&rule.firewall, principal)
     }
 
     fn target_of(rule: &FirewallRule) -> Target {
@@ -222,7 +231,7 @@ impl Kind for Firewalls {
         }
         let target = fix_target(fix);
         let (firewall, raw) = gcp.get_firewall(&target.project, &target.name).await?;
-        if let Some(finding) = config.firewall.evaluate(&firewall).first() {
+        if let Some(finding) = config.policies.firewall.evaluate(&firewall).first() {
             return Err(apply::Error::NotFixed(finding.message.clone()));
         }
         Ok(Some(raw))

@@ -154,12 +154,18 @@ impl Kind for ProjectIam {
     const WATCHES: &'static [Watch] = WATCHES;
     const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+|organizations/[0-9]+|folders/[0-9]+)$";
     const INPUTS: &'static [&'static str] = &["project-iam"];
+    type RawPolicy = config::RawProjectIamPolicy;
+    type Policy = policy::ProjectIamPolicy;
+
+    fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy {
+        config::validate_project_iam(raw, problems)
+    }
 
     fn common(config: &Config) -> Common {
         Common {
-            enabled: config.project_iam.enabled,
-            dry_run: config.project_iam.dry_run,
-            grace_secs: config.project_iam.grace_secs,
+            enabled: config.policies.project_iam.enabled,
+            dry_run: config.policies.project_iam.dry_run,
+            grace_secs: config.policies.project_iam.grace_secs,
         }
     }
 
@@ -218,7 +224,7 @@ impl Kind for ProjectIam {
     }
 
     fn evaluate(config: &Config, read: &ProjectPolicy) -> (Vec<Finding>, Option<Fix>) {
-        let policy = &config.project_iam;
+        let policy = &config.policies.project_iam;
         let (findings, grants): (Vec<Finding>, Vec<Grant>) =
             policy.evaluate(&read.policy).into_iter().unzip();
         let fix = (!grants.is_empty()).then(|| match &read.container {
