@@ -1,17 +1,17 @@
 //! antibody: self-healing security for Google Cloud. Receives audit events, re-reads the resource, decides with
 //! pure policies, gates, applies a fix through Google's API, verifies it, and journals everything.
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod event;
-pub mod gate;
+pub(crate) mod gate;
 pub mod gcp;
 pub mod journal;
 pub mod kinds;
 pub mod notify;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
