@@ -24,14 +24,25 @@ pub enum Phase {
 pub(crate) struct ComputeWrite<'a> {
     pub project: &'a str,
     pub version: &'static str,
-    pub verb: &'static str,
-    pub name: &'a str,
+    /// The collection and verb, as the method name ends: `firewalls.patch`, `instances.setMetadata`.
+    pub method: &'a str,
+    pub resource_name: &'a str,
+    /// The monitored resource: `{"type": "gce_instance", "labels": {...}}`.
+    pub resource: Value,
+    /// The first entry's `authorizationInfo`.
+    pub authorization: Value,
+    /// `global` or the zone.
+    pub location: &'a str,
     pub principal: &'a str,
     pub user_agent: &'a str,
-    pub network: &'a str,
-    pub target_id: &'a str,
     pub request: Option<&'a Value>,
     pub operation: &'a Value,
+}
+
+/// One `authorizationInfo` item as Compute logs it.
+pub(crate) fn granted(permission: &str, name: &str, kind: &str) -> Value {
+    json!({"permission": permission, "granted": true,
+        "resourceAttributes": {"service": "compute", "name": name, "type": kind}})
 }
 
 /// The entries emitted, in order, the most recent `history` of them (`SandboxConfig::history`); tests and
@@ -217,17 +228,7 @@ fn proto_style(value: &Value) -> Value {
 }
 
 pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
-    let resource_name = format!("projects/{}/global/firewalls/{}", write.project, write.name);
-    let permission = match write.verb {
-        "insert" => "compute.firewalls.create",
-        "delete" => "compute.firewalls.delete",
-        _ => "compute.firewalls.update",
-    };
-    let network = write
-        .network
-        .strip_prefix("https://www.googleapis.com/compute/v1/")
-        .unwrap_or(write.network);
-    let request_type = format!("type.googleapis.com/compute.firewalls.{}", write.verb);
+    let request_type = format!("type.googleapis.com/compute.{}", write.method);
     let mut payload = json!({
         "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
         "authenticationInfo": {"principalEmail": write.principal},
@@ -238,18 +239,13 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
             "destinationAttributes": {},
         },
         "serviceName": "compute.googleapis.com",
-        "methodName": format!("{}.compute.firewalls.{}", write.version, write.verb),
-        "resourceName": resource_name,
+        "methodName": format!("{}.compute.{}", write.version, write.method),
+        "resourceName": write.resource_name,
         "request": {"@type": request_type},
     });
     if phase == Phase::First {
-        payload["authorizationInfo"] = json!([
-            {"permission": permission, "granted": true,
-             "resourceAttributes": {"service": "compute", "name": resource_name, "type": "compute.firewalls"}},
-            {"permission": "compute.networks.updatePolicy", "granted": true,
-             "resourceAttributes": {"service": "compute", "name": network, "type": "compute.networks"}},
-        ]);
-        payload["resourceLocation"] = json!({"currentLocations": ["global"]});
+        payload["authorizationInfo"] = write.authorization.clone();
+        payload["resourceLocation"] = json!({"currentLocations": [write.location]});
         match write.request {
             Some(request) => {
                 let mut request = proto_style(request);
@@ -285,10 +281,7 @@ pub(crate) fn compute_entry(write: &ComputeWrite<'_>, phase: Phase) -> Value {
     json!({
         "protoPayload": payload,
         "insertId": insert_id(),
-        "resource": {
-            "type": "gce_firewall_rule",
-            "labels": {"project_id": write.project, "firewall_rule_id": write.target_id},
-        },
+        "resource": write.resource,
         "timestamp": now,
         "severity": "NOTICE",
         "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project),

@@ -73,6 +73,48 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         (_, ["compute", _, "projects", _, "global", "operations", ..]) => {
             vec!["compute.globalOperations.get"]
         }
+        (_, ["compute", _, "projects", _, "zones", _, "operations", ..]) => {
+            vec!["compute.zoneOperations.get"]
+        }
+        (&Method::GET, ["compute", _, "projects", _, "zones", _, "instances"])
+        | (&Method::GET, ["compute", _, "projects", _, "aggregated", "instances"]) => {
+            vec!["compute.instances.list"]
+        }
+        (&Method::POST, ["compute", _, "projects", _, "zones", _, "instances"]) => {
+            vec!["compute.instances.create"]
+        }
+        (&Method::GET, ["compute", _, "projects", _, "zones", _, "instances", _]) => {
+            vec!["compute.instances.get"]
+        }
+        (&Method::DELETE, ["compute", _, "projects", _, "zones", _, "instances", _]) => {
+            vec!["compute.instances.delete"]
+        }
+        (
+            &Method::POST,
+            [
+                "compute",
+                _,
+                "projects",
+                _,
+                "zones",
+                _,
+                "instances",
+                _,
+                action,
+            ],
+        ) => match *action {
+            "setMetadata" => vec!["compute.instances.setMetadata"],
+            "stop" => vec!["compute.instances.stop"],
+            "start" => vec!["compute.instances.start"],
+            "deleteAccessConfig" => vec!["compute.instances.deleteAccessConfig"],
+            "addAccessConfig" => vec!["compute.instances.addAccessConfig"],
+            "setServiceAccount" => vec!["compute.instances.setServiceAccount"],
+            _ => Vec::new(),
+        },
+        (&Method::GET, ["compute", _, "projects", _]) => vec!["compute.projects.get"],
+        (&Method::POST, ["compute", _, "projects", _, "setCommonInstanceMetadata"]) => {
+            vec!["compute.projects.setCommonInstanceMetadata"]
+        }
         (&Method::GET, ["v1" | "v3", "projects", _]) => vec!["resourcemanager.projects.get"],
         (&Method::POST, ["v1" | "v3", "projects", target]) if target.ends_with(":getIamPolicy") => {
             vec!["resourcemanager.projects.getIamPolicy"]
@@ -206,6 +248,12 @@ fn predefined_grants(role: &str, permission: &str) -> bool {
             permission.starts_with("compute.firewalls.")
                 || permission.starts_with("compute.globalOperations.")
                 || permission == "compute.networks.updatePolicy"
+        }
+        "roles/compute.instanceAdmin.v1" => {
+            permission.starts_with("compute.instances.")
+                || permission.starts_with("compute.zoneOperations.")
+                || permission.starts_with("compute.globalOperations.")
+                || permission.starts_with("compute.projects.")
         }
         "roles/storage.admin" => permission.starts_with("storage."),
         "roles/resourcemanager.projectIamAdmin" => {

@@ -2,8 +2,10 @@
 
 mod filter;
 mod firewall;
+mod instances;
 mod list;
 mod operations;
+mod project;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,7 +23,10 @@ use crate::audit::{self, ComputeWrite};
 use crate::error::ApiError;
 use crate::time_fmt::compute_now;
 use crate::{Seed, Shared};
-use operations::{Operation, Operations, complete, get_operation, wait_operation};
+use operations::{
+    Operation, Operations, complete, get_operation, get_zone_operation, wait_operation,
+    wait_zone_operation,
+};
 
 pub(crate) const API_ROOT: &str = "https://www.googleapis.com/compute/v1";
 
@@ -46,12 +51,47 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/compute/{version}/projects/{project}/global/operations/{operation}/wait",
             post(wait_operation),
         )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/operations/{operation}",
+            get(get_zone_operation),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/operations/{operation}/wait",
+            post(wait_zone_operation),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/instances",
+            get(instances::list_instances).post(instances::insert_instance),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/instances/{name}",
+            get(instances::get_instance).delete(instances::delete_instance),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/instances/{name}/{action}",
+            post(instances::act_on_instance),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/aggregated/instances",
+            get(instances::aggregated_instances),
+        )
+        .route(
+            "/compute/{version}/projects/{project}",
+            get(project::get_project),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/setCommonInstanceMetadata",
+            post(project::set_common_metadata),
+        )
 }
 
 /// Firewalls and operations of every project; projects spring into being on first use.
 #[derive(Default)]
 pub(crate) struct ComputeState {
     firewalls: BTreeMap<(String, String), Value>,
+    instances: BTreeMap<instances::Key, Value>,
+    /// Project → its common instance metadata, once set.
+    common: BTreeMap<String, Value>,
     operations: Operations,
     counter: u64,
 }
@@ -62,6 +102,24 @@ impl ComputeState {
             operations: Operations::new(history),
             ..ComputeState::default()
         };
+        for (project, bodies) in &seed.instances {
+            for body in bodies {
+                let zone = body["zone"].as_str().unwrap_or("us-central1-a");
+                let zone = zone.rsplit('/').next().unwrap_or(zone).to_string();
+                let id = state.next_id();
+                let ordinal = state.instances.len() as u64;
+                let instance = instances::normalise(project, &zone, body.clone(), id, ordinal)?;
+                let name = instance["name"].as_str().unwrap_or_default().to_string();
+                state
+                    .instances
+                    .insert((project.clone(), zone, name), instance);
+            }
+        }
+        for (project, items) in &seed.common_metadata {
+            state
+                .common
+                .insert(project.clone(), project::stored(items)?);
+        }
         for (project, firewalls) in &seed.firewalls {
             for body in firewalls {
                 let id = state.next_id();
@@ -91,6 +149,14 @@ impl ComputeState {
             (self.counter as u32).wrapping_mul(0x85EB_CA6B),
             (self.counter as u32).wrapping_mul(0xC2B2_AE35)
         )
+    }
+
+    /// A project's common instance metadata (empty until set).
+    fn common_metadata(&self, project: &str) -> Value {
+        match self.common.get(project) {
+            Some(metadata) => metadata.clone(),
+            None => project::stored(&Value::Null).expect("empty metadata is valid"),
+        }
     }
 
     /// Removes a rule without a trace (the fault "deleted between read and write").
@@ -277,15 +343,7 @@ fn write(
     request: Option<Value>,
     mutate: impl FnOnce(&mut ComputeState, u64) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let request_id = match query.get("requestId").filter(|id| !id.is_empty()) {
-        Some(id) if is_uuid(id) => Some(id.clone()),
-        Some(id) => {
-            return Err(ApiError::invalid(format!(
-                "Invalid value for field 'requestId': '{id}'. The provided request ID must be a valid UUID with the exception that zero UUID is not supported."
-            )));
-        }
-        None => None,
-    };
+    let request_id = request_id(query)?;
     let principal = shared.principal(headers);
     let user_agent = crate::user_agent(headers);
     let (operation, first, completes_now) = {
@@ -330,53 +388,59 @@ fn write(
         }
         let target_id = firewall["id"].as_str().unwrap_or_default().to_string();
         let network = firewall["network"].as_str().unwrap_or_default().to_string();
-        let operation_name = state.operation_name();
-        let operation_id = state.next_id();
-        let now = compute_now();
-        let operation = json!({
-            "kind": "compute#operation",
-            "id": operation_id.to_string(),
-            "name": operation_name,
-            "operationType": verb,
-            "targetLink": format!("{API_ROOT}/{}", firewall_path(project, name)),
-            "targetId": target_id,
-            "status": "RUNNING",
-            "user": principal,
-            "progress": 0,
-            "insertTime": now,
-            "startTime": now,
-            "selfLink": format!("{API_ROOT}/projects/{project}/global/operations/{operation_name}"),
-        });
+        let operation = state.new_operation(
+            verb,
+            project,
+            None,
+            &firewall_path(project, name),
+            &target_id,
+            &principal,
+        );
+        let operation_name = operation["name"].as_str().unwrap_or_default().to_string();
+        let resource_name = firewall_path(project, name);
+        let permission = match verb {
+            "insert" => "compute.firewalls.create",
+            "delete" => "compute.firewalls.delete",
+            _ => "compute.firewalls.update",
+        };
+        let network = network
+            .strip_prefix("https://www.googleapis.com/compute/v1/")
+            .unwrap_or(&network);
         let write = ComputeWrite {
             project,
             version,
-            verb,
-            name,
+            method: &format!("firewalls.{verb}"),
+            resource_name: &resource_name,
+            resource: json!({"type": "gce_firewall_rule",
+                "labels": {"project_id": project, "firewall_rule_id": target_id}}),
+            authorization: json!([
+                audit::granted(permission, &resource_name, "compute.firewalls"),
+                audit::granted("compute.networks.updatePolicy", network, "compute.networks"),
+            ]),
+            location: "global",
             principal: &principal,
             user_agent: &user_agent,
-            network: &network,
-            target_id: &target_id,
             request: request.as_ref(),
             operation: &operation,
         };
         let first = audit::compute_entry(&write, audit::Phase::First);
         let last = audit::compute_entry(&write, audit::Phase::Last);
-        let delay = shared.config.operation_delay;
-        let key = (project.to_string(), operation_name.clone());
-        state.operations.track(
-            key.clone(),
-            Operation {
-                body: operation.clone(),
-                done_at: Instant::now() + delay,
-                last_entry: Some(last),
-                error,
-                request_id,
-            },
-        );
-        (operation, first, (delay, key))
+        let key = (project.to_string(), operation_name);
+        let completes = state.track(shared, key, &operation, last, error, request_id);
+        (operation, first, completes)
     };
+    Ok(run_operation(shared, operation, first, completes_now))
+}
+
+/// Emits a write's `first` entry and completes its operation now or after the configured delay (which emits the
+/// `last` one); answers the operation as it stands.
+pub(crate) fn run_operation(
+    shared: &Arc<Shared>,
+    operation: Value,
+    first: Value,
+    (delay, key): (std::time::Duration, operations::Key),
+) -> Response {
     shared.emit(first);
-    let (delay, key) = completes_now;
     if delay.is_zero() {
         complete(shared, &key);
     } else {
@@ -386,7 +450,81 @@ fn write(
             complete(&shared, &key);
         });
     }
-    Ok(Json(operation).into_response())
+    Json(operation).into_response()
+}
+
+/// A write's `requestId`: absent, or a UUID (Compute's rule and message).
+pub(crate) fn request_id(query: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match query.get("requestId").filter(|id| !id.is_empty()) {
+        Some(id) if is_uuid(id) => Ok(Some(id.clone())),
+        Some(id) => Err(ApiError::invalid(format!(
+            "Invalid value for field 'requestId': '{id}'. The provided request ID must be a valid UUID with the exception that zero UUID is not supported."
+        ))),
+        None => Ok(None),
+    }
+}
+
+impl ComputeState {
+    /// A RUNNING `compute#operation` about `target` (a relative name); zonal when `zone` is given.
+    pub(crate) fn new_operation(
+        &mut self,
+        verb: &str,
+        project: &str,
+        zone: Option<&str>,
+        target: &str,
+        target_id: &str,
+        principal: &str,
+    ) -> Value {
+        let name = self.operation_name();
+        let id = self.next_id();
+        let now = compute_now();
+        let scope = match zone {
+            Some(zone) => format!("zones/{zone}"),
+            None => "global".to_string(),
+        };
+        let mut operation = json!({
+            "kind": "compute#operation",
+            "id": id.to_string(),
+            "name": name,
+            "operationType": verb,
+            "targetLink": format!("{API_ROOT}/{target}"),
+            "targetId": target_id,
+            "status": "RUNNING",
+            "user": principal,
+            "progress": 0,
+            "insertTime": now,
+            "startTime": now,
+            "selfLink": format!("{API_ROOT}/projects/{project}/{scope}/operations/{name}"),
+        });
+        if let Some(zone) = zone {
+            operation["zone"] = json!(format!("{API_ROOT}/projects/{project}/zones/{zone}"));
+        }
+        operation
+    }
+
+    /// Records a started operation; returns when and which to complete.
+    pub(crate) fn track(
+        &mut self,
+        shared: &Shared,
+        key: operations::Key,
+        operation: &Value,
+        last: Value,
+        error: Option<String>,
+        request_id: Option<String>,
+    ) -> (std::time::Duration, operations::Key) {
+        let delay = shared.config.operation_delay;
+        self.operations.track(
+            key.clone(),
+            Operation {
+                body: operation.clone(),
+                done_at: Instant::now() + delay,
+                last_entry: Some(last),
+                error,
+                request_id,
+            },
+        );
+        (delay, key)
+    }
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {

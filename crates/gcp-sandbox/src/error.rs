@@ -53,6 +53,16 @@ impl ApiError {
         }
     }
 
+    /// Compute's 412 for a write whose fingerprint is not the resource's any more.
+    pub fn condition_not_met(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::PRECONDITION_FAILED,
+            reason: "conditionNotMet",
+            message: message.into(),
+            grpc_status: None,
+        }
+    }
+
     pub fn bad_json(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,

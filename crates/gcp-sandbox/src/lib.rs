@@ -99,6 +99,12 @@ pub struct Seed {
     /// Project id → IAM policy (`bindings`, `auditConfigs`) in Resource Manager's shape.
     #[serde(default)]
     pub project_policies: HashMap<String, Value>,
+    /// Project id → Compute instances (`name`, `zone`, `machineType`, `metadata.items`, `serviceAccounts`, ...).
+    #[serde(default)]
+    pub instances: HashMap<String, Vec<Value>>,
+    /// Project id → the project's common instance metadata items (`[{key, value}]`).
+    #[serde(default)]
+    pub common_metadata: HashMap<String, Value>,
     /// Bearer token → principal email, merged into the configured map.
     #[serde(default)]
     pub principals: HashMap<String, String>,

@@ -52,6 +52,11 @@ async fn python_compute_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn python_instances_and_projects_clients() {
+    run_client_script("instances_python.py", "google.cloud.compute_v1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_resource_manager_client() {
     run_client_script(
         "resourcemanager_python.py",

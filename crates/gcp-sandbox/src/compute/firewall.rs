@@ -240,7 +240,7 @@ pub(crate) fn normalise(
     Ok(Value::Object(firewall))
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

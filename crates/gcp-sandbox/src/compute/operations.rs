@@ -111,13 +111,21 @@ impl Operations {
         last
     }
 
-    /// The operation's body and when it is due, or Google's 404.
-    fn find(&self, key: &Key) -> Result<(&Value, Instant), ApiError> {
+    /// The operation's body and when it is due, or Google's 404. A zonal operation is found under its zone only,
+    /// a global one under `global` only.
+    fn find(&self, key: &Key, zone: Option<&str>) -> Result<(&Value, Instant), ApiError> {
+        let scope = zone.map_or("global".to_string(), |zone| format!("zones/{zone}"));
         self.by_key
             .get(key)
+            .filter(|operation| {
+                let in_zone = operation.body["zone"]
+                    .as_str()
+                    .map(|url| url.rsplit('/').next().unwrap_or_default().to_string());
+                in_zone.as_deref() == zone
+            })
             .map(|operation| (&operation.body, operation.done_at))
             .ok_or_else(|| {
-                ApiError::not_found(&format!("projects/{}/global/operations/{}", key.0, key.1))
+                ApiError::not_found(&format!("projects/{}/{scope}/operations/{}", key.0, key.1))
             })
     }
 }
@@ -139,29 +147,59 @@ pub(super) async fn get_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    api_version(&version)?;
-    let key = (project, operation);
-    complete(&shared, &key);
+    answer(&shared, &version, (project, operation), None)
+}
+
+pub(super) async fn get_zone_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, zone, operation)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    answer(&shared, &version, (project, operation), Some(&zone))
+}
+
+fn answer(
+    shared: &Shared,
+    version: &str,
+    key: Key,
+    zone: Option<&str>,
+) -> Result<Response, ApiError> {
+    api_version(version)?;
+    complete(shared, &key);
     let state = shared.compute.lock().expect("compute state lock poisoned");
     state
         .operations
-        .find(&key)
+        .find(&key, zone)
         .map(|(body, _)| crate::json_response(body))
 }
 
-/// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
 pub(super) async fn wait_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    api_version(&version)?;
-    let key = (project, operation);
+    wait(&shared, &version, (project, operation), None).await
+}
+
+pub(super) async fn wait_zone_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, zone, operation)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    wait(&shared, &version, (project, operation), Some(&zone)).await
+}
+
+/// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
+async fn wait(
+    shared: &Shared,
+    version: &str,
+    key: Key,
+    zone: Option<&str>,
+) -> Result<Response, ApiError> {
+    api_version(version)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        complete(&shared, &key);
+        complete(shared, &key);
         let done_at = {
             let state = shared.compute.lock().expect("compute state lock poisoned");
-            let (body, done_at) = state.operations.find(&key)?;
+            let (body, done_at) = state.operations.find(&key, zone)?;
             if body["status"] == "DONE" || Instant::now() >= deadline {
                 return Ok(crate::json_response(body));
             }

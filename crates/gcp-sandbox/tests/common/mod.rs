@@ -22,6 +22,7 @@ pub async fn sandbox(config: SandboxConfig) -> (gcp_sandbox::Running, reqwest::C
 }
 
 /// A valid INGRESS rule allowing TCP 22 from anywhere.
+#[allow(dead_code)] // each test binary compiles this module; not every one writes firewall rules
 pub fn rule(name: &str) -> Value {
     json!({"name": name, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "sourceRanges": ["0.0.0.0/0"]})
 }
