@@ -1,10 +1,10 @@
-//! Fuzz target: firewall, bucket and IAM policy JSON as Google's APIs could answer, through every policy with the
-//! default configuration. The first byte picks the resource kind.
+//! Fuzz target: firewall, bucket, IAM policy and instance JSON as Google's APIs could answer, through every policy
+//! with the default configuration. The first byte picks the resource kind.
 #![no_main]
 
 use antibody::config::Config;
-use antibody::gcp::{compute::Firewall, iam::Policy, storage::Bucket};
-use antibody::kinds::{bucket, firewall::FirewallRule, project_iam::ProjectPolicy};
+use antibody::gcp::{compute::Firewall, iam::Policy, instances, storage::Bucket};
+use antibody::kinds::{bucket, firewall::FirewallRule, instance::Vm, project_iam::ProjectPolicy};
 use antibody::policy::{Resource, evaluate};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let project = "fuzz-project".to_string();
-    let resource = match selector % 3 {
+    let resource = match selector % 4 {
         0 => match serde_json::from_slice::<Firewall>(json) {
             Ok(firewall) => Resource::Firewall(FirewallRule { project, firewall }),
             Err(_) => return,
@@ -26,6 +26,24 @@ fuzz_target!(|data: &[u8]| {
             }),
             Err(_) => return,
         },
+        3 => {
+            // An instance and its project's common metadata, as one JSON object {"instance": ..., "common": ...}.
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {
+                return;
+            };
+            let (Ok(instance), Ok(common)) = (
+                serde_json::from_value::<instances::Instance>(value["instance"].clone()),
+                serde_json::from_value::<instances::Metadata>(value["common"].clone()),
+            ) else {
+                return;
+            };
+            Resource::Instance(Vm::Instance {
+                project,
+                zone: "us-central1-a".into(),
+                instance: Box::new(instance),
+                common,
+            })
+        }
         _ => {
             // A bucket and its policy, as one JSON object {"bucket": ..., "iam": ...}.
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {

@@ -1,4 +1,4 @@
-//! Compute Engine v1: firewall rules and global operations.
+//! Compute Engine v1: firewall rules, and global and zonal operations.
 
 use std::time::{Duration, Instant};
 
@@ -184,7 +184,17 @@ impl Client {
     }
 
     /// Polls a global operation until DONE (bounded), then checks whether it failed.
-    async fn wait(&self, project: &str, mut operation: Operation) -> Result<(), Error> {
+    async fn wait(&self, project: &str, operation: Operation) -> Result<(), Error> {
+        self.wait_in(project, None, operation).await
+    }
+
+    /// Polls a global (`zone: None`) or zonal operation until DONE (bounded), then checks whether it failed.
+    pub(super) async fn wait_in(
+        &self,
+        project: &str,
+        zone: Option<&str>,
+        mut operation: Operation,
+    ) -> Result<(), Error> {
         self.remember_operation(&operation.name);
         let deadline = Instant::now() + Duration::from_secs(300);
         while operation.status != "DONE" {
@@ -198,8 +208,12 @@ impl Client {
                     after: None,
                 });
             }
+            let scope = match zone {
+                Some(zone) => format!("zones/{}", segment(zone)),
+                None => "global".to_string(),
+            };
             let url = format!(
-                "{}/compute/v1/projects/{}/global/operations/{}/wait",
+                "{}/compute/v1/projects/{}/{scope}/operations/{}/wait",
                 self.endpoints().compute,
                 segment(project),
                 segment(&operation.name)

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod compute;
 pub mod iam;
+pub mod instances;
 pub mod resourcemanager;
 pub mod storage;
 

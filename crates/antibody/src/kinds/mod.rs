@@ -22,6 +22,7 @@ use crate::undo;
 
 pub mod bucket;
 pub mod firewall;
+pub mod instance;
 pub mod names;
 pub mod project_iam;
 #[cfg(test)]
@@ -376,6 +377,8 @@ registry! {
     ProjectIam: project_iam::ProjectIam, [policies.project_iam] as project_iam;
     /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
     Bucket: bucket::Buckets, [policies.public_bucket] as bucket;
+    /// Compute Engine instances and the project's common instance metadata (Security Health Analytics' findings).
+    Instance: instance::Instances, [policies.vm_instance] as instance;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -87,6 +87,33 @@ pub fn compute(text: &str) -> Result<&str, NameError> {
     }
 }
 
+/// A Compute Engine zone: `REGION-LETTER`, the region a word, a dash and a word ending in digits
+/// (`us-central1-a`, `europe-west4-b`, `me-central2-c`).
+pub fn zone(text: &str) -> Result<&str, NameError> {
+    let word = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_lowercase());
+    let parts: Vec<&str> = text.split('-').collect();
+    let valid = text.len() <= 63
+        && match parts.as_slice() {
+            [area, place, letter] => {
+                let place_word = place.trim_end_matches(|c: char| c.is_ascii_digit());
+                word(area)
+                    && word(place_word)
+                    && place_word.len() < place.len()
+                    && letter.len() == 1
+                    && word(letter)
+            }
+            _ => false,
+        };
+    if valid {
+        Ok(text)
+    } else {
+        Err(format!(
+            "'{}' is not a Compute Engine zone (like us-central1-a)",
+            printable(text)
+        ))
+    }
+}
+
 /// A Cloud Storage bucket name: 3 to 63 characters of lowercase letters, digits, `-`, `_` and `.` (up to 222 with
 /// dots, each dot-separated part at most 63), beginning and ending with a letter or digit, not an IPv4 address,
 /// not starting with `goog`.

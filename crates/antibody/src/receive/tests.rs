@@ -293,7 +293,7 @@ async fn a_sinks_largest_push_and_a_split_part_are_accepted_and_journaled() {
     use base64::Engine;
     let (cx, _dir) = context().await;
     let mut large = entry();
-    large["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    large["protoPayload"]["methodName"] = json!("v1.compute.networks.insert");
     large["protoPayload"]["request"] = json!({"padding": "x".repeat(512 * 1024 - 1024)});
     let mut split = entry();
     split["insertId"] = json!("abc-part-2");
@@ -332,7 +332,7 @@ async fn a_sinks_largest_push_and_a_split_part_are_accepted_and_journaled() {
 async fn ignored_events_are_acknowledged_and_journaled() {
     let (cx, _dir) = context().await;
     let mut ignored = entry();
-    ignored["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    ignored["protoPayload"]["methodName"] = json!("v1.compute.networks.insert");
     let request = Request::post("/")
         .header("content-type", "application/json")
         .body(Body::from(ignored.to_string()))
@@ -375,7 +375,7 @@ async fn health_endpoints_answer_without_side_effects() {
 async fn metrics_count_outcomes_from_the_journal() {
     let (cx, _dir) = context().await;
     let mut ignored = entry();
-    ignored["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    ignored["protoPayload"]["methodName"] = json!("v1.compute.networks.insert");
     let request = Request::post("/")
         .header("content-type", "application/json")
         .body(Body::from(ignored.to_string()))
@@ -405,7 +405,7 @@ async fn metrics_count_outcomes_from_the_journal() {
 async fn every_decision_is_logged_with_its_trace() {
     let (cx, _dir) = context().await;
     let mut ignored = entry();
-    ignored["protoPayload"]["methodName"] = json!("v1.compute.instances.insert");
+    ignored["protoPayload"]["methodName"] = json!("v1.compute.networks.insert");
     let request = Request::post("/")
         .header("content-type", "application/json")
         .header(

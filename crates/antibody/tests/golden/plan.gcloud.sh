@@ -12,9 +12,9 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need.
 if gcloud iam roles describe antibodyRemediator --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccounts.actAs,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
-  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.networks.updatePolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccounts.actAs,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
@@ -103,4 +103,100 @@ gcloud eventarc triggers describe antibody-storage-buckets-create --project "$PR
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=storage.googleapis.com --event-filters methodName=storage.buckets.create \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setMetadata \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setServiceAccount \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.addAccessConfig \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateNetworkInterface \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateShieldedInstanceConfig \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.projects.setCommonInstanceMetadata \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-setmetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.setMetadata \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-setserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-setserviceaccount --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.setServiceAccount \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-addaccessconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-addaccessconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.addAccessConfig \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-updatenetworkinterface --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-updatenetworkinterface --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.updateNetworkInterface \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.updateShieldedInstanceConfig \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.projects.setCommonInstanceMetadata \
     --service-account "$SA"

@@ -20,7 +20,14 @@ resource "google_project_iam_custom_role" "antibody" {
     "compute.firewalls.list",
     "compute.firewalls.update",
     "compute.globalOperations.get",
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.instances.setMetadata",
     "compute.networks.updatePolicy",
+    "compute.projects.get",
+    "compute.projects.setCommonInstanceMetadata",
+    "compute.zoneOperations.get",
+    "iam.serviceAccounts.actAs",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
     "storage.buckets.get",
@@ -375,6 +382,438 @@ resource "google_eventarc_trigger" "antibody_storage_buckets_create" {
   matching_criteria {
     attribute = "methodName"
     value     = "storage.buckets.create"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_setmetadata" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-setmetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.setMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_setserviceaccount" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-setserviceaccount"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.setServiceAccount"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_addaccessconfig" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-addaccessconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.addAccessConfig"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_updatenetworkinterface" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-updatenetworkinterface"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.updateNetworkInterface"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_updateshieldedinstanceconfig" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-updateshieldedinstanceconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.updateShieldedInstanceConfig"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_update" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_projects_setcommoninstancemetadata" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-projects-setcommoninstancemetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.projects.setCommonInstanceMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_setmetadata" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-setmetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.setMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_setserviceaccount" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-setserviceaccount"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.setServiceAccount"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_addaccessconfig" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-addaccessconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.addAccessConfig"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_updatenetworkinterface" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-updatenetworkinterface"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.updateNetworkInterface"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_updateshieldedinstanceconfig" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-updateshieldedinstanceconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.updateShieldedInstanceConfig"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_update" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_projects_setcommoninstancemetadata" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-projects-setcommoninstancemetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.projects.setCommonInstanceMetadata"
   }
 
   destination {

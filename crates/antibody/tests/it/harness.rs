@@ -226,6 +226,30 @@ impl Harness {
         self.sandbox.settled().await;
     }
 
+    /// A Compute Engine call (`path` under `/compute/v1/projects/PROJECT`) by the principal `token` stands for;
+    /// returns once every resulting event has been handled.
+    pub async fn compute_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!(
+            "{}/compute/v1/projects/{PROJECT}{path}",
+            self.sandbox.base_url()
+        );
+        let mut request = self.http.request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("compute call");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        self.sandbox.settled().await;
+        (status, body)
+    }
+
     /// Calls the storage API as the user; returns once every event has been handled.
     pub async fn user_storage(
         &self,

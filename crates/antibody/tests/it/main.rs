@@ -13,6 +13,7 @@ mod firewall;
 mod fixtures;
 mod harness;
 mod hostile;
+mod instance;
 mod live;
 mod notify;
 mod pg;

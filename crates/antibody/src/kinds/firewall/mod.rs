@@ -398,8 +398,8 @@ mod tests {
                 "projects/my-project/global/firewalls/fw",
             ),
             (
-                "v1.compute.instances.insert",
-                "projects/my-project/zones/z/instances/i",
+                "v1.compute.networks.insert",
+                "projects/my-project/global/networks/n",
             ),
         ] {
             assert!(
