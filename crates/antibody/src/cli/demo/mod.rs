@@ -2,6 +2,7 @@
 
 mod bucket;
 mod firewall;
+mod instance;
 mod project_iam;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -186,6 +187,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     firewall::play(&mut scene).await?;
     project_iam::play(&mut scene).await?;
     bucket::play(&mut scene).await?;
+    instance::play(&mut scene, &context).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();

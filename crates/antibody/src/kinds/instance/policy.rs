@@ -244,10 +244,15 @@ impl InstancePolicy {
                 .iter()
                 .any(|scope| self.full_scopes.contains(scope));
             if full {
+                let zone = instance.zone.rsplit('/').next().unwrap_or_default();
+                let name = &instance.name;
                 add(
                     FULL_API_ACCESS,
                     format!(
-                        "runs as the default service account {} with access to every Google Cloud API",
+                        "runs as the default service account {} with access to every Google Cloud API; to rescope: \
+                         gcloud compute instances stop {name} --zone {zone} && gcloud compute instances \
+                         set-service-account {name} --zone {zone} --service-account ACCOUNT --scopes SCOPES && \
+                         gcloud compute instances start {name} --zone {zone}",
                         account.email
                     ),
                     &mut |planned| planned.stop = instance.status == "RUNNING",
