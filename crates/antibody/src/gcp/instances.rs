@@ -247,6 +247,20 @@ impl Client {
             .await
     }
 
+    /// Runs a TERMINATED instance as `email` with `scopes` (no account when `email` is empty).
+    pub async fn set_service_account(
+        &self,
+        project: &str,
+        zone: &str,
+        name: &str,
+        email: &str,
+        scopes: &[String],
+    ) -> Result<(), Error> {
+        let body = json!({"email": email, "scopes": scopes});
+        self.instance_action(project, zone, name, "setServiceAccount", "", Some(&body))
+            .await
+    }
+
     /// Removes an external address (`accessConfig` by name) from a network interface.
     pub async fn delete_access_config(
         &self,

@@ -194,10 +194,10 @@ mod seen_tests {
 }
 
 /// The fix a dead process announced (see `announce_fix`), from the row's `fix` and `before_state` columns.
-fn interrupted(fix: Option<&str>, before: Option<&str>) -> Option<(Fix, Value)> {
+fn interrupted(fix: Option<&str>, before: Option<&str>) -> Option<Box<(Fix, Value)>> {
     let fix = serde_json::from_str(fix?).ok()?;
     let before = serde_json::from_str(before?).ok()?;
-    Some((fix, before))
+    Some(Box::new((fix, before)))
 }
 
 /// Forwards each call to the backend.
@@ -284,7 +284,7 @@ pub enum Claim {
         id: i64,
         remediated_by: Option<i64>,
         /// The fix (and before-state) a process that died had announced for this row: it may have been applied.
-        interrupted: Option<(Fix, Value)>,
+        interrupted: Option<Box<(Fix, Value)>>,
     },
     /// A redelivery of an event already handled.
     Duplicate { of: i64 },

@@ -117,7 +117,7 @@ enum Claimed {
     /// This delivery handles the event; `interrupted` is the fix a process that died had announced for it.
     New {
         id: i64,
-        interrupted: Option<(Fix, Value)>,
+        interrupted: Option<Box<(Fix, Value)>>,
     },
     /// Another delivery has it, or had it: the answer is already known.
     Answered(Handled),
@@ -373,10 +373,10 @@ fn failure(error: String, retryable: bool) -> Outcome {
 /// A process that died had announced a fix for this event; if the live state is now compliant, that fix took.
 fn confirm_interrupted(
     outcome: Outcome,
-    interrupted: Option<(Fix, Value)>,
+    interrupted: Option<Box<(Fix, Value)>>,
     decision: &mut Decision,
 ) -> Outcome {
-    match (outcome, interrupted) {
+    match (outcome, interrupted.map(|boxed| *boxed)) {
         (Outcome::Compliant, Some((fix, before))) => {
             decision.after = decision.before.replace(before);
             Outcome::Remediated { fix }

@@ -213,6 +213,63 @@ async fn opt_in_fixes_remove_the_address_and_stop_a_full_access_vm() {
 }
 
 #[tokio::test]
+async fn rescope_runs_the_instance_as_the_configured_account_and_undo_restores_it() {
+    use antibody::kinds::instance::policy::{Action, FullAccessFix, Rescope};
+    let narrow = "vm-runner@test-project.iam.gserviceaccount.com";
+    let harness = Harness::with(Options {
+        tweak: Box::new(move |config| {
+            let policy = &mut config.policies.instance;
+            policy.actions.insert("FULL_API_ACCESS", Action::Fix);
+            policy.full_access_fix = FullAccessFix::Rescope(Rescope {
+                email: narrow.into(),
+                scopes: vec!["https://www.googleapis.com/auth/cloud-platform".into()],
+            });
+        }),
+        ..Options::default()
+    })
+    .await;
+    create(&harness, USER_TOKEN, vm("rescoped", json!([]))).await;
+    let read = instance(&harness, "rescoped").await;
+    assert_eq!(read["serviceAccounts"][0]["email"], narrow, "{read}");
+    assert_eq!(read["status"], "RUNNING", "started again: it was running");
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = rows_about(&rows, "rescoped")
+        .into_iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .expect("remediated");
+    antibody::undo::undo(
+        &harness.cx().journal,
+        &harness.cx().gcp,
+        (
+            &harness.cx().config.templates,
+            &harness.cx().config.channels,
+        ),
+        &antibody::undo::Request {
+            id: fixed.id,
+            force: false,
+            operator: "operator@example.com".into(),
+            keep_exempt_secs: Some(3600),
+        },
+    )
+    .await
+    .expect("undo");
+    harness.sandbox.settled().await;
+    let restored = instance(&harness, "rescoped").await;
+    let account = restored["serviceAccounts"][0]["email"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        account.ends_with("-compute@developer.gserviceaccount.com"),
+        "{restored}"
+    );
+    assert_eq!(
+        restored["serviceAccounts"][0]["scopes"][0],
+        "https://www.googleapis.com/auth/cloud-platform"
+    );
+    assert_eq!(restored["status"], "RUNNING");
+}
+
+#[tokio::test]
 async fn instances_a_service_agent_creates_are_left_alone_and_a_self_written_created_by_is_not() {
     let harness = Harness::start().await;
     let agent = "123456789@cloudservices.gserviceaccount.com";
@@ -280,5 +337,70 @@ async fn a_stale_fingerprint_is_read_again_and_the_other_change_kept() {
             .iter()
             .any(|row| row.outcome.as_deref() == Some("remediated")),
         "{rows:?}"
+    );
+}
+
+struct Quiet;
+
+impl antibody::scan::Progress for Quiet {
+    fn step(&self, _message: &str) {}
+}
+
+/// What events cannot show, a sweep finds: a service agent's instance (left alone as an event) and the project's
+/// metadata, listed through `aggregatedList` and `projects.get`, reported, then fixed with `--fix`.
+#[tokio::test]
+async fn a_sweep_lists_instances_and_the_projects_metadata() {
+    let harness = Harness::start().await;
+    let agent = "123456789@cloudservices.gserviceaccount.com";
+    create(
+        &harness,
+        agent,
+        vm(
+            "from-template",
+            json!([{"key": "serial-port-enable", "value": "true"}]),
+        ),
+    )
+    .await;
+    let projects = [crate::harness::PROJECT.to_string()];
+    let report = antibody::scan::sweep(harness.cx(), &projects, false, &Quiet).await;
+    assert_eq!(
+        report.swept.get("instance"),
+        Some(&2),
+        "one instance and the project's metadata: {:?}",
+        report.swept
+    );
+    let key = format!("projects/test-project/zones/{ZONE}/instances/from-template");
+    let violation = report
+        .violations
+        .iter()
+        .find(|violation| violation.resource == key)
+        .expect("the instance is reported");
+    assert!(
+        violation
+            .findings
+            .iter()
+            .any(|finding| finding.category == "COMPUTE_SERIAL_PORTS_ENABLED")
+    );
+    assert_eq!(
+        item(
+            &instance(&harness, "from-template").await,
+            "serial-port-enable"
+        ),
+        Some("true"),
+        "report only"
+    );
+    let report = antibody::scan::sweep(harness.cx(), &projects, true, &Quiet).await;
+    let fixed = report
+        .violations
+        .iter()
+        .find(|violation| violation.resource == key)
+        .expect("swept again");
+    assert_eq!(fixed.outcome.as_deref(), Some("remediated"), "{fixed:?}");
+    assert_eq!(
+        item(
+            &instance(&harness, "from-template").await,
+            "serial-port-enable"
+        ),
+        Some("false")
     );
 }

@@ -214,66 +214,74 @@ async fn the_role_covers_every_permission_the_fixes_used() {
     }
 }
 
-/// The instance kind with every fix turned on: the role covers what its fixes and its sweep used.
+/// The instance kind with every fix turned on (full access stopped, or rescoped): the role covers what its fixes and
+/// its sweep used.
 #[tokio::test]
 async fn the_role_covers_every_permission_the_instance_fixes_used() {
-    use antibody::kinds::instance::policy::Action;
-    fn all_fixes(config: &mut Config) {
-        for category in [
-            "COMPUTE_SERIAL_PORTS_ENABLED",
-            "COMPUTE_PROJECT_WIDE_SSH_KEYS_ALLOWED",
-            "OS_LOGIN_DISABLED",
-            "PUBLIC_IP_ADDRESS",
-            "FULL_API_ACCESS",
-        ] {
-            config
-                .policies
-                .instance
-                .actions
-                .insert(category, Action::Fix);
-        }
+    use antibody::kinds::instance::policy::{Action, FullAccessFix, Rescope};
+    let rescope = FullAccessFix::Rescope(Rescope {
+        email: "vm-runner@test-project.iam.gserviceaccount.com".into(),
+        scopes: vec![],
+    });
+    for full_access in [FullAccessFix::Stop, rescope] {
+        let all_fixes = move |config: &mut Config| {
+            for category in [
+                "COMPUTE_SERIAL_PORTS_ENABLED",
+                "COMPUTE_PROJECT_WIDE_SSH_KEYS_ALLOWED",
+                "OS_LOGIN_DISABLED",
+                "PUBLIC_IP_ADDRESS",
+                "FULL_API_ACCESS",
+            ] {
+                config
+                    .policies
+                    .instance
+                    .actions
+                    .insert(category, Action::Fix);
+            }
+            config.policies.instance.full_access_fix = full_access.clone();
+        };
+        let harness = Harness::with(Options {
+            tweak: Box::new(all_fixes.clone()),
+            ..Options::default()
+        })
+        .await;
+        let (status, _) = harness
+            .compute_as(crate::harness::USER_TOKEN, reqwest::Method::POST, "/zones/us-central1-a/instances", Some(json!({
+                "name": "perm-vm", "machineType": "e2-small",
+                "metadata": {"items": [{"key": "serial-port-enable", "value": "true"}]},
+                "serviceAccounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
+                "networkInterfaces": [{"accessConfigs": [{}]}]})))
+            .await;
+        assert_eq!(status, 200);
+        let (_, project) = harness
+            .compute_as(crate::harness::USER_TOKEN, reqwest::Method::GET, "", None)
+            .await;
+        let (status, _) = harness
+            .compute_as(crate::harness::USER_TOKEN, reqwest::Method::POST, "/setCommonInstanceMetadata", Some(json!({
+                "fingerprint": project["commonInstanceMetadata"]["fingerprint"],
+                "items": [{"key": "serial-port-enable", "value": "true"}, {"key": "enable-oslogin", "value": "false"}]})))
+            .await;
+        assert_eq!(status, 200);
+        antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+        assert!(harness.count("remediated").await >= 2);
+        let used = harness.sandbox.permissions_used_by(ENGINE);
+        assert!(
+            used.contains("compute.instances.stop")
+                && used.contains("compute.instances.deleteAccessConfig")
+        );
+        let mut config = Config::default();
+        all_fixes(&mut config);
+        let granted: BTreeSet<String> = plan::deployment(&config, PROJECT, "r", "i")
+            .permissions
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let missing: Vec<&String> = used.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "the role lacks {missing:?} (used {used:?})"
+        );
     }
-    let harness = Harness::with(Options {
-        tweak: Box::new(all_fixes),
-        ..Options::default()
-    })
-    .await;
-    let (status, _) = harness
-        .compute_as(crate::harness::USER_TOKEN, reqwest::Method::POST, "/zones/us-central1-a/instances", Some(json!({
-            "name": "perm-vm", "machineType": "e2-small",
-            "metadata": {"items": [{"key": "serial-port-enable", "value": "true"}]},
-            "serviceAccounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
-            "networkInterfaces": [{"accessConfigs": [{}]}]})))
-        .await;
-    assert_eq!(status, 200);
-    let (_, project) = harness
-        .compute_as(crate::harness::USER_TOKEN, reqwest::Method::GET, "", None)
-        .await;
-    let (status, _) = harness
-        .compute_as(crate::harness::USER_TOKEN, reqwest::Method::POST, "/setCommonInstanceMetadata", Some(json!({
-            "fingerprint": project["commonInstanceMetadata"]["fingerprint"],
-            "items": [{"key": "serial-port-enable", "value": "true"}, {"key": "enable-oslogin", "value": "false"}]})))
-        .await;
-    assert_eq!(status, 200);
-    antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
-    assert!(harness.count("remediated").await >= 2);
-    let used = harness.sandbox.permissions_used_by(ENGINE);
-    assert!(
-        used.contains("compute.instances.stop")
-            && used.contains("compute.instances.deleteAccessConfig")
-    );
-    let mut config = Config::default();
-    all_fixes(&mut config);
-    let granted: BTreeSet<String> = plan::deployment(&config, PROJECT, "r", "i")
-        .permissions
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    let missing: Vec<&String> = used.difference(&granted).collect();
-    assert!(
-        missing.is_empty(),
-        "the role lacks {missing:?} (used {used:?})"
-    );
 }
 
 struct Quiet;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::policy::{
-    Action, CATEGORIES, DEFAULT_ACCOUNT, FULL_API_ACCESS, IP_FORWARDING, InstancePolicy, OS_LOGIN,
-    PROJECT_SSH_KEYS, PUBLIC_IP, SERIAL_PORTS, SHIELDED_VM,
+    Action, CATEGORIES, CLOUD_PLATFORM, DEFAULT_ACCOUNT, FULL_API_ACCESS, FullAccessFix,
+    IP_FORWARDING, InstancePolicy, OS_LOGIN, PROJECT_SSH_KEYS, PUBLIC_IP, Rescope, SERIAL_PORTS,
+    SHIELDED_VM, is_default_account,
 };
 use crate::config::{mode, severity};
 
@@ -30,8 +31,13 @@ pub struct RawInstancePolicy {
     /// An external IP address: `alert` (default), `fix` (delete the access config; the address is released) or `off`.
     pub public_ip: Option<String>,
     /// The default service account with a full-access scope: `alert` (default), `stop` (stop the instance; undo
-    /// starts it) or `off`.
+    /// starts it), `rescope` (stop it, run it as `rescope_account` with `rescope_scopes`, start it again if it was
+    /// running; undo restores account, scopes and power) or `off`.
     pub full_api_access: Option<String>,
+    /// With `full_api_access = "rescope"`: the service account to run as (not a default compute account).
+    pub rescope_account: Option<String>,
+    /// With `full_api_access = "rescope"`: its scopes (default `cloud-platform`: the account's IAM roles then decide).
+    pub rescope_scopes: Option<Vec<String>>,
     /// The default service account without a full-access scope: `alert` (default) or `off`.
     pub default_service_account: Option<String>,
     /// IP forwarding on: `alert` (default) or `off`; never fixed (it is set at creation only).
@@ -46,6 +52,28 @@ pub struct RawInstancePolicy {
     /// Severity per finding category, e.g. `{ PUBLIC_IP_ADDRESS = "critical" }`.
     #[serde(default)]
     pub severity: BTreeMap<String, String>,
+}
+
+/// The account and scopes `rescope` runs an instance as: a real account that is not a default compute account.
+fn rescope(
+    key: &str,
+    account: &Option<String>,
+    scopes: &Option<Vec<String>>,
+    problems: &mut Vec<String>,
+) -> FullAccessFix {
+    let email = account.clone().unwrap_or_default();
+    if !email.ends_with(".gserviceaccount.com") || is_default_account(&email) {
+        problems.push(format!(
+            "{key}.rescope_account: full_api_access = \"rescope\" needs a service account to run as, other than the \
+             default compute account (got '{email}')"
+        ));
+    }
+    FullAccessFix::Rescope(Rescope {
+        email,
+        scopes: scopes
+            .clone()
+            .unwrap_or_else(|| vec![CLOUD_PLATFORM.to_string()]),
+    })
 }
 
 pub fn validate_instance(raw: RawInstancePolicy, problems: &mut Vec<String>) -> InstancePolicy {
@@ -64,19 +92,26 @@ pub fn validate_instance(raw: RawInstancePolicy, problems: &mut Vec<String>) -> 
         ("full_api_access", FULL_API_ACCESS, raw.full_api_access),
     ];
     for (name, category, text) in fixable {
-        let fix_word = if category == FULL_API_ACCESS {
-            "stop"
+        let fix_words: &[&str] = if category == FULL_API_ACCESS {
+            &["stop", "rescope"]
         } else {
-            "fix"
+            &["fix"]
         };
         let action = match text.as_deref() {
             None => continue,
             Some("off") => Action::Off,
             Some("alert") => Action::Alert,
-            Some(word) if word == fix_word => Action::Fix,
+            Some(word) if fix_words.contains(&word) => {
+                if word == "rescope" {
+                    policy.full_access_fix =
+                        rescope(key, &raw.rescope_account, &raw.rescope_scopes, problems);
+                }
+                Action::Fix
+            }
             Some(other) => {
                 problems.push(format!(
-                    "{key}.{name}: '{other}' is not one of {fix_word}, alert, off"
+                    "{key}.{name}: '{other}' is not one of {}, alert, off",
+                    fix_words.join(", ")
                 ));
                 continue;
             }

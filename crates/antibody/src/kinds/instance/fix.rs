@@ -32,6 +32,7 @@ pub(super) fn plan(policy: &InstancePolicy, vm: &Vm) -> (Vec<Finding>, Option<Fi
                 metadata: planned.metadata,
                 access_configs: planned.access_configs,
                 stop: planned.stop,
+                rescope: planned.rescope,
             });
             (findings, fix)
         }
@@ -59,6 +60,7 @@ pub(super) fn describe(fix: &Fix) -> String {
             metadata,
             access_configs,
             stop,
+            rescope,
             ..
         } => {
             let mut steps = Vec::new();
@@ -68,7 +70,13 @@ pub(super) fn describe(fix: &Fix) -> String {
             if !access_configs.is_empty() {
                 steps.push("removed the external IP address".to_string());
             }
-            if *stop {
+            if let Some(rescope) = rescope {
+                steps.push(format!(
+                    "now runs as {} with {} scope(s)",
+                    rescope.email,
+                    rescope.scopes.len()
+                ));
+            } else if *stop {
                 steps.push("stopped the instance".to_string());
             }
             steps.join("; ")
@@ -107,6 +115,7 @@ pub(super) async fn apply(
             metadata,
             access_configs,
             stop,
+            rescope,
         } => {
             if !metadata.is_empty() {
                 until_settled("the instance's metadata", || async {
@@ -136,6 +145,18 @@ pub(super) async fn apply(
                 }
                 if *stop && instance.status == "RUNNING" {
                     gcp.stop_instance(project, zone, name).await?;
+                }
+            }
+            if let Some(rescope) = rescope {
+                let (instance, _) = gcp.get_instance(project, zone, name).await?;
+                let running = instance.status == "RUNNING";
+                if running {
+                    gcp.stop_instance(project, zone, name).await?;
+                }
+                gcp.set_service_account(project, zone, name, &rescope.email, &rescope.scopes)
+                    .await?;
+                if running {
+                    gcp.start_instance(project, zone, name).await?;
                 }
             }
             let (project_read, _) = gcp.get_compute_project(project).await?;
@@ -257,6 +278,7 @@ pub(super) async fn undo(
             metadata,
             access_configs,
             stop,
+            rescope,
         } => {
             let resource = instance_target(project, zone, name).key().to_string();
             let before = parse_instance(before)?;
@@ -264,7 +286,17 @@ pub(super) async fn undo(
             if !force && fixed_parts(&current) != fixed_parts(&parse_instance(after)?) {
                 return Err(undo::Error::Changed(resource));
             }
-            if *stop && before.status == "RUNNING" && current.status != "RUNNING" {
+            if rescope.is_some() {
+                let account = before.service_accounts.first().cloned().unwrap_or_default();
+                if current.status == "RUNNING" {
+                    gcp.stop_instance(project, zone, name).await?;
+                }
+                gcp.set_service_account(project, zone, name, &account.email, &account.scopes)
+                    .await?;
+                if before.status == "RUNNING" {
+                    gcp.start_instance(project, zone, name).await?;
+                }
+            } else if *stop && before.status == "RUNNING" && current.status != "RUNNING" {
                 gcp.start_instance(project, zone, name).await?;
             }
             for (interface, config) in access_configs {

@@ -54,6 +54,9 @@ pub enum Fix {
         access_configs: Vec<(String, String)>,
         #[serde(default)]
         stop: bool,
+        /// Stop, run as this account with these scopes, start again if it was running.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rescope: Option<policy::Rescope>,
     },
     /// Set keys of the project's common instance metadata (fingerprint-guarded).
     SecureProjectMetadata {
@@ -250,6 +253,14 @@ impl Kind for Instances {
         }
         if fixes(FULL_API_ACCESS) {
             permissions.extend(["compute.instances.stop", "compute.zoneOperations.get"]);
+            if let policy::FullAccessFix::Rescope(_) = policy.full_access_fix {
+                // Giving an instance an account acts as that account.
+                permissions.extend([
+                    "compute.instances.setServiceAccount",
+                    "compute.instances.start",
+                    "iam.serviceAccounts.actAs",
+                ]);
+            }
         }
         permissions.sort_unstable();
         permissions.dedup();

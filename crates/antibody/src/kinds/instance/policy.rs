@@ -53,6 +53,24 @@ pub struct InstancePolicy {
     pub full_scopes: Vec<String>,
     /// Principals whose changes are left alone (Google's service agents that create instances for a service).
     pub allow_principals: Vec<String>,
+    /// What `FULL_API_ACCESS` set to `Fix` does.
+    pub full_access_fix: FullAccessFix,
+}
+
+/// The fix of an instance running as the default account with full access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FullAccessFix {
+    /// Stop it (undo starts it).
+    Stop,
+    /// Stop it, give it this account and these scopes, start it again if it was running.
+    Rescope(Rescope),
+}
+
+/// A service account and scopes to run an instance as.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rescope {
+    pub email: String,
+    pub scopes: Vec<String>,
 }
 
 /// The service agents that create instances on a user's behalf: managed instance groups (the Google APIs service
@@ -83,6 +101,7 @@ impl Default for InstancePolicy {
                 .iter()
                 .map(|agent| agent.to_string())
                 .collect(),
+            full_access_fix: FullAccessFix::Stop,
         }
     }
 }
@@ -106,18 +125,23 @@ pub fn is_default_account(email: &str) -> bool {
         })
 }
 
-/// What the fix of one resource changes: metadata keys to set, access configs to delete, whether to stop.
+/// What the fix of one resource changes: metadata keys to set, access configs to delete, whether to stop, the
+/// account to run as instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Planned {
     pub metadata: BTreeMap<String, String>,
     /// (network interface, access config name).
     pub access_configs: Vec<(String, String)>,
     pub stop: bool,
+    pub rescope: Option<Rescope>,
 }
 
 impl Planned {
     pub fn is_empty(&self) -> bool {
-        self.metadata.is_empty() && self.access_configs.is_empty() && !self.stop
+        self.metadata.is_empty()
+            && self.access_configs.is_empty()
+            && !self.stop
+            && self.rescope.is_none()
     }
 }
 
@@ -255,7 +279,10 @@ impl InstancePolicy {
                          gcloud compute instances start {name} --zone {zone}",
                         account.email
                     ),
-                    &mut |planned| planned.stop = instance.status == "RUNNING",
+                    &mut |planned| match &self.full_access_fix {
+                        FullAccessFix::Stop => planned.stop = instance.status == "RUNNING",
+                        FullAccessFix::Rescope(rescope) => planned.rescope = Some(rescope.clone()),
+                    },
                 );
             } else {
                 add(

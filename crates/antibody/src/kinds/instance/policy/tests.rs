@@ -159,6 +159,7 @@ fn only_the_configured_findings_are_fixed_and_the_rest_reported() {
             metadata: [("serial-port-enable".to_string(), "false".to_string())].into(),
             access_configs: vec![],
             stop: false,
+            rescope: None,
         }
     );
     let mut everything = InstancePolicy::default();
@@ -179,6 +180,7 @@ fn only_the_configured_findings_are_fixed_and_the_rest_reported() {
             .into(),
             access_configs: vec![("nic0".to_string(), "External NAT".to_string())],
             stop: true,
+            rescope: None,
         }
     );
     let stopped = instance(json!({"status": "TERMINATED",
@@ -223,5 +225,53 @@ fn only_service_agents_are_exempt_by_default() {
         policy
             .exemption("cloudservices.gserviceaccount.com@evil.example")
             .is_none()
+    );
+}
+
+#[test]
+fn rescope_needs_an_account_other_than_the_default_one() {
+    use crate::kinds::instance::config::{RawInstancePolicy, validate_instance};
+    for account in [
+        None,
+        Some("1-compute@developer.gserviceaccount.com"),
+        Some("someone@example.com"),
+    ] {
+        let raw = RawInstancePolicy {
+            full_api_access: Some("rescope".into()),
+            rescope_account: account.map(str::to_string),
+            ..RawInstancePolicy::default()
+        };
+        let mut problems = Vec::new();
+        validate_instance(raw, &mut problems);
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("rescope_account")),
+            "{account:?}: {problems:?}"
+        );
+    }
+    let raw = RawInstancePolicy {
+        full_api_access: Some("rescope".into()),
+        rescope_account: Some("vm-runner@p.iam.gserviceaccount.com".into()),
+        ..RawInstancePolicy::default()
+    };
+    let mut problems = Vec::new();
+    let policy = validate_instance(raw, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    let vm = instance(
+        json!({"serviceAccounts": [{"email": "1-compute@developer.gserviceaccount.com",
+        "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]}),
+    );
+    let (_, planned) = policy.evaluate_instance(&vm, &Metadata::default());
+    assert_eq!(
+        planned.rescope,
+        Some(Rescope {
+            email: "vm-runner@p.iam.gserviceaccount.com".into(),
+            scopes: vec![CLOUD_PLATFORM.to_string()]
+        })
+    );
+    assert!(
+        !planned.stop,
+        "rescoping starts it again; it is not a plain stop"
     );
 }
