@@ -143,6 +143,44 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         }
         (_, ["storage", "v1", "b", _, "iam" | "acl", ..]) => vec!["storage.buckets.setIamPolicy"],
         (&Method::POST, ["v1", "projects", _, "roles"]) => vec!["iam.roles.create"],
+        (&Method::GET, ["v1", "projects", _, "serviceAccounts"]) => {
+            vec!["iam.serviceAccounts.list"]
+        }
+        (&Method::POST, ["v1", "projects", _, "serviceAccounts"]) => {
+            vec!["iam.serviceAccounts.create"]
+        }
+        (&Method::GET, ["v1", "projects", _, "serviceAccounts", _]) => {
+            vec!["iam.serviceAccounts.get"]
+        }
+        (&Method::GET, ["v1", "projects", _, "serviceAccounts", _, "keys"]) => {
+            vec!["iam.serviceAccountKeys.list"]
+        }
+        (
+            &Method::POST,
+            [
+                "v1",
+                "projects",
+                _,
+                "serviceAccounts",
+                _,
+                "keys" | "keys:upload",
+            ],
+        ) => {
+            vec!["iam.serviceAccountKeys.create"]
+        }
+        (&Method::GET, ["v1", "projects", _, "serviceAccounts", _, "keys", _]) => {
+            vec!["iam.serviceAccountKeys.get"]
+        }
+        (&Method::DELETE, ["v1", "projects", _, "serviceAccounts", _, "keys", _]) => {
+            vec!["iam.serviceAccountKeys.delete"]
+        }
+        (&Method::POST, ["v1", "projects", _, "serviceAccounts", _, "keys", key]) => {
+            match key.rsplit_once(':').map(|(_, verb)| verb) {
+                Some("disable") => vec!["iam.serviceAccountKeys.disable"],
+                Some("enable") => vec!["iam.serviceAccountKeys.enable"],
+                _ => Vec::new(),
+            }
+        }
         _ => Vec::new(),
     }
 }
@@ -154,6 +192,12 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
         ["compute", _, "projects", project, ..] | ["v1", "projects", project, "roles", ..] => {
             Some(project.to_string())
         }
+        ["v1", "projects", "-", "serviceAccounts", account, ..] => shared
+            .iam_admin
+            .lock()
+            .expect("iam lock poisoned")
+            .project_of(account),
+        ["v1", "projects", project, "serviceAccounts", ..] => Some(project.to_string()),
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }
@@ -260,6 +304,11 @@ fn predefined_grants(role: &str, permission: &str) -> bool {
             permission.starts_with("resourcemanager.projects.") && permission.contains("IamPolicy")
         }
         "roles/iam.roleAdmin" => permission.starts_with("iam.roles."),
+        "roles/iam.serviceAccountKeyAdmin" => {
+            permission.starts_with("iam.serviceAccountKeys.")
+                || permission == "iam.serviceAccounts.get"
+                || permission == "iam.serviceAccounts.list"
+        }
         _ => false,
     }
 }

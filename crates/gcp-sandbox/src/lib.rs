@@ -14,6 +14,7 @@ mod error;
 pub mod faults;
 mod history;
 mod iam;
+mod iam_admin;
 pub mod logquery;
 mod metadata;
 pub mod oauth;
@@ -117,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) resource_manager: Mutex<resourcemanager::ResourceManagerState>,
     /// Organization and folder IAM policies.
     pub(crate) containers: Mutex<containers::Containers>,
+    /// IAM's service accounts and keys.
+    pub(crate) iam_admin: Mutex<iam_admin::IamAdmin>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -279,6 +282,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         compute: Mutex::new(compute),
         resource_manager: Mutex::new(resource_manager),
         containers: Mutex::new(containers::Containers::default()),
+        iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -308,6 +312,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(compute::routes())
         .merge(resourcemanager::routes())
         .merge(containers::routes())
+        .merge(iam_admin::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

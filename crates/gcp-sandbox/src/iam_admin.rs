@@ -1,0 +1,511 @@
+//! IAM's service accounts and their keys (`/v1/projects/P/serviceAccounts[/ACCOUNT[/keys[/KEY]]]`): accounts by email
+//! or unique id (and `-` for the project), user-managed keys created (the private key returned once) or uploaded,
+//! `:disable`, `:enable`, delete, list by `keyTypes`, each system-managed key Google keeps beside them, and the audit
+//! entries IAM writes (one per call, no operation).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::audit::insert_id;
+use crate::error::ApiError;
+use crate::time_fmt::logging_pair;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/v1/projects/{project}/serviceAccounts",
+            get(list_accounts).post(create_account),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{account}",
+            get(get_account),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{account}/{collection}",
+            get(list_keys).post(create_key),
+        )
+        .route(
+            "/v1/projects/{project}/serviceAccounts/{account}/keys/{key}",
+            get(get_key).post(key_action).delete(delete_key),
+        )
+}
+
+/// Accounts by email, with their keys by id.
+#[derive(Default)]
+pub(crate) struct IamAdmin {
+    accounts: BTreeMap<String, Value>,
+    keys: BTreeMap<String, BTreeMap<String, Value>>,
+    counter: u64,
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::esf(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("{what} does not exist."),
+    )
+}
+
+impl IamAdmin {
+    fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// The project of the account an email or unique id names.
+    pub(crate) fn project_of(&self, account: &str) -> Option<String> {
+        self.find("-", account)
+            .ok()
+            .and_then(|found| found["projectId"].as_str().map(str::to_string))
+    }
+
+    /// The account `project`/`account` names (email or unique id; `-` for any project), or Google's 404.
+    fn find(&self, project: &str, account: &str) -> Result<&Value, ApiError> {
+        self.accounts
+            .values()
+            .find(|candidate| {
+                (candidate["email"] == account || candidate["uniqueId"] == account)
+                    && (project == "-" || candidate["projectId"] == project)
+            })
+            .ok_or_else(|| {
+                not_found(&format!(
+                    "Service account projects/{project}/serviceAccounts/{account}"
+                ))
+            })
+    }
+}
+
+/// IAM's account ids: 6 to 30 characters, a lowercase letter first, then letters, digits and dashes, no dash last.
+fn valid_account_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (6..=30).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+fn parse(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::esf(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("Invalid JSON payload received. {err}"),
+        )
+    })
+}
+
+/// A key as IAM returns it (without the private key, which only the create call returns).
+fn key_body(email: &str, project: &str, id: &str, kind: &str, origin: &str, at: &str) -> Value {
+    let mut key = json!({
+        "name": format!("projects/{project}/serviceAccounts/{email}/keys/{id}"),
+        "validAfterTime": at,
+        "validBeforeTime": if kind == "USER_MANAGED" { "9999-12-31T23:59:59Z".to_string() } else { at.to_string() },
+        "keyAlgorithm": "KEY_ALG_RSA_2048",
+        "keyOrigin": origin,
+        "keyType": kind,
+    });
+    if kind == "SYSTEM_MANAGED" {
+        key["validBeforeTime"] = json!("2099-01-01T00:00:00Z");
+    }
+    key
+}
+
+fn key_id(counter: u64, email: &str) -> String {
+    let hash = email.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(
+        "{:016x}{:024x}",
+        hash,
+        u128::from(counter).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
+async fn create_account(
+    State(shared): State<Arc<Shared>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = parse(&body)?;
+    let id = request["accountId"].as_str().unwrap_or_default();
+    if !valid_account_id(id) {
+        return Err(ApiError::esf(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!(
+                "Invalid account ID '{id}'. It must be 6-30 characters: lowercase letters, digits and hyphens, starting with a letter."
+            ),
+        ));
+    }
+    let email = format!("{id}@{project}.iam.gserviceaccount.com");
+    let account = {
+        let mut state = shared.iam_admin.lock().expect("iam lock poisoned");
+        if state.accounts.contains_key(&email) {
+            return Err(ApiError::esf(
+                StatusCode::CONFLICT,
+                "ALREADY_EXISTS",
+                format!("Service account {id} already exists within project projects/{project}."),
+            ));
+        }
+        let counter = state.next();
+        let unique = format!("1{:020}", crate::project_number(&email) * 1000 + counter);
+        let mut account = json!({
+            "name": format!("projects/{project}/serviceAccounts/{email}"),
+            "projectId": project,
+            "uniqueId": unique,
+            "email": email,
+            "etag": "MDEwMjE5MjA=",
+            "oauth2ClientId": unique,
+        });
+        for field in ["displayName", "description"] {
+            if let Some(text) = request["serviceAccount"][field].as_str() {
+                account[field] = json!(text);
+            }
+        }
+        state.accounts.insert(email.clone(), account.clone());
+        // Google keeps a system-managed key for every account; it is never the user's to manage.
+        let (at, _) = logging_pair();
+        let system = key_id(counter + 1_000_000, &email);
+        let key = key_body(
+            &email,
+            &project,
+            &system,
+            "SYSTEM_MANAGED",
+            "GOOGLE_PROVIDED",
+            &at,
+        );
+        state
+            .keys
+            .entry(email.clone())
+            .or_default()
+            .insert(system, key);
+        account
+    };
+    shared.emit(entry(
+        &shared,
+        &headers,
+        &account,
+        "CreateServiceAccount",
+        "iam.serviceAccounts.create",
+        request,
+        account.clone(),
+    ));
+    Ok(crate::json_response(&account))
+}
+
+async fn list_accounts(
+    State(shared): State<Arc<Shared>>,
+    Path(project): Path<String>,
+) -> Result<Response, ApiError> {
+    let state = shared.iam_admin.lock().expect("iam lock poisoned");
+    let accounts: Vec<&Value> = state
+        .accounts
+        .values()
+        .filter(|account| account["projectId"] == project.as_str())
+        .collect();
+    let body = if accounts.is_empty() {
+        json!({})
+    } else {
+        json!({"accounts": accounts})
+    };
+    Ok(crate::json_response(&body))
+}
+
+async fn get_account(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let state = shared.iam_admin.lock().expect("iam lock poisoned");
+    state.find(&project, &account).map(crate::json_response)
+}
+
+/// `keyTypes=USER_MANAGED&keyTypes=SYSTEM_MANAGED` (repeated); none: every key.
+fn key_types(query: Option<&str>) -> Vec<String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("keyTypes="))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn list_keys(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account, collection)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    if collection != "keys" {
+        return Err(not_found(&format!(
+            "projects/{project}/serviceAccounts/{account}/{collection}"
+        )));
+    }
+    let types = key_types(query.as_deref());
+    let state = shared.iam_admin.lock().expect("iam lock poisoned");
+    let email = state.find(&project, &account)?["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let keys: Vec<&Value> = state
+        .keys
+        .get(&email)
+        .into_iter()
+        .flat_map(|keys| keys.values())
+        .filter(|key| types.is_empty() || types.iter().any(|kind| key["keyType"] == kind.as_str()))
+        .collect();
+    Ok(crate::json_response(&json!({"keys": keys})))
+}
+
+/// `POST …/keys` (create: the private key comes back once) and `POST …/keys:upload` (a public key the caller holds
+/// the private half of).
+async fn create_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account, collection)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = parse(&body)?;
+    let (method, permission, origin) = match collection.as_str() {
+        "keys" => (
+            "CreateServiceAccountKey",
+            "iam.serviceAccountKeys.create",
+            "GOOGLE_PROVIDED",
+        ),
+        "keys:upload" => {
+            if request["publicKeyData"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
+                return Err(ApiError::esf(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    "Request contains an invalid argument: publicKeyData is required.",
+                ));
+            }
+            (
+                "UploadServiceAccountKey",
+                "iam.serviceAccountKeys.create",
+                "USER_PROVIDED",
+            )
+        }
+        _ => {
+            return Err(not_found(&format!(
+                "projects/{project}/serviceAccounts/{account}/{collection}"
+            )));
+        }
+    };
+    let (owner, key) = {
+        let mut state = shared.iam_admin.lock().expect("iam lock poisoned");
+        let owner = state.find(&project, &account)?.clone();
+        let email = owner["email"].as_str().unwrap_or_default().to_string();
+        let home = owner["projectId"].as_str().unwrap_or_default().to_string();
+        let counter = state.next();
+        let id = key_id(counter, &email);
+        let (at, _) = logging_pair();
+        let key = key_body(&email, &home, &id, "USER_MANAGED", origin, &at);
+        state.keys.entry(email).or_default().insert(id, key.clone());
+        (owner, key)
+    };
+    let mut answer = key.clone();
+    if origin == "GOOGLE_PROVIDED" {
+        let file = json!({"type": "service_account", "project_id": owner["projectId"], "private_key_id":
+            key["name"].as_str().unwrap_or_default().rsplit('/').next(), "private_key": "-----BEGIN PRIVATE KEY-----\nsandbox\n-----END PRIVATE KEY-----\n",
+            "client_email": owner["email"], "client_id": owner["uniqueId"]});
+        answer["privateKeyType"] = json!("TYPE_GOOGLE_CREDENTIALS_FILE");
+        answer["privateKeyData"] = json!(STANDARD.encode(file.to_string()));
+    }
+    let mut request = request;
+    request["name"] = json!(format!("projects/{project}/serviceAccounts/{account}"));
+    shared.emit(entry(
+        &shared, &headers, &owner, method, permission, request, key,
+    ));
+    Ok(crate::json_response(&answer))
+}
+
+async fn get_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account, key)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let state = shared.iam_admin.lock().expect("iam lock poisoned");
+    let email = state.find(&project, &account)?["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    state
+        .keys
+        .get(&email)
+        .and_then(|keys| keys.get(&key))
+        .map(crate::json_response)
+        .ok_or_else(|| {
+            not_found(&format!(
+                "Service account key projects/{project}/serviceAccounts/{account}/keys/{key}"
+            ))
+        })
+}
+
+/// `POST …/keys/KEY:disable` and `:enable`.
+async fn key_action(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account, target)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (key, verb) = target.split_once(':').unwrap_or((target.as_str(), ""));
+    let (disabled, method, permission) = match verb {
+        "disable" => (
+            true,
+            "DisableServiceAccountKey",
+            "iam.serviceAccountKeys.disable",
+        ),
+        "enable" => (
+            false,
+            "EnableServiceAccountKey",
+            "iam.serviceAccountKeys.enable",
+        ),
+        _ => {
+            return Err(not_found(&format!(
+                "projects/{project}/serviceAccounts/{account}/keys/{target}"
+            )));
+        }
+    };
+    change_key(
+        &shared,
+        &headers,
+        (&project, &account, key),
+        method,
+        permission,
+        |keys| {
+            let stored = keys.get_mut(key).ok_or(())?;
+            if stored["keyType"] == "SYSTEM_MANAGED" {
+                return Err(());
+            }
+            if disabled {
+                stored["disabled"] = json!(true);
+            } else if let Some(fields) = stored.as_object_mut() {
+                fields.remove("disabled");
+            }
+            Ok(())
+        },
+    )
+}
+
+async fn delete_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    change_key(
+        &shared,
+        &headers,
+        (&project, &account, &key),
+        "DeleteServiceAccountKey",
+        "iam.serviceAccountKeys.delete",
+        |keys| match keys.get(key.as_str()) {
+            Some(stored) if stored["keyType"] != "SYSTEM_MANAGED" => {
+                keys.remove(key.as_str());
+                Ok(())
+            }
+            _ => Err(()),
+        },
+    )
+}
+
+/// A change to one user-managed key (a system-managed one is not the caller's: 404, as Google answers), logged.
+fn change_key(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    (project, account, key): (&str, &str, &str),
+    method: &str,
+    permission: &str,
+    change: impl FnOnce(&mut BTreeMap<String, Value>) -> Result<(), ()>,
+) -> Result<Response, ApiError> {
+    let name = format!("projects/{project}/serviceAccounts/{account}/keys/{key}");
+    let owner = {
+        let mut state = shared.iam_admin.lock().expect("iam lock poisoned");
+        let owner = state.find(project, account)?.clone();
+        let email = owner["email"].as_str().unwrap_or_default().to_string();
+        let keys = state.keys.entry(email).or_default();
+        change(keys).map_err(|()| not_found(&format!("Service account key {name}")))?;
+        owner
+    };
+    shared.emit(entry(
+        shared,
+        headers,
+        &owner,
+        method,
+        permission,
+        json!({"name": name}),
+        json!({}),
+    ));
+    Ok(crate::json_response(&json!({})))
+}
+
+/// The audit entry IAM writes for a call about `account`: resource `service_account`, the account named by its
+/// unique id under the `-` project.
+fn entry(
+    shared: &Shared,
+    headers: &HeaderMap,
+    account: &Value,
+    method: &str,
+    permission: &str,
+    mut request: Value,
+    mut response: Value,
+) -> Value {
+    let (now, received) = logging_pair();
+    let unique = account["uniqueId"].as_str().unwrap_or_default();
+    let project = account["projectId"].as_str().unwrap_or_default();
+    let resource_name = format!("projects/-/serviceAccounts/{unique}");
+    request["@type"] = json!(format!(
+        "type.googleapis.com/google.iam.admin.v1.{method}Request"
+    ));
+    if response != json!({}) {
+        let kind = if method == "CreateServiceAccount" {
+            "ServiceAccount"
+        } else {
+            "ServiceAccountKey"
+        };
+        response["@type"] = json!(format!("type.googleapis.com/google.iam.admin.v1.{kind}"));
+    }
+    json!({
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "status": {},
+            "authenticationInfo": {"principalEmail": shared.principal(headers)},
+            "requestMetadata": {
+                "callerIp": "127.0.0.1",
+                "callerSuppliedUserAgent": crate::user_agent(headers),
+                "requestAttributes": {},
+                "destinationAttributes": {},
+            },
+            "serviceName": "iam.googleapis.com",
+            "methodName": format!("google.iam.admin.v1.{method}"),
+            "authorizationInfo": [{"resource": resource_name, "permission": permission, "granted": true,
+                "resourceAttributes": {"name": resource_name}}],
+            "resourceName": resource_name,
+            "request": request,
+            "response": response,
+        },
+        "insertId": insert_id(),
+        "resource": {"type": "service_account", "labels": {"email_id": account["email"], "project_id": project, "unique_id": unique}},
+        "timestamp": now,
+        "severity": "NOTICE",
+        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
+        "receiveTimestamp": received,
+    })
+}
