@@ -18,7 +18,7 @@ mkdir -p corpus/receive corpus/log_entry corpus/resources corpus/config
 for fixture in ../crates/antibody/tests/fixtures/*.json; do
   name=$(basename "$fixture" .json)
   cp "$fixture" "corpus/log_entry/$name"
-  for selector in 0 1 2 3; do
+  for selector in 0 1 2 3 4; do
     { printf "\\x0$selector"; cat "$fixture"; } > "corpus/receive/$selector-$name"
     { printf "\\x0$selector"; cat "$fixture"; } > "corpus/resources/$selector-$name"
   done

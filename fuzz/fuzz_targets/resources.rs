@@ -1,10 +1,12 @@
-//! Fuzz target: firewall, bucket, IAM policy and instance JSON as Google's APIs could answer, through every policy
+//! Fuzz target: firewall, bucket, IAM policy, instance and service-account key JSON as Google's APIs could answer, through every policy
 //! with the default configuration. The first byte picks the resource kind.
 #![no_main]
 
 use antibody::config::Config;
 use antibody::gcp::{compute::Firewall, iam::Policy, instances, storage::Bucket};
-use antibody::kinds::{bucket, firewall::FirewallRule, instance::Vm, project_iam::ProjectPolicy};
+use antibody::kinds::{
+    bucket, firewall::FirewallRule, instance::Vm, project_iam::ProjectPolicy, sa_key::AccountKeys,
+};
 use antibody::policy::{Resource, evaluate};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let project = "fuzz-project".to_string();
-    let resource = match selector % 4 {
+    let resource = match selector % 5 {
         0 => match serde_json::from_slice::<Firewall>(json) {
             Ok(firewall) => Resource::Firewall(FirewallRule { project, firewall }),
             Err(_) => return,
@@ -26,6 +28,19 @@ fuzz_target!(|data: &[u8]| {
             }),
             Err(_) => return,
         },
+        4 => {
+            // An account and its keys, as IAM lists them: {"account": ..., "keys": [...]}.
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {
+                return;
+            };
+            let (Ok(account), Ok(keys)) = (
+                serde_json::from_value(value["account"].clone()),
+                serde_json::from_value(value["keys"].clone()),
+            ) else {
+                return;
+            };
+            Resource::SaKey(AccountKeys { project, account, keys })
+        }
         3 => {
             // An instance and its project's common metadata, as one JSON object {"instance": ..., "common": ...}.
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod compute;
 pub mod iam;
+pub mod iam_admin;
 pub mod instances;
 pub mod resourcemanager;
 pub mod storage;
@@ -72,6 +73,7 @@ pub struct Endpoints {
     pub compute: String,
     pub resource_manager: String,
     pub storage: String,
+    pub iam: String,
 }
 
 impl Endpoints {
@@ -84,6 +86,7 @@ impl Endpoints {
             compute: host("https://compute.googleapis.com"),
             resource_manager: host("https://cloudresourcemanager.googleapis.com"),
             storage: host("https://storage.googleapis.com"),
+            iam: host("https://iam.googleapis.com"),
         }
     }
 }

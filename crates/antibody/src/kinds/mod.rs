@@ -25,6 +25,7 @@ pub mod firewall;
 pub mod instance;
 pub mod names;
 pub mod project_iam;
+pub mod sa_key;
 #[cfg(test)]
 mod tests;
 
@@ -379,6 +380,8 @@ registry! {
     Bucket: bucket::Buckets, [policies.public_bucket] as bucket;
     /// Compute Engine instances and the project's common instance metadata (Security Health Analytics' findings).
     Instance: instance::Instances, [policies.vm_instance] as instance;
+    /// User-managed service-account keys.
+    SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -87,6 +87,44 @@ pub fn compute(text: &str) -> Result<&str, NameError> {
     }
 }
 
+/// A service account as IAM paths name it: its unique id (digits) or its email, `LOCAL@DOMAIN` with a lowercase
+/// local part and a domain ending in `.gserviceaccount.com` (`NAME@PROJECT.iam.…`, `NUMBER-compute@developer.…`,
+/// `PROJECT@appspot.…`, service agents' `service-NUMBER@gcp-sa-….iam.…`).
+pub fn service_account(text: &str) -> Result<&str, NameError> {
+    let numeric = (1..=30).contains(&text.len()) && text.bytes().all(|byte| byte.is_ascii_digit());
+    let email = text.len() <= 254
+        && text.split_once('@').is_some_and(|(local, domain)| {
+            (1..=64).contains(&local.len())
+                && local
+                    .bytes()
+                    .next()
+                    .is_some_and(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
+                && local
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+                && domain
+                    .strip_suffix(".gserviceaccount.com")
+                    .is_some_and(|prefix| {
+                        prefix.split('.').all(|label| {
+                            !label.is_empty()
+                                && label.bytes().all(|byte| {
+                                    byte.is_ascii_lowercase()
+                                        || byte.is_ascii_digit()
+                                        || byte == b'-'
+                                })
+                        })
+                    })
+        });
+    if numeric || email {
+        Ok(text)
+    } else {
+        Err(format!(
+            "'{}' is not a service account (a unique id or NAME@….gserviceaccount.com)",
+            printable(text)
+        ))
+    }
+}
+
 /// A Compute Engine zone: `REGION-LETTER`, the region a word, a dash and a word ending in digits
 /// (`us-central1-a`, `europe-west4-b`, `me-central2-c`).
 pub fn zone(text: &str) -> Result<&str, NameError> {

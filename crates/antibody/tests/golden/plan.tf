@@ -27,7 +27,11 @@ resource "google_project_iam_custom_role" "antibody" {
     "compute.projects.get",
     "compute.projects.setCommonInstanceMetadata",
     "compute.zoneOperations.get",
+    "iam.serviceAccountKeys.disable",
+    "iam.serviceAccountKeys.list",
     "iam.serviceAccounts.actAs",
+    "iam.serviceAccounts.get",
+    "iam.serviceAccounts.list",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
     "storage.buckets.get",
@@ -814,6 +818,87 @@ resource "google_eventarc_trigger" "antibody_beta_compute_projects_setcommoninst
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.projects.setCommonInstanceMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_createserviceaccountkey" {
+  project         = "acme-prod"
+  name            = "antibody-google-iam-admin-v1-createserviceaccountkey"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "iam.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.admin.v1.CreateServiceAccountKey"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_uploadserviceaccountkey" {
+  project         = "acme-prod"
+  name            = "antibody-google-iam-admin-v1-uploadserviceaccountkey"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "iam.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.admin.v1.UploadServiceAccountKey"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_enableserviceaccountkey" {
+  project         = "acme-prod"
+  name            = "antibody-google-iam-admin-v1-enableserviceaccountkey"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "iam.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.admin.v1.EnableServiceAccountKey"
   }
 
   destination {

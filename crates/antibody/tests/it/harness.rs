@@ -235,10 +235,25 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!(
-            "{}/compute/v1/projects/{PROJECT}{path}",
-            self.sandbox.base_url()
-        );
+        self.google_as(
+            token,
+            method,
+            &format!("/compute/v1/projects/{PROJECT}{path}"),
+            body,
+        )
+        .await
+    }
+
+    /// Any call to the sandbox (`path` from its base URL) by the principal `token` stands for; returns once every
+    /// resulting event has been handled.
+    pub async fn google_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.sandbox.base_url());
         let mut request = self.http.request(method, url).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);

@@ -22,6 +22,7 @@ mod processes;
 mod project_iam;
 mod push_auth;
 mod replicas;
+mod sa_key;
 mod safety;
 mod scan;
 mod tidy;

@@ -284,6 +284,45 @@ async fn the_role_covers_every_permission_the_instance_fixes_used() {
     }
 }
 
+/// The key kind: the role covers what disabling a key and sweeping accounts used.
+#[tokio::test]
+async fn the_role_covers_every_permission_the_key_fix_used() {
+    let harness = Harness::start().await;
+    let user = crate::harness::USER_TOKEN;
+    let accounts = format!("/v1/projects/{PROJECT}/serviceAccounts");
+    let (status, account) = harness
+        .google_as(
+            user,
+            reqwest::Method::POST,
+            &accounts,
+            Some(json!({"accountId": "perm-account"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let keys = format!(
+        "{accounts}/{}/keys",
+        account["email"].as_str().expect("email")
+    );
+    let (status, _) = harness
+        .google_as(user, reqwest::Method::POST, &keys, Some(json!({})))
+        .await;
+    assert_eq!(status, 200);
+    antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+    assert!(harness.count("remediated").await >= 1);
+    let used = harness.sandbox.permissions_used_by(ENGINE);
+    assert!(used.contains("iam.serviceAccountKeys.disable"), "{used:?}");
+    let granted: BTreeSet<String> = plan::deployment(&Config::default(), PROJECT, "r", "i")
+        .permissions
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let missing: Vec<&String> = used.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "the role lacks {missing:?} (used {used:?})"
+    );
+}
+
 struct Quiet;
 
 impl antibody::scan::Progress for Quiet {

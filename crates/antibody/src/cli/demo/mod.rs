@@ -4,6 +4,7 @@ mod bucket;
 mod firewall;
 mod instance;
 mod project_iam;
+mod sa_key;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -188,6 +189,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     project_iam::play(&mut scene).await?;
     bucket::play(&mut scene).await?;
     instance::play(&mut scene, &context).await?;
+    sa_key::play(&mut scene).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
