@@ -143,6 +143,22 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         }
         (_, ["storage", "v1", "b", _, "iam" | "acl", ..]) => vec!["storage.buckets.setIamPolicy"],
         (&Method::POST, ["v1", "projects", _, "roles"]) => vec!["iam.roles.create"],
+        (&Method::GET, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.list"],
+        (&Method::POST, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.create"],
+        (&Method::GET, ["v2", "projects", _, "sinks", _]) => vec!["logging.sinks.get"],
+        (&Method::PUT | &Method::PATCH, ["v2", "projects", _, "sinks", _]) => {
+            vec!["logging.sinks.update"]
+        }
+        (&Method::DELETE, ["v2", "projects", _, "sinks", _]) => vec!["logging.sinks.delete"],
+        (&Method::GET, ["v2", "projects", _, "exclusions"]) => vec!["logging.exclusions.list"],
+        (&Method::POST, ["v2", "projects", _, "exclusions"]) => vec!["logging.exclusions.create"],
+        (&Method::GET, ["v2", "projects", _, "exclusions", _]) => vec!["logging.exclusions.get"],
+        (&Method::PATCH, ["v2", "projects", _, "exclusions", _]) => {
+            vec!["logging.exclusions.update"]
+        }
+        (&Method::DELETE, ["v2", "projects", _, "exclusions", _]) => {
+            vec!["logging.exclusions.delete"]
+        }
         (&Method::GET, ["v1", "projects", _, "serviceAccounts"]) => {
             vec!["iam.serviceAccounts.list"]
         }
@@ -197,7 +213,8 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
             .lock()
             .expect("iam lock poisoned")
             .project_of(account),
-        ["v1", "projects", project, "serviceAccounts", ..] => Some(project.to_string()),
+        ["v1", "projects", project, "serviceAccounts", ..]
+        | ["v2", "projects", project, "sinks" | "exclusions", ..] => Some(project.to_string()),
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }

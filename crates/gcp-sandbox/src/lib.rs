@@ -15,6 +15,7 @@ pub mod faults;
 mod history;
 mod iam;
 mod iam_admin;
+mod logging_config;
 pub mod logquery;
 mod metadata;
 pub mod oauth;
@@ -120,6 +121,8 @@ pub(crate) struct Shared {
     pub(crate) containers: Mutex<containers::Containers>,
     /// IAM's service accounts and keys.
     pub(crate) iam_admin: Mutex<iam_admin::IamAdmin>,
+    /// Cloud Logging's sinks and exclusions.
+    pub(crate) logging: Mutex<logging_config::LoggingConfig>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -283,6 +286,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         resource_manager: Mutex::new(resource_manager),
         containers: Mutex::new(containers::Containers::default()),
         iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
+        logging: Mutex::new(logging_config::LoggingConfig::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -313,6 +317,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(resourcemanager::routes())
         .merge(containers::routes())
         .merge(iam_admin::routes())
+        .merge(logging_config::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())
