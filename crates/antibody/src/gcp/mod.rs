@@ -5,6 +5,7 @@ pub mod compute;
 pub mod iam;
 pub mod iam_admin;
 pub mod instances;
+pub mod logging;
 pub mod resourcemanager;
 pub mod storage;
 
@@ -74,6 +75,7 @@ pub struct Endpoints {
     pub resource_manager: String,
     pub storage: String,
     pub iam: String,
+    pub logging: String,
 }
 
 impl Endpoints {
@@ -87,6 +89,7 @@ impl Endpoints {
             resource_manager: host("https://cloudresourcemanager.googleapis.com"),
             storage: host("https://storage.googleapis.com"),
             iam: host("https://iam.googleapis.com"),
+            logging: host("https://logging.googleapis.com"),
         }
     }
 }

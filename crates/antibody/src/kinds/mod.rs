@@ -23,6 +23,7 @@ use crate::undo;
 pub mod bucket;
 pub mod firewall;
 pub mod instance;
+pub mod log_routing;
 pub mod names;
 pub mod project_iam;
 pub mod sa_key;
@@ -382,6 +383,8 @@ registry! {
     Instance: instance::Instances, [policies.vm_instance] as instance;
     /// User-managed service-account keys.
     SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
+    /// Log sinks and exclusions: audit logs excluded, protected sinks disabled, redirected or deleted.
+    LogRouting: log_routing::LogRoutes, [policies.log_tamper] as log_tamper;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -12,9 +12,9 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need.
 if gcloud iam roles describe antibodyRemediator --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
-  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
@@ -217,4 +217,34 @@ gcloud eventarc triggers describe antibody-google-iam-admin-v1-enableserviceacco
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=iam.googleapis.com --event-filters methodName=google.iam.admin.v1.EnableServiceAccountKey \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-createsink --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-logging-v2-configservicev2-createsink --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.CreateSink \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-updatesink --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-logging-v2-configservicev2-updatesink --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.UpdateSink \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-deletesink --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-logging-v2-configservicev2-deletesink --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.DeleteSink \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-createexclusion --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-logging-v2-configservicev2-createexclusion --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.CreateExclusion \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-updateexclusion --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-logging-v2-configservicev2-updateexclusion --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.UpdateExclusion \
     --service-account "$SA"

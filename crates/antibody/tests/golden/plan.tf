@@ -32,6 +32,12 @@ resource "google_project_iam_custom_role" "antibody" {
     "iam.serviceAccounts.actAs",
     "iam.serviceAccounts.get",
     "iam.serviceAccounts.list",
+    "logging.exclusions.get",
+    "logging.exclusions.list",
+    "logging.exclusions.update",
+    "logging.sinks.get",
+    "logging.sinks.list",
+    "logging.sinks.update",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
     "storage.buckets.get",
@@ -899,6 +905,141 @@ resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_enableserviceac
   matching_criteria {
     attribute = "methodName"
     value     = "google.iam.admin.v1.EnableServiceAccountKey"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_createsink" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-createsink"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.CreateSink"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_updatesink" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-updatesink"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.UpdateSink"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_deletesink" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-deletesink"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.DeleteSink"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_createexclusion" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-createexclusion"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.CreateExclusion"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_updateexclusion" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-updateexclusion"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.UpdateExclusion"
   }
 
   destination {

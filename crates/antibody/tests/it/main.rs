@@ -15,6 +15,7 @@ mod harness;
 mod hostile;
 mod instance;
 mod live;
+mod log_routing;
 mod notify;
 mod pg;
 mod plan;

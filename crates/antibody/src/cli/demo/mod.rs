@@ -3,6 +3,7 @@
 mod bucket;
 mod firewall;
 mod instance;
+mod log_routing;
 mod project_iam;
 mod sa_key;
 
@@ -190,6 +191,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     bucket::play(&mut scene).await?;
     instance::play(&mut scene, &context).await?;
     sa_key::play(&mut scene).await?;
+    log_routing::play(&mut scene).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
