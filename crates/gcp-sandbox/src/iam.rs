@@ -117,15 +117,26 @@ pub(crate) struct PolicyWrite<'a> {
 impl<'a> PolicyWrite<'a> {
     /// `noun` names what the policy is on (`project`, `organization`, `folder`) in the refusal of a public member.
     pub(crate) fn read(request: &'a Value, noun: &str) -> Result<Self, String> {
+        PolicyWrite::read_with(request, Some(noun))
+    }
+
+    /// `read`, for a resource whose policy may name `allUsers` and `allAuthenticatedUsers` (a topic, a secret, a key).
+    pub(crate) fn read_allowing_public(request: &'a Value) -> Result<Self, String> {
+        PolicyWrite::read_with(request, None)
+    }
+
+    /// `refuse_public`: the noun of a resource that refuses public members.
+    fn read_with(request: &'a Value, refuse_public: Option<&str>) -> Result<Self, String> {
         let policy = request
             .get("policy")
             .filter(|policy| policy.is_object())
             .ok_or("policy is required")?;
         let bindings = check_bindings(policy)?;
-        if let Some(public) = bindings
-            .iter()
-            .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
-            .find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
+        if let Some(noun) = refuse_public
+            && let Some(public) = bindings
+                .iter()
+                .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+                .find(|member| member == "allUsers" || member == "allAuthenticatedUsers")
         {
             return Err(format!(
                 "Request contains an invalid argument: {} cannot be granted on a {noun}.",

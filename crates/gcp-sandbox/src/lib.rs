@@ -21,6 +21,7 @@ mod metadata;
 pub mod oauth;
 pub mod oidc;
 pub mod realism;
+mod resource_iam;
 mod resourcemanager;
 mod storage;
 mod time_fmt;
@@ -123,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) iam_admin: Mutex<iam_admin::IamAdmin>,
     /// Cloud Logging's sinks and exclusions.
     pub(crate) logging: Mutex<logging_config::LoggingConfig>,
+    /// IAM policies of topics, subscriptions, secrets, key rings, crypto keys and repositories.
+    pub(crate) resource_policies: Mutex<resource_iam::ResourcePolicies>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -287,6 +290,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         containers: Mutex::new(containers::Containers::default()),
         iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
         logging: Mutex::new(logging_config::LoggingConfig::default()),
+        resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -318,6 +322,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(containers::routes())
         .merge(iam_admin::routes())
         .merge(logging_config::routes())
+        .merge(resource_iam::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

@@ -1,0 +1,255 @@
+//! Google's uniform IAM methods on resources that carry a policy of their own: Pub/Sub topics and subscriptions,
+//! Secret Manager secrets, Cloud KMS key rings and crypto keys, Artifact Registry repositories
+//! (`RESOURCE:getIamPolicy`, `RESOURCE:setIamPolicy`), with the etag, version and condition rules every IAM policy
+//! shares and each service's `SetIamPolicy` audit entry. A resource appears on its first `setIamPolicy`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::audit::{self, IamWrite};
+use crate::error::ApiError;
+use crate::iam::{self, StoredPolicy};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/v1/projects/{project}/{collection}/{target}",
+            get(flat).post(flat),
+        )
+        .route(
+            "/v1/projects/{project}/locations/{location}/{collection}/{target}",
+            get(located).post(located),
+        )
+        .route(
+            "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys/{target}",
+            get(crypto_key).post(crypto_key),
+        )
+}
+
+/// Policies by resource name.
+#[derive(Default)]
+pub(crate) struct ResourcePolicies {
+    policies: BTreeMap<String, StoredPolicy>,
+}
+
+/// One service's IAM surface: what its audit entries say.
+struct Surface {
+    service: &'static str,
+    method: &'static str,
+    resource_type: &'static str,
+    permission: &'static str,
+}
+
+fn surface(collection: &str) -> Option<Surface> {
+    let (service, method, resource_type, permission) = match collection {
+        "topics" => (
+            "pubsub.googleapis.com",
+            "google.iam.v1.IAMPolicy.SetIamPolicy",
+            "pubsub_topic",
+            "pubsub.topics.setIamPolicy",
+        ),
+        "subscriptions" => (
+            "pubsub.googleapis.com",
+            "google.iam.v1.IAMPolicy.SetIamPolicy",
+            "pubsub_subscription",
+            "pubsub.subscriptions.setIamPolicy",
+        ),
+        "secrets" => (
+            "secretmanager.googleapis.com",
+            "google.cloud.secretmanager.v1.SecretManagerService.SetIamPolicy",
+            "audited_resource",
+            "secretmanager.secrets.setIamPolicy",
+        ),
+        "keyRings" => (
+            "cloudkms.googleapis.com",
+            "SetIamPolicy",
+            "cloudkms_keyring",
+            "cloudkms.keyRings.setIamPolicy",
+        ),
+        "cryptoKeys" => (
+            "cloudkms.googleapis.com",
+            "SetIamPolicy",
+            "cloudkms_cryptokey",
+            "cloudkms.cryptoKeys.setIamPolicy",
+        ),
+        "repositories" => (
+            "artifactregistry.googleapis.com",
+            "google.devtools.artifactregistry.v1.ArtifactRegistry.SetIamPolicy",
+            "audited_resource",
+            "artifactregistry.repositories.setIamPolicy",
+        ),
+        _ => return None,
+    };
+    Some(Surface {
+        service,
+        method,
+        resource_type,
+        permission,
+    })
+}
+
+fn not_found(message: String) -> ApiError {
+    ApiError::esf(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+}
+
+async fn flat(
+    State(shared): State<Arc<Shared>>,
+    Path((project, collection, target)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !matches!(collection.as_str(), "topics" | "subscriptions" | "secrets") {
+        return Err(not_found(format!(
+            "projects/{project}/{collection}/{target} not found"
+        )));
+    }
+    // Secret Manager names a secret under its project's number, as its responses and audit entries do.
+    let parent = if collection == "secrets" && !project.bytes().all(|byte| byte.is_ascii_digit()) {
+        format!("projects/{}", crate::project_number(&project))
+    } else {
+        format!("projects/{project}")
+    };
+    method(
+        &shared,
+        &project,
+        &parent,
+        &collection,
+        &target,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
+async fn located(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection, target)): Path<(String, String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !matches!(collection.as_str(), "keyRings" | "repositories") {
+        return Err(not_found(format!("{collection} not found")));
+    }
+    let parent = format!("projects/{project}/locations/{location}");
+    method(
+        &shared,
+        &project,
+        &parent,
+        &collection,
+        &target,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
+async fn crypto_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, ring, target)): Path<(String, String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
+    method(
+        &shared,
+        &project,
+        &parent,
+        "cryptoKeys",
+        &target,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn method(
+    shared: &Shared,
+    project: &str,
+    parent: &str,
+    collection: &str,
+    target: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let (id, verb) = target
+        .split_once(':')
+        .ok_or_else(|| not_found(format!("{parent}/{collection}/{target}: method not found")))?;
+    let surface =
+        surface(collection).ok_or_else(|| not_found(format!("{collection} not found")))?;
+    let name = format!("{parent}/{collection}/{id}");
+    let mut request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?
+    };
+    if let Some(version) = query.get("options.requestedPolicyVersion") {
+        request["options"]["requestedPolicyVersion"] = json!(version);
+    }
+    match verb {
+        "getIamPolicy" => {
+            let requested = iam::requested_version(&request).map_err(invalid)?;
+            let policies = shared
+                .resource_policies
+                .lock()
+                .expect("resource policies lock poisoned");
+            let stored = policies
+                .policies
+                .get(&name)
+                .ok_or_else(|| not_found(format!("Resource not found (resource={id}).")))?;
+            Ok(crate::json_response(&stored.view(requested)))
+        }
+        "setIamPolicy" => {
+            let write = iam::PolicyWrite::read_allowing_public(&request).map_err(invalid)?;
+            let principal = shared.principal(headers);
+            let mut policies = shared
+                .resource_policies
+                .lock()
+                .expect("resource policies lock poisoned");
+            let stored = policies
+                .policies
+                .entry(name.clone())
+                .or_insert_with(|| StoredPolicy::new(Vec::new()));
+            write.check_against(stored)?;
+            let before = write.apply(stored);
+            let response = stored.view(3);
+            let deltas = iam::delta(&before, &stored.bindings);
+            drop(policies);
+            let (logged_request, logged_response) =
+                audit::set_iam_policy_bodies(&request, &response, &name);
+            shared.emit(audit::iam_entry(IamWrite {
+                service_name: surface.service,
+                method_name: surface.method,
+                resource_name: &name,
+                resource: json!({"type": surface.resource_type, "labels": {"project_id": project}}),
+                log_parent: &format!("projects/{project}"),
+                permission: surface.permission,
+                principal: &principal,
+                user_agent: &crate::user_agent(headers),
+                request: logged_request,
+                response: logged_response,
+                deltas,
+            }));
+            Ok(crate::json_response(&response))
+        }
+        _ => Err(not_found(format!("Method {verb} not found."))),
+    }
+}
