@@ -143,6 +143,11 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         }
         (_, ["storage", "v1", "b", _, "iam" | "acl", ..]) => vec!["storage.buckets.setIamPolicy"],
         (&Method::POST, ["v1", "projects", _, "roles"]) => vec!["iam.roles.create"],
+        (_, ["v1", "projects", .., collection, target])
+            if target.contains(":getIamPolicy") || target.contains(":setIamPolicy") =>
+        {
+            resource_iam_permission(collection, target.ends_with(":setIamPolicy"))
+        }
         (&Method::GET, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.list"],
         (&Method::POST, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.create"],
         (&Method::GET, ["v2", "projects", _, "sinks", _]) => vec!["logging.sinks.get"],
@@ -201,6 +206,35 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
     }
 }
 
+/// The permission a resource's `getIamPolicy` or `setIamPolicy` needs, by its collection.
+fn resource_iam_permission(collection: &str, set: bool) -> Vec<&'static str> {
+    let (get, put) = match collection {
+        "topics" => ("pubsub.topics.getIamPolicy", "pubsub.topics.setIamPolicy"),
+        "subscriptions" => (
+            "pubsub.subscriptions.getIamPolicy",
+            "pubsub.subscriptions.setIamPolicy",
+        ),
+        "secrets" => (
+            "secretmanager.secrets.getIamPolicy",
+            "secretmanager.secrets.setIamPolicy",
+        ),
+        "keyRings" => (
+            "cloudkms.keyRings.getIamPolicy",
+            "cloudkms.keyRings.setIamPolicy",
+        ),
+        "cryptoKeys" => (
+            "cloudkms.cryptoKeys.getIamPolicy",
+            "cloudkms.cryptoKeys.setIamPolicy",
+        ),
+        "repositories" => (
+            "artifactregistry.repositories.getIamPolicy",
+            "artifactregistry.repositories.setIamPolicy",
+        ),
+        _ => return Vec::new(),
+    };
+    vec![if set { put } else { get }]
+}
+
 /// The project a request is about, for the roles its caller holds there.
 fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -215,6 +249,13 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
             .project_of(account),
         ["v1", "projects", project, "serviceAccounts", ..]
         | ["v2", "projects", project, "sinks" | "exclusions", ..] => Some(project.to_string()),
+        [
+            "v1",
+            "projects",
+            project,
+            "topics" | "subscriptions" | "secrets" | "locations",
+            ..,
+        ] => Some(project.to_string()),
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }

@@ -6,6 +6,7 @@ pub mod iam;
 pub mod iam_admin;
 pub mod instances;
 pub mod logging;
+pub mod resource_iam;
 pub mod resourcemanager;
 pub mod storage;
 
@@ -76,6 +77,8 @@ pub struct Endpoints {
     pub storage: String,
     pub iam: String,
     pub logging: String,
+    /// The one base URL every API is served from (the sandbox), if any.
+    pub base: Option<String>,
 }
 
 impl Endpoints {
@@ -90,6 +93,7 @@ impl Endpoints {
             storage: host("https://storage.googleapis.com"),
             iam: host("https://iam.googleapis.com"),
             logging: host("https://logging.googleapis.com"),
+            base: override_base.map(|base| base.trim_end_matches('/').to_string()),
         }
     }
 }

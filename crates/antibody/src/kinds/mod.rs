@@ -26,6 +26,7 @@ pub mod instance;
 pub mod log_routing;
 pub mod names;
 pub mod project_iam;
+pub mod public_iam;
 pub mod sa_key;
 #[cfg(test)]
 mod tests;
@@ -385,6 +386,8 @@ registry! {
     SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
     /// Log sinks and exclusions: audit logs excluded, protected sinks disabled, redirected or deleted.
     LogRouting: log_routing::LogRoutes, [policies.log_tamper] as log_tamper;
+    /// Topics, subscriptions, secrets, key rings, crypto keys and repositories open to allUsers/allAuthenticatedUsers.
+    PublicIam: public_iam::PublicIam, [policies.public_iam] as public_iam;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -72,8 +72,16 @@ impl Deployment {
     }
 }
 
+/// A trigger per watched method, named after it; a bare method name (`SetIamPolicy`, which Resource Manager and Cloud
+/// KMS both log) is prefixed with its service's name so that every trigger's name is its own.
 fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
-    let slug: String = method_name
+    let qualified = if method_name.contains('.') {
+        method_name.to_string()
+    } else {
+        let service = service_name.split('.').next().unwrap_or(service_name);
+        format!("{service}-{method_name}")
+    };
+    let slug: String = qualified
         .to_ascii_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })

@@ -12,9 +12,9 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need.
 if gcloud iam roles describe antibodyRemediator --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.setIamPolicy,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.setIamPolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
-  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.setIamPolicy,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.setIamPolicy,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
@@ -74,8 +74,8 @@ gcloud eventarc triggers describe antibody-beta-compute-firewalls-update --proje
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.firewalls.update \
     --service-account "$SA"
-gcloud eventarc triggers describe antibody-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-setiampolicy --project "$PROJECT" --location global \
+gcloud eventarc triggers describe antibody-cloudresourcemanager-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudresourcemanager-setiampolicy --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=cloudresourcemanager.googleapis.com --event-filters methodName=SetIamPolicy \
@@ -247,4 +247,40 @@ gcloud eventarc triggers describe antibody-google-logging-v2-configservicev2-upd
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=logging.googleapis.com --event-filters methodName=google.logging.v2.ConfigServiceV2.UpdateExclusion \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-iam-v1-iampolicy-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-iam-v1-iampolicy-setiampolicy --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=pubsub.googleapis.com --event-filters methodName=google.iam.v1.IAMPolicy.SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-secretmanager-v1-secretmanagerservice-set --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-secretmanager-v1-secretmanagerservice-set --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=secretmanager.googleapis.com --event-filters methodName=google.cloud.secretmanager.v1.SecretManagerService.SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-secrets-v1beta1-secretmanagerservice-seti --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-secrets-v1beta1-secretmanagerservice-seti --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=secretmanager.googleapis.com --event-filters methodName=google.cloud.secrets.v1beta1.SecretManagerService.SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudkms-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudkms-setiampolicy --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudkms.googleapis.com --event-filters methodName=SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-devtools-artifactregistry-v1-artifactregistry-s --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-devtools-artifactregistry-v1-artifactregistry-s --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=artifactregistry.googleapis.com --event-filters methodName=google.devtools.artifactregistry.v1.ArtifactRegistry.SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-devtools-artifactregistry-v1beta2-artifactregis --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-devtools-artifactregistry-v1beta2-artifactregis --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=artifactregistry.googleapis.com --event-filters methodName=google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy \
     --service-account "$SA"

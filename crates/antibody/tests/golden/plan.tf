@@ -16,6 +16,12 @@ resource "google_project_iam_custom_role" "antibody" {
   role_id     = "antibodyRemediator"
   title       = "antibody remediator"
   permissions = [
+    "artifactregistry.repositories.getIamPolicy",
+    "artifactregistry.repositories.setIamPolicy",
+    "cloudkms.cryptoKeys.getIamPolicy",
+    "cloudkms.cryptoKeys.setIamPolicy",
+    "cloudkms.keyRings.getIamPolicy",
+    "cloudkms.keyRings.setIamPolicy",
     "compute.firewalls.get",
     "compute.firewalls.list",
     "compute.firewalls.update",
@@ -38,8 +44,14 @@ resource "google_project_iam_custom_role" "antibody" {
     "logging.sinks.get",
     "logging.sinks.list",
     "logging.sinks.update",
+    "pubsub.subscriptions.getIamPolicy",
+    "pubsub.subscriptions.setIamPolicy",
+    "pubsub.topics.getIamPolicy",
+    "pubsub.topics.setIamPolicy",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
+    "secretmanager.secrets.getIamPolicy",
+    "secretmanager.secrets.setIamPolicy",
     "storage.buckets.get",
     "storage.buckets.getIamPolicy",
     "storage.buckets.list",
@@ -267,9 +279,9 @@ resource "google_eventarc_trigger" "antibody_beta_compute_firewalls_update" {
   }
 }
 
-resource "google_eventarc_trigger" "antibody_setiampolicy" {
+resource "google_eventarc_trigger" "antibody_cloudresourcemanager_setiampolicy" {
   project         = "acme-prod"
-  name            = "antibody-setiampolicy"
+  name            = "antibody-cloudresourcemanager-setiampolicy"
   location        = "global"
   service_account = google_service_account.antibody.email
 
@@ -1040,6 +1052,168 @@ resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_u
   matching_criteria {
     attribute = "methodName"
     value     = "google.logging.v2.ConfigServiceV2.UpdateExclusion"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_iam_v1_iampolicy_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-google-iam-v1-iampolicy-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "pubsub.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.v1.IAMPolicy.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_secretmanager_v1_secretmanagerservice_set" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-secretmanager-v1-secretmanagerservice-set"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "secretmanager.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.secretmanager.v1.SecretManagerService.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_secrets_v1beta1_secretmanagerservice_seti" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-secrets-v1beta1-secretmanagerservice-seti"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "secretmanager.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.secrets.v1beta1.SecretManagerService.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudkms_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-cloudkms-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudkms.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1_artifactregistry_s" {
+  project         = "acme-prod"
+  name            = "antibody-google-devtools-artifactregistry-v1-artifactregistry-s"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "artifactregistry.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.devtools.artifactregistry.v1.ArtifactRegistry.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1beta2_artifactregis" {
+  project         = "acme-prod"
+  name            = "antibody-google-devtools-artifactregistry-v1beta2-artifactregis"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "artifactregistry.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy"
   }
 
   destination {

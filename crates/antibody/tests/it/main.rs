@@ -21,6 +21,7 @@ mod pg;
 mod plan;
 mod processes;
 mod project_iam;
+mod public_iam;
 mod push_auth;
 mod replicas;
 mod sa_key;

@@ -1,0 +1,129 @@
+//! IAM-bearing resources end to end: a topic, a secret (named under the project number) and a crypto key made public
+//! are closed, other members kept; undo puts a grant back.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Harness, PROJECT, USER_TOKEN};
+
+async fn policy_of(harness: &Harness, resource: &str) -> Value {
+    let (status, policy) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::GET,
+            &format!("/v1/{resource}:getIamPolicy?options.requestedPolicyVersion=3"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{policy}");
+    policy
+}
+
+fn members(policy: &Value) -> Vec<String> {
+    policy["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|binding| binding["members"].as_array().cloned().unwrap_or_default())
+        .filter_map(|member| member.as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn public_grants_on_topics_secrets_and_keys_are_removed_and_the_rest_kept() {
+    let harness = Harness::start().await;
+    let number = {
+        // Secret Manager writes the project's number; the sandbox derives it as Resource Manager does.
+        let (_, project) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::GET,
+                &format!("/v1/projects/{PROJECT}"),
+                None,
+            )
+            .await;
+        project["projectNumber"]
+            .as_str()
+            .expect("projectNumber")
+            .to_string()
+    };
+    for (written, read) in [
+        (
+            format!("projects/{PROJECT}/topics/orders"),
+            format!("projects/{PROJECT}/topics/orders"),
+        ),
+        (
+            format!("projects/{PROJECT}/secrets/db-password"),
+            format!("projects/{number}/secrets/db-password"),
+        ),
+        (
+            format!("projects/{PROJECT}/locations/global/keyRings/ring/cryptoKeys/key"),
+            format!("projects/{PROJECT}/locations/global/keyRings/ring/cryptoKeys/key"),
+        ),
+    ] {
+        let public = json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["allUsers", "user:colleague@example.com"]},
+            {"role": "roles/editor", "members": ["allAuthenticatedUsers"]}]}});
+        let (status, body) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v1/{written}:setIamPolicy"),
+                Some(public),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let policy = policy_of(&harness, &read).await;
+        assert_eq!(
+            members(&policy),
+            ["user:colleague@example.com"],
+            "{read}: {policy}"
+        );
+    }
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let secret_row = rows
+        .iter()
+        .find(|row| {
+            row.resource.ends_with("/secrets/db-password")
+                && row.outcome.as_deref() == Some("remediated")
+        })
+        .expect("the secret was fixed");
+    assert_eq!(
+        secret_row.project, PROJECT,
+        "the project's id, not its number, counts for caps and scope"
+    );
+
+    let topic = rows
+        .iter()
+        .find(|row| {
+            row.resource.ends_with("/topics/orders") && row.outcome.as_deref() == Some("remediated")
+        })
+        .expect("the topic was fixed");
+    antibody::undo::undo(
+        &harness.cx().journal,
+        &harness.cx().gcp,
+        (
+            &harness.cx().config.templates,
+            &harness.cx().config.channels,
+        ),
+        &antibody::undo::Request {
+            id: topic.id,
+            force: false,
+            operator: "operator@example.com".into(),
+            keep_exempt_secs: Some(3600),
+        },
+    )
+    .await
+    .expect("undo");
+    harness.sandbox.settled().await;
+    let mut restored =
+        members(&policy_of(&harness, &format!("projects/{PROJECT}/topics/orders")).await);
+    restored.sort();
+    assert_eq!(
+        restored,
+        [
+            "allAuthenticatedUsers",
+            "allUsers",
+            "user:colleague@example.com"
+        ]
+    );
+}
