@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         },
         1 => match serde_json::from_slice::<Policy>(json) {
             Ok(policy) => Resource::ProjectIam(ProjectPolicy {
+                audit_deltas: Vec::new(),
                 project,
                 container: None,
                 policy,

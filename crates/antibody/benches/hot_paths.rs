@@ -98,6 +98,7 @@ fn routing_and_policies(c: &mut Criterion) {
         "serviceAccount:sa@p.iam.gserviceaccount.com"]})).chain([json!({"role": "roles/editor", "members": ["user:x@gmail.com"]})]).collect::<Vec<_>>()}))
         .expect("policy");
     let project = Resource::ProjectIam(antibody::kinds::project_iam::ProjectPolicy {
+        audit_deltas: Vec::new(),
         project: "bench-project".into(),
         container: None,
         policy: iam.clone(),

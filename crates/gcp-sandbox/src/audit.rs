@@ -352,6 +352,8 @@ pub(crate) struct IamWrite<'a> {
     pub request: Value,
     pub response: Value,
     pub deltas: Vec<Value>,
+    /// `auditConfigDeltas`, when the write changed the audit-log configuration.
+    pub audit_deltas: Vec<Value>,
 }
 
 /// The request and response a Resource Manager `SetIamPolicy` entry logs: the call's own, typed, the request naming
@@ -367,6 +369,15 @@ pub(crate) fn set_iam_policy_bodies(
     let mut logged_response = response.clone();
     logged_response["@type"] = json!("type.googleapis.com/google.iam.v1.Policy");
     (logged_request, logged_response)
+}
+
+/// `policyDelta`: the binding deltas, and the audit-config deltas when there are any.
+fn policy_delta(bindings: Vec<Value>, audit: Vec<Value>) -> Value {
+    let mut delta = json!({"bindingDeltas": bindings});
+    if !audit.is_empty() {
+        delta["auditConfigDeltas"] = json!(audit);
+    }
+    delta
 }
 
 /// `SetIamPolicy` / `storage.setIamPermissions`: one entry, no operation, the delta in `serviceData`.
@@ -389,7 +400,7 @@ pub(crate) fn iam_entry(write: IamWrite<'_>) -> Value {
             "resourceName": write.resource_name,
             "serviceData": {
                 "@type": "type.googleapis.com/google.iam.v1.logging.AuditData",
-                "policyDelta": {"bindingDeltas": write.deltas},
+                "policyDelta": policy_delta(write.deltas, write.audit_deltas),
             },
             "request": write.request,
             "response": write.response,

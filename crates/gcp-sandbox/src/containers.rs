@@ -176,6 +176,7 @@ fn set_iam_policy(
         request: logged_request,
         response: logged_response,
         deltas,
+        audit_deltas: Vec::new(),
     }));
     Ok(Json(response))
 }

@@ -284,6 +284,38 @@ impl StoredPolicy {
     }
 }
 
+/// `serviceData.policyDelta.auditConfigDeltas`: the log types (and their exempted members) a write added and removed.
+pub(crate) fn audit_delta(before: &[Value], after: &[Value]) -> Vec<Value> {
+    let entries = |configs: &[Value]| -> BTreeSet<(String, String, String)> {
+        let mut entries = BTreeSet::new();
+        for config in configs {
+            let service = config["service"].as_str().unwrap_or_default().to_string();
+            for log in config["auditLogConfigs"].as_array().into_iter().flatten() {
+                let log_type = log["logType"].as_str().unwrap_or_default().to_string();
+                entries.insert((service.clone(), log_type.clone(), String::new()));
+                for member in log["exemptedMembers"].as_array().into_iter().flatten() {
+                    let member = member.as_str().unwrap_or_default().to_string();
+                    entries.insert((service.clone(), log_type.clone(), member));
+                }
+            }
+        }
+        entries
+    };
+    let (before, after) = (entries(before), entries(after));
+    let change = |action: &str, (service, log_type, member): &(String, String, String)| {
+        let mut delta = json!({"action": action, "service": service, "logType": log_type});
+        if !member.is_empty() {
+            delta["exemptedMember"] = json!(member);
+        }
+        delta
+    };
+    before
+        .difference(&after)
+        .map(|entry| change("REMOVE", entry))
+        .chain(after.difference(&before).map(|entry| change("ADD", entry)))
+        .collect()
+}
+
 /// `serviceData.policyDelta.bindingDeltas`: what a write added and removed, one (role, member, condition) each.
 pub(crate) fn delta(before: &[Value], after: &[Value]) -> Vec<Value> {
     let pairs = |bindings: &[Value]| -> BTreeSet<(String, String, String)> {

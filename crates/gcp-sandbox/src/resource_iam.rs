@@ -247,6 +247,7 @@ fn method(
                 request: logged_request,
                 response: logged_response,
                 deltas,
+                audit_deltas: Vec::new(),
             }));
             Ok(crate::json_response(&response))
         }

@@ -356,6 +356,7 @@ fn set_iam_policy(
             request: json!({"@type": "type.googleapis.com/google.iam.v1.SetIamPolicyRequest", "resource": id, "policy": response}),
             response,
             deltas,
+            audit_deltas: Vec::new(),
         }));
     }
     write.check_against(&project.policy)?;
@@ -386,9 +387,11 @@ fn set_iam_policy(
             "Request contains an invalid argument: {invited} cannot be made an owner with setIamPolicy; owners must be invited and accept through the Cloud Console."
         )));
     }
+    let audit_before = project.policy.audit_configs.clone();
     let before = write.apply(&mut project.policy);
     let response = project.policy.view(3);
     let deltas = iam::delta(&before, &project.policy.bindings);
+    let audit_deltas = iam::audit_delta(&audit_before, &project.policy.audit_configs);
     drop(state);
     let method_name = match version {
         "v1" => "SetIamPolicy",
@@ -407,6 +410,7 @@ fn set_iam_policy(
         request: logged_request,
         response: logged_response,
         deltas,
+        audit_deltas,
     }));
     Ok(Json(response))
 }

@@ -29,6 +29,16 @@ impl<T> Default for Object<T> {
     }
 }
 
+/// A JSON array whose object elements read as `T`; other elements are skipped, any other value reads as empty.
+#[derive(Debug)]
+pub(super) struct List<T>(pub(super) Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
+}
+
 /// A boolean; any other value reads as `false`.
 #[derive(Debug, Default)]
 pub(super) struct Flag(pub(super) bool);
@@ -70,6 +80,37 @@ pub(super) struct Payload<'a> {
     #[serde(borrow)]
     pub request_metadata: Object<RequestMetadata<'a>>,
     pub status: Object<Status>,
+    #[serde(borrow)]
+    pub service_data: Object<ServiceData<'a>>,
+}
+
+/// `serviceData` of an IAM write: the policy delta Google computed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct ServiceData<'a> {
+    #[serde(borrow)]
+    pub policy_delta: Object<PolicyDelta<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct PolicyDelta<'a> {
+    #[serde(borrow)]
+    pub audit_config_deltas: List<AuditConfigDelta<'a>>,
+}
+
+/// One change of a policy's `auditConfigs`: a log type (or an exempted member of it) added or removed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct AuditConfigDelta<'a> {
+    #[serde(borrow)]
+    pub action: Text<'a>,
+    #[serde(borrow)]
+    pub service: Text<'a>,
+    #[serde(borrow)]
+    pub exempted_member: Text<'a>,
+    #[serde(borrow)]
+    pub log_type: Text<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +265,50 @@ impl<'de> Deserialize<'de> for Code {
             otherwise!(Code(0); visit_bool: bool);
         }
         deserializer.deserialize_any(Reader)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Reader<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Reader<T> {
+            type Value = List<T>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Object<T>>()? {
+                    items.extend(item.0);
+                }
+                Ok(List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                skip_map(map).map(|()| List(Vec::new()))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(List(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(Reader(std::marker::PhantomData))
     }
 }
 

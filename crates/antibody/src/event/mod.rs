@@ -91,6 +91,20 @@ pub struct AuditEvent {
     pub timestamp: String,
     /// The W3C trace id the delivery carried (`traceparent`, `ce-traceparent` or `X-Cloud-Trace-Context`).
     pub trace: Option<String>,
+    /// `serviceData.policyDelta.auditConfigDeltas` of an IAM write: what it did to the audit-log configuration.
+    pub audit_config_deltas: Vec<AuditConfigDelta>,
+}
+
+/// One change of an IAM policy's `auditConfigs`, as Google's policy delta reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AuditConfigDelta {
+    /// `ADD` or `REMOVE`.
+    pub action: String,
+    pub service: String,
+    pub log_type: String,
+    /// Empty when the log type itself was added or removed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exempted_member: String,
 }
 
 /// Why an entry could not be read as an audit log entry.
@@ -155,6 +169,24 @@ impl AuditEvent {
             index: split.index.0,
             total: split.total_splits.0,
         });
+        let audit_config_deltas = payload
+            .service_data
+            .0
+            .and_then(|data| data.policy_delta.0)
+            .map(|delta| {
+                delta
+                    .audit_config_deltas
+                    .0
+                    .into_iter()
+                    .map(|delta| AuditConfigDelta {
+                        action: delta.action.get().to_string(),
+                        service: delta.service.get().to_string(),
+                        log_type: delta.log_type.get().to_string(),
+                        exempted_member: delta.exempted_member.get().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let authentication = payload.authentication_info.0.unwrap_or_default();
         let metadata = payload.request_metadata.0.unwrap_or_default();
         Ok(AuditEvent {
@@ -174,6 +206,7 @@ impl AuditEvent {
             status_code: payload.status.0.map(|status| status.code.0).unwrap_or(0),
             timestamp: entry.timestamp.get().to_string(),
             trace: None,
+            audit_config_deltas,
         })
     }
 
@@ -197,6 +230,7 @@ impl AuditEvent {
             status_code: 0,
             timestamp: String::new(),
             trace: None,
+            audit_config_deltas: Vec::new(),
         }
     }
 
@@ -311,6 +345,51 @@ mod tests {
         assert_eq!(
             AuditEvent::from_log_entry(&entry, Transport::LogEntry, None),
             Err(EventError::NoProtoPayload)
+        );
+    }
+
+    #[test]
+    fn audit_config_deltas_are_read_leniently() {
+        let entry = json!({"insertId": "x", "logName": "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
+            "protoPayload": {"serviceName": "cloudresourcemanager.googleapis.com", "methodName": "SetIamPolicy",
+                "resourceName": "projects/p", "serviceData": {"policyDelta": {"auditConfigDeltas": [
+                    {"action": "REMOVE", "service": "allServices", "logType": "DATA_READ"},
+                    "not an object",
+                    {"action": "ADD", "service": "allServices", "logType": "DATA_READ", "exemptedMember": "user:x@example.com"},
+                    {"action": 7}]}}}});
+        let event =
+            AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("an entry");
+        let actions: Vec<(&str, &str, &str)> = event
+            .audit_config_deltas
+            .iter()
+            .map(|delta| {
+                (
+                    delta.action.as_str(),
+                    delta.log_type.as_str(),
+                    delta.exempted_member.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("REMOVE", "DATA_READ", ""),
+                ("ADD", "DATA_READ", "user:x@example.com"),
+                ("", "", "")
+            ]
+        );
+        let mut odd = entry.clone();
+        odd["protoPayload"]["serviceData"]["policyDelta"]["auditConfigDeltas"] = json!("nonsense");
+        let event = AuditEvent::from_log_entry(&odd, Transport::LogEntry, None).expect("an entry");
+        assert!(event.audit_config_deltas.is_empty());
+        let text = entry.to_string();
+        let parsed = LogEntry::parse(text.as_bytes()).expect("parses");
+        let from_text =
+            AuditEvent::from_parsed(parsed, Transport::LogEntry, None).expect("an entry");
+        assert_eq!(
+            from_text.audit_config_deltas.len(),
+            3,
+            "text and value agree"
         );
     }
 }

@@ -107,7 +107,7 @@ impl Client {
     }
 
     async fn write_policy(&self, url: &str, policy: &Policy) -> Result<Policy, Error> {
-        let body = json!({"policy": policy, "updateMask": "bindings,etag"});
+        let body = json!({"policy": policy, "updateMask": "bindings,etag,auditConfigs"});
         self.call(Method::POST, url, Some(&body)).await
     }
 }

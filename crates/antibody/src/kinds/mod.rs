@@ -60,6 +60,9 @@ pub struct Target {
     /// The kind's own name for the resource (a rule's or bucket's name; empty for a project's policy).
     pub name: String,
     key: String,
+    /// What the event says the change removed, for a kind whose policy must put back what was there before (JSON,
+    /// the kind's own shape). Written by Google into the audit entry; a re-check or a sweep has none.
+    hint: Option<std::sync::Arc<str>>,
 }
 
 impl Target {
@@ -70,7 +73,18 @@ impl Target {
             project: project.to_string(),
             name: name.to_string(),
             key,
+            hint: None,
         }
+    }
+
+    /// The same target, carrying what the event says the change removed.
+    pub fn with_hint(mut self, hint: String) -> Target {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     /// The project the resource belongs to (for per-project caps).

@@ -1,6 +1,7 @@
 //! Integration tests: sandbox and engine over real HTTP on 127.0.0.1, with a temp SQLite journal or a throwaway
 //! PostgreSQL cluster.
 
+mod audit_config;
 mod auth;
 mod bucket;
 mod cli;

@@ -2,8 +2,9 @@
 
 use serde::Deserialize;
 
+use super::audit_config::{AuditConfigPolicy, Required};
 use super::policy::ProjectIamPolicy;
-use crate::config::mode;
+use crate::config::{mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,77 @@ pub struct RawProjectIamPolicy {
     /// Members never touched, besides Google's service agents; `*` matches any run.
     #[serde(default)]
     pub allow_members: Vec<String>,
+    /// The policy's audit-log configuration (`auditConfigs`), judged by the `audit-config` policy.
+    #[serde(default)]
+    pub audit_config: RawAuditConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuditConfig {
+    /// Turn the audit-config policy off (default: on).
+    pub enabled: Option<bool>,
+    /// `restore` (default: put the log types back, take the exemption away) or `alert`.
+    pub fix: Option<String>,
+    /// Put back what a change removed, as its audit entry reports it (default true).
+    pub keep_removed: Option<bool>,
+    /// Log types every policy must keep, e.g. `[{service = "allServices", log_types = ["ADMIN_READ"]}]`.
+    #[serde(default)]
+    pub required: Vec<RawRequired>,
+    /// A member newly exempted from a log type is a finding and is removed again (default true).
+    pub forbid_exemptions: Option<bool>,
+    /// The findings' severity (default HIGH).
+    pub severity: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequired {
+    /// A service (`storage.googleapis.com`) or `allServices`.
+    pub service: String,
+    /// `ADMIN_READ`, `DATA_READ`, `DATA_WRITE`.
+    pub log_types: Vec<String>,
+}
+
+fn validate_audit_config(raw: RawAuditConfig, problems: &mut Vec<String>) -> AuditConfigPolicy {
+    let key = "policies.project_iam.audit_config";
+    let defaults = AuditConfigPolicy::default();
+    let restore = match raw.fix.as_deref() {
+        None | Some("restore") => true,
+        Some("alert") => false,
+        Some(other) => {
+            problems.push(format!("{key}.fix: '{other}' is not one of restore, alert"));
+            true
+        }
+    };
+    let mut required = Vec::new();
+    for (index, entry) in raw.required.into_iter().enumerate() {
+        if let Some(bad) = entry.log_types.iter().find(|log_type| {
+            !["ADMIN_READ", "DATA_READ", "DATA_WRITE"].contains(&log_type.as_str())
+        }) {
+            problems.push(format!(
+                "{key}.required[{index}].log_types: '{bad}' is not one of ADMIN_READ, DATA_READ, DATA_WRITE"
+            ));
+            continue;
+        }
+        required.push(Required {
+            service: entry.service,
+            log_types: entry.log_types,
+        });
+    }
+    AuditConfigPolicy {
+        enabled: raw.enabled.unwrap_or(true),
+        restore,
+        keep_removed: raw.keep_removed.unwrap_or(defaults.keep_removed),
+        required,
+        forbid_exemptions: raw.forbid_exemptions.unwrap_or(defaults.forbid_exemptions),
+        severity: severity(
+            &format!("{key}.severity"),
+            raw.severity.as_deref(),
+            problems,
+        )
+        .unwrap_or(defaults.severity),
+    }
 }
 
 pub fn validate_project_iam(
@@ -69,5 +141,6 @@ pub fn validate_project_iam(
             .unwrap_or(defaults.primitive_roles_for_service_accounts),
         high_risk_roles: raw.high_risk_roles.unwrap_or(defaults.high_risk_roles),
         allow_members: raw.allow_members,
+        audit: validate_audit_config(raw.audit_config, problems),
     }
 }

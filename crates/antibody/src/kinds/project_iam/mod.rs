@@ -1,6 +1,8 @@
 //! IAM policies of Resource Manager's projects, organizations and folders: the project-iam policy, exact grant
-//! removal (never the last owner or administrator) and its undo.
+//! removal (never the last owner or administrator), the audit-config policy of the same policy's `auditConfigs`, and
+//! their undo.
 
+pub mod audit_config;
 pub mod config;
 pub mod policy;
 
@@ -10,12 +12,13 @@ use serde_json::Value;
 use super::{Common, Kind, KindId, Restored, Route, Swept, Target, Watch, names};
 use crate::apply::{self, Attempt, raced, remove_grants, until_settled};
 use crate::config::Config;
-use crate::event::AuditEvent;
+use crate::event::{AuditConfigDelta, AuditEvent};
 use crate::gcp::iam::{Grant, Policy};
 use crate::gcp::{self, Client};
 use crate::policy::Finding;
 use crate::undo;
 
+use audit_config::AuditRepair;
 pub use policy::ProjectIamPolicy;
 
 /// The project-IAM kind.
@@ -29,6 +32,8 @@ pub struct ProjectPolicy {
     /// `organizations/N` or `folders/N` when the policy is one of those.
     pub container: Option<String>,
     pub policy: Policy,
+    /// What the change that led here did to `auditConfigs`, as its audit entry reports it (none for a sweep).
+    pub audit_deltas: Vec<AuditConfigDelta>,
 }
 
 /// The fixes of a project's policy.
@@ -36,11 +41,19 @@ pub struct ProjectPolicy {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fix {
     /// Remove exactly these grants by a version-3, etag-checked read-modify-write of the project policy.
-    RemoveProjectMembers { project: String, grants: Vec<Grant> },
+    RemoveProjectMembers {
+        project: String,
+        grants: Vec<Grant>,
+        /// What to put back in `auditConfigs`, in the same write.
+        #[serde(default, skip_serializing_if = "AuditRepair::is_empty")]
+        audit: AuditRepair,
+    },
     /// The same on an organization's or folder's policy (`organizations/N`, `folders/N`).
     RemoveContainerMembers {
         container: String,
         grants: Vec<Grant>,
+        #[serde(default, skip_serializing_if = "AuditRepair::is_empty")]
+        audit: AuditRepair,
     },
 }
 
@@ -52,12 +65,18 @@ enum Holder<'a> {
 }
 
 impl Fix {
-    fn parts(&self) -> (Holder<'_>, &[Grant]) {
+    fn parts(&self) -> (Holder<'_>, &[Grant], &AuditRepair) {
         match self {
-            Fix::RemoveProjectMembers { project, grants } => (Holder::Project(project), grants),
-            Fix::RemoveContainerMembers { container, grants } => {
-                (Holder::Container(container), grants)
-            }
+            Fix::RemoveProjectMembers {
+                project,
+                grants,
+                audit,
+            } => (Holder::Project(project), grants, audit),
+            Fix::RemoveContainerMembers {
+                container,
+                grants,
+                audit,
+            } => (Holder::Container(container), grants, audit),
         }
     }
 }
@@ -182,11 +201,18 @@ impl Kind for ProjectIam {
                 names::printable(&event.method_name)
             )));
         }
+        // What the write did to the audit-log configuration travels with the target: the re-read cannot tell.
+        let hinted = |target: Target| match event.audit_config_deltas.is_empty() {
+            true => target,
+            false => target.with_hint(
+                serde_json::to_string(&event.audit_config_deltas).expect("deltas serialise"),
+            ),
+        };
         if let Some(container) = names::organization_or_folder(&event.resource_name) {
-            return Some(Route::Check(container_target(container)));
+            return Some(Route::Check(hinted(container_target(container))));
         }
         Some(match parse(&event.resource_name) {
-            Ok(target) => Route::Check(target),
+            Ok(target) => Route::Check(hinted(target)),
             Err(reason) => Route::Refuse(reason),
         })
     }
@@ -218,6 +244,10 @@ impl Kind for ProjectIam {
                 project: target.project.clone(),
                 container,
                 policy,
+                audit_deltas: target
+                    .hint()
+                    .and_then(|hint| serde_json::from_str(hint).ok())
+                    .unwrap_or_default(),
             },
             raw,
         ))
@@ -225,14 +255,17 @@ impl Kind for ProjectIam {
 
     fn evaluate(config: &Config, read: &ProjectPolicy) -> (Vec<Finding>, Option<Fix>) {
         let policy = &config.policies.project_iam;
-        let (findings, grants): (Vec<Finding>, Vec<Grant>) =
+        let (mut findings, grants): (Vec<Finding>, Vec<Grant>) =
             policy.evaluate(&read.policy).into_iter().unzip();
-        let fix = (!grants.is_empty()).then(|| match &read.container {
+        let (audit_findings, audit) = policy.audit.evaluate(&read.policy, &read.audit_deltas);
+        findings.extend(audit_findings);
+        let fix = (!grants.is_empty() || !audit.is_empty()).then(|| match &read.container {
             Some(container) => Fix::RemoveContainerMembers {
                 container: container.clone(),
                 grants,
+                audit,
             },
-            None => policy.plan_fix(&read.project, grants),
+            None => policy.plan_fix(&read.project, grants, audit),
         });
         (findings, fix)
     }
@@ -250,15 +283,38 @@ impl Kind for ProjectIam {
     }
 
     fn describe(fix: &Fix) -> String {
-        let (_, grants) = fix.parts();
-        format!(
-            "removed {}",
-            grants
+        let (_, grants, audit) = fix.parts();
+        let mut steps = Vec::new();
+        if !grants.is_empty() {
+            steps.push(format!(
+                "removed {}",
+                grants
+                    .iter()
+                    .map(|grant| format!("{} from {}", grant.member, grant.role))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !audit.restore.is_empty() {
+            let logs: Vec<String> = audit
+                .restore
                 .iter()
-                .map(|grant| format!("{} from {}", grant.member, grant.role))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+                .map(|(service, log_type)| format!("{log_type} of {service}"))
+                .collect();
+            steps.push(format!("turned audit logs back on: {}", logs.join(", ")));
+        }
+        if !audit.unexempt.is_empty() {
+            let members: Vec<&str> = audit
+                .unexempt
+                .iter()
+                .map(|(_, _, member)| member.as_str())
+                .collect();
+            steps.push(format!(
+                "removed audit-log exemptions of {}",
+                members.join(", ")
+            ));
+        }
+        steps.join("; ")
     }
 
     /// Read-modify-write at version 3 with the etag; on a concurrent change (409) re-read and redo.
@@ -268,12 +324,20 @@ impl Kind for ProjectIam {
         gcp: &Client,
         fix: &Fix,
     ) -> Result<Option<Value>, apply::Error> {
-        let (holder, grants) = fix.parts();
+        let (holder, grants, audit) = fix.parts();
         until_settled("the IAM policy", move || async move {
             let policy = holder.read(gcp).await?;
-            let Some(updated) = remove_grants(&policy, grants)? else {
-                return Ok(Attempt::Done(()));
+            let removed = if grants.is_empty() {
+                None
+            } else {
+                remove_grants(&policy, grants)?
             };
+            let mut updated = removed.clone().unwrap_or_else(|| policy.clone());
+            let repaired = audit.apply_to(&mut updated);
+            if removed.is_none() && !repaired {
+                return Ok(Attempt::Done(()));
+            }
+            updated.version = 3;
             if let Some(reason) = holder.lockout(&policy, &updated) {
                 return Err(apply::Error::Refused(reason));
             }
@@ -287,6 +351,11 @@ impl Kind for ProjectIam {
                 grant.member, grant.role
             )));
         }
+        if audit.apply_to(&mut after.clone()) {
+            return Err(apply::Error::NotFixed(
+                "the audit-log configuration is still not restored".to_string(),
+            ));
+        }
         Ok(Some(
             serde_json::to_value(&after).expect("a policy serialises"),
         ))
@@ -295,20 +364,24 @@ impl Kind for ProjectIam {
     async fn undo(
         gcp: &Client,
         fix: &Fix,
-        _before: &Value,
+        before: &Value,
         after: &Value,
         force: bool,
     ) -> Result<Restored, undo::Error> {
-        let (holder, grants) = fix.parts();
+        let (holder, grants, audit) = fix.parts();
         let resource = holder.name();
         let current = holder.read(gcp).await?;
         let recorded: Policy = serde_json::from_value(after.clone()).unwrap_or_default();
         if !force && undo::bindings_set(&current) != undo::bindings_set(&recorded) {
             return Err(undo::Error::Changed(resource));
         }
-        holder
-            .write(gcp, &undo::with_grants(&current, grants))
-            .await?;
+        let mut restored = undo::with_grants(&current, grants);
+        if !audit.is_empty() {
+            // The audit-log configuration as it was before the fix.
+            let before: Policy = serde_json::from_value(before.clone()).unwrap_or_default();
+            restored.audit_configs = before.audit_configs;
+        }
+        holder.write(gcp, &restored).await?;
         Ok(Restored {
             resource,
             what: format!("{} grant(s)", grants.len()),
@@ -323,6 +396,7 @@ impl Kind for ProjectIam {
                     project: project.to_string(),
                     container: None,
                     policy,
+                    audit_deltas: Vec::new(),
                 }],
                 errors: Vec::new(),
             },
@@ -351,6 +425,7 @@ impl Kind for ProjectIam {
             project: "-".into(),
             container: None,
             policy: crate::check::parse_policy(text)?,
+            audit_deltas: Vec::new(),
         })
     }
 }

@@ -25,6 +25,8 @@ pub struct ProjectIamPolicy {
     pub primitive_roles_for_service_accounts: bool,
     pub high_risk_roles: Vec<String>,
     pub allow_members: Vec<String>,
+    /// The `audit-config` policy of the same IAM policy's `auditConfigs`.
+    pub audit: super::audit_config::AuditConfigPolicy,
 }
 
 impl Default for ProjectIamPolicy {
@@ -72,6 +74,7 @@ impl Default for ProjectIamPolicy {
             .map(String::from)
             .to_vec(),
             allow_members: Vec::new(),
+            audit: super::audit_config::AuditConfigPolicy::default(),
         }
     }
 }
@@ -201,10 +204,16 @@ impl ProjectIamPolicy {
         found
     }
 
-    pub fn plan_fix(&self, project: &str, grants: Vec<Grant>) -> Fix {
+    pub fn plan_fix(
+        &self,
+        project: &str,
+        grants: Vec<Grant>,
+        audit: super::audit_config::AuditRepair,
+    ) -> Fix {
         Fix::RemoveProjectMembers {
             project: project.into(),
             grants,
+            audit,
         }
     }
 }
