@@ -148,6 +148,21 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         {
             resource_iam_permission(collection, target.ends_with(":setIamPolicy"))
         }
+        (&Method::GET, ["bigquery", "v2", "projects", _, "datasets"]) => {
+            vec!["bigquery.datasets.get"]
+        }
+        (&Method::POST, ["bigquery", "v2", "projects", _, "datasets"]) => {
+            vec!["bigquery.datasets.create"]
+        }
+        (&Method::GET, ["bigquery", "v2", "projects", _, "datasets", _]) => {
+            vec!["bigquery.datasets.get"]
+        }
+        (&Method::PATCH | &Method::PUT, ["bigquery", "v2", "projects", _, "datasets", _]) => {
+            vec!["bigquery.datasets.update"]
+        }
+        (&Method::DELETE, ["bigquery", "v2", "projects", _, "datasets", _]) => {
+            vec!["bigquery.datasets.delete"]
+        }
         (&Method::GET, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.list"],
         (&Method::POST, ["v2", "projects", _, "sinks"]) => vec!["logging.sinks.create"],
         (&Method::GET, ["v2", "projects", _, "sinks", _]) => vec!["logging.sinks.get"],
@@ -256,6 +271,7 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
             "topics" | "subscriptions" | "secrets" | "locations",
             ..,
         ] => Some(project.to_string()),
+        ["bigquery", "v2", "projects", project, ..] => Some(project.to_string()),
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 mod authz;
+mod bigquery;
 pub mod cli;
 mod compute;
 mod containers;
@@ -126,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) logging: Mutex<logging_config::LoggingConfig>,
     /// IAM policies of topics, subscriptions, secrets, key rings, crypto keys and repositories.
     pub(crate) resource_policies: Mutex<resource_iam::ResourcePolicies>,
+    /// BigQuery datasets.
+    pub(crate) bigquery: Mutex<bigquery::BigQuery>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -291,6 +294,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
         logging: Mutex::new(logging_config::LoggingConfig::default()),
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
+        bigquery: Mutex::new(bigquery::BigQuery::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -323,6 +327,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(iam_admin::routes())
         .merge(logging_config::routes())
         .merge(resource_iam::routes())
+        .merge(bigquery::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

@@ -1,6 +1,7 @@
 //! Google REST clients: the only code that talks to Google. Typed requests, unknown response fields ignored.
 
 pub mod auth;
+pub mod bigquery;
 pub mod compute;
 pub mod iam;
 pub mod iam_admin;
@@ -77,6 +78,7 @@ pub struct Endpoints {
     pub storage: String,
     pub iam: String,
     pub logging: String,
+    pub bigquery: String,
     /// The one base URL every API is served from (the sandbox), if any.
     pub base: Option<String>,
 }
@@ -93,6 +95,7 @@ impl Endpoints {
             storage: host("https://storage.googleapis.com"),
             iam: host("https://iam.googleapis.com"),
             logging: host("https://logging.googleapis.com"),
+            bigquery: host("https://bigquery.googleapis.com"),
             base: override_base.map(|base| base.trim_end_matches('/').to_string()),
         }
     }
@@ -217,8 +220,19 @@ impl Client {
         url: &str,
         body: Option<&Value>,
     ) -> Result<T, Error> {
+        self.call_if_match(method, url, body, None).await
+    }
+
+    /// `call`, with an `If-Match` precondition (BigQuery's etag guard: 412 when the resource changed).
+    async fn call_if_match<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<T, Error> {
         let started = std::time::Instant::now();
-        let result = self.call_with_retries(method, url, body).await;
+        let result = self.call_with_retries(method, url, body, if_match).await;
         let waited = started.elapsed().as_micros() as u64;
         let _ = GOOGLE_TIME.try_with(|total| total.set(total.get() + waited));
         result
@@ -229,6 +243,7 @@ impl Client {
         method: Method,
         url: &str,
         body: Option<&Value>,
+        if_match: Option<&str>,
     ) -> Result<T, Error> {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
@@ -240,6 +255,10 @@ impl Client {
                 Ok(request) => {
                     let request = match body {
                         Some(body) => request.json(body),
+                        None => request,
+                    };
+                    let request = match if_match {
+                        Some(etag) => request.header(reqwest::header::IF_MATCH, etag),
                         None => request,
                     };
                     self.send::<T>(request).await

@@ -21,6 +21,7 @@ use crate::policy::{Finding, Plan};
 use crate::undo;
 
 pub mod bucket;
+pub mod dataset;
 pub mod firewall;
 pub mod instance;
 pub mod log_routing;
@@ -402,6 +403,8 @@ registry! {
     LogRouting: log_routing::LogRoutes, [policies.log_tamper] as log_tamper;
     /// Topics, subscriptions, secrets, key rings, crypto keys and repositories open to allUsers/allAuthenticatedUsers.
     PublicIam: public_iam::PublicIam, [policies.public_iam] as public_iam;
+    /// BigQuery datasets whose access list opens them to allUsers/allAuthenticatedUsers.
+    Dataset: dataset::Datasets, [policies.public_dataset] as public_dataset;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

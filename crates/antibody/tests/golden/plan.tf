@@ -18,6 +18,8 @@ resource "google_project_iam_custom_role" "antibody" {
   permissions = [
     "artifactregistry.repositories.getIamPolicy",
     "artifactregistry.repositories.setIamPolicy",
+    "bigquery.datasets.get",
+    "bigquery.datasets.update",
     "cloudkms.cryptoKeys.getIamPolicy",
     "cloudkms.cryptoKeys.setIamPolicy",
     "cloudkms.keyRings.getIamPolicy",
@@ -1214,6 +1216,87 @@ resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1
   matching_criteria {
     attribute = "methodName"
     value     = "google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetservice_insertdataset" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-bigquery-v2-datasetservice-insertdataset"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "bigquery.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.bigquery.v2.DatasetService.InsertDataset"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetservice_patchdataset" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-bigquery-v2-datasetservice-patchdataset"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "bigquery.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.bigquery.v2.DatasetService.PatchDataset"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetservice_updatedataset" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-bigquery-v2-datasetservice-updatedataset"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "bigquery.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.bigquery.v2.DatasetService.UpdateDataset"
   }
 
   destination {

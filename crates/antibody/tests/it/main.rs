@@ -7,6 +7,7 @@ mod bucket;
 mod cli;
 mod contract;
 mod crashes;
+mod dataset;
 mod delivery;
 mod enforced;
 mod faults;

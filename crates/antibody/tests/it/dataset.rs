@@ -1,0 +1,140 @@
+//! BigQuery datasets end to end: a dataset opened to allUsers is closed under its etag (a concurrent change read
+//! again), the project's own entries kept; undo puts the entry back; a sweep finds a public dataset.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Harness, PROJECT, USER_TOKEN};
+
+async fn dataset(harness: &Harness, id: &str) -> Value {
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::GET,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn public(access: &Value) -> usize {
+    access
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| antibody::kinds::dataset::is_public(entry))
+        .count()
+}
+
+#[tokio::test]
+async fn a_dataset_opened_to_everyone_is_closed_and_undo_reopens_it() {
+    let harness = Harness::start().await;
+    let (status, _) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets"),
+            Some(json!({"datasetReference": {"datasetId": "sales"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A 412 on the engine's first patch (another writer moved the etag): it reads again and patches again.
+    harness.sandbox.inject(gcp_sandbox::faults::Fault {
+        method: Some("PATCH".into()),
+        path_contains: "/datasets/sales".into(),
+        principal: Some(crate::harness::ENGINE.into()),
+        times: 1,
+        status: Some(412),
+        retry_after: None,
+        delay_ms: None,
+        operation_error: None,
+        delete_first: false,
+        reset: None,
+    });
+    let mut access = dataset(&harness, "sales").await["access"].clone();
+    access
+        .as_array_mut()
+        .expect("access")
+        .push(json!({"role": "READER", "iamMember": "allUsers"}));
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::PATCH,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets/sales"),
+            Some(json!({"access": access})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let read = dataset(&harness, "sales").await;
+    assert_eq!(public(&read["access"]), 0, "{read}");
+    assert_eq!(
+        read["access"].as_array().map(Vec::len),
+        Some(3),
+        "the project's own entries are kept"
+    );
+
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .expect("remediated");
+    assert_eq!(fixed.findings[0].category, "PUBLIC_DATASET");
+    antibody::undo::undo(
+        &harness.cx().journal,
+        &harness.cx().gcp,
+        (
+            &harness.cx().config.templates,
+            &harness.cx().config.channels,
+        ),
+        &antibody::undo::Request {
+            id: fixed.id,
+            force: false,
+            operator: "operator@example.com".into(),
+            keep_exempt_secs: Some(3600),
+        },
+    )
+    .await
+    .expect("undo");
+    harness.sandbox.settled().await;
+    assert_eq!(public(&dataset(&harness, "sales").await["access"]), 1);
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_refused_by_the_sandbox() {
+    let harness = Harness::start().await;
+    let (status, created) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets"),
+            Some(json!({"datasetReference": {"datasetId": "guarded"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let url = format!(
+        "{}/bigquery/v2/projects/{PROJECT}/datasets/guarded",
+        harness.sandbox.base_url()
+    );
+    let stale = harness
+        .http
+        .patch(&url)
+        .bearer_auth(USER_TOKEN)
+        .header("If-Match", "stale")
+        .json(&json!({"description": "x"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(stale.status().as_u16(), 412);
+    let fresh = harness
+        .http
+        .patch(&url)
+        .bearer_auth(USER_TOKEN)
+        .header("If-Match", created["etag"].as_str().expect("etag"))
+        .json(&json!({"description": "x"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(fresh.status().as_u16(), 200);
+}
