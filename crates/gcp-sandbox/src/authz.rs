@@ -148,6 +148,13 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         {
             resource_iam_permission(collection, target.ends_with(":setIamPolicy"))
         }
+        (&Method::GET, ["v1", "projects", _, "instances"]) => vec!["cloudsql.instances.list"],
+        (&Method::POST, ["v1", "projects", _, "instances"]) => vec!["cloudsql.instances.create"],
+        (&Method::GET, ["v1", "projects", _, "instances", _]) => vec!["cloudsql.instances.get"],
+        (&Method::PATCH, ["v1", "projects", _, "instances", _]) => {
+            vec!["cloudsql.instances.update"]
+        }
+        (&Method::GET, ["v1", "projects", _, "operations", _]) => vec!["cloudsql.instances.get"],
         (&Method::GET, ["bigquery", "v2", "projects", _, "datasets"]) => {
             vec!["bigquery.datasets.get"]
         }
@@ -271,7 +278,8 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
             "topics" | "subscriptions" | "secrets" | "locations",
             ..,
         ] => Some(project.to_string()),
-        ["bigquery", "v2", "projects", project, ..] => Some(project.to_string()),
+        ["bigquery", "v2", "projects", project, ..]
+        | ["v1", "projects", project, "instances" | "operations", ..] => Some(project.to_string()),
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }

@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod realism;
 mod resource_iam;
 mod resourcemanager;
+mod sql;
 mod storage;
 mod time_fmt;
 
@@ -129,6 +130,8 @@ pub(crate) struct Shared {
     pub(crate) resource_policies: Mutex<resource_iam::ResourcePolicies>,
     /// BigQuery datasets.
     pub(crate) bigquery: Mutex<bigquery::BigQuery>,
+    /// Cloud SQL instances and their operations.
+    pub(crate) sql: Mutex<sql::Sql>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -295,6 +298,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         logging: Mutex::new(logging_config::LoggingConfig::default()),
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
         bigquery: Mutex::new(bigquery::BigQuery::default()),
+        sql: Mutex::new(sql::Sql::default()),
         storage: Mutex::new(storage),
         audit,
         outbox,
@@ -328,6 +332,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(logging_config::routes())
         .merge(resource_iam::routes())
         .merge(bigquery::routes())
+        .merge(sql::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

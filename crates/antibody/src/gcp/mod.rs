@@ -9,6 +9,7 @@ pub mod instances;
 pub mod logging;
 pub mod resource_iam;
 pub mod resourcemanager;
+pub mod sql;
 pub mod storage;
 
 use std::time::Duration;
@@ -79,6 +80,7 @@ pub struct Endpoints {
     pub iam: String,
     pub logging: String,
     pub bigquery: String,
+    pub sql: String,
     /// The one base URL every API is served from (the sandbox), if any.
     pub base: Option<String>,
 }
@@ -96,6 +98,7 @@ impl Endpoints {
             iam: host("https://iam.googleapis.com"),
             logging: host("https://logging.googleapis.com"),
             bigquery: host("https://bigquery.googleapis.com"),
+            sql: host("https://sqladmin.googleapis.com"),
             base: override_base.map(|base| base.trim_end_matches('/').to_string()),
         }
     }

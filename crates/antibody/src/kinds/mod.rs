@@ -29,6 +29,7 @@ pub mod names;
 pub mod project_iam;
 pub mod public_iam;
 pub mod sa_key;
+pub mod sql_instance;
 #[cfg(test)]
 mod tests;
 
@@ -405,6 +406,8 @@ registry! {
     PublicIam: public_iam::PublicIam, [policies.public_iam] as public_iam;
     /// BigQuery datasets whose access list opens them to allUsers/allAuthenticatedUsers.
     Dataset: dataset::Datasets, [policies.public_dataset] as public_dataset;
+    /// Cloud SQL instances open to (almost) everyone, or without SSL.
+    SqlInstance: sql_instance::SqlInstances, [policies.public_sql] as public_sql;
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -24,6 +24,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "cloudkms.cryptoKeys.setIamPolicy",
     "cloudkms.keyRings.getIamPolicy",
     "cloudkms.keyRings.setIamPolicy",
+    "cloudsql.instances.get",
+    "cloudsql.instances.list",
+    "cloudsql.instances.update",
     "compute.firewalls.get",
     "compute.firewalls.list",
     "compute.firewalls.update",
@@ -1297,6 +1300,60 @@ resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetser
   matching_criteria {
     attribute = "methodName"
     value     = "google.cloud.bigquery.v2.DatasetService.UpdateDataset"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_create" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-create"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.create"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_update" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.update"
   }
 
   destination {

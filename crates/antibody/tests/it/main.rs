@@ -29,5 +29,6 @@ mod replicas;
 mod sa_key;
 mod safety;
 mod scan;
+mod sql_instance;
 mod tidy;
 mod undo;

@@ -1,0 +1,439 @@
+//! Cloud SQL instances: the `public-sql` policy (Security Health Analytics' `PUBLIC_SQL_INSTANCE`, `SSL_NOT_ENFORCED`;
+//! CIS 6.5/6.7), judging authorised networks with the firewall's union-of-ranges rule, the removal of the broad
+//! networks under the settings version, and its undo. Turning off the public IP or requiring SSL is never automatic.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Common, Kind, KindId, Restored, Route, Swept, Target, Watch, names};
+use crate::apply::{self, Attempt, raced, until_settled};
+use crate::config::{Config, mode, severity};
+use crate::event::AuditEvent;
+use crate::gcp::sql::{AclEntry, SqlInstance};
+use crate::gcp::{self, Client};
+use crate::policy::cidr::{is_broad, together_broad};
+use crate::policy::{Finding, Severity};
+use crate::undo;
+
+pub const POLICY: &str = "public-sql";
+pub const PUBLIC: &str = "PUBLIC_SQL_INSTANCE";
+pub const SSL: &str = "SSL_NOT_ENFORCED";
+
+/// The Cloud SQL kind.
+pub struct SqlInstances;
+
+/// An instance as just read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlRead {
+    pub project: String,
+    pub instance: SqlInstance,
+}
+
+/// The validated `[policies.public_sql]` section.
+#[derive(Debug, Clone)]
+pub struct SqlPolicy {
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub grace_secs: u32,
+    pub remove: bool,
+    pub severity: Severity,
+    pub broad_prefix_v4: u8,
+    pub broad_prefix_v6: u8,
+    /// Report instances that accept connections without SSL (default on; never fixed).
+    pub report_ssl: bool,
+}
+
+impl Default for SqlPolicy {
+    fn default() -> Self {
+        SqlPolicy {
+            enabled: true,
+            dry_run: false,
+            grace_secs: 0,
+            remove: true,
+            severity: Severity::Critical,
+            broad_prefix_v4: 8,
+            broad_prefix_v6: 16,
+            report_ssl: true,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSqlPolicy {
+    /// Turn the policy off entirely (default: on).
+    pub enabled: Option<bool>,
+    /// `enforce` (default) or `dry-run`.
+    pub mode: Option<String>,
+    /// Wait this long before enforcing, then decide again on the live state (default 0).
+    pub grace_seconds: Option<u32>,
+    /// `remove` (default: the broad authorised networks, under the settings version) or `alert`.
+    pub fix: Option<String>,
+    /// The public finding's severity (default CRITICAL).
+    pub severity: Option<String>,
+    /// A public network this wide or wider counts as everyone (default 8 for IPv4, 16 for IPv6); so do networks that
+    /// cover as many public addresses together.
+    pub broad_prefix_v4: Option<u8>,
+    pub broad_prefix_v6: Option<u8>,
+    /// Report instances that do not require SSL (default true; reported, never changed: it can break clients).
+    pub report_ssl: Option<bool>,
+}
+
+fn validate(raw: RawSqlPolicy, problems: &mut Vec<String>) -> SqlPolicy {
+    let key = "policies.public_sql";
+    let defaults = SqlPolicy::default();
+    let remove = match raw.fix.as_deref() {
+        None | Some("remove") => true,
+        Some("alert") => false,
+        Some(other) => {
+            problems.push(format!("{key}.fix: '{other}' is not one of remove, alert"));
+            true
+        }
+    };
+    SqlPolicy {
+        enabled: raw.enabled.unwrap_or(true),
+        dry_run: mode(key, raw.mode.as_deref(), problems),
+        grace_secs: raw.grace_seconds.unwrap_or(0),
+        remove,
+        severity: severity(
+            &format!("{key}.severity"),
+            raw.severity.as_deref(),
+            problems,
+        )
+        .unwrap_or(defaults.severity),
+        broad_prefix_v4: raw
+            .broad_prefix_v4
+            .unwrap_or(defaults.broad_prefix_v4)
+            .min(32),
+        broad_prefix_v6: raw
+            .broad_prefix_v6
+            .unwrap_or(defaults.broad_prefix_v6)
+            .min(128),
+        report_ssl: raw.report_ssl.unwrap_or(true),
+    }
+}
+
+impl SqlPolicy {
+    /// The findings, and the networks to remove: each one broad by itself, or — when only their union is — every
+    /// network that reaches public space.
+    pub fn evaluate(&self, instance: &SqlInstance) -> (Vec<Finding>, Vec<AclEntry>) {
+        let mut findings = Vec::new();
+        let (v4, v6) = (self.broad_prefix_v4, self.broad_prefix_v6);
+        let mut broad: Vec<AclEntry> = instance
+            .networks
+            .iter()
+            .filter(|network| is_broad(&network.value, v4, v6))
+            .cloned()
+            .collect();
+        if broad.is_empty()
+            && together_broad(
+                instance
+                    .networks
+                    .iter()
+                    .map(|network| network.value.as_str()),
+                v4,
+                v6,
+            )
+        {
+            broad = instance
+                .networks
+                .iter()
+                .filter(|network| is_broad(&network.value, 32, 128))
+                .cloned()
+                .collect();
+        }
+        if instance.ipv4_enabled && !broad.is_empty() {
+            let ranges: Vec<&str> = broad.iter().map(|network| network.value.as_str()).collect();
+            findings.push(Finding {
+                policy: POLICY.to_string(),
+                category: PUBLIC.to_string(),
+                severity: self.severity,
+                message: format!(
+                    "instance {} accepts connections from {}",
+                    instance.name,
+                    ranges.join(", ")
+                ),
+            });
+        }
+        let ssl_enforced = instance.require_ssl
+            || matches!(
+                instance.ssl_mode.as_str(),
+                "ENCRYPTED_ONLY" | "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+            );
+        if self.report_ssl && instance.ipv4_enabled && !ssl_enforced {
+            findings.push(Finding {
+                policy: POLICY.to_string(),
+                category: SSL.to_string(),
+                severity: Severity::Medium,
+                message: format!("instance {} accepts unencrypted connections", instance.name),
+            });
+        }
+        let remove = if self.remove && instance.ipv4_enabled {
+            broad
+        } else {
+            Vec::new()
+        };
+        (findings, remove)
+    }
+}
+
+/// The fix of an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fix {
+    /// `instances.patch` with the authorised networks minus exactly these, under the settings version.
+    RemoveNetworks {
+        project: String,
+        instance: String,
+        networks: Vec<AclEntry>,
+    },
+}
+
+const WATCHES: &[Watch] = &[
+    Watch {
+        service: "cloudsql.googleapis.com",
+        method: "cloudsql.instances.create",
+    },
+    Watch {
+        service: "cloudsql.googleapis.com",
+        method: "cloudsql.instances.update",
+    },
+];
+
+fn target(project: &str, instance: &str) -> Target {
+    Target::new(
+        KindId::SqlInstance,
+        project,
+        instance,
+        format!("projects/{project}/instances/{instance}"),
+    )
+}
+
+fn parse(resource_name: &str) -> Result<Target, names::NameError> {
+    let parts: Vec<&str> = names::relative(resource_name).split('/').collect();
+    let ["projects", project, "instances", instance] = parts.as_slice() else {
+        return Err(format!(
+            "'{}' is not a Cloud SQL instance",
+            names::printable(resource_name)
+        ));
+    };
+    let valid = (1..=98).contains(&instance.len())
+        && instance.starts_with(|c: char| c.is_ascii_lowercase())
+        && instance
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(format!(
+            "'{}' is not a Cloud SQL instance name",
+            names::printable(instance)
+        ));
+    }
+    Ok(target(names::project(project)?, instance))
+}
+
+impl Kind for SqlInstances {
+    type Resource = SqlRead;
+    type Fix = Fix;
+    const NAME: &'static str = "sql-instance";
+    const NOUN: &'static str = "Cloud SQL instances";
+    const WATCHES: &'static [Watch] = WATCHES;
+    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/instances/[^/]+$";
+    const INPUTS: &'static [&'static str] = &["sql-instance"];
+    type RawPolicy = RawSqlPolicy;
+    type Policy = SqlPolicy;
+
+    fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy {
+        validate(raw, problems)
+    }
+
+    fn common(config: &Config) -> Common {
+        let policy = &config.policies.public_sql;
+        Common {
+            enabled: policy.enabled,
+            dry_run: policy.dry_run,
+            grace_secs: policy.grace_secs,
+        }
+    }
+
+    fn route(event: &AuditEvent) -> Option<Route> {
+        if event.service_name != "cloudsql.googleapis.com" {
+            return None;
+        }
+        let verb = event.method_name.strip_prefix("cloudsql.instances.")?;
+        let target = match parse(&event.resource_name) {
+            Ok(target) => target,
+            Err(reason) => return Some(Route::Refuse(reason)),
+        };
+        Some(match verb {
+            "create" | "update" => Route::Check(target),
+            "delete" => Route::Deleted(target),
+            other => Route::Ignore(format!("'{}' changes no network", names::printable(other))),
+        })
+    }
+
+    fn target(resource_name: &str, _project: &str) -> Option<Target> {
+        parse(resource_name).ok()
+    }
+
+    fn permissions(config: &Config, enforcing: bool) -> Vec<&'static str> {
+        let mut permissions = vec!["cloudsql.instances.get", "cloudsql.instances.list"];
+        if enforcing && config.policies.public_sql.remove {
+            permissions.push("cloudsql.instances.update");
+        }
+        permissions
+    }
+
+    async fn fetch(gcp: &Client, target: &Target) -> Result<(SqlRead, Value), gcp::Error> {
+        let (instance, raw) = gcp.get_sql_instance(&target.project, &target.name).await?;
+        Ok((
+            SqlRead {
+                project: target.project.clone(),
+                instance,
+            },
+            raw,
+        ))
+    }
+
+    fn evaluate(config: &Config, read: &SqlRead) -> (Vec<Finding>, Option<Fix>) {
+        let (findings, networks) = config.policies.public_sql.evaluate(&read.instance);
+        let fix = (!networks.is_empty()).then(|| Fix::RemoveNetworks {
+            project: read.project.clone(),
+            instance: read.instance.name.clone(),
+            networks,
+        });
+        (findings, fix)
+    }
+
+    fn exemption(_config: &Config, _read: &SqlRead, _principal: &str) -> Option<String> {
+        None
+    }
+
+    fn target_of(read: &SqlRead) -> Target {
+        target(&read.project, &read.instance.name)
+    }
+
+    fn describe(fix: &Fix) -> String {
+        let Fix::RemoveNetworks { networks, .. } = fix;
+        let ranges: Vec<&str> = networks
+            .iter()
+            .map(|network| network.value.as_str())
+            .collect();
+        format!("removed the authorised networks {}", ranges.join(", "))
+    }
+
+    async fn apply(
+        config: &Config,
+        gcp: &Client,
+        fix: &Fix,
+    ) -> Result<Option<Value>, apply::Error> {
+        let Fix::RemoveNetworks {
+            project,
+            instance,
+            networks,
+        } = fix;
+        until_settled("the instance's authorised networks", || async {
+            let (read, _) = gcp.get_sql_instance(project, instance).await?;
+            let kept: Vec<AclEntry> = read
+                .networks
+                .iter()
+                .filter(|network| !networks.contains(network))
+                .cloned()
+                .collect();
+            if kept.len() == read.networks.len() {
+                return Ok(Attempt::Done(()));
+            }
+            raced(
+                gcp.set_sql_networks(project, instance, &kept, &read.settings_version)
+                    .await,
+            )
+        })
+        .await?;
+        let (after, raw) = gcp.get_sql_instance(project, instance).await?;
+        let (findings, still) = config.policies.public_sql.evaluate(&after);
+        if still.iter().any(|network| networks.contains(network)) {
+            let message = findings
+                .first()
+                .map(|finding| finding.message.clone())
+                .unwrap_or_default();
+            return Err(apply::Error::NotFixed(message));
+        }
+        Ok(Some(raw))
+    }
+
+    async fn undo(
+        gcp: &Client,
+        fix: &Fix,
+        _before: &Value,
+        after: &Value,
+        force: bool,
+    ) -> Result<Restored, undo::Error> {
+        let Fix::RemoveNetworks {
+            project,
+            instance,
+            networks,
+        } = fix;
+        let resource = target(project, instance).key().to_string();
+        let (current, raw) = gcp.get_sql_instance(project, instance).await?;
+        let recorded = Vec::<AclEntry>::deserialize(
+            &after["settings"]["ipConfiguration"]["authorizedNetworks"],
+        )
+        .unwrap_or_default();
+        if !force && current.networks != recorded {
+            return Err(undo::Error::Changed(resource));
+        }
+        let mut restored = current.networks.clone();
+        restored.extend(
+            networks
+                .iter()
+                .filter(|network| !current.networks.contains(network))
+                .cloned(),
+        );
+        gcp.set_sql_networks(project, instance, &restored, &current.settings_version)
+            .await?;
+        Ok(Restored {
+            resource,
+            what: "the authorised networks".to_string(),
+            overwritten: raw,
+        })
+    }
+
+    async fn sweep(gcp: &Client, project: &str) -> Swept<SqlRead> {
+        match gcp.list_sql_instances(project).await {
+            Ok(instances) => Swept {
+                resources: instances
+                    .into_iter()
+                    .map(|instance| SqlRead {
+                        project: project.to_string(),
+                        instance,
+                    })
+                    .collect(),
+                errors: Vec::new(),
+            },
+            Err(err) => Swept {
+                resources: Vec::new(),
+                errors: vec![format!("{project}: listing Cloud SQL instances: {err}")],
+            },
+        }
+    }
+
+    fn console_url(target: &Target) -> String {
+        format!(
+            "https://console.cloud.google.com/sql/instances/{}/connections?project={}",
+            target.name, target.project
+        )
+    }
+
+    fn parse_input(_input: &str, text: &str) -> Result<SqlRead, String> {
+        let raw: Value = serde_json::from_str(text)
+            .map_err(|err| format!("the input is not valid JSON: {err}"))?;
+        if raw["name"].as_str().unwrap_or_default().is_empty() {
+            return Err("the input must be a Cloud SQL instance with a name".into());
+        }
+        let project = raw["project"].as_str().unwrap_or("-").to_string();
+        let instance = SqlInstance::from_raw(&raw).map_err(|err| err.to_string())?;
+        Ok(SqlRead { project, instance })
+    }
+}
+
+#[cfg(test)]
+mod tests;
