@@ -143,7 +143,7 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         }
         (_, ["storage", "v1", "b", _, "iam" | "acl", ..]) => vec!["storage.buckets.setIamPolicy"],
         (&Method::POST, ["v1", "projects", _, "roles"]) => vec!["iam.roles.create"],
-        (_, ["v1", "projects", .., collection, target])
+        (_, ["v1" | "v2", "projects", .., collection, target])
             if target.contains(":getIamPolicy") || target.contains(":setIamPolicy") =>
         {
             resource_iam_permission(collection, target.ends_with(":setIamPolicy"))
@@ -252,6 +252,11 @@ fn resource_iam_permission(collection: &str, set: bool) -> Vec<&'static str> {
             "artifactregistry.repositories.getIamPolicy",
             "artifactregistry.repositories.setIamPolicy",
         ),
+        "services" => ("run.services.getIamPolicy", "run.services.setIamPolicy"),
+        "functions" => (
+            "cloudfunctions.functions.getIamPolicy",
+            "cloudfunctions.functions.setIamPolicy",
+        ),
         _ => return Vec::new(),
     };
     vec![if set { put } else { get }]
@@ -270,7 +275,13 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
             .expect("iam lock poisoned")
             .project_of(account),
         ["v1", "projects", project, "serviceAccounts", ..]
-        | ["v2", "projects", project, "sinks" | "exclusions", ..] => Some(project.to_string()),
+        | [
+            "v2",
+            "projects",
+            project,
+            "sinks" | "exclusions" | "locations",
+            ..,
+        ] => Some(project.to_string()),
         [
             "v1",
             "projects",

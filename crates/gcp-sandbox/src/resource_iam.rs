@@ -1,5 +1,6 @@
 //! Google's uniform IAM methods on resources that carry a policy of their own: Pub/Sub topics and subscriptions,
-//! Secret Manager secrets, Cloud KMS key rings and crypto keys, Artifact Registry repositories
+//! Secret Manager secrets, Cloud KMS key rings and crypto keys, Artifact Registry repositories, Cloud Run services
+//! (v2) and Cloud Functions (v1)
 //! (`RESOURCE:getIamPolicy`, `RESOURCE:setIamPolicy`), with the etag, version and condition rules every IAM policy
 //! shares and each service's `SetIamPolicy` audit entry. A resource appears on its first `setIamPolicy`.
 
@@ -32,6 +33,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(
             "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys/{target}",
             get(crypto_key).post(crypto_key),
+        )
+        .route(
+            "/v2/projects/{project}/locations/{location}/{collection}/{target}",
+            get(located_v2).post(located_v2),
         )
 }
 
@@ -86,6 +91,18 @@ fn surface(collection: &str) -> Option<Surface> {
             "google.devtools.artifactregistry.v1.ArtifactRegistry.SetIamPolicy",
             "audited_resource",
             "artifactregistry.repositories.setIamPolicy",
+        ),
+        "services" => (
+            "run.googleapis.com",
+            "google.cloud.run.v2.Services.SetIamPolicy",
+            "cloud_run_revision",
+            "run.services.setIamPolicy",
+        ),
+        "functions" => (
+            "cloudfunctions.googleapis.com",
+            "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy",
+            "cloud_function",
+            "cloudfunctions.functions.setIamPolicy",
         ),
         _ => return None,
     };
@@ -142,7 +159,34 @@ async fn located(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !matches!(collection.as_str(), "keyRings" | "repositories") {
+    if !matches!(
+        collection.as_str(),
+        "keyRings" | "repositories" | "functions"
+    ) {
+        return Err(not_found(format!("{collection} not found")));
+    }
+    let parent = format!("projects/{project}/locations/{location}");
+    method(
+        &shared,
+        &project,
+        &parent,
+        &collection,
+        &target,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
+/// Cloud Run's v2 services.
+async fn located_v2(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection, target)): Path<(String, String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if collection != "services" {
         return Err(not_found(format!("{collection} not found")));
     }
     let parent = format!("projects/{project}/locations/{location}");

@@ -1,5 +1,5 @@
 //! The uniform IAM methods of resources that carry a policy of their own (`RESOURCE:getIamPolicy`,
-//! `RESOURCE:setIamPolicy`): Pub/Sub, Secret Manager, Cloud KMS, Artifact Registry.
+//! `RESOURCE:setIamPolicy`): Pub/Sub, Secret Manager, Cloud KMS, Artifact Registry, Cloud Run, Cloud Functions.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,10 @@ pub enum IamService {
     SecretManager,
     Kms,
     ArtifactRegistry,
+    /// Cloud Run services (API v2).
+    Run,
+    /// Cloud Functions (API v1).
+    Functions,
 }
 
 impl IamService {
@@ -26,6 +30,25 @@ impl IamService {
             IamService::SecretManager => "secretmanager.googleapis.com",
             IamService::Kms => "cloudkms.googleapis.com",
             IamService::ArtifactRegistry => "artifactregistry.googleapis.com",
+            IamService::Run => "run.googleapis.com",
+            IamService::Functions => "cloudfunctions.googleapis.com",
+        }
+    }
+
+    /// The API version whose paths carry the uniform IAM methods.
+    fn version(self) -> &'static str {
+        match self {
+            IamService::Run => "v2",
+            _ => "v1",
+        }
+    }
+
+    /// Whether a public grant of this service's invoker role is usually a public website (reported by default).
+    pub fn invoker_role(self) -> Option<&'static str> {
+        match self {
+            IamService::Run => Some("roles/run.invoker"),
+            IamService::Functions => Some("roles/cloudfunctions.invoker"),
+            _ => None,
         }
     }
 }
@@ -41,7 +64,7 @@ impl Client {
             .split('/')
             .map(|part| segment(part).into_owned())
             .collect();
-        format!("{base}/v1/{}:{verb}", path.join("/"))
+        format!("{base}/{}/{}:{verb}", service.version(), path.join("/"))
     }
 
     /// The resource's policy, read at version 3.

@@ -20,6 +20,8 @@ resource "google_project_iam_custom_role" "antibody" {
     "artifactregistry.repositories.setIamPolicy",
     "bigquery.datasets.get",
     "bigquery.datasets.update",
+    "cloudfunctions.functions.getIamPolicy",
+    "cloudfunctions.functions.setIamPolicy",
     "cloudkms.cryptoKeys.getIamPolicy",
     "cloudkms.cryptoKeys.setIamPolicy",
     "cloudkms.keyRings.getIamPolicy",
@@ -55,6 +57,8 @@ resource "google_project_iam_custom_role" "antibody" {
     "pubsub.topics.setIamPolicy",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
+    "run.services.getIamPolicy",
+    "run.services.setIamPolicy",
     "secretmanager.secrets.getIamPolicy",
     "secretmanager.secrets.setIamPolicy",
     "storage.buckets.get",
@@ -1219,6 +1223,114 @@ resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1
   matching_criteria {
     attribute = "methodName"
     value     = "google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v2_services_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v2-services-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v2.Services.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v1_services_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v1-services-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v1.Services.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_functions_v1_cloudfunctionsservice_setiam" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-functions-v1-cloudfunctionsservice-setiam"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudfunctions.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudfunctions_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-cloudfunctions-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudfunctions.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "SetIamPolicy"
   }
 
   destination {

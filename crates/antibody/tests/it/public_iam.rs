@@ -127,3 +127,56 @@ async fn public_grants_on_topics_secrets_and_keys_are_removed_and_the_rest_kept(
         ]
     );
 }
+
+/// A Cloud Run service or a function with a public invoker is usually a public site: reported, kept; any other public
+/// role on it is removed.
+#[tokio::test]
+async fn a_public_invoker_is_reported_and_kept_and_other_public_roles_removed() {
+    let harness = Harness::start().await;
+    for (api, resource, invoker) in [
+        (
+            "v2",
+            format!("projects/{PROJECT}/locations/europe-west1/services/web"),
+            "roles/run.invoker",
+        ),
+        (
+            "v1",
+            format!("projects/{PROJECT}/locations/europe-west1/functions/hook"),
+            "roles/cloudfunctions.invoker",
+        ),
+    ] {
+        let policy = json!({"policy": {"bindings": [{"role": invoker, "members": ["allUsers"]},
+            {"role": "roles/viewer", "members": ["allAuthenticatedUsers"]}]}});
+        let (status, body) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/{api}/{resource}:setIamPolicy"),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, read) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::GET,
+                &format!("/{api}/{resource}:getIamPolicy"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(members(&read), ["allUsers"], "{resource}: {read}");
+        let rows = harness.cx().journal.entries(100).await.expect("journal");
+        let row = rows
+            .iter()
+            .find(|row| row.resource == resource && row.outcome.as_deref() == Some("remediated"))
+            .expect("the other public role was removed");
+        assert!(
+            row.findings
+                .iter()
+                .any(|finding| finding.category == "PUBLIC_INVOKER"),
+            "{:?}",
+            row.findings
+        );
+    }
+}

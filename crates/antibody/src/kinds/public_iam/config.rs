@@ -18,6 +18,9 @@ pub struct RawPublicIamPolicy {
     pub fix: Option<String>,
     /// The findings' severity (default HIGH).
     pub severity: Option<String>,
+    /// A public invoker of a Cloud Run service or a function: `report` (default: usually a public website) or
+    /// `remove`.
+    pub run_invoker: Option<String>,
 }
 
 pub fn validate_public_iam(raw: RawPublicIamPolicy, problems: &mut Vec<String>) -> PublicIamPolicy {
@@ -31,7 +34,18 @@ pub fn validate_public_iam(raw: RawPublicIamPolicy, problems: &mut Vec<String>) 
             true
         }
     };
+    let remove_invoker = match raw.run_invoker.as_deref() {
+        None | Some("report") => false,
+        Some("remove") => true,
+        Some(other) => {
+            problems.push(format!(
+                "{key}.run_invoker: '{other}' is not one of report, remove"
+            ));
+            false
+        }
+    };
     PublicIamPolicy {
+        remove_invoker,
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),
         grace_secs: raw.grace_seconds.unwrap_or(0),

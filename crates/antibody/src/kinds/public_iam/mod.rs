@@ -68,6 +68,19 @@ const WATCHES: &[Watch] = &[
         "artifactregistry.googleapis.com",
         "google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy",
     ),
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v2.Services.SetIamPolicy",
+    ),
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v1.Services.SetIamPolicy",
+    ),
+    watch(
+        "cloudfunctions.googleapis.com",
+        "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy",
+    ),
+    watch("cloudfunctions.googleapis.com", "SetIamPolicy"),
 ];
 
 const fn watch(service: &'static str, method: &'static str) -> Watch {
@@ -138,9 +151,26 @@ fn parse(
             id(name)?;
             (IamService::ArtifactRegistry, *project)
         }
+        ["projects", project, "locations", location, "services", name] => {
+            id(location)?;
+            id(name)?;
+            (IamService::Run, *project)
+        }
+        [
+            "projects",
+            project,
+            "locations",
+            location,
+            "functions",
+            name,
+        ] => {
+            id(location)?;
+            id(name)?;
+            (IamService::Functions, *project)
+        }
         _ => {
             return Err(format!(
-                "'{}' is not a topic, subscription, secret, key ring, crypto key or repository",
+                "'{}' is not a topic, subscription, secret, key ring, crypto key, repository, Cloud Run service or function",
                 names::printable(resource_name)
             ));
         }
@@ -169,6 +199,8 @@ fn describe_resource(resource: &str) -> String {
         Some("keyRings") => "key ring",
         Some("cryptoKeys") => "crypto key",
         Some("repositories") => "repository",
+        Some("services") => "Cloud Run service",
+        Some("functions") => "function",
         _ => "resource",
     };
     format!("{noun} {}", parts.last().copied().unwrap_or_default())
@@ -180,7 +212,7 @@ impl Kind for PublicIam {
     const NAME: &'static str = "resource-iam";
     const NOUN: &'static str = "IAM-bearing resources";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+))$";
+    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+|services/[^/]+|functions/[^/]+))$";
     const INPUTS: &'static [&'static str] = &["resource-iam"];
     type RawPolicy = config::RawPublicIamPolicy;
     type Policy = PublicIamPolicy;
@@ -226,6 +258,8 @@ impl Kind for PublicIam {
     fn permissions(config: &Config, enforcing: bool) -> Vec<&'static str> {
         let mut permissions = vec![
             "artifactregistry.repositories.getIamPolicy",
+            "cloudfunctions.functions.getIamPolicy",
+            "run.services.getIamPolicy",
             "cloudkms.cryptoKeys.getIamPolicy",
             "cloudkms.keyRings.getIamPolicy",
             "pubsub.subscriptions.getIamPolicy",
@@ -235,6 +269,8 @@ impl Kind for PublicIam {
         if enforcing && config.policies.public_iam.remove {
             permissions.extend([
                 "artifactregistry.repositories.setIamPolicy",
+                "cloudfunctions.functions.setIamPolicy",
+                "run.services.setIamPolicy",
                 "cloudkms.cryptoKeys.setIamPolicy",
                 "cloudkms.keyRings.setIamPolicy",
                 "pubsub.subscriptions.setIamPolicy",
@@ -265,10 +301,11 @@ impl Kind for PublicIam {
     }
 
     fn evaluate(config: &Config, read: &ResourcePolicy) -> (Vec<Finding>, Option<Fix>) {
-        let (findings, grants) = config
-            .policies
-            .public_iam
-            .evaluate(&describe_resource(&read.resource), &read.policy);
+        let (findings, grants) = config.policies.public_iam.evaluate(
+            &describe_resource(&read.resource),
+            &read.policy,
+            read.service.invoker_role(),
+        );
         let fix = (!grants.is_empty()).then(|| Fix::RemovePublicGrants {
             service: read.service,
             resource: read.resource.clone(),
@@ -323,10 +360,11 @@ impl Kind for PublicIam {
         })
         .await?;
         let after = gcp.get_resource_policy(*service, resource).await?;
-        let (findings, still) = config
-            .policies
-            .public_iam
-            .evaluate(&describe_resource(resource), &after);
+        let (findings, still) = config.policies.public_iam.evaluate(
+            &describe_resource(resource),
+            &after,
+            service.invoker_role(),
+        );
         if still.iter().any(|grant| grants.contains(grant)) {
             let message = findings
                 .first()
@@ -387,6 +425,12 @@ impl Kind for PublicIam {
             ),
             ["projects", _, "secrets", name] => format!(
                 "https://console.cloud.google.com/security/secret-manager/secret/{name}/permissions?project={project}"
+            ),
+            ["projects", _, "locations", location, "services", name] => format!(
+                "https://console.cloud.google.com/run/detail/{location}/{name}/security?project={project}"
+            ),
+            ["projects", _, "locations", location, "functions", name] => format!(
+                "https://console.cloud.google.com/functions/details/{location}/{name}?project={project}"
             ),
             ["projects", _, "locations", location, "repositories", name] => {
                 format!(

@@ -6,6 +6,7 @@ use crate::policy::{Finding, Severity};
 
 pub const POLICY: &str = "public-iam";
 pub const CATEGORY: &str = "PUBLIC_RESOURCE_IAM";
+pub const INVOKER: &str = "PUBLIC_INVOKER";
 
 /// The validated `[policies.public_iam]` section.
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct PublicIamPolicy {
     /// Remove the public grants (default) or only report them.
     pub remove: bool,
     pub severity: Severity,
+    /// Remove a public invoker of a Cloud Run service or a function too (default false: reported, since it is
+    /// usually a public website or webhook).
+    pub remove_invoker: bool,
 }
 
 impl Default for PublicIamPolicy {
@@ -26,6 +30,7 @@ impl Default for PublicIamPolicy {
             grace_secs: 0,
             remove: true,
             severity: Severity::High,
+            remove_invoker: false,
         }
     }
 }
@@ -35,31 +40,54 @@ pub fn is_public(member: &str) -> bool {
 }
 
 impl PublicIamPolicy {
-    /// One finding per public grant (with its condition, if any), and the grants to remove.
-    pub fn evaluate(&self, what: &str, policy: &Policy) -> (Vec<Finding>, Vec<Grant>) {
+    /// One finding per public grant (with its condition, if any), and the grants to remove. `invoker_role`: the
+    /// service's invoker role, whose public grants are reported and kept unless `remove_invoker`.
+    pub fn evaluate(
+        &self,
+        what: &str,
+        policy: &Policy,
+        invoker_role: Option<&str>,
+    ) -> (Vec<Finding>, Vec<Grant>) {
         let public: Vec<Grant> = policy
             .grants()
             .filter(|grant| is_public(&grant.member))
             .collect();
+        let invoker = |grant: &Grant| Some(grant.role.as_str()) == invoker_role;
         let findings = public
             .iter()
             .map(|grant| Finding {
                 policy: POLICY.to_string(),
-                category: CATEGORY.to_string(),
-                severity: self.severity,
+                category: if invoker(grant) { INVOKER } else { CATEGORY }.to_string(),
+                severity: if invoker(grant) {
+                    Severity::Medium
+                } else {
+                    self.severity
+                },
                 message: format!(
-                    "{} holds {} on {what}{}",
+                    "{} holds {} on {what}{}{}",
                     grant.member,
                     grant.role,
                     if grant.condition.is_some() {
                         " (under a condition)"
                     } else {
                         ""
+                    },
+                    if invoker(grant) && !self.remove_invoker {
+                        "; anyone can call it (kept: public sites are)"
+                    } else {
+                        ""
                     }
                 ),
             })
             .collect();
-        let grants = if self.remove { public } else { Vec::new() };
+        let grants = if self.remove {
+            public
+                .into_iter()
+                .filter(|grant| self.remove_invoker || !invoker(grant))
+                .collect()
+        } else {
+            Vec::new()
+        };
         (findings, grants)
     }
 }
@@ -79,7 +107,7 @@ mod tests {
             {"role": "roles/pubsub.publisher", "members": ["serviceAccount:x@p.iam.gserviceaccount.com", "domain:example.com"]},
         ]}))
         .expect("policy");
-        let (findings, grants) = PublicIamPolicy::default().evaluate("topic t", &policy);
+        let (findings, grants) = PublicIamPolicy::default().evaluate("topic t", &policy, None);
         let members: Vec<(&str, &str, bool)> = grants
             .iter()
             .map(|grant| {
@@ -103,15 +131,41 @@ mod tests {
             remove: false,
             ..PublicIamPolicy::default()
         };
-        assert_eq!(report_only.evaluate("topic t", &policy).1.len(), 0);
+        assert_eq!(report_only.evaluate("topic t", &policy, None).1.len(), 0);
         let private: Policy = serde_json::from_value(json!({"bindings": [{"role": "roles/owner", "members": ["user:allUsers@example.com"]}]})).expect("policy");
         assert_eq!(
             PublicIamPolicy::default()
-                .evaluate("topic t", &private)
+                .evaluate("topic t", &private, None)
                 .0
                 .len(),
             0,
             "a lookalike is not public"
+        );
+        let site: Policy = serde_json::from_value(json!({"bindings": [
+            {"role": "roles/run.invoker", "members": ["allUsers"]}, {"role": "roles/run.developer", "members": ["allUsers"]}]}))
+        .expect("policy");
+        let (findings, grants) =
+            PublicIamPolicy::default().evaluate("service web", &site, Some("roles/run.invoker"));
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].category, INVOKER);
+        assert_eq!(
+            grants
+                .iter()
+                .map(|grant| grant.role.as_str())
+                .collect::<Vec<_>>(),
+            ["roles/run.developer"],
+            "only the invoker stays"
+        );
+        let strict = PublicIamPolicy {
+            remove_invoker: true,
+            ..PublicIamPolicy::default()
+        };
+        assert_eq!(
+            strict
+                .evaluate("service web", &site, Some("roles/run.invoker"))
+                .1
+                .len(),
+            2
         );
     }
 }
