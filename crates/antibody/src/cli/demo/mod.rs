@@ -5,6 +5,7 @@ mod firewall;
 mod instance;
 mod log_routing;
 mod project_iam;
+mod public_data;
 mod sa_key;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -192,6 +193,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     instance::play(&mut scene, &context).await?;
     sa_key::play(&mut scene).await?;
     log_routing::play(&mut scene).await?;
+    public_data::play(&mut scene).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
