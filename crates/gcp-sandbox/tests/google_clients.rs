@@ -57,6 +57,11 @@ async fn python_instances_and_projects_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn python_bigquery_client() {
+    run_client_script("bigquery_python.py", "google.cloud.bigquery").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_resource_manager_client() {
     run_client_script(
         "resourcemanager_python.py",
