@@ -55,6 +55,25 @@ impl Client {
         }
     }
 
+    /// A project's number (Resource Manager v1 `projects.get`).
+    pub async fn project_number(&self, project: &str) -> Result<String, Error> {
+        let url = format!(
+            "{}/v1/projects/{}",
+            self.endpoints().resource_manager,
+            segment(project)
+        );
+        let read: serde_json::Value = self.call(Method::GET, &url, None).await?;
+        Ok(read["projectNumber"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| {
+                read["projectNumber"]
+                    .as_i64()
+                    .map(|number| number.to_string())
+            })
+            .unwrap_or_default())
+    }
+
     /// Reads with `requestedPolicyVersion: 3`, so conditional bindings come back intact.
     pub async fn get_project_policy(&self, project: &str) -> Result<Policy, Error> {
         self.read_policy(&self.project_url(project, "getIamPolicy"))

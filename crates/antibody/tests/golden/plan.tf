@@ -55,6 +55,7 @@ resource "google_project_iam_custom_role" "antibody" {
     "pubsub.subscriptions.setIamPolicy",
     "pubsub.topics.getIamPolicy",
     "pubsub.topics.setIamPolicy",
+    "resourcemanager.projects.get",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
     "run.services.getIamPolicy",

@@ -180,3 +180,30 @@ async fn a_public_invoker_is_reported_and_kept_and_other_public_roles_removed() 
         );
     }
 }
+
+/// A secret named under another project's number, in an event about this project, is not acted on: the project
+/// the event names is the one caps and scope count.
+#[tokio::test]
+async fn a_secret_under_another_projects_number_is_refused() {
+    let harness = Harness::start().await;
+    let entry = json!({"insertId": "forged-1", "logName": format!("projects/{PROJECT}/logs/cloudaudit.googleapis.com%2Factivity"),
+        "protoPayload": {"serviceName": "secretmanager.googleapis.com",
+            "methodName": "google.cloud.secretmanager.v1.SecretManagerService.SetIamPolicy",
+            "resourceName": "projects/999999999999/secrets/elsewhere",
+            "authenticationInfo": {"principalEmail": "user@example.com"}},
+        "resource": {"type": "audited_resource", "labels": {"project_id": PROJECT}}});
+    let (status, body) = harness
+        .post(&[("content-type", "application/json")], entry.to_string())
+        .await;
+    assert!(status == 200 || status >= 500, "{status} {body}");
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    assert_ne!(rows[0].outcome.as_deref(), Some("remediated"), "{rows:?}");
+    assert!(
+        rows[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("is not in project"),
+        "{rows:?}"
+    );
+}

@@ -264,6 +264,7 @@ impl Kind for PublicIam {
             "cloudkms.keyRings.getIamPolicy",
             "pubsub.subscriptions.getIamPolicy",
             "pubsub.topics.getIamPolicy",
+            "resourcemanager.projects.get",
             "secretmanager.secrets.getIamPolicy",
         ];
         if enforcing && config.policies.public_iam.remove {
@@ -287,6 +288,18 @@ impl Kind for PublicIam {
                 status: 0,
                 message: reason,
             })?;
+        // A name under a project number (Secret Manager's) must be the number of the project the event is about:
+        // otherwise the event's project, which caps and scope count, would not be the resource's.
+        let named = resource.split('/').nth(1).unwrap_or_default();
+        if named.bytes().all(|byte| byte.is_ascii_digit()) {
+            let number = gcp.project_number(&project).await?;
+            if number != named {
+                return Err(gcp::Error::Permanent {
+                    status: 0,
+                    message: format!("{resource} is not in project {project} (number {number})"),
+                });
+            }
+        }
         let policy = gcp.get_resource_policy(service, &resource).await?;
         let raw = serde_json::to_value(&policy).expect("a policy serialises");
         Ok((
