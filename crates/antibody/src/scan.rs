@@ -59,7 +59,21 @@ pub async fn sweep(
 ) -> Report {
     let mut report = Report::default();
     for project in projects {
-        match cx.config.scope.excludes(project) {
+        let mut excluded = cx.config.scope.excludes(project);
+        if excluded.is_none() && cx.config.scope.needs_ancestry() {
+            match cx.ancestry(project).await {
+                Ok(ancestors) => {
+                    excluded = cx.config.scope.excludes_by_ancestry(project, &ancestors)
+                }
+                Err(err) => {
+                    report
+                        .errors
+                        .push(format!("{project}: reading its ancestry: {err}"));
+                    continue;
+                }
+            }
+        }
+        match excluded {
             Some(reason) => report.out_of_scope.push(reason),
             None => report.projects.push(project.clone()),
         }

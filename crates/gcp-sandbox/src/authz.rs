@@ -122,6 +122,12 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         (&Method::POST, ["v1" | "v3", "projects", target]) if target.ends_with(":setIamPolicy") => {
             vec!["resourcemanager.projects.setIamPolicy"]
         }
+        (&Method::POST, ["v1", "projects", target]) if target.ends_with(":getAncestry") => {
+            vec!["resourcemanager.projects.get"]
+        }
+        (&Method::POST, ["v3", "projects", target]) if target.ends_with(":move") => {
+            vec!["resourcemanager.projects.move"]
+        }
         (&Method::GET, ["storage", "v1", "b"]) if full => {
             vec!["storage.buckets.list", "storage.buckets.getIamPolicy"]
         }

@@ -13,6 +13,7 @@ mod containers;
 pub mod deliver;
 mod error;
 pub mod faults;
+mod hierarchy;
 mod history;
 mod iam;
 mod iam_admin;
@@ -110,6 +111,12 @@ pub struct Seed {
     /// Project id → the project's common instance metadata items (`[{key, value}]`).
     #[serde(default)]
     pub common_metadata: HashMap<String, Value>,
+    /// `folders/N` → its parent (`organizations/…` or another folder).
+    #[serde(default)]
+    pub folders: HashMap<String, String>,
+    /// Project id → its parent (`folders/N`); unlisted projects sit under the sandbox's organization.
+    #[serde(default)]
+    pub parents: HashMap<String, String>,
     /// Bearer token → principal email, merged into the configured map.
     #[serde(default)]
     pub principals: HashMap<String, String>,
@@ -132,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) bigquery: Mutex<bigquery::BigQuery>,
     /// Cloud SQL instances and their operations.
     pub(crate) sql: Mutex<sql::Sql>,
+    /// Folders and each project's parent.
+    pub(crate) hierarchy: Mutex<hierarchy::Hierarchy>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
     pub(crate) outbox: deliver::Outbox,
@@ -289,6 +298,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         config.history,
     );
     let audit = audit::AuditLog::new(config.history);
+    let hierarchy = hierarchy::Hierarchy::seeded(&config.seed.folders, &config.seed.parents);
     let shared = Arc::new(Shared {
         config,
         compute: Mutex::new(compute),
@@ -299,6 +309,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
         bigquery: Mutex::new(bigquery::BigQuery::default()),
         sql: Mutex::new(sql::Sql::default()),
+        hierarchy: Mutex::new(hierarchy),
         storage: Mutex::new(storage),
         audit,
         outbox,

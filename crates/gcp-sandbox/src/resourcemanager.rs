@@ -305,6 +305,34 @@ async fn project_method(
             Ok(Json(state.project(&id).policy.view(requested)))
         }
         "setIamPolicy" => set_iam_policy(&shared, version, target, &headers, request),
+        "getAncestry" if version == "v1" => {
+            let id = shared
+                .resource_manager
+                .lock()
+                .expect("resource manager lock poisoned")
+                .resolve(target);
+            Ok(Json(
+                shared
+                    .hierarchy
+                    .lock()
+                    .expect("hierarchy lock poisoned")
+                    .ancestry(&id),
+            ))
+        }
+        "move" if version == "v3" => {
+            let id = shared
+                .resource_manager
+                .lock()
+                .expect("resource manager lock poisoned")
+                .resolve(target);
+            let destination = request["destinationParent"].as_str().unwrap_or_default();
+            shared
+                .hierarchy
+                .lock()
+                .expect("hierarchy lock poisoned")
+                .move_project(&id, destination)
+                .map(Json)
+        }
         _ => Err(ApiError::esf(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",

@@ -1,4 +1,5 @@
-//! The `[scope]` table: the projects antibody may act on and those it must leave alone, as project-id globs.
+//! The `[scope]` table: the projects antibody may act on and those it must leave alone — project-id globs, and the
+//! organization and folders a project must (not) be under, read from Resource Manager's ancestry.
 
 use serde::Deserialize;
 
@@ -13,6 +14,17 @@ pub struct RawScope {
     /// Project-id globs antibody must leave alone even when `projects` matches them (e.g. `*-playground`).
     #[serde(default)]
     pub exclude_projects: Vec<String>,
+    /// The organization (`organizations/N`) a project must be in.
+    pub organization: Option<String>,
+    /// Act only on projects under one of these folders (`folders/N`, at any depth); empty: anywhere.
+    #[serde(default)]
+    pub folders: Vec<String>,
+    /// Leave alone every project under one of these folders (e.g. a sandbox folder).
+    #[serde(default)]
+    pub exclude_folders: Vec<String>,
+    /// How long a project's ancestry is trusted before it is read again (default 300: a project moved between folders
+    /// is seen within five minutes).
+    pub ancestry_cache_seconds: Option<u32>,
 }
 
 /// Validated scope. An event about a project outside it is journaled as ignored and its resource never re-read.
@@ -20,6 +32,10 @@ pub struct RawScope {
 pub struct Scope {
     pub projects: Vec<String>,
     pub exclude_projects: Vec<String>,
+    pub organization: Option<String>,
+    pub folders: Vec<String>,
+    pub exclude_folders: Vec<String>,
+    pub ancestry_cache_secs: u32,
 }
 
 impl Scope {
@@ -50,6 +66,39 @@ impl Scope {
         }
         None
     }
+
+    /// Whether deciding needs the project's ancestry (organization or folder rules).
+    pub fn needs_ancestry(&self) -> bool {
+        self.organization.is_some() || !self.folders.is_empty() || !self.exclude_folders.is_empty()
+    }
+
+    /// Why antibody must leave `project`, whose ancestors (`folders/N`, `organizations/N`, nearest first) are given,
+    /// alone. Pure.
+    pub fn excludes_by_ancestry(&self, project: &str, ancestors: &[String]) -> Option<String> {
+        if let Some(folder) = ancestors
+            .iter()
+            .find(|ancestor| self.exclude_folders.contains(ancestor))
+        {
+            return Some(format!(
+                "project '{project}' is under {folder}, which [scope] exclude_folders leaves alone"
+            ));
+        }
+        if !self.folders.is_empty()
+            && !ancestors
+                .iter()
+                .any(|ancestor| self.folders.contains(ancestor))
+        {
+            return Some(format!(
+                "project '{project}' is under none of [scope] folders"
+            ));
+        }
+        if let Some(organization) = &self.organization
+            && !ancestors.contains(organization)
+        {
+            return Some(format!("project '{project}' is not in {organization}"));
+        }
+        None
+    }
 }
 
 /// A glob of Google project ids: lowercase letters, digits, hyphens and `*`, at most 30 characters.
@@ -73,9 +122,40 @@ pub(super) fn validate_scope(raw: RawScope, problems: &mut Vec<String>) -> Scope
             ));
         }
     }
+    let numbered = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix).is_some_and(|id| {
+            !id.is_empty() && id.len() <= 20 && id.bytes().all(|byte| byte.is_ascii_digit())
+        })
+    };
+    if let Some(organization) = &raw.organization
+        && !numbered(organization, "organizations/")
+    {
+        problems.push(format!(
+            "scope.organization: '{}' is not organizations/NUMBER",
+            organization.escape_debug()
+        ));
+    }
+    for (key, folders) in [
+        ("folders", &raw.folders),
+        ("exclude_folders", &raw.exclude_folders),
+    ] {
+        for folder in folders
+            .iter()
+            .filter(|folder| !numbered(folder, "folders/"))
+        {
+            problems.push(format!(
+                "scope.{key}: '{}' is not folders/NUMBER",
+                folder.escape_debug()
+            ));
+        }
+    }
     Scope {
         projects: raw.projects,
         exclude_projects: raw.exclude_projects,
+        organization: raw.organization,
+        folders: raw.folders,
+        exclude_folders: raw.exclude_folders,
+        ancestry_cache_secs: raw.ancestry_cache_seconds.unwrap_or(300),
     }
 }
 
@@ -89,6 +169,7 @@ mod tests {
             RawScope {
                 projects: projects.iter().map(|p| p.to_string()).collect(),
                 exclude_projects: exclude.iter().map(|p| p.to_string()).collect(),
+                ..RawScope::default()
             },
             &mut problems,
         );
@@ -151,5 +232,62 @@ mod tests {
                 "{problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_hierarchy_decides_after_the_globs() {
+        let mut problems = Vec::new();
+        let scope = validate_scope(
+            RawScope {
+                organization: Some("organizations/123".into()),
+                folders: vec!["folders/10".into()],
+                exclude_folders: vec!["folders/11".into()],
+                ..RawScope::default()
+            },
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(scope.needs_ancestry());
+        let ancestors = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            scope.excludes_by_ancestry("p", &ancestors(&["folders/10", "organizations/123"])),
+            None
+        );
+        assert!(
+            scope
+                .excludes_by_ancestry(
+                    "p",
+                    &ancestors(&["folders/11", "folders/10", "organizations/123"])
+                )
+                .is_some_and(|reason| reason.contains("folders/11")),
+            "an excluded subfolder wins"
+        );
+        assert!(
+            scope
+                .excludes_by_ancestry("p", &ancestors(&["folders/12", "organizations/123"]))
+                .is_some()
+        );
+        assert!(
+            scope
+                .excludes_by_ancestry("p", &ancestors(&["folders/10", "organizations/999"]))
+                .is_some(),
+            "another organization"
+        );
+        let mut problems = Vec::new();
+        validate_scope(
+            RawScope {
+                organization: Some("123".into()),
+                folders: vec!["folders/x".into()],
+                ..RawScope::default()
+            },
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(!Scope::default().needs_ancestry());
     }
 }

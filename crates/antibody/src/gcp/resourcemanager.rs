@@ -55,6 +55,26 @@ impl Client {
         }
     }
 
+    /// The folders and the organization above a project, nearest first (`folders/N`, `organizations/N`;
+    /// Resource Manager v1 `projects.getAncestry`).
+    pub async fn ancestry(&self, project: &str) -> Result<Vec<String>, Error> {
+        let url = self.project_url(project, "getAncestry");
+        let read: serde_json::Value = self.call(Method::POST, &url, Some(&json!({}))).await?;
+        Ok(read["ancestor"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ancestor| {
+                let id = ancestor["resourceId"]["id"].as_str()?;
+                match ancestor["resourceId"]["type"].as_str()? {
+                    "folder" => Some(format!("folders/{id}")),
+                    "organization" => Some(format!("organizations/{id}")),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     /// A project's number (Resource Manager v1 `projects.get`).
     pub async fn project_number(&self, project: &str) -> Result<String, Error> {
         let url = format!(

@@ -23,6 +23,8 @@ pub struct Context {
     google_calls: Mutex<std::collections::VecDeque<bool>>,
     /// Wakes the outbox worker when a decision wrote alerts.
     pub alerts_waiting: Arc<tokio::sync::Notify>,
+    /// Each project's ancestry and when (engine-clock milliseconds) it is to be read again.
+    ancestry: Mutex<std::collections::HashMap<String, (Vec<String>, i64)>>,
 }
 
 impl Context {
@@ -36,7 +38,31 @@ impl Context {
             fixes: Mutex::new(std::collections::VecDeque::new()),
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
             google_calls: Mutex::new(std::collections::VecDeque::new()),
+            ancestry: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// A project's folders and organization, nearest first: read from Resource Manager, trusted for
+    /// `[scope] ancestry_cache_seconds`.
+    pub async fn ancestry(&self, project: &str) -> Result<Vec<String>, gcp::Error> {
+        let now = self.clock().now_ms();
+        if let Some((ancestors, until)) = self
+            .ancestry
+            .lock()
+            .expect("ancestry cache poisoned")
+            .get(project)
+            && *until > now
+        {
+            return Ok(ancestors.clone());
+        }
+        let ancestors = self.gcp.ancestry(project).await?;
+        let until = now + i64::from(self.config.scope.ancestry_cache_secs) * 1000;
+        let mut cache = self.ancestry.lock().expect("ancestry cache poisoned");
+        if cache.len() >= 100_000 {
+            cache.retain(|_, (_, expires)| *expires > now);
+        }
+        cache.insert(project.to_string(), (ancestors.clone(), until));
+        Ok(ancestors)
     }
 
     /// The engine's wall clock (the journal's: windows are written and compared on one clock).

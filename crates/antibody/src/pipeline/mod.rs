@@ -51,7 +51,11 @@ async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, jou
     };
     let mut decision = Decision::default();
     let outcome = match route {
-        Route::Check(target) => serialised(cx, id, event, &target, &mut decision).await,
+        Route::Check(target) => match placed(cx, &target).await {
+            Ok(None) => serialised(cx, id, event, &target, &mut decision).await,
+            Ok(Some(reason)) => Outcome::Ignored { reason },
+            Err(err) => failure(err.to_string(), err.is_retryable()),
+        },
         Route::Deleted(_) => Outcome::Gone,
         Route::Ignore(reason) => Outcome::Ignored { reason },
         Route::Refuse(reason) => Outcome::Rejected { reason },
@@ -84,6 +88,17 @@ fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
                 .map(|reason| Outcome::Ignored { reason }),
         },
     }
+}
+
+/// Whether `[scope]`'s organization and folder rules leave the target's project alone (its ancestry read from
+/// Resource Manager, cached); before the resource is re-read.
+async fn placed(cx: &Context, target: &kinds::Target) -> Result<Option<String>, gcp::Error> {
+    let scope = &cx.config.scope;
+    if !scope.needs_ancestry() || target.project.is_empty() {
+        return Ok(None);
+    }
+    let ancestors = cx.ancestry(&target.project).await?;
+    Ok(scope.excludes_by_ancestry(&target.project, &ancestors))
 }
 
 /// Journals a screened event with one write; a copy of one already journaled is a duplicate.

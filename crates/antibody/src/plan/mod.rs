@@ -96,7 +96,11 @@ fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
 
 /// The deployment for the enabled kinds, from the registry. A kind in dry-run needs only the permissions to read.
 pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> Deployment {
-    let permissions = kinds::permissions(config);
+    let mut permissions = kinds::permissions(config);
+    if config.scope.needs_ancestry() {
+        // `[scope]` by organization or folder reads each project's ancestry.
+        permissions.insert("resourcemanager.projects.get");
+    }
     let triggers = kinds::watches(config)
         .into_iter()
         .map(|watch| trigger(watch.service, watch.method))

@@ -38,6 +38,9 @@ pub struct Options {
     pub seed: Vec<Value>,
     /// The project's IAM policy before anyone subscribed.
     pub project_policy: Option<Value>,
+    /// Resource Manager's hierarchy: `folders/N` → parent, and project id → parent.
+    pub folders: Vec<(String, String)>,
+    pub parents: Vec<(String, String)>,
     /// Buckets that exist before anyone subscribed.
     pub buckets: Vec<Value>,
     /// Sign the sandbox's pushes with OIDC tokens for this identity.
@@ -55,6 +58,8 @@ impl Default for Options {
             clock: antibody::clock::Clock::system(),
             seed: Vec::new(),
             project_policy: None,
+            folders: Vec::new(),
+            parents: Vec::new(),
             buckets: Vec::new(),
             push_identity: None,
             enforce_iam: false,
@@ -92,6 +97,8 @@ impl Harness {
                 .project_policies
                 .insert(PROJECT.into(), policy);
         }
+        sandbox_config.seed.folders = options.folders.into_iter().collect();
+        sandbox_config.seed.parents = options.parents.into_iter().collect();
         sandbox_config.retry = RetryPolicy {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(50),

@@ -13,6 +13,7 @@ mod enforced;
 mod faults;
 mod firewall;
 mod fixtures;
+mod folders;
 mod harness;
 mod hostile;
 mod instance;
