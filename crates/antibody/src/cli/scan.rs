@@ -12,11 +12,15 @@ pub(crate) struct ScanArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// A project to sweep. Repeatable.
-    #[arg(long = "project", required_unless_present = "all_projects")]
+    #[arg(long = "project", required_unless_present_any = ["all_projects", "organization"])]
     pub projects: Vec<String>,
     /// Sweep every active project the credentials can see (Resource Manager's projects:search).
     #[arg(long, conflicts_with = "projects")]
     pub all_projects: bool,
+    /// Sweep every visible project inside this organization (`organizations/N`, or its number), as `[scope]
+    /// organization` would: a project elsewhere is listed as not swept, with the reason.
+    #[arg(long, conflicts_with = "projects", value_name = "ORGANIZATION")]
+    pub organization: Option<String>,
     /// Fix what is found (through the same gate, journal and alerts as events); report only without it.
     #[arg(long)]
     pub fix: bool,
@@ -57,6 +61,21 @@ impl antibody::scan::Progress for ScanProgress {
 pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let mut config = engine_config(&args.engine)?;
+    if let Some(organization) = &args.organization {
+        let name = if organization.starts_with("organizations/") {
+            organization.clone()
+        } else {
+            format!("organizations/{organization}")
+        };
+        let number = name.trim_start_matches("organizations/");
+        anyhow::ensure!(
+            !number.is_empty()
+                && number.len() <= 20
+                && number.bytes().all(|byte| byte.is_ascii_digit()),
+            "--organization {organization}: expected organizations/NUMBER or the number"
+        );
+        config.scope.organization = Some(name);
+    }
     if let Some(cap) = args.max_fixes {
         config.safety.max_fixes_per_project_per_hour = cap;
         config.safety.max_fixes_per_instance_per_hour = cap;
@@ -100,7 +119,7 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         };
         context.journal.finish_with(id, &record, Vec::new()).await?;
     }
-    let projects = if args.all_projects {
+    let projects = if args.all_projects || args.organization.is_some() {
         let found = context.gcp.visible_projects().await?;
         eprintln!("{} projects visible to these credentials", found.len());
         found

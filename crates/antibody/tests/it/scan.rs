@@ -180,6 +180,65 @@ async fn all_projects_sweeps_every_project_the_credentials_can_see() {
     );
 }
 
+/// `scan --organization`: every visible project inside the organization is swept, one elsewhere listed as not swept.
+#[tokio::test]
+async fn an_organization_sweep_covers_its_projects_only() {
+    let mut config = gcp_sandbox::SandboxConfig::default();
+    for project in ["inside", "outside"] {
+        config.seed.firewalls.insert(
+            project.into(),
+            vec![crate::harness::open_ssh(&format!("{project}-ssh"))],
+        );
+    }
+    config
+        .seed
+        .folders
+        .insert("folders/7".into(), "organizations/123456789012".into());
+    config
+        .seed
+        .parents
+        .insert("inside".into(), "folders/7".into());
+    config
+        .seed
+        .folders
+        .insert("folders/8".into(), "organizations/555".into());
+    config
+        .seed
+        .parents
+        .insert("outside".into(), "folders/8".into());
+    let sandbox = gcp_sandbox::start(
+        config,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .expect("sandbox");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "scan",
+            "--organization",
+            "123456789012",
+            "--format",
+            "json",
+            "--google-endpoint",
+        ])
+        .arg(sandbox.base_url())
+        .output()
+        .await
+        .expect("antibody runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        report["projects"],
+        serde_json::json!(["inside"]),
+        "{report}"
+    );
+    assert!(
+        report["out_of_scope"][0]
+            .as_str()
+            .is_some_and(|reason| reason.contains("outside")),
+        "{report}"
+    );
+}
+
 fn open_rules(count: usize) -> Vec<serde_json::Value> {
     (0..count)
         .map(|index| crate::harness::open_ssh(&format!("burst-{index}")))
