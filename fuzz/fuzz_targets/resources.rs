@@ -40,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
             ) else {
                 return;
             };
-            Resource::SaKey(AccountKeys { project, account, keys })
+            Resource::SaKey(AccountKeys {
+                project,
+                account,
+                keys,
+                expired: Vec::new(),
+            })
         }
         3 => {
             // An instance and its project's common metadata, as one JSON object {"instance": ..., "common": ...}.

@@ -109,7 +109,14 @@ pub async fn sweep(
             let swept = kind.sweep(&cx.gcp, project).await;
             *report.swept.entry(kind.name()).or_default() += swept.resources.len();
             report.errors.extend(swept.errors);
-            for resource in swept.resources {
+            for mut resource in swept.resources {
+                if let Err(err) = resource
+                    .enrich(&cx.config, &cx.gcp, cx.clock().now_secs())
+                    .await
+                {
+                    report.errors.push(format!("{project}: {err}"));
+                    continue;
+                }
                 if let Some(key) =
                     judge(cx, &registry, &quarantined, &mut report, project, resource)
                 {

@@ -127,6 +127,51 @@ impl Client {
         Ok((keys, raw))
     }
 
+    /// Deletes a user-managed key for good.
+    pub async fn delete_key(&self, project: &str, account: &str, key: &str) -> Result<(), Error> {
+        let url = format!(
+            "{}/keys/{}",
+            self.account_url(project, account),
+            segment(key)
+        );
+        let _: Value = self.call(Method::DELETE, &url, None).await?;
+        Ok(())
+    }
+
+    /// When a key was last disabled (seconds since the epoch), if the audit log's most recent disable-or-enable entry
+    /// for it is a disable: Cloud Logging's `entries:list` over the project's Admin Activity log.
+    pub async fn key_disabled_at(&self, project: &str, key: &str) -> Result<Option<i64>, Error> {
+        if key.is_empty() || !key.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let filter = format!(
+            "protoPayload.serviceName=\"iam.googleapis.com\" AND \
+             (protoPayload.methodName=\"google.iam.admin.v1.DisableServiceAccountKey\" OR \
+             protoPayload.methodName=\"google.iam.admin.v1.EnableServiceAccountKey\") AND \
+             protoPayload.request.name:\"{key}\""
+        );
+        let body = json!({"resourceNames": [format!("projects/{project}")], "filter": filter,
+            "orderBy": "timestamp desc", "pageSize": 1});
+        let url = format!("{}/v2/entries:list", self.endpoints().logging);
+        let page: Value = self.call(Method::POST, &url, Some(&body)).await?;
+        let Some(latest) = page["entries"]
+            .as_array()
+            .and_then(|entries| entries.first())
+        else {
+            return Ok(None);
+        };
+        if latest["protoPayload"]["methodName"] != "google.iam.admin.v1.DisableServiceAccountKey" {
+            return Ok(None);
+        }
+        Ok(latest["timestamp"]
+            .as_str()
+            .and_then(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map(|at| at.unix_timestamp()))
+    }
+
     /// `keys/ID:disable` (`enable: false`) or `:enable`.
     pub async fn set_key_enabled(
         &self,

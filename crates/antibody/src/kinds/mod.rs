@@ -160,6 +160,16 @@ pub trait Kind {
         gcp: &Client,
         target: &Target,
     ) -> impl Future<Output = Result<(Self::Resource, Value), gcp::Error>> + Send;
+    /// Reads what the policy needs besides the resource (the engine's clock and configuration at hand), before it is
+    /// evaluated. Most kinds need nothing.
+    fn enrich(
+        _config: &Config,
+        _gcp: &Client,
+        _resource: &mut Self::Resource,
+        _now_secs: i64,
+    ) -> impl Future<Output = Result<(), gcp::Error>> + Send {
+        async { Ok(()) }
+    }
     /// Pure: the findings and the planned fix.
     fn evaluate(config: &Config, resource: &Self::Resource) -> (Vec<Finding>, Option<Self::Fix>);
     /// Why configuration leaves this resource, or this principal's change, alone.
@@ -323,6 +333,13 @@ macro_rules! registry {
         }
 
         impl Resource {
+            /// What the kind reads besides the resource before its policy runs (see `Kind::enrich`).
+            pub async fn enrich(&mut self, config: &Config, gcp: &Client, now_secs: i64) -> Result<(), gcp::Error> {
+                match self {
+                    $(Resource::$variant(resource) => <$kind as Kind>::enrich(config, gcp, resource, now_secs).await),*
+                }
+            }
+
             pub fn kind(&self) -> KindId {
                 match self { $(Resource::$variant(_) => KindId::$variant),* }
             }

@@ -215,11 +215,17 @@ async fn decide(
     decision.resource_key = Some(target.key().to_string());
     let read = target.fetch(&cx.gcp).await;
     cx.count_google_call(&read);
-    let (resource, before) = match read {
+    let (mut resource, before) = match read {
         Ok(read) => read,
         Err(gcp::Error::NotFound(_)) => return Outcome::Gone,
         Err(err) => return failure(err.to_string(), err.is_retryable()),
     };
+    if let Err(err) = resource
+        .enrich(&cx.config, &cx.gcp, cx.clock().now_secs())
+        .await
+    {
+        return failure(err.to_string(), err.is_retryable());
+    }
     decision.before = Some(before);
     decision.owner = resource.owner(&cx.config);
     let plan = resource.evaluate(&cx.config);

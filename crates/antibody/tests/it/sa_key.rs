@@ -230,3 +230,49 @@ async fn a_sweep_finds_keys_the_events_left_alone() {
         true
     );
 }
+
+/// `delete_after`: a key disabled longer than that, as the audit log dates it, is deleted by the sweep; undo then
+/// says it cannot come back.
+#[tokio::test]
+async fn a_key_disabled_past_delete_after_is_deleted_by_the_sweep() {
+    let clock = antibody::clock::Clock::manual();
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| config.policies.sa_key.delete_after_secs = Some(7 * 86_400)),
+        clock: clock.clone(),
+        ..Options::default()
+    })
+    .await;
+    let ci = account(&harness, "old-deployer").await;
+    let email = ci["email"].as_str().expect("email").to_string();
+    let id = create_key(&harness, &email).await;
+    assert_eq!(
+        state_of(&keys(&harness, &email).await, &id)["disabled"],
+        true
+    );
+    let projects = [PROJECT.to_string()];
+    let report = antibody::scan::sweep(harness.cx(), &projects, false, &Quiet).await;
+    assert!(
+        report.violations.is_empty(),
+        "disabled a moment ago: {:?}",
+        report.violations
+    );
+
+    clock.advance(std::time::Duration::from_secs(8 * 86_400));
+    let report = antibody::scan::sweep(harness.cx(), &projects, true, &Quiet).await;
+    let violation = report.violations.first().expect("the old key");
+    assert_eq!(
+        violation.findings[0].category, "DISABLED_KEY_KEPT",
+        "{violation:?}"
+    );
+    assert_eq!(
+        violation.outcome.as_deref(),
+        Some("remediated"),
+        "{violation:?}"
+    );
+    let left = keys(&harness, &email).await;
+    assert!(
+        left.iter()
+            .all(|key| !key["name"].as_str().unwrap_or_default().ends_with(&id)),
+        "{left:?}"
+    );
+}

@@ -25,6 +25,24 @@ pub struct RawSaKeyPolicy {
     /// Principals whose key changes are left alone (a key-rotation service), by glob (default: none).
     #[serde(default)]
     pub allow_principals: Vec<String>,
+    /// Delete a key that has stayed disabled this long, e.g. `7d` (`s`, `m`, `h`, `d`; default: never). The disable
+    /// time is the audit log's; a deleted key cannot be restored, and its alert says so.
+    pub delete_after: Option<String>,
+}
+
+/// `30s`, `90m`, `12h`, `7d` → seconds.
+fn seconds(text: &str) -> Option<i64> {
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok().filter(|number| *number > 0)?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(unit)
 }
 
 pub fn validate_sa_key(raw: RawSaKeyPolicy, problems: &mut Vec<String>) -> SaKeyPolicy {
@@ -51,5 +69,17 @@ pub fn validate_sa_key(raw: RawSaKeyPolicy, problems: &mut Vec<String>) -> SaKey
         .unwrap_or(defaults.severity),
         allow_accounts: raw.allow_accounts,
         allow_principals: raw.allow_principals,
+        delete_after_secs: match raw.delete_after.as_deref() {
+            None => None,
+            Some(text) => {
+                let parsed = seconds(text);
+                if parsed.is_none() {
+                    problems.push(format!(
+                        "{key}.delete_after: '{text}' is not a duration like 7d, 12h or 90m"
+                    ));
+                }
+                parsed
+            }
+        },
     }
 }

@@ -27,6 +27,8 @@ pub struct AccountKeys {
     pub project: String,
     pub account: ServiceAccount,
     pub keys: Vec<Key>,
+    /// Disabled keys past `delete_after`, as the audit log dates their disabling (filled before evaluation).
+    pub expired: Vec<String>,
 }
 
 /// The fix of an account's keys.
@@ -38,6 +40,9 @@ pub enum Fix {
         project: String,
         account: String,
         keys: Vec<String>,
+        /// Disabled keys past `delete_after`, deleted for good.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        delete: Vec<String>,
     },
 }
 
@@ -131,14 +136,21 @@ impl Kind for SaKeys {
         parse(resource_name, project).ok()
     }
 
-    fn permissions(_config: &Config, enforcing: bool) -> Vec<&'static str> {
+    fn permissions(config: &Config, enforcing: bool) -> Vec<&'static str> {
         let mut permissions = vec![
             "iam.serviceAccountKeys.list",
             "iam.serviceAccounts.get",
             "iam.serviceAccounts.list",
         ];
+        let deletes = config.policies.sa_key.delete_after_secs.is_some();
+        if deletes {
+            permissions.push("logging.logEntries.list");
+        }
         if enforcing {
             permissions.push("iam.serviceAccountKeys.disable");
+            if deletes {
+                permissions.push("iam.serviceAccountKeys.delete");
+            }
         }
         permissions
     }
@@ -155,17 +167,48 @@ impl Kind for SaKeys {
                 project: target.project.clone(),
                 account,
                 keys,
+                expired: Vec::new(),
             },
             raw,
         ))
     }
 
+    /// With `delete_after`: which disabled keys have stayed disabled that long, dated by the audit log.
+    async fn enrich(
+        config: &Config,
+        gcp: &Client,
+        read: &mut AccountKeys,
+        now_secs: i64,
+    ) -> Result<(), gcp::Error> {
+        let Some(after) = config.policies.sa_key.delete_after_secs else {
+            return Ok(());
+        };
+        let mut expired = Vec::new();
+        for key in read
+            .keys
+            .iter()
+            .filter(|key| key.key_type == "USER_MANAGED" && key.disabled)
+        {
+            if let Some(at) = gcp.key_disabled_at(&read.project, key.id()).await?
+                && now_secs - at >= after
+            {
+                expired.push(key.id().to_string());
+            }
+        }
+        read.expired = expired;
+        Ok(())
+    }
+
     fn evaluate(config: &Config, read: &AccountKeys) -> (Vec<Finding>, Option<Fix>) {
-        let (findings, ids) = config.policies.sa_key.evaluate(&read.account, &read.keys);
-        let fix = (!ids.is_empty()).then(|| Fix::DisableKeys {
+        let policy = &config.policies.sa_key;
+        let (mut findings, ids) = policy.evaluate(&read.account, &read.keys);
+        let (expired_findings, delete) = policy.evaluate_expired(&read.account, &read.expired);
+        findings.extend(expired_findings);
+        let fix = (!ids.is_empty() || !delete.is_empty()).then(|| Fix::DisableKeys {
             project: read.project.clone(),
             account: read.account.email.clone(),
             keys: ids,
+            delete,
         });
         (findings, fix)
     }
@@ -179,8 +222,18 @@ impl Kind for SaKeys {
     }
 
     fn describe(fix: &Fix) -> String {
-        let Fix::DisableKeys { keys, .. } = fix;
-        format!("disabled key {}", keys.join(", "))
+        let Fix::DisableKeys { keys, delete, .. } = fix;
+        let mut steps = Vec::new();
+        if !keys.is_empty() {
+            steps.push(format!("disabled key {}", keys.join(", ")));
+        }
+        if !delete.is_empty() {
+            steps.push(format!(
+                "deleted key {} (it cannot be restored)",
+                delete.join(", ")
+            ));
+        }
+        steps.join("; ")
     }
 
     async fn apply(
@@ -192,6 +245,7 @@ impl Kind for SaKeys {
             project,
             account,
             keys,
+            delete,
         } = fix;
         for key in keys {
             match gcp.set_key_enabled(project, account, key, false).await {
@@ -199,8 +253,23 @@ impl Kind for SaKeys {
                 Err(err) => return Err(err.into()),
             }
         }
+        for key in delete {
+            match gcp.delete_key(project, account, key).await {
+                Ok(()) | Err(gcp::Error::NotFound(_)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         let read = gcp.get_service_account(project, account).await?;
         let (after, raw) = gcp.list_user_keys(project, account).await?;
+        if let Some(kept) = after
+            .iter()
+            .find(|key| delete.iter().any(|id| id == key.id()))
+        {
+            return Err(apply::Error::NotFixed(format!(
+                "key {} of {account} still exists",
+                kept.id()
+            )));
+        }
         let (_, still_open) = config.policies.sa_key.evaluate(&read, &after);
         if let Some(open) = still_open.iter().find(|id| keys.contains(id)) {
             return Err(apply::Error::NotFixed(format!(
@@ -224,6 +293,7 @@ impl Kind for SaKeys {
             project,
             account,
             keys,
+            delete,
         } = fix;
         let read = gcp.get_service_account(project, account).await?;
         let resource = target(project, &read.unique_id).key().to_string();
@@ -245,9 +315,18 @@ impl Kind for SaKeys {
                 gcp.set_key_enabled(project, account, key, true).await?;
             }
         }
+        let what = if delete.is_empty() {
+            format!("key {} enabled again", keys.join(", "))
+        } else {
+            format!(
+                "key {} enabled again; deleted key {} cannot be restored",
+                keys.join(", "),
+                delete.join(", ")
+            )
+        };
         Ok(Restored {
             resource,
-            what: format!("key {} enabled again", keys.join(", ")),
+            what,
             overwritten: raw,
         })
     }
@@ -272,6 +351,7 @@ impl Kind for SaKeys {
                     project: project.to_string(),
                     account,
                     keys,
+                    expired: Vec::new(),
                 }),
                 Err(err) => swept.errors.push(format!(
                     "{project}: listing the keys of {}: {err}",
@@ -308,6 +388,7 @@ impl Kind for SaKeys {
             project: account.project_id.clone(),
             account,
             keys,
+            expired: Vec::new(),
         })
     }
 }

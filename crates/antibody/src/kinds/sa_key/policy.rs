@@ -6,6 +6,7 @@ use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY: &str = "sa-key";
 pub const CATEGORY: &str = "USER_MANAGED_SERVICE_ACCOUNT_KEY";
+pub const EXPIRED: &str = "DISABLED_KEY_KEPT";
 
 /// The validated `[policies.sa_key]` section.
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct SaKeyPolicy {
     pub allow_accounts: Vec<String>,
     /// Principals whose key changes are left alone (a key-rotation service), by glob.
     pub allow_principals: Vec<String>,
+    /// Delete a key that has stayed disabled this long (off by default: a deleted key cannot be restored).
+    pub delete_after_secs: Option<i64>,
 }
 
 impl Default for SaKeyPolicy {
@@ -32,6 +35,7 @@ impl Default for SaKeyPolicy {
             severity: Severity::High,
             allow_accounts: Vec::new(),
             allow_principals: Vec::new(),
+            delete_after_secs: None,
         }
     }
 }
@@ -68,6 +72,31 @@ impl SaKeyPolicy {
             Vec::new()
         };
         (findings, ids)
+    }
+
+    /// Keys disabled for longer than `delete_after` (`expired`, as the enrich step found them): a finding each, and
+    /// the ids to delete.
+    pub fn evaluate_expired(
+        &self,
+        account: &ServiceAccount,
+        expired: &[String],
+    ) -> (Vec<Finding>, Vec<String>) {
+        if self.delete_after_secs.is_none() {
+            return (Vec::new(), Vec::new());
+        }
+        let findings = expired
+            .iter()
+            .map(|id| Finding {
+                policy: POLICY.to_string(),
+                category: EXPIRED.to_string(),
+                severity: Severity::Low,
+                message: format!(
+                    "key {id} of {} has stayed disabled past delete_after; deleting it cannot be undone",
+                    account.email
+                ),
+            })
+            .collect();
+        (findings, expired.to_vec())
     }
 
     /// Why this account's keys, or this principal's change, are left alone.
