@@ -155,6 +155,9 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
             resource_iam_permission(collection, target.ends_with(":setIamPolicy"))
         }
         (&Method::GET, ["v1", "projects", _, "instances"]) => vec!["cloudsql.instances.list"],
+        (&Method::GET, ["v1", "projects", _, "topics"]) => vec!["pubsub.topics.list"],
+        (&Method::GET, ["v1", "projects", _, "subscriptions"]) => vec!["pubsub.subscriptions.list"],
+        (&Method::GET, ["v1", "projects", _, "secrets"]) => vec!["secretmanager.secrets.list"],
         (&Method::POST, ["v1", "projects", _, "instances"]) => vec!["cloudsql.instances.create"],
         (&Method::GET, ["v1", "projects", _, "instances", _]) => vec!["cloudsql.instances.get"],
         (&Method::PATCH, ["v1", "projects", _, "instances", _]) => {

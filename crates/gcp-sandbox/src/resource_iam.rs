@@ -22,6 +22,7 @@ use crate::iam::{self, StoredPolicy};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/v1/projects/{project}/{collection}", get(list))
         .route(
             "/v1/projects/{project}/{collection}/{target}",
             get(flat).post(flat),
@@ -120,6 +121,41 @@ fn not_found(message: String) -> ApiError {
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+}
+
+/// `GET …/topics`, `…/subscriptions`, `…/secrets`: the resources a policy was set on, by name (a secret under the
+/// project's number).
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path((project, collection)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !matches!(collection.as_str(), "topics" | "subscriptions" | "secrets") {
+        return Err(not_found(format!(
+            "projects/{project}/{collection} not found"
+        )));
+    }
+    let parent = if collection == "secrets" {
+        format!("projects/{}", crate::project_number(&project))
+    } else {
+        format!("projects/{project}")
+    };
+    let prefix = format!("{parent}/{collection}/");
+    let policies = shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned");
+    let items: Vec<Value> = policies
+        .policies
+        .keys()
+        .filter(|name| name.starts_with(&prefix) && !name[prefix.len()..].contains('/'))
+        .map(|name| json!({"name": name}))
+        .collect();
+    let body = if items.is_empty() {
+        json!({})
+    } else {
+        json!({collection: items})
+    };
+    Ok(crate::json_response(&body))
 }
 
 async fn flat(

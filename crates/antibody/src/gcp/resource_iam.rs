@@ -67,6 +67,46 @@ impl Client {
         format!("{base}/{}/{}:{verb}", service.version(), path.join("/"))
     }
 
+    /// The names of a project's resources in `collection` (`topics`, `subscriptions` or `secrets`), following
+    /// `nextPageToken`.
+    pub async fn list_resource_names(
+        &self,
+        service: IamService,
+        project: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, Error> {
+        let base = match &self.endpoints().base {
+            Some(base) => base.clone(),
+            None => format!("https://{}", service.host()),
+        };
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{base}/{}/projects/{}/{}?pageSize=1000",
+                service.version(),
+                segment(project),
+                segment(collection)
+            );
+            if let Some(token) = &token {
+                url.push_str("&pageToken=");
+                url.push_str(&segment(token));
+            }
+            let page: serde_json::Value = self.call(Method::GET, &url, None).await?;
+            names.extend(
+                page[collection]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| item["name"].as_str().map(str::to_string)),
+            );
+            match page["nextPageToken"].as_str() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
     /// The resource's policy, read at version 3.
     pub async fn get_resource_policy(
         &self,

@@ -207,3 +207,59 @@ async fn a_secret_under_another_projects_number_is_refused() {
         "{rows:?}"
     );
 }
+
+struct Quiet;
+
+impl antibody::scan::Progress for Quiet {
+    fn step(&self, _message: &str) {}
+}
+
+/// A sweep lists topics, subscriptions and secrets and reads their policies; `--fix` closes what is public.
+#[tokio::test]
+async fn a_sweep_finds_public_topics_and_secrets() {
+    let harness = Harness::with(crate::harness::Options {
+        tweak: Box::new(|config| config.policies.public_iam.remove = false),
+        ..crate::harness::Options::default()
+    })
+    .await;
+    for resource in [
+        format!("projects/{PROJECT}/topics/open"),
+        format!("projects/{PROJECT}/secrets/token"),
+    ] {
+        let public =
+            json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["allUsers"]}]}});
+        let (status, _) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v1/{resource}:setIamPolicy"),
+                Some(public),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let report = antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+    assert_eq!(
+        report.swept.get("resource-iam"),
+        Some(&2),
+        "{:?} {:?}",
+        report.swept,
+        report.errors
+    );
+    let resources: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|violation| violation.resource.as_str())
+        .collect();
+    assert_eq!(resources.len(), 2, "{resources:?}");
+    assert!(
+        resources
+            .iter()
+            .any(|resource| resource.ends_with("/topics/open"))
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|resource| resource.ends_with("/secrets/token"))
+    );
+}

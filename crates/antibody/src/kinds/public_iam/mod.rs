@@ -264,6 +264,9 @@ impl Kind for PublicIam {
             "cloudkms.keyRings.getIamPolicy",
             "pubsub.subscriptions.getIamPolicy",
             "pubsub.topics.getIamPolicy",
+            "pubsub.topics.list",
+            "pubsub.subscriptions.list",
+            "secretmanager.secrets.list",
             "resourcemanager.projects.get",
             "secretmanager.secrets.getIamPolicy",
         ];
@@ -417,13 +420,43 @@ impl Kind for PublicIam {
         })
     }
 
-    async fn sweep(_gcp: &Client, _project: &str) -> Swept<ResourcePolicy> {
-        // These resources are checked as their policies change; listing every topic, secret, key and repository of
-        // a project is not part of a sweep yet.
-        Swept {
+    /// Topics, subscriptions and secrets are listed and read; key rings, crypto keys, repositories, Cloud Run services
+    /// and functions live under locations and are checked as their policies change, not swept.
+    async fn sweep(gcp: &Client, project: &str) -> Swept<ResourcePolicy> {
+        let mut swept = Swept {
             resources: Vec::new(),
             errors: Vec::new(),
+        };
+        for (service, collection) in [
+            (IamService::PubSub, "topics"),
+            (IamService::PubSub, "subscriptions"),
+            (IamService::SecretManager, "secrets"),
+        ] {
+            let names = match gcp.list_resource_names(service, project, collection).await {
+                Ok(names) => names,
+                Err(err) => {
+                    swept
+                        .errors
+                        .push(format!("{project}: listing {collection}: {err}"));
+                    continue;
+                }
+            };
+            for resource in names {
+                match gcp.get_resource_policy(service, &resource).await {
+                    Ok(policy) => swept.resources.push(ResourcePolicy {
+                        service,
+                        resource,
+                        project: project.to_string(),
+                        policy,
+                    }),
+                    Err(gcp::Error::NotFound(_)) => {}
+                    Err(err) => swept
+                        .errors
+                        .push(format!("{project}: reading {resource}'s policy: {err}")),
+                }
+            }
         }
+        swept
     }
 
     fn console_url(target: &Target) -> String {
