@@ -62,6 +62,11 @@ async fn python_bigquery_client() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn python_kms_and_secret_manager_clients() {
+    run_client_script("kms_secrets_python.py", "google.cloud.kms_v1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_resource_manager_client() {
     run_client_script(
         "resourcemanager_python.py",
