@@ -23,7 +23,7 @@ const DEFAULT_ADMIN: &str = "user:owner@example.com";
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/{version}/organizations/{target}", post(organization))
-        .route("/{version}/folders/{target}", post(folder))
+        .route("/{version}/folders/{target}", post(folder).get(get_folder))
 }
 
 /// Organization and folder policies by name (`organizations/N`, `folders/N`); each appears on first use with its
@@ -82,6 +82,22 @@ async fn organization(
         return Err(not_found(format!("API version {version} not found")));
     }
     method(&shared, ORGANIZATION, &version, &target, &headers, &body)
+}
+
+/// `GET /v3/folders/N`: the folder and its parent.
+async fn get_folder(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if version != "v3" {
+        return Err(not_found(format!("API version {version} not found")));
+    }
+    shared
+        .hierarchy
+        .lock()
+        .expect("hierarchy lock poisoned")
+        .folder(&format!("folders/{target}"))
+        .map(Json)
 }
 
 async fn folder(

@@ -63,6 +63,20 @@ impl Hierarchy {
         json!({"ancestor": ancestors})
     }
 
+    /// `folders.get` (v3): the folder with its parent, or Google's 404.
+    pub(crate) fn folder(&self, name: &str) -> Result<Value, ApiError> {
+        let parent = self.folders.get(name).ok_or_else(|| {
+            ApiError::esf(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("Folder '{name}' not found."),
+            )
+        })?;
+        Ok(
+            json!({"name": name, "parent": parent, "displayName": name.replace('/', "-"), "state": "ACTIVE"}),
+        )
+    }
+
     /// `move`: the project gets a new parent, which must be a known folder or the organization.
     pub(crate) fn move_project(
         &mut self,

@@ -72,15 +72,15 @@ impl Scope {
         self.organization.is_some() || !self.folders.is_empty() || !self.exclude_folders.is_empty()
     }
 
-    /// Why antibody must leave `project`, whose ancestors (`folders/N`, `organizations/N`, nearest first) are given,
-    /// alone. Pure.
+    /// Why antibody must leave `project` (or an organization or folder), whose ancestors (`folders/N`,
+    /// `organizations/N`, nearest first; a folder or organization listing itself first) are given, alone. Pure.
     pub fn excludes_by_ancestry(&self, project: &str, ancestors: &[String]) -> Option<String> {
         if let Some(folder) = ancestors
             .iter()
             .find(|ancestor| self.exclude_folders.contains(ancestor))
         {
             return Some(format!(
-                "project '{project}' is under {folder}, which [scope] exclude_folders leaves alone"
+                "'{project}' is under {folder}, which [scope] exclude_folders leaves alone"
             ));
         }
         if !self.folders.is_empty()
@@ -95,7 +95,7 @@ impl Scope {
         if let Some(organization) = &self.organization
             && !ancestors.contains(organization)
         {
-            return Some(format!("project '{project}' is not in {organization}"));
+            return Some(format!("'{project}' is not in {organization}"));
         }
         None
     }

@@ -75,6 +75,18 @@ impl Client {
             .collect())
     }
 
+    /// A folder's parent (`folders/N` or `organizations/N`; Resource Manager v3 `folders.get`).
+    pub async fn folder_parent(&self, folder: &str) -> Result<String, Error> {
+        let id = folder.strip_prefix("folders/").unwrap_or(folder);
+        let url = format!(
+            "{}/v3/folders/{}",
+            self.endpoints().resource_manager,
+            segment(id)
+        );
+        let read: serde_json::Value = self.call(Method::GET, &url, None).await?;
+        Ok(read["parent"].as_str().unwrap_or_default().to_string())
+    }
+
     /// A project's number (Resource Manager v1 `projects.get`).
     pub async fn project_number(&self, project: &str) -> Result<String, Error> {
         let url = format!(

@@ -42,8 +42,8 @@ impl Context {
         }
     }
 
-    /// A project's folders and organization, nearest first: read from Resource Manager, trusted for
-    /// `[scope] ancestry_cache_seconds`.
+    /// A project's folders and organization, nearest first (for a folder: itself, then its parents; for an
+    /// organization: itself): read from Resource Manager, trusted for `[scope] ancestry_cache_seconds`.
     pub async fn ancestry(&self, project: &str) -> Result<Vec<String>, gcp::Error> {
         let now = self.clock().now_ms();
         if let Some((ancestors, until)) = self
@@ -55,7 +55,24 @@ impl Context {
         {
             return Ok(ancestors.clone());
         }
-        let ancestors = self.gcp.ancestry(project).await?;
+        let ancestors = match project.strip_prefix("organizations/") {
+            Some(_) => vec![project.to_string()],
+            None if project.starts_with("folders/") => {
+                // A folder is under itself for the scope's rules, then each parent up to the organization.
+                let mut chain = vec![project.to_string()];
+                while let Some(last) = chain.last().filter(|name| name.starts_with("folders/"))
+                    && chain.len() < 24
+                {
+                    let parent = self.gcp.folder_parent(last).await?;
+                    if parent.is_empty() {
+                        break;
+                    }
+                    chain.push(parent);
+                }
+                chain
+            }
+            None => self.gcp.ancestry(project).await?,
+        };
         let until = now + i64::from(self.config.scope.ancestry_cache_secs) * 1000;
         let mut cache = self.ancestry.lock().expect("ancestry cache poisoned");
         if cache.len() >= 100_000 {

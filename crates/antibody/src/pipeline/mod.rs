@@ -94,11 +94,17 @@ fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
 /// Resource Manager, cached); before the resource is re-read.
 async fn placed(cx: &Context, target: &kinds::Target) -> Result<Option<String>, gcp::Error> {
     let scope = &cx.config.scope;
-    if !scope.needs_ancestry() || target.project.is_empty() {
+    // A project's resource is placed by its project; an organization's or folder's policy by the container itself.
+    let placed = if target.project.is_empty() {
+        target.key()
+    } else {
+        target.project()
+    };
+    if !scope.needs_ancestry() || placed.is_empty() {
         return Ok(None);
     }
-    let ancestors = cx.ancestry(&target.project).await?;
-    Ok(scope.excludes_by_ancestry(&target.project, &ancestors))
+    let ancestors = cx.ancestry(placed).await?;
+    Ok(scope.excludes_by_ancestry(placed, &ancestors))
 }
 
 /// Journals a screened event with one write; a copy of one already journaled is a duplicate.

@@ -86,6 +86,18 @@ gcloud eventarc triggers describe antibody-google-cloud-resourcemanager-v3-proje
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=cloudresourcemanager.googleapis.com --event-filters methodName=google.cloud.resourcemanager.v3.Projects.SetIamPolicy \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-resourcemanager-v3-folders-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-resourcemanager-v3-folders-setiampolicy --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudresourcemanager.googleapis.com --event-filters methodName=google.cloud.resourcemanager.v3.Folders.SetIamPolicy \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-resourcemanager-v3-organizations-setiampo --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-resourcemanager-v3-organizations-setiampo --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudresourcemanager.googleapis.com --event-filters methodName=google.cloud.resourcemanager.v3.Organizations.SetIamPolicy \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-storage-setiampermissions --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-storage-setiampermissions --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \

@@ -346,6 +346,60 @@ resource "google_eventarc_trigger" "antibody_google_cloud_resourcemanager_v3_pro
   }
 }
 
+resource "google_eventarc_trigger" "antibody_google_cloud_resourcemanager_v3_folders_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-resourcemanager-v3-folders-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudresourcemanager.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.resourcemanager.v3.Folders.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_resourcemanager_v3_organizations_setiampo" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-resourcemanager-v3-organizations-setiampo"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudresourcemanager.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.resourcemanager.v3.Organizations.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_storage_setiampermissions" {
   project         = "acme-prod"
   name            = "antibody-storage-setiampermissions"

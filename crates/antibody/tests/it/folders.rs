@@ -87,4 +87,43 @@ async fn excluded_folders_are_left_alone_and_a_move_is_seen_when_the_ancestry_ex
         false,
         "now under the excluded folder"
     );
+
+    // A folder's own policy: under the excluded folder it is left alone, elsewhere an outsider is removed.
+    for (folder, fixed) in [("20", false), ("10", true)] {
+        let (status, mut policy) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v3/folders/{folder}:getIamPolicy"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 200, "{policy}");
+        policy["bindings"]
+            .as_array_mut()
+            .expect("bindings")
+            .push(json!({"role": "roles/viewer", "members": ["user:stranger@gmail.com"]}));
+        let (status, body) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v3/folders/{folder}:setIamPolicy"),
+                Some(json!({"policy": policy})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, after) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v3/folders/{folder}:getIamPolicy"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            !after.to_string().contains("stranger@gmail.com"),
+            fixed,
+            "folders/{folder}: {after}"
+        );
+    }
 }

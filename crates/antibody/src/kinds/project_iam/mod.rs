@@ -128,7 +128,8 @@ impl Holder<'_> {
 
 const SERVICE: &str = "cloudresourcemanager.googleapis.com";
 
-/// Resource Manager logs `SetIamPolicy` for v1 and the full RPC name for v3.
+/// Resource Manager logs `SetIamPolicy` for v1 (and v2 folders) and the full RPC name for v3 (the catalog in the
+/// fixtures lists `Projects`; `Folders` and `Organizations` follow the same form).
 const WATCHES: &[Watch] = &[
     Watch {
         service: SERVICE,
@@ -137,6 +138,14 @@ const WATCHES: &[Watch] = &[
     Watch {
         service: SERVICE,
         method: "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+    },
+    Watch {
+        service: SERVICE,
+        method: "google.cloud.resourcemanager.v3.Folders.SetIamPolicy",
+    },
+    Watch {
+        service: SERVICE,
+        method: "google.cloud.resourcemanager.v3.Organizations.SetIamPolicy",
     },
 ];
 
