@@ -5,7 +5,7 @@
 use antibody::config::Config;
 use antibody::gcp::{compute::Firewall, iam::Policy, instances, storage::Bucket};
 use antibody::kinds::{
-    bucket, firewall::FirewallRule, instance::Vm, project_iam::ProjectPolicy, sa_key::AccountKeys,
+    bucket, firewall::FirewallRule, vm::Vm, project_iam::ProjectPolicy, sa_key::AccountKeys,
 };
 use antibody::policy::{Resource, evaluate};
 use libfuzzer_sys::fuzz_target;
@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
             ) else {
                 return;
             };
-            Resource::Instance(Vm::Instance {
+            Resource::Vm(Vm::Instance {
                 project,
                 zone: "us-central1-a".into(),
                 instance: Box::new(instance),

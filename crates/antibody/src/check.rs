@@ -15,7 +15,7 @@ pub struct Report {
     pub fix: Option<Fix>,
 }
 
-/// Evaluates one resource given as `input` (a name from `kinds::inputs()`, e.g. `firewall`, `bucket-iam`) in its
+/// Evaluates one resource given as `input` (a name from `kinds::inputs()`) in its
 /// REST JSON shape. `Err` is a sentence about the input.
 pub fn resource(config: &Config, input: &str, text: &str) -> Result<Report, String> {
     let resource = kinds::parse_input(input, text)?;

@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch antibody heal a careless user's firewall changes in a local sandbox of Google's API.
+    /// Watch antibody heal a careless user's changes in a local sandbox of Google's APIs.
     Demo,
     /// Receive audit events over HTTP and heal what they point at.
     Serve(ServeArgs),
@@ -37,7 +37,7 @@ enum Command {
     Sandbox(gcp_sandbox::cli::Args),
     /// Evaluate one resource offline (exit 0 compliant, 1 violations, 2 bad input).
     Check(CheckArgs),
-    /// Sweep whole projects (firewall rules, buckets, project IAM); report, or fix with --fix through the same gate.
+    /// Sweep whole projects (every enabled kind); report, or fix with --fix through the same gate.
     Scan(ScanArgs),
     /// Print the deployment (service account, least-privilege role, Cloud Run, Eventarc triggers) for the enabled policies.
     Plan(PlanArgs),

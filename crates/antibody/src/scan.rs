@@ -242,7 +242,7 @@ fn judge(
     None
 }
 
-/// What was swept, as "100 firewall rules, 3 buckets, 1 project policies".
+/// What was swept, each kind's count with its noun ("100 …, 3 …").
 fn swept(report: &Report) -> String {
     KindId::ALL
         .iter()

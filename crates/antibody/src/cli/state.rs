@@ -62,8 +62,8 @@ pub struct UndoArgs {
 
 #[derive(Subcommand)]
 pub enum ExemptAction {
-    /// Register an exemption: RESOURCE is an audit-log name such as projects/p/global/firewalls/NAME,
-    /// projects/_/buckets/NAME or projects/p; a trailing * matches any suffix.
+    /// Register an exemption: RESOURCE is a resource's audit-log name (the journal's `resource`); a trailing *
+    /// matches any suffix.
     Add {
         resource: String,
         #[arg(long)]

@@ -23,7 +23,6 @@ use crate::undo;
 pub mod bucket;
 pub mod dataset;
 pub mod firewall;
-pub mod instance;
 pub mod log_routing;
 pub mod names;
 pub mod project_iam;
@@ -32,6 +31,7 @@ pub mod sa_key;
 pub mod sql_instance;
 #[cfg(test)]
 mod tests;
+pub mod vm;
 
 /// One audit-log method whose entries can break a kind: `plan` makes a trigger (and a sink-filter term) of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +414,7 @@ registry! {
     /// Buckets readable or writable by allUsers / allAuthenticatedUsers.
     Bucket: bucket::Buckets, [policies.public_bucket] as bucket;
     /// Compute Engine instances and the project's common instance metadata (Security Health Analytics' findings).
-    Instance: instance::Instances, [policies.vm_instance] as instance;
+    Vm: vm::Instances, [policies.vm_instance] as vm;
     /// User-managed service-account keys.
     SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
     /// Log sinks and exclusions: audit logs excluded, protected sinks disabled, redirected or deleted.

@@ -218,7 +218,7 @@ async fn the_role_covers_every_permission_the_fixes_used() {
 /// its sweep used.
 #[tokio::test]
 async fn the_role_covers_every_permission_the_instance_fixes_used() {
-    use antibody::kinds::instance::policy::{Action, FullAccessFix, Rescope};
+    use antibody::kinds::vm::policy::{Action, FullAccessFix, Rescope};
     let rescope = FullAccessFix::Rescope(Rescope {
         email: "vm-runner@test-project.iam.gserviceaccount.com".into(),
         scopes: vec![],
@@ -232,13 +232,9 @@ async fn the_role_covers_every_permission_the_instance_fixes_used() {
                 "PUBLIC_IP_ADDRESS",
                 "FULL_API_ACCESS",
             ] {
-                config
-                    .policies
-                    .instance
-                    .actions
-                    .insert(category, Action::Fix);
+                config.policies.vm.actions.insert(category, Action::Fix);
             }
-            config.policies.instance.full_access_fix = full_access.clone();
+            config.policies.vm.full_access_fix = full_access.clone();
         };
         let harness = Harness::with(Options {
             tweak: Box::new(all_fixes.clone()),

@@ -2,11 +2,11 @@
 
 mod bucket;
 mod firewall;
-mod instance;
 mod log_routing;
 mod project_iam;
 mod public_data;
 mod sa_key;
+mod vm;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -190,7 +190,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     firewall::play(&mut scene).await?;
     project_iam::play(&mut scene).await?;
     bucket::play(&mut scene).await?;
-    instance::play(&mut scene, &context).await?;
+    vm::play(&mut scene, &context).await?;
     sa_key::play(&mut scene).await?;
     log_routing::play(&mut scene).await?;
     public_data::play(&mut scene).await?;

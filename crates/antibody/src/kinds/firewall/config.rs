@@ -139,3 +139,35 @@ fn port_rules(key: &str, rules: Vec<RawPortRule>, problems: &mut Vec<String>) ->
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::kinds::firewall::policy::FixKind;
+
+    #[test]
+    fn the_example_section_parses() {
+        let text = include_str!("../../../../../antibody.example.toml");
+        let config = Config::parse(text).expect("antibody.example.toml is valid");
+        assert_eq!(config.policies.firewall.fix, FixKind::Disable);
+        assert!(
+            config
+                .policies
+                .firewall
+                .ports
+                .iter()
+                .any(|rule| rule.name == "SSH")
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = Config::parse(
+            "[policies.open_firewall]\nmode = \"sometimes\"\nfix = \"explode\"\nextra_ports = [{name = \"x\", protocol = \"icmp\", ports = \"1\"}]\n",
+        )
+        .expect_err("three problems");
+        assert_eq!(err.problems.len(), 3, "{err}");
+        assert!(err.problems[0].contains("policies.open_firewall.mode"));
+        assert!(err.problems[2].contains("extra_ports[0].protocol"));
+    }
+}

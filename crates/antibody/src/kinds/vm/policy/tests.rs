@@ -230,7 +230,7 @@ fn only_service_agents_are_exempt_by_default() {
 
 #[test]
 fn rescope_needs_an_account_other_than_the_default_one() {
-    use crate::kinds::instance::config::{RawInstancePolicy, validate_instance};
+    use crate::kinds::vm::config::{RawInstancePolicy, validate_instance};
     for account in [
         None,
         Some("1-compute@developer.gserviceaccount.com"),

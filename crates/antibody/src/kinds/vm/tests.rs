@@ -91,11 +91,10 @@ fn a_bare_instance_can_be_checked() {
     let text = json!({"name": "vm", "zone": "https://www.googleapis.com/compute/v1/projects/p/zones/us-central1-a",
         "metadata": {"items": [{"key": "serial-port-enable", "value": "1"}]}})
     .to_string();
-    let Vm::Instance { project, zone, .. } =
-        Instances::parse_input("instance", &text).expect("parses")
+    let Vm::Instance { project, zone, .. } = Instances::parse_input("vm", &text).expect("parses")
     else {
         panic!("an instance")
     };
     assert_eq!((project.as_str(), zone.as_str()), ("p", "us-central1-a"));
-    assert!(Instances::parse_input("instance", "[]").is_err());
+    assert!(Instances::parse_input("vm", "[]").is_err());
 }

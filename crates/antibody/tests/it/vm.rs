@@ -161,15 +161,12 @@ async fn the_projects_serial_port_is_closed_project_wide_and_inherited_by_instan
 async fn opt_in_fixes_remove_the_address_and_stop_a_full_access_vm() {
     let harness = Harness::with(Options {
         tweak: Box::new(|config| {
-            let actions = &mut config.policies.instance.actions;
+            let actions = &mut config.policies.vm.actions;
             actions.insert(
                 "PUBLIC_IP_ADDRESS",
-                antibody::kinds::instance::policy::Action::Fix,
+                antibody::kinds::vm::policy::Action::Fix,
             );
-            actions.insert(
-                "FULL_API_ACCESS",
-                antibody::kinds::instance::policy::Action::Fix,
-            );
+            actions.insert("FULL_API_ACCESS", antibody::kinds::vm::policy::Action::Fix);
         }),
         ..Options::default()
     })
@@ -214,11 +211,11 @@ async fn opt_in_fixes_remove_the_address_and_stop_a_full_access_vm() {
 
 #[tokio::test]
 async fn rescope_runs_the_instance_as_the_configured_account_and_undo_restores_it() {
-    use antibody::kinds::instance::policy::{Action, FullAccessFix, Rescope};
+    use antibody::kinds::vm::policy::{Action, FullAccessFix, Rescope};
     let narrow = "vm-runner@test-project.iam.gserviceaccount.com";
     let harness = Harness::with(Options {
         tweak: Box::new(move |config| {
-            let policy = &mut config.policies.instance;
+            let policy = &mut config.policies.vm;
             policy.actions.insert("FULL_API_ACCESS", Action::Fix);
             policy.full_access_fix = FullAccessFix::Rescope(Rescope {
                 email: narrow.into(),
@@ -364,7 +361,7 @@ async fn a_sweep_lists_instances_and_the_projects_metadata() {
     let projects = [crate::harness::PROJECT.to_string()];
     let report = antibody::scan::sweep(harness.cx(), &projects, false, &Quiet).await;
     assert_eq!(
-        report.swept.get("instance"),
+        report.swept.get("vm"),
         Some(&2),
         "one instance and the project's metadata: {:?}",
         report.swept

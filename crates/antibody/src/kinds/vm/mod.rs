@@ -96,7 +96,7 @@ const COMMON_METADATA: &str = "commonInstanceMetadata";
 
 pub(crate) fn instance_target(project: &str, zone: &str, name: &str) -> Target {
     Target::new(
-        KindId::Instance,
+        KindId::Vm,
         project,
         &format!("{zone}/{name}"),
         format!("projects/{project}/zones/{zone}/instances/{name}"),
@@ -107,7 +107,7 @@ pub(crate) fn instance_target(project: &str, zone: &str, name: &str) -> Target {
 /// key keeps locks, counters and exemptions of the two apart.
 pub(crate) fn metadata_target(project: &str) -> Target {
     Target::new(
-        KindId::Instance,
+        KindId::Vm,
         project,
         "",
         format!("projects/{project}/{COMMON_METADATA}"),
@@ -139,11 +139,11 @@ fn zone_and_name(target: &Target) -> (&str, &str) {
 impl Kind for Instances {
     type Resource = Vm;
     type Fix = Fix;
-    const NAME: &'static str = "instance";
-    const NOUN: &'static str = "instances";
+    const NAME: &'static str = "vm";
+    const NOUN: &'static str = "VM instances";
     const WATCHES: &'static [Watch] = WATCHES;
     const RESOURCE_PATTERN: &'static str = "^projects/[^/]+(/zones/[^/]+/instances/[^/]+)?$";
-    const INPUTS: &'static [&'static str] = &["instance"];
+    const INPUTS: &'static [&'static str] = &["vm"];
     type RawPolicy = config::RawInstancePolicy;
     type Policy = InstancePolicy;
 
@@ -152,7 +152,7 @@ impl Kind for Instances {
     }
 
     fn common(config: &Config) -> Common {
-        let policy = &config.policies.instance;
+        let policy = &config.policies.vm;
         Common {
             enabled: policy.enabled,
             dry_run: policy.dry_run,
@@ -221,7 +221,7 @@ impl Kind for Instances {
         use policy::{
             Action, FULL_API_ACCESS, OS_LOGIN, PROJECT_SSH_KEYS, PUBLIC_IP, SERIAL_PORTS,
         };
-        let policy = &config.policies.instance;
+        let policy = &config.policies.vm;
         let mut permissions = vec![
             "compute.instances.get",
             "compute.instances.list",
@@ -288,11 +288,11 @@ impl Kind for Instances {
     }
 
     fn evaluate(config: &Config, vm: &Vm) -> (Vec<Finding>, Option<Fix>) {
-        fix::plan(&config.policies.instance, vm)
+        fix::plan(&config.policies.vm, vm)
     }
 
     fn exemption(config: &Config, _vm: &Vm, principal: &str) -> Option<String> {
-        config.policies.instance.exemption(principal)
+        config.policies.vm.exemption(principal)
     }
 
     fn owner(config: &Config, vm: &Vm) -> Option<String> {
@@ -324,7 +324,7 @@ impl Kind for Instances {
         gcp: &Client,
         fix: &Fix,
     ) -> Result<Option<Value>, apply::Error> {
-        fix::apply(&config.policies.instance, gcp, fix).await
+        fix::apply(&config.policies.vm, gcp, fix).await
     }
 
     async fn undo(
