@@ -371,6 +371,52 @@ pub(crate) fn set_iam_policy_bodies(
     (logged_request, logged_response)
 }
 
+/// A write that an API logs with one entry and no operation (IAM admin, Logging, BigQuery, Cloud SQL).
+pub(crate) struct AdminWrite<'a> {
+    pub service_name: &'a str,
+    pub method_name: &'a str,
+    pub resource_name: &'a str,
+    /// The monitored resource: `{"type": …, "labels": {…}}`.
+    pub resource: Value,
+    pub permission: &'a str,
+    pub project: &'a str,
+    pub principal: &'a str,
+    pub user_agent: &'a str,
+    pub request: Value,
+    pub response: Value,
+}
+
+/// The entry of an `AdminWrite`, in the project's Admin Activity log.
+pub(crate) fn admin_entry(write: AdminWrite<'_>) -> Value {
+    let (now, received) = logging_pair();
+    json!({
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "status": {},
+            "authenticationInfo": {"principalEmail": write.principal},
+            "requestMetadata": {
+                "callerIp": "127.0.0.1",
+                "callerSuppliedUserAgent": write.user_agent,
+                "requestAttributes": {},
+                "destinationAttributes": {},
+            },
+            "serviceName": write.service_name,
+            "methodName": write.method_name,
+            "authorizationInfo": [{"resource": write.resource_name, "permission": write.permission, "granted": true,
+                "resourceAttributes": {"name": write.resource_name}}],
+            "resourceName": write.resource_name,
+            "request": write.request,
+            "response": write.response,
+        },
+        "insertId": insert_id(),
+        "resource": write.resource,
+        "timestamp": now,
+        "severity": "NOTICE",
+        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project),
+        "receiveTimestamp": received,
+    })
+}
+
 /// `policyDelta`: the binding deltas, and the audit-config deltas when there are any.
 fn policy_delta(bindings: Vec<Value>, audit: Vec<Value>) -> Value {
     let mut delta = json!({"bindingDeltas": bindings});

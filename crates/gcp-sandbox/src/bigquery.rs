@@ -13,9 +13,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::audit::insert_id;
+use crate::audit;
 use crate::error::ApiError;
-use crate::time_fmt::logging_pair;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -257,8 +256,6 @@ fn entry(
     mut request: Value,
     response: &Value,
 ) -> Value {
-    let (now, received) = logging_pair();
-    let resource_name = format!("projects/{project}/datasets/{dataset}");
     request["@type"] = json!(format!(
         "type.googleapis.com/google.cloud.bigquery.v2.{method}Request"
     ));
@@ -267,29 +264,16 @@ fn entry(
         "DeleteDataset" => "bigquery.datasets.delete",
         _ => "bigquery.datasets.update",
     };
-    json!({
-        "protoPayload": {
-            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-            "status": {},
-            "authenticationInfo": {"principalEmail": shared.principal(headers)},
-            "requestMetadata": {
-                "callerIp": "127.0.0.1",
-                "callerSuppliedUserAgent": crate::user_agent(headers),
-                "requestAttributes": {},
-                "destinationAttributes": {},
-            },
-            "serviceName": "bigquery.googleapis.com",
-            "methodName": format!("google.cloud.bigquery.v2.DatasetService.{method}"),
-            "authorizationInfo": [{"resource": resource_name, "permission": permission, "granted": true, "resourceAttributes": {}}],
-            "resourceName": resource_name,
-            "request": request,
-            "response": {"@type": "type.googleapis.com/google.cloud.bigquery.v2.Dataset", "access": response["access"]},
-        },
-        "insertId": insert_id(),
-        "resource": {"type": "bigquery_dataset", "labels": {"project_id": project, "dataset_id": dataset}},
-        "timestamp": now,
-        "severity": "NOTICE",
-        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
-        "receiveTimestamp": received,
+    audit::admin_entry(audit::AdminWrite {
+        service_name: "bigquery.googleapis.com",
+        method_name: &format!("google.cloud.bigquery.v2.DatasetService.{method}"),
+        resource_name: &format!("projects/{project}/datasets/{dataset}"),
+        resource: json!({"type": "bigquery_dataset", "labels": {"project_id": project, "dataset_id": dataset}}),
+        permission,
+        project,
+        principal: &shared.principal(headers),
+        user_agent: &crate::user_agent(headers),
+        request,
+        response: json!({"@type": "type.googleapis.com/google.cloud.bigquery.v2.Dataset", "access": response["access"]}),
     })
 }

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::audit::insert_id;
+use crate::audit;
 use crate::error::ApiError;
 use crate::time_fmt::logging_pair;
 
@@ -467,10 +467,8 @@ fn entry(
     mut request: Value,
     mut response: Value,
 ) -> Value {
-    let (now, received) = logging_pair();
     let unique = account["uniqueId"].as_str().unwrap_or_default();
     let project = account["projectId"].as_str().unwrap_or_default();
-    let resource_name = format!("projects/-/serviceAccounts/{unique}");
     request["@type"] = json!(format!(
         "type.googleapis.com/google.iam.admin.v1.{method}Request"
     ));
@@ -482,30 +480,16 @@ fn entry(
         };
         response["@type"] = json!(format!("type.googleapis.com/google.iam.admin.v1.{kind}"));
     }
-    json!({
-        "protoPayload": {
-            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-            "status": {},
-            "authenticationInfo": {"principalEmail": shared.principal(headers)},
-            "requestMetadata": {
-                "callerIp": "127.0.0.1",
-                "callerSuppliedUserAgent": crate::user_agent(headers),
-                "requestAttributes": {},
-                "destinationAttributes": {},
-            },
-            "serviceName": "iam.googleapis.com",
-            "methodName": format!("google.iam.admin.v1.{method}"),
-            "authorizationInfo": [{"resource": resource_name, "permission": permission, "granted": true,
-                "resourceAttributes": {"name": resource_name}}],
-            "resourceName": resource_name,
-            "request": request,
-            "response": response,
-        },
-        "insertId": insert_id(),
-        "resource": {"type": "service_account", "labels": {"email_id": account["email"], "project_id": project, "unique_id": unique}},
-        "timestamp": now,
-        "severity": "NOTICE",
-        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
-        "receiveTimestamp": received,
+    audit::admin_entry(audit::AdminWrite {
+        service_name: "iam.googleapis.com",
+        method_name: &format!("google.iam.admin.v1.{method}"),
+        resource_name: &format!("projects/-/serviceAccounts/{unique}"),
+        resource: json!({"type": "service_account", "labels": {"email_id": account["email"], "project_id": project, "unique_id": unique}}),
+        permission,
+        project,
+        principal: &shared.principal(headers),
+        user_agent: &crate::user_agent(headers),
+        request,
+        response,
     })
 }

@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::audit::insert_id;
+use crate::audit;
 use crate::error::ApiError;
 use crate::time_fmt::logging_pair;
 
@@ -342,7 +342,6 @@ fn entry(
     mut request: Value,
     mut response: Value,
 ) -> Value {
-    let (now, received) = logging_pair();
     let resource_name = format!("projects/{project}/{kind}/{name}");
     request["@type"] = json!(format!(
         "type.googleapis.com/google.logging.v2.{method}Request"
@@ -355,37 +354,29 @@ fn entry(
             "type.googleapis.com/google.logging.v2.LogExclusion"
         });
     }
+    let method_name = format!("google.logging.v2.ConfigServiceV2.{method}");
     let resource = if kind == "sinks" {
         json!({"type": "logging_sink", "labels": {"project_id": project, "name": name,
             "destination": response["destination"].as_str().unwrap_or_default()}})
     } else {
         json!({"type": "audited_resource", "labels": {"project_id": project, "service": "logging.googleapis.com",
-            "method": format!("google.logging.v2.ConfigServiceV2.{method}")}})
+            "method": method_name}})
     };
-    json!({
-        "protoPayload": {
-            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-            "status": {},
-            "authenticationInfo": {"principalEmail": shared.principal(headers)},
-            "requestMetadata": {
-                "callerIp": "127.0.0.1",
-                "callerSuppliedUserAgent": crate::user_agent(headers),
-                "requestAttributes": {},
-                "destinationAttributes": {},
-            },
-            "serviceName": "logging.googleapis.com",
-            "methodName": format!("google.logging.v2.ConfigServiceV2.{method}"),
-            "authorizationInfo": [{"resource": resource_name, "granted": true, "resourceAttributes": {},
-                "permission": format!("logging.{kind}.{}", match &method[..6] { "Create" => "create", "Update" => "update", _ => "delete" })}],
-            "resourceName": resource_name,
-            "request": request,
-            "response": response,
-        },
-        "insertId": insert_id(),
-        "resource": resource,
-        "timestamp": now,
-        "severity": "NOTICE",
-        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
-        "receiveTimestamp": received,
+    let verb = match &method[..6] {
+        "Create" => "create",
+        "Update" => "update",
+        _ => "delete",
+    };
+    audit::admin_entry(audit::AdminWrite {
+        service_name: "logging.googleapis.com",
+        method_name: &method_name,
+        resource_name: &resource_name,
+        resource,
+        permission: &format!("logging.{kind}.{verb}"),
+        project,
+        principal: &shared.principal(headers),
+        user_agent: &crate::user_agent(headers),
+        request,
+        response,
     })
 }

@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::Shared;
-use crate::audit::insert_id;
+use crate::audit;
 use crate::error::ApiError;
 use crate::time_fmt::logging_pair;
 
@@ -245,30 +245,17 @@ fn entry(
     verb: &str,
     request: Value,
 ) -> Value {
-    let (now, received) = logging_pair();
-    let resource_name = format!("projects/{project}/instances/{instance}");
-    json!({
-        "protoPayload": {
-            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-            "status": {},
-            "authenticationInfo": {"principalEmail": shared.principal(headers)},
-            "requestMetadata": {
-                "callerIp": "127.0.0.1",
-                "callerSuppliedUserAgent": crate::user_agent(headers),
-                "requestAttributes": {},
-                "destinationAttributes": {},
-            },
-            "serviceName": "cloudsql.googleapis.com",
-            "methodName": format!("cloudsql.instances.{verb}"),
-            "authorizationInfo": [{"resource": resource_name, "permission": format!("cloudsql.instances.{verb}"), "granted": true, "resourceAttributes": {}}],
-            "resourceName": resource_name,
-            "request": {"@type": "type.googleapis.com/google.cloud.sql.v1.SqlInstancesUpdateRequest", "body": request},
-        },
-        "insertId": insert_id(),
-        "resource": {"type": "cloudsql_database", "labels": {"project_id": project, "database_id": format!("{project}:{instance}"), "region": "us-central1"}},
-        "timestamp": now,
-        "severity": "NOTICE",
-        "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
-        "receiveTimestamp": received,
+    audit::admin_entry(audit::AdminWrite {
+        service_name: "cloudsql.googleapis.com",
+        method_name: &format!("cloudsql.instances.{verb}"),
+        resource_name: &format!("projects/{project}/instances/{instance}"),
+        resource: json!({"type": "cloudsql_database", "labels": {"project_id": project,
+            "database_id": format!("{project}:{instance}"), "region": "us-central1"}}),
+        permission: &format!("cloudsql.instances.{verb}"),
+        project,
+        principal: &shared.principal(headers),
+        user_agent: &crate::user_agent(headers),
+        request: json!({"@type": "type.googleapis.com/google.cloud.sql.v1.SqlInstancesUpdateRequest", "body": request}),
+        response: json!({}),
     })
 }
