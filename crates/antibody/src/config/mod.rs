@@ -276,6 +276,19 @@ impl Default for Config {
     }
 }
 
+/// A policy's `fix`: `word` (the default: fix) or `alert` (report only), as whether to fix.
+pub(crate) fn fixes(key: &str, text: Option<&str>, word: &str, problems: &mut Vec<String>) -> bool {
+    match text {
+        None => true,
+        Some(given) if given == word => true,
+        Some("alert") => false,
+        Some(other) => {
+            problems.push(format!("{key}.fix: '{other}' is not one of {word}, alert"));
+            true
+        }
+    }
+}
+
 /// `enforce` or `dry-run`, as a dry-run flag.
 pub(crate) fn mode(key: &str, mode: Option<&str>, problems: &mut Vec<String>) -> bool {
     match mode {

@@ -75,23 +75,7 @@ async fn data_access_logs_turned_off_are_turned_back_on_and_bindings_kept() {
     );
     assert_eq!(fixed.findings.len(), 2);
 
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(fixed.id).await;
     assert_eq!(
         log_types(&harness.project_policy().await),
         ["ADMIN_READ"],

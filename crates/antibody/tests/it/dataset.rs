@@ -81,23 +81,7 @@ async fn a_dataset_opened_to_everyone_is_closed_and_undo_reopens_it() {
         .find(|row| row.outcome.as_deref() == Some("remediated"))
         .expect("remediated");
     assert_eq!(fixed.findings[0].category, "PUBLIC_DATASET");
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(fixed.id).await;
     assert_eq!(public(&dataset(&harness, "sales").await["access"]), 1);
 }
 

@@ -141,6 +141,27 @@ impl Harness {
         }
     }
 
+    /// An operator undoes journal row `id` through the engine's undo (registering an hour's exemption); returns once
+    /// the events it caused are handled.
+    pub async fn undo(&self, id: i64) -> antibody::undo::Undone {
+        let cx = self.cx();
+        let undone = antibody::undo::undo(
+            &cx.journal,
+            &cx.gcp,
+            (&cx.config.templates, &cx.config.channels),
+            &antibody::undo::Request {
+                id,
+                force: false,
+                operator: "operator@example.com".into(),
+                keep_exempt_secs: Some(3600),
+            },
+        )
+        .await
+        .expect("undo");
+        self.sandbox.settled().await;
+        undone
+    }
+
     pub fn cx(&self) -> &Arc<Context> {
         &self.engine.context
     }

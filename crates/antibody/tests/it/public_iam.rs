@@ -98,23 +98,7 @@ async fn public_grants_on_topics_secrets_and_keys_are_removed_and_the_rest_kept(
             row.resource.ends_with("/topics/orders") && row.outcome.as_deref() == Some("remediated")
         })
         .expect("the topic was fixed");
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: topic.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(topic.id).await;
     let mut restored =
         members(&policy_of(&harness, &format!("projects/{PROJECT}/topics/orders")).await);
     restored.sort();

@@ -110,23 +110,7 @@ async fn a_new_key_is_disabled_and_googles_own_key_left_alone() {
         .iter()
         .find(|row| row.resource == key && row.outcome.as_deref() == Some("remediated"))
         .expect("remediated");
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: latest.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(latest.id).await;
     assert!(
         state_of(&keys(&harness, &email).await, &id)
             .get("disabled")

@@ -62,22 +62,6 @@ async fn a_database_on_the_internet_is_closed_and_undo_reopens_it() {
         .find(|row| row.outcome.as_deref() == Some("remediated"))
         .expect("remediated");
     assert_eq!(fixed.findings[0].category, "PUBLIC_SQL_INSTANCE");
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(fixed.id).await;
     assert_eq!(networks(&harness).await, ["203.0.113.0/24", "0.0.0.0/0"]);
 }

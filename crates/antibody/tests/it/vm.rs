@@ -101,22 +101,7 @@ async fn a_new_vm_with_the_serial_port_on_is_closed_and_the_default_account_repo
     );
 
     // Undo restores the metadata as it was, through the same path as a fix.
-    let undone = antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
+    let undone = harness.undo(fixed.id).await;
     assert_eq!(
         undone.resource,
         format!("projects/test-project/zones/{ZONE}/instances/new-hire")
@@ -183,22 +168,7 @@ async fn opt_in_fixes_remove_the_address_and_stop_a_full_access_vm() {
         .into_iter()
         .find(|row| row.outcome.as_deref() == Some("remediated"))
         .expect("remediated");
-    let undone = antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
+    let undone = harness.undo(fixed.id).await;
     assert!(!undone.resource.is_empty());
     harness.sandbox.settled().await;
     let restored = instance(&harness, "exposed").await;
@@ -234,23 +204,7 @@ async fn rescope_runs_the_instance_as_the_configured_account_and_undo_restores_i
         .into_iter()
         .find(|row| row.outcome.as_deref() == Some("remediated"))
         .expect("remediated");
-    antibody::undo::undo(
-        &harness.cx().journal,
-        &harness.cx().gcp,
-        (
-            &harness.cx().config.templates,
-            &harness.cx().config.channels,
-        ),
-        &antibody::undo::Request {
-            id: fixed.id,
-            force: false,
-            operator: "operator@example.com".into(),
-            keep_exempt_secs: Some(3600),
-        },
-    )
-    .await
-    .expect("undo");
-    harness.sandbox.settled().await;
+    harness.undo(fixed.id).await;
     let restored = instance(&harness, "rescoped").await;
     let account = restored["serviceAccounts"][0]["email"]
         .as_str()

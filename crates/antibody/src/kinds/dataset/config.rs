@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::DatasetPolicy;
-use crate::config::{mode, severity};
+use crate::config::{fixes, mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,14 +23,7 @@ pub struct RawDatasetPolicy {
 pub fn validate_dataset(raw: RawDatasetPolicy, problems: &mut Vec<String>) -> DatasetPolicy {
     let key = "policies.public_dataset";
     let defaults = DatasetPolicy::default();
-    let remove = match raw.fix.as_deref() {
-        None | Some("remove") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of remove, alert"));
-            true
-        }
-    };
+    let remove = fixes(key, raw.fix.as_deref(), "remove", problems);
     DatasetPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),

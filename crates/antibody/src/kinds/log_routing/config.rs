@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::policy::{LogTamperPolicy, ProtectedSink};
-use crate::config::{mode, severity};
+use crate::config::{fixes, mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,14 +41,7 @@ pub struct RawProtectedSink {
 pub fn validate_log_tamper(raw: RawLogTamperPolicy, problems: &mut Vec<String>) -> LogTamperPolicy {
     let key = "policies.log_tamper";
     let defaults = LogTamperPolicy::default();
-    let restore = match raw.fix.as_deref() {
-        None | Some("restore") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of restore, alert"));
-            true
-        }
-    };
+    let restore = fixes(key, raw.fix.as_deref(), "restore", problems);
     let mut protected_sinks = Vec::new();
     for (index, sink) in raw.protected_sinks.into_iter().enumerate() {
         if sink.name.is_empty() || sink.name.starts_with('_') || sink.destination.is_empty() {

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::audit_config::{AuditConfigPolicy, Required};
 use super::policy::ProjectIamPolicy;
-use crate::config::{mode, severity};
+use crate::config::{fixes, mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,14 +68,7 @@ pub struct RawRequired {
 fn validate_audit_config(raw: RawAuditConfig, problems: &mut Vec<String>) -> AuditConfigPolicy {
     let key = "policies.project_iam.audit_config";
     let defaults = AuditConfigPolicy::default();
-    let restore = match raw.fix.as_deref() {
-        None | Some("restore") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of restore, alert"));
-            true
-        }
-    };
+    let restore = fixes(key, raw.fix.as_deref(), "restore", problems);
     let mut required = Vec::new();
     for (index, entry) in raw.required.into_iter().enumerate() {
         if let Some(bad) = entry.log_types.iter().find(|log_type| {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::policy::PublicIamPolicy;
-use crate::config::{mode, severity};
+use crate::config::{fixes, mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,14 +26,7 @@ pub struct RawPublicIamPolicy {
 pub fn validate_public_iam(raw: RawPublicIamPolicy, problems: &mut Vec<String>) -> PublicIamPolicy {
     let key = "policies.public_iam";
     let defaults = PublicIamPolicy::default();
-    let remove = match raw.fix.as_deref() {
-        None | Some("remove") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of remove, alert"));
-            true
-        }
-    };
+    let remove = fixes(key, raw.fix.as_deref(), "remove", problems);
     let remove_invoker = match raw.run_invoker.as_deref() {
         None | Some("report") => false,
         Some("remove") => true,

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::policy::SaKeyPolicy;
-use crate::config::{mode, severity};
+use crate::config::{fixes, mode, severity};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,14 +48,7 @@ fn seconds(text: &str) -> Option<i64> {
 pub fn validate_sa_key(raw: RawSaKeyPolicy, problems: &mut Vec<String>) -> SaKeyPolicy {
     let key = "policies.sa_key";
     let defaults = SaKeyPolicy::default();
-    let disable = match raw.fix.as_deref() {
-        None | Some("disable") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of disable, alert"));
-            true
-        }
-    };
+    let disable = fixes(key, raw.fix.as_deref(), "disable", problems);
     SaKeyPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),

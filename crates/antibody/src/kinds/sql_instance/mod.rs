@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Common, Kind, KindId, Restored, Route, Swept, Target, Watch, names};
 use crate::apply::{self, Attempt, raced, until_settled};
-use crate::config::{Config, mode, severity};
+use crate::config::{Config, fixes, mode, severity};
 use crate::event::AuditEvent;
 use crate::gcp::sql::{AclEntry, SqlInstance};
 use crate::gcp::{self, Client};
@@ -82,14 +82,7 @@ pub struct RawSqlPolicy {
 fn validate(raw: RawSqlPolicy, problems: &mut Vec<String>) -> SqlPolicy {
     let key = "policies.public_sql";
     let defaults = SqlPolicy::default();
-    let remove = match raw.fix.as_deref() {
-        None | Some("remove") => true,
-        Some("alert") => false,
-        Some(other) => {
-            problems.push(format!("{key}.fix: '{other}' is not one of remove, alert"));
-            true
-        }
-    };
+    let remove = fixes(key, raw.fix.as_deref(), "remove", problems);
     SqlPolicy {
         enabled: raw.enabled.unwrap_or(true),
         dry_run: mode(key, raw.mode.as_deref(), problems),
