@@ -57,6 +57,21 @@ pub struct Args {
     /// Answer Google's 429 RESOURCE_EXHAUSTED beyond N requests per project per second.
     #[arg(long = "quota-per-project-per-s", value_name = "N")]
     pub quota_per_project_per_s: Option<u32>,
+    /// The organization's number: projects and folders not seeded elsewhere sit under it.
+    #[arg(long, value_name = "NUMBER", default_value = crate::hierarchy::DEFAULT_ORGANIZATION,
+          value_parser = organization_number)]
+    pub organization: String,
+}
+
+fn organization_number(text: &str) -> Result<String, String> {
+    let number = text.strip_prefix("organizations/").unwrap_or(text);
+    match !number.is_empty()
+        && number.len() <= 20
+        && number.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        true => Ok(number.to_string()),
+        false => Err(format!("'{text}' is not an organization number")),
+    }
 }
 
 impl Args {
@@ -66,6 +81,7 @@ impl Args {
             enforce_iam: self.enforce_iam,
             latency: self.latency.unwrap_or_default(),
             quota_per_project_per_s: self.quota_per_project_per_s,
+            organization: self.organization.clone(),
             ..SandboxConfig::default()
         };
         if let Some(path) = &self.seed {

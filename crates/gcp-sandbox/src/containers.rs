@@ -1,5 +1,6 @@
 //! Resource Manager's containers above projects: organization IAM policies (v1 and v3) and folder IAM policies (v2
-//! and v3), with the same etag, version and condition rules as a project's and their `SetIamPolicy` audit entries.
+//! and v3), with the same etag, version and condition rules as a project's and their `SetIamPolicy` audit entries;
+//! folders' `create`, `get`, `list` and `move` (v3) over the hierarchy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +8,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -17,13 +20,62 @@ use crate::audit::{self, IamWrite};
 use crate::error::ApiError;
 use crate::iam::{self, StoredPolicy};
 
+/// A v3 `Folder`'s fields, output-only ones included (a client may send back what it read).
+const FOLDER_FIELDS: &[&str] = &[
+    "name",
+    "parent",
+    "displayName",
+    "state",
+    "createTime",
+    "updateTime",
+    "deleteTime",
+    "etag",
+    "tags",
+];
+
 /// Who administers a container that appears on first use.
 const DEFAULT_ADMIN: &str = "user:owner@example.com";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/{version}/organizations/{target}", post(organization))
+        .route(
+            "/{version}/organizations/{target}",
+            post(organization).get(get_organization),
+        )
         .route("/{version}/folders/{target}", post(folder).get(get_folder))
+        .route("/v3/folders", post(create_folder).get(list_folders))
+}
+
+/// `POST /v3/folders`: a finished operation whose `response` is the new folder.
+async fn create_folder(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
+    ApiError::unknown_fields(&request, FOLDER_FIELDS)?;
+    shared
+        .hierarchy
+        .lock()
+        .expect("hierarchy lock poisoned")
+        .create_folder(&request)
+        .map(Json)
+}
+
+/// `GET /v3/folders?parent=…`: the parent's direct children, paged with `pageSize` / `pageToken`.
+async fn list_folders(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let parent = query
+        .get("parent")
+        .ok_or_else(|| invalid("Field 'parent' is required."))?;
+    let children = shared
+        .hierarchy
+        .lock()
+        .expect("hierarchy lock poisoned")
+        .children(parent)?;
+    Ok(Json(crate::page(children, "folders", &query)))
 }
 
 /// Organization and folder policies by name (`organizations/N`, `folders/N`); each appears on first use with its
@@ -82,6 +134,29 @@ async fn organization(
         return Err(not_found(format!("API version {version} not found")));
     }
     method(&shared, ORGANIZATION, &version, &target, &headers, &body)
+}
+
+/// `GET /v3/organizations/N`: the sandbox's organization; any other is hidden as Google hides it (403).
+async fn get_organization(
+    State(shared): State<Arc<Shared>>,
+    Path((version, target)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if version != "v3" {
+        return Err(not_found(format!("API version {version} not found")));
+    }
+    let hierarchy = shared.hierarchy.lock().expect("hierarchy lock poisoned");
+    let name = format!("organizations/{target}");
+    if hierarchy.organization() != name {
+        return Err(ApiError::esf(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+        ));
+    }
+    Ok(Json(
+        json!({"name": name, "displayName": "example.com", "directoryCustomerId": "C0sandbox", "state": "ACTIVE",
+            "createTime": "2024-01-01T00:00:00.000Z", "etag": format!("BwO{target}")}),
+    ))
 }
 
 /// `GET /v3/folders/N`: the folder and its parent.
@@ -143,6 +218,17 @@ fn method(
             Ok(Json(containers.policy(kind, &name).view(requested)))
         }
         "setIamPolicy" => set_iam_policy(shared, kind, version, id, &name, headers, request),
+        "move" if kind.collection == "folders" && version == "v3" => {
+            let destination = request["destinationParent"]
+                .as_str()
+                .ok_or_else(|| invalid("Field 'destinationParent' is required."))?;
+            shared
+                .hierarchy
+                .lock()
+                .expect("hierarchy lock poisoned")
+                .move_folder(&name, destination)
+                .map(Json)
+        }
         _ => Err(not_found(format!("Method {method} not found."))),
     }
 }

@@ -82,6 +82,27 @@ impl ApiError {
     }
 
     /// The newer front end's shape (Resource Manager, IAM): `status` and no `errors[]`.
+    /// Refuses a request body naming a field the message type lacks, as the APIs behind Google's newer front end
+    /// do (Resource Manager v3 among them): `Invalid JSON payload received. Unknown name "type": Cannot find field.`
+    pub fn unknown_fields(body: &serde_json::Value, known: &[&str]) -> Result<(), Self> {
+        let unknown = body
+            .as_object()
+            .into_iter()
+            .flat_map(|fields| fields.keys())
+            .find(|field| !known.contains(&field.as_str()));
+        match unknown {
+            Some(field) => Err(ApiError::esf(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                format!(
+                    "Invalid JSON payload received. Unknown name {}: Cannot find field.",
+                    serde_json::Value::from(field.as_str())
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn esf(status: StatusCode, grpc_status: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

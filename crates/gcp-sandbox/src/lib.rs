@@ -7,13 +7,14 @@
 pub mod audit;
 mod authz;
 mod bigquery;
+mod catalog;
 pub mod cli;
 mod compute;
 mod containers;
 pub mod deliver;
 mod error;
 pub mod faults;
-mod hierarchy;
+pub mod hierarchy;
 mod history;
 mod iam;
 mod iam_admin;
@@ -73,6 +74,8 @@ pub struct SandboxConfig {
     pub latency: realism::Latency,
     /// At most this many requests per project per second; beyond it, Google's 429 `RESOURCE_EXHAUSTED`.
     pub quota_per_project_per_s: Option<u32>,
+    /// The organization's number: every project and folder not seeded elsewhere sits under it.
+    pub organization: String,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +91,7 @@ impl Default for SandboxConfig {
             history: DEFAULT_HISTORY,
             enforce_iam: false,
             latency: realism::Latency::default(),
+            organization: hierarchy::DEFAULT_ORGANIZATION.to_string(),
             quota_per_project_per_s: None,
         }
     }
@@ -298,7 +302,11 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         config.history,
     );
     let audit = audit::AuditLog::new(config.history);
-    let hierarchy = hierarchy::Hierarchy::seeded(&config.seed.folders, &config.seed.parents);
+    let hierarchy = hierarchy::Hierarchy::seeded(
+        &config.organization,
+        &config.seed.folders,
+        &config.seed.parents,
+    );
     let shared = Arc::new(Shared {
         config,
         compute: Mutex::new(compute),
@@ -338,6 +346,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(compute::routes())
         .merge(resourcemanager::routes())
+        .merge(catalog::routes())
         .merge(containers::routes())
         .merge(iam_admin::routes())
         .merge(logging_config::routes())
@@ -417,4 +426,30 @@ pub(crate) fn project_number(project: &str) -> u64 {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
     100_000_000_000 + hash % 900_000_000_000
+}
+
+/// One page of a Resource Manager list: `items` under `field`, from `pageToken` (an offset), `pageSize` at a time
+/// (default and most 500), with `nextPageToken` while more remain.
+pub(crate) fn page(
+    items: Vec<serde_json::Value>,
+    field: &str,
+    query: &HashMap<String, String>,
+) -> serde_json::Value {
+    let size = query
+        .get("pageSize")
+        .and_then(|size| size.parse::<usize>().ok())
+        .filter(|size| *size > 0)
+        .unwrap_or(500)
+        .min(500);
+    let start = query
+        .get("pageToken")
+        .and_then(|token| token.parse::<usize>().ok())
+        .unwrap_or(0);
+    let total = items.len();
+    let page: Vec<serde_json::Value> = items.into_iter().skip(start).take(size).collect();
+    let mut answer = serde_json::json!({ field: page });
+    if start + size < total {
+        answer["nextPageToken"] = serde_json::json!((start + size).to_string());
+    }
+    answer
 }

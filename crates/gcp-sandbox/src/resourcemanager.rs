@@ -22,107 +22,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/{version}/projects/{target}",
             get(get_project).post(project_method),
         )
-        .route("/v3/projects:search", get(search_projects))
-        .route("/v1/projects", get(list_projects))
         .route("/_sandbox/interleave-iam", axum::routing::post(interleave))
-}
-
-/// `GET /v3/projects:search`: every project the sandbox knows (seeded, or touched through Resource Manager), by id,
-/// paged with `pageSize` / `pageToken`.
-async fn search_projects(
-    State(shared): State<Arc<Shared>>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Json<Value> {
-    let seed = &shared.config.seed;
-    let mut ids: std::collections::BTreeSet<String> = seed
-        .firewalls
-        .keys()
-        .chain(seed.buckets.keys())
-        .chain(seed.project_policies.keys())
-        .cloned()
-        .collect();
-    ids.extend(
-        shared
-            .resource_manager
-            .lock()
-            .expect("resource manager lock poisoned")
-            .projects
-            .keys()
-            .cloned(),
-    );
-    let size = query
-        .get("pageSize")
-        .and_then(|size| size.parse::<usize>().ok())
-        .filter(|size| *size > 0)
-        .unwrap_or(500);
-    let start = query
-        .get("pageToken")
-        .and_then(|token| token.parse::<usize>().ok())
-        .unwrap_or(0);
-    let page: Vec<Value> = ids
-        .iter()
-        .skip(start)
-        .take(size)
-        .map(|id| {
-            let number = crate::project_number(id);
-            json!({"name": format!("projects/{number}"), "projectId": id, "state": "ACTIVE", "displayName": id})
-        })
-        .collect();
-    let mut answer = json!({"projects": page});
-    if start + size < ids.len() {
-        answer["nextPageToken"] = json!((start + size).to_string());
-    }
-    Json(answer)
-}
-
-/// Resource Manager v1's `projects.list`: `filter` by `id`, `name` or `lifecycleState` (`field:value` terms joined by
-/// spaces or AND, as v1 writes them; anything else is 400), paged with `pageSize` / `pageToken`.
-async fn list_projects(
-    State(shared): State<Arc<Shared>>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut terms = Vec::new();
-    for term in query
-        .get("filter")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split_whitespace()
-        .filter(|term| *term != "AND")
-    {
-        let (field, value) = term
-            .split_once(':')
-            .or_else(|| term.split_once('='))
-            .ok_or_else(|| invalid(format!("Invalid filter term: {term}")))?;
-        let field = match field.to_ascii_lowercase().as_str() {
-            "id" | "projectid" => "id",
-            "name" => "name",
-            "lifecyclestate" => "lifecycleState",
-            _ => return Err(invalid(format!("Unsupported filter field: {field}"))),
-        };
-        terms.push((field, value.trim_matches('"').to_string()));
-    }
-    let Json(searched) = search_projects(State(shared), axum::extract::Query(query.clone())).await;
-    let projects: Vec<Value> = searched["projects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|project| {
-            terms.iter().all(|(field, value)| match *field {
-                "lifecycleState" => value == "ACTIVE",
-                _ => project["projectId"].as_str() == Some(value.as_str()),
-            })
-        })
-        .map(|project| {
-            let id = project["projectId"].as_str().unwrap_or_default();
-            json!({"projectNumber": crate::project_number(id).to_string(), "projectId": id,
-                "lifecycleState": "ACTIVE", "name": id, "createTime": "2024-01-01T00:00:00.000Z"})
-        })
-        .collect();
-    let mut answer = json!({"projects": projects});
-    if let Some(token) = searched.get("nextPageToken") {
-        answer["nextPageToken"] = token.clone();
-    }
-    Ok(Json(answer))
 }
 
 /// A change another writer makes just before the next `setIamPolicy` of a project lands: the way to reproduce a
@@ -221,6 +121,16 @@ impl ResourceManagerState {
             })
     }
 
+    /// Registers a project created through `projects.create`, so that its number resolves.
+    pub(crate) fn register(&mut self, id: &str) {
+        self.project(id);
+    }
+
+    /// Every project touched so far, by id.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &String> {
+        self.projects.keys()
+    }
+
     /// A v3 path may name the project by number.
     fn resolve(&self, target: &str) -> String {
         self.projects
@@ -266,14 +176,25 @@ async fn get_project(
         .expect("resource manager lock poisoned");
     let id = state.resolve(&target);
     let number = state.project(&id).number;
+    drop(state);
+    let parent = shared
+        .hierarchy
+        .lock()
+        .expect("hierarchy lock poisoned")
+        .parent_of(&id);
     Ok(Json(match version {
         "v1" => {
+            let (kind, parent_id) = match parent.split_once('/') {
+                Some(("folders", parent_id)) => ("folder", parent_id.to_string()),
+                Some((_, parent_id)) => ("organization", parent_id.to_string()),
+                None => ("organization", parent.clone()),
+            };
             json!({"projectNumber": number.to_string(), "projectId": id, "lifecycleState": "ACTIVE",
-            "name": id, "createTime": "2024-01-01T00:00:00.000Z"})
+            "name": id, "createTime": "2024-01-01T00:00:00.000Z", "parent": {"type": kind, "id": parent_id}})
         }
         _ => {
-            json!({"name": format!("projects/{number}"), "projectId": id, "state": "ACTIVE", "displayName": id,
-            "createTime": "2024-01-01T00:00:00.000Z", "etag": format!("W/\"{number}\"")})
+            json!({"name": format!("projects/{number}"), "parent": parent, "projectId": id, "state": "ACTIVE",
+            "displayName": id, "createTime": "2024-01-01T00:00:00.000Z", "etag": format!("W/\"{number}\"")})
         }
     }))
 }

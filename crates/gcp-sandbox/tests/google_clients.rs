@@ -79,3 +79,8 @@ async fn python_resource_manager_client() {
 async fn python_storage_client() {
     run_client_script("storage_python.py", "google.cloud.storage").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_resource_manager_hierarchy_clients() {
+    run_client_script("hierarchy_python.py", "google.cloud.resourcemanager_v3").await;
+}
