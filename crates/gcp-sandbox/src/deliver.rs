@@ -153,6 +153,15 @@ impl Outbox {
             .push(delivery);
     }
 
+    /// Stops delivering to everyone: what changes from now on is only in the audit log.
+    pub(crate) fn unsubscribe_all(&self) {
+        self.inner
+            .subscribers
+            .lock()
+            .expect("subscribers lock poisoned")
+            .clear();
+    }
+
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
         self.inner
             .attempts

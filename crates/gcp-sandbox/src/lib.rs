@@ -260,6 +260,11 @@ impl Running {
         self.shared.outbox.add(delivery);
     }
 
+    /// Stops every delivery (a subscriber that went away): later changes reach no one.
+    pub fn remove_deliveries(&self) {
+        self.shared.outbox.unsubscribe_all();
+    }
+
     /// Deliveries made so far, with their HTTP status (for observing redelivery).
     pub fn delivery_attempts(&self) -> Vec<deliver::Attempt> {
         self.shared.outbox.attempts()

@@ -17,8 +17,9 @@ pub(crate) struct ScanArgs {
     /// Sweep every active project the credentials can see (Resource Manager's projects:search).
     #[arg(long, conflicts_with = "projects")]
     pub all_projects: bool,
-    /// Sweep every visible project inside this organization (`organizations/N`, or its number), as `[scope]
-    /// organization` would: a project elsewhere is listed as not swept, with the reason.
+    /// Sweep this organization (`organizations/N`, or its number): its folders are walked, every active project under
+    /// them and their own IAM policies swept; `[scope]` folders and exclusions apply (an excluded folder is listed as
+    /// not swept, with the reason, and never entered).
     #[arg(long, conflicts_with = "projects", value_name = "ORGANIZATION")]
     pub organization: Option<String>,
     /// Fix what is found (through the same gate, journal and alerts as events); report only without it.
@@ -47,6 +48,12 @@ pub(crate) enum ScanFormat {
 pub(crate) struct ScanProgress(Option<indicatif::ProgressBar>);
 
 impl antibody::scan::Progress for ScanProgress {
+    fn total(&self, steps: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(steps as u64);
+        }
+    }
+
     fn step(&self, message: &str) {
         match &self.0 {
             Some(bar) => {
@@ -119,7 +126,7 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         };
         context.journal.finish_with(id, &record, Vec::new()).await?;
     }
-    let projects = if args.all_projects || args.organization.is_some() {
+    let projects = if args.all_projects {
         let found = context.gcp.visible_projects().await?;
         eprintln!("{} projects visible to these credentials", found.len());
         found
@@ -127,8 +134,7 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         args.projects.clone()
     };
     let bar = std::io::stderr().is_terminal().then(|| {
-        let steps = projects.len() * antibody::kinds::KindId::ALL.len();
-        let bar = indicatif::ProgressBar::new(steps as u64);
+        let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -136,7 +142,12 @@ pub(crate) async fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         bar
     });
     let progress = ScanProgress(bar);
-    let report = antibody::scan::sweep(&context, &projects, args.fix, &progress).await;
+    let report = match &context.config.scope.organization {
+        Some(organization) if args.organization.is_some() => {
+            antibody::scan::sweep_organization(&context, organization, args.fix, &progress).await
+        }
+        _ => antibody::scan::sweep(&context, &projects, args.fix, &progress).await,
+    };
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }

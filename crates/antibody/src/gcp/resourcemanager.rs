@@ -18,6 +18,72 @@ impl Client {
 
     /// Every active project the credentials can see (`resourcemanager.projects.get`), by id, following pages.
     pub async fn visible_projects(&self) -> Result<Vec<String>, Error> {
+        self.search_projects("").await
+    }
+
+    /// The active projects whose parent is one of `parents` (`folders/N`, `organizations/N`; v3 `projects:search`,
+    /// whose terms are joined by OR), by id, following pages.
+    pub async fn projects_under(&self, parents: &[String]) -> Result<Vec<String>, Error> {
+        let mut projects = Vec::new();
+        // A query stays short: forty parents at a time.
+        for chunk in parents.chunks(40) {
+            let query = chunk
+                .iter()
+                .map(|parent| format!("parent:{parent}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            projects.extend(self.search_projects(&query).await?);
+        }
+        projects.sort();
+        projects.dedup();
+        Ok(projects)
+    }
+
+    /// The folders directly under `parent` (v3 `folders.list`), by name, following pages.
+    pub async fn folders_under(&self, parent: &str) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            folders: Vec<Folder>,
+            #[serde(default)]
+            next_page_token: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Folder {
+            name: String,
+        }
+        let mut folders = Vec::new();
+        let mut token = String::new();
+        loop {
+            let url = format!(
+                "{}/v3/folders?parent={}&pageSize=500&pageToken={}",
+                self.endpoints().resource_manager,
+                segment(parent),
+                segment(&token)
+            );
+            let page: Page = self.call(Method::GET, &url, None).await?;
+            folders.extend(
+                page.folders
+                    .into_iter()
+                    .map(|folder| folder.name)
+                    // Only a well-formed folder name goes on into URLs and queries.
+                    .filter(|name| {
+                        name.strip_prefix("folders/").is_some_and(|id| {
+                            !id.is_empty()
+                                && id.len() <= 20
+                                && id.bytes().all(|byte| byte.is_ascii_digit())
+                        })
+                    }),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(folders);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    async fn search_projects(&self, query: &str) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
@@ -37,8 +103,9 @@ impl Client {
         let mut token = String::new();
         loop {
             let url = format!(
-                "{}/v3/projects:search?pageSize=500&pageToken={}",
+                "{}/v3/projects:search?query={}&pageSize=500&pageToken={}",
                 self.endpoints().resource_manager,
+                segment(query),
                 segment(&token)
             );
             let page: Page = self.call(Method::GET, &url, None).await?;

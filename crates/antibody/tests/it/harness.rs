@@ -47,6 +47,8 @@ pub struct Options {
     pub push_identity: Option<gcp_sandbox::oidc::PushIdentity>,
     /// The sandbox enforces IAM (401/403 by the project's policy).
     pub enforce_iam: bool,
+    /// Deliver only the entries this log-sink filter selects, as an organization sink does.
+    pub sink_filter: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             buckets: Vec::new(),
             push_identity: None,
             enforce_iam: false,
+            sink_filter: None,
         }
     }
 }
@@ -131,7 +134,9 @@ impl Harness {
             url: engine.url(),
             mode: options.mode,
             identity: options.push_identity,
-            filter: None,
+            filter: options.sink_filter.map(|text| {
+                Arc::new(gcp_sandbox::logquery::Query::parse(&text).expect("a sink filter"))
+            }),
         });
         Harness {
             sandbox,

@@ -19,6 +19,7 @@ mod hostile;
 mod live;
 mod log_routing;
 mod notify;
+mod organization;
 mod pg;
 mod plan;
 mod processes;
