@@ -186,11 +186,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 antibody::plan::deployment(&config, &args.project, &args.region, &args.image);
             deployment.cloudsql = args.cloudsql.clone();
             deployment.organization = args.organization.clone();
-            if deployment.organization.is_some() && args.format == PlanFormat::Terraform {
-                anyhow::bail!(
-                    "--organization is rendered as a gcloud script (--format gcloud) only; the Terraform output covers one project"
-                );
-            }
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
                 PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),

@@ -47,6 +47,12 @@ impl Deployment {
     pub fn role_permissions(&self) -> BTreeSet<&'static str> {
         let mut permissions = self.permissions.clone();
         if self.organization.is_some() {
+            // Placing a project or folder in `[scope]` and walking the organization (`scan --organization`).
+            permissions.extend([
+                "resourcemanager.projects.get",
+                "resourcemanager.folders.get",
+                "resourcemanager.folders.list",
+            ]);
             for (project, containers) in [
                 (
                     "resourcemanager.projects.getIamPolicy",
@@ -348,10 +354,39 @@ pub fn terraform(deployment: &Deployment) -> String {
         ..
     } = deployment;
     let permissions = deployment
-        .permissions
+        .role_permissions()
         .iter()
         .map(|permission| format!("    \"{permission}\",\n"))
         .collect::<String>();
+    let role = match &deployment.organization {
+        Some(organization) => fill(
+            include_str!("templates/terraform-organization.tf"),
+            &[
+                ("organization", organization),
+                ("project", project),
+                ("ROLE", ROLE),
+                ("permissions", &permissions),
+                ("TOPIC", TOPIC),
+                ("attempts", MAX_DELIVERY_ATTEMPTS),
+                // Last: the filter is data, never a template; in a heredoc only `${` and `%{` are special.
+                (
+                    "filter",
+                    &deployment
+                        .sink_filter
+                        .replace("${", "$${")
+                        .replace("%{", "%%{"),
+                ),
+            ],
+        ),
+        None => fill(
+            include_str!("templates/terraform-role-project.tf"),
+            &[
+                ("project", project),
+                ("ROLE", ROLE),
+                ("permissions", &permissions),
+            ],
+        ),
+    };
     let depends = match deployment.cloudsql {
         // A revision that cannot read its secret does not start.
         Some(_) => "\n\n  depends_on = [google_secret_manager_secret_iam_member.antibody_state]",
@@ -397,8 +432,6 @@ pub fn terraform(deployment: &Deployment) -> String {
         &[
             ("project", project),
             ("ACCOUNT", ACCOUNT),
-            ("ROLE", ROLE),
-            ("permissions", &permissions),
             ("SERVICE", SERVICE),
             ("region", region),
             ("depends", depends),
@@ -408,9 +441,15 @@ pub fn terraform(deployment: &Deployment) -> String {
             ("mounts", mounts),
             ("state_env", &state_env),
             ("journal", &journal),
+            // Last: what it brings in is filled already.
+            ("role", &role),
         ],
     );
-    for trigger in &deployment.triggers {
+    let triggers = match deployment.organization {
+        Some(_) => &[][..],
+        None => &deployment.triggers[..],
+    };
+    for trigger in triggers {
         let resource = trigger.name.replace('-', "_");
         hcl.push_str(&fill(
             include_str!("templates/terraform-trigger.tf"),

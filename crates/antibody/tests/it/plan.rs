@@ -570,21 +570,55 @@ fn an_organization_is_its_numeric_id() {
     }
 }
 
+/// The same organization deployment as Terraform: the organization's role and sink, the topic, the push
+/// subscription and its dead-letter topic, no Eventarc trigger, and the sink filter intact inside its heredoc.
 #[test]
-fn terraform_for_an_organization_is_refused_rather_than_half_rendered() {
+fn an_organization_deployment_in_terraform() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
         .args([
             "plan",
             "--project",
-            "acme",
+            "acme-sec",
             "--organization",
-            "42",
+            "123456789",
             "--format",
             "terraform",
         ])
         .output()
         .expect("antibody runs");
-    assert!(!output.status.success());
-    assert!(output.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--organization"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hcl = String::from_utf8(output.stdout).expect("utf-8");
+    golden("plan.organization.tf", &hcl);
+    for expected in [
+        "resource \"google_organization_iam_custom_role\" \"antibody\"",
+        "resource \"google_organization_iam_member\" \"antibody_role\"",
+        "resource \"google_logging_organization_sink\" \"antibody\"",
+        "include_children = true",
+        "member  = google_logging_organization_sink.antibody.writer_identity",
+        "max_delivery_attempts = 10",
+        "\"resourcemanager.organizations.setIamPolicy\",",
+        "\"resourcemanager.folders.list\",",
+    ] {
+        assert!(hcl.contains(expected), "missing {expected}");
+    }
+    assert!(!hcl.contains("google_eventarc_trigger"));
+    assert!(!hcl.contains("google_project_iam_custom_role"));
+    assert_eq!(
+        hcl.matches('{').count(),
+        hcl.matches('}').count(),
+        "balanced braces"
+    );
+    let mut config = Config::default();
+    config.identities.clear();
+    let deployment = plan::deployment(&config, "acme-sec", "us-central1", "x");
+    let filter = hcl
+        .split_once("<<-FILTER_END\n")
+        .and_then(|(_, rest)| rest.split_once("\n  FILTER_END\n"))
+        .map(|(filter, _)| filter)
+        .expect("the filter heredoc");
+    assert_eq!(filter, deployment.sink_filter);
 }

@@ -11,26 +11,7 @@ resource "google_service_account" "antibody" {
   display_name = "antibody remediation"
 }
 
-resource "google_project_iam_custom_role" "antibody" {
-  project     = "{{project}}"
-  role_id     = "{{ROLE}}"
-  title       = "antibody remediator"
-  permissions = [
-{{permissions}}  ]
-}
-
-resource "google_project_iam_member" "antibody_role" {
-  project = "{{project}}"
-  role    = google_project_iam_custom_role.antibody.name
-  member  = "serviceAccount:${google_service_account.antibody.email}"
-}
-
-resource "google_project_iam_member" "antibody_event_receiver" {
-  project = "{{project}}"
-  role    = "roles/eventarc.eventReceiver"
-  member  = "serviceAccount:${google_service_account.antibody.email}"
-}
-
+{{role}}
 resource "google_cloud_run_v2_service" "antibody" {
   project  = "{{project}}"
   name     = "{{SERVICE}}"
