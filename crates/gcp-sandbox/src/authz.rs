@@ -128,6 +128,21 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
         (&Method::POST, ["v3", "projects", target]) if target.ends_with(":move") => {
             vec!["resourcemanager.projects.move"]
         }
+        (&Method::POST, [_, "organizations", target]) if target.ends_with(":getIamPolicy") => {
+            vec!["resourcemanager.organizations.getIamPolicy"]
+        }
+        (&Method::POST, [_, "organizations", target]) if target.ends_with(":setIamPolicy") => {
+            vec!["resourcemanager.organizations.setIamPolicy"]
+        }
+        (&Method::POST, [_, "folders", target]) if target.ends_with(":getIamPolicy") => {
+            vec!["resourcemanager.folders.getIamPolicy"]
+        }
+        (&Method::POST, [_, "folders", target]) if target.ends_with(":setIamPolicy") => {
+            vec!["resourcemanager.folders.setIamPolicy"]
+        }
+        (&Method::GET, ["v3", "folders", _]) => vec!["resourcemanager.folders.get"],
+        (&Method::GET, ["v3", "folders"]) => vec!["resourcemanager.folders.list"],
+        (&Method::GET, ["v3", "projects:search"]) => vec!["resourcemanager.projects.get"],
         (&Method::GET, ["storage", "v1", "b"]) if full => {
             vec!["storage.buckets.list", "storage.buckets.getIamPolicy"]
         }
@@ -303,6 +318,19 @@ fn project_of(shared: &Shared, path: &str, query: &str) -> Option<String> {
         ["v1" | "v3", "projects", target] => {
             Some(target.split(':').next().unwrap_or(target).to_string())
         }
+        [_, collection @ ("organizations" | "folders"), target] => Some(format!(
+            "{collection}/{}",
+            target.split(':').next().unwrap_or(target)
+        )),
+        // Listing folders or searching projects: the organization's grants decide.
+        ["v3", "folders" | "projects:search"] => Some(
+            shared
+                .hierarchy
+                .lock()
+                .expect("hierarchy lock poisoned")
+                .organization()
+                .to_string(),
+        ),
         ["storage", "v1", "b"] => query
             .split('&')
             .find_map(|pair| pair.strip_prefix("project="))
@@ -406,6 +434,11 @@ fn predefined_grants(role: &str, permission: &str) -> bool {
             permission.starts_with("resourcemanager.projects.") && permission.contains("IamPolicy")
         }
         "roles/iam.roleAdmin" => permission.starts_with("iam.roles."),
+        "roles/resourcemanager.organizationAdmin" => permission.starts_with("resourcemanager."),
+        "roles/resourcemanager.folderAdmin" => {
+            permission.starts_with("resourcemanager.folders.")
+                || permission.starts_with("resourcemanager.projects.")
+        }
         "roles/iam.serviceAccountKeyAdmin" => {
             permission.starts_with("iam.serviceAccountKeys.")
                 || permission == "iam.serviceAccounts.get"
@@ -415,17 +448,39 @@ fn predefined_grants(role: &str, permission: &str) -> bool {
     }
 }
 
+/// Whether `principal` holds `permission` in `project`: through the project's policy, or inherited from the folders
+/// and organization above it, as Google's IAM inherits.
 fn granted(shared: &Shared, project: &str, principal: &str, permission: &str) -> bool {
-    let roles: Vec<String> = ["user", "serviceAccount", "group"]
+    let members: Vec<String> = ["user", "serviceAccount", "group"]
         .iter()
-        .flat_map(|kind| {
-            shared
-                .resource_manager
-                .lock()
-                .expect("resource manager lock poisoned")
-                .roles_of(project, &format!("{kind}:{principal}"))
-        })
+        .map(|kind| format!("{kind}:{principal}"))
         .collect();
+    let container = project.starts_with("organizations/") || project.starts_with("folders/");
+    let mut roles: Vec<String> = Vec::new();
+    if !container {
+        for member in &members {
+            roles.extend(
+                shared
+                    .resource_manager
+                    .lock()
+                    .expect("resource manager lock poisoned")
+                    .roles_of(project, member),
+            );
+        }
+    }
+    let hierarchy = shared.hierarchy.lock().expect("hierarchy lock poisoned");
+    let above = match container {
+        true => hierarchy.containers_from(project),
+        false => hierarchy.containers_above(project),
+    };
+    drop(hierarchy);
+    let containers = shared.containers.lock().expect("containers lock poisoned");
+    for container in above {
+        for member in &members {
+            roles.extend(containers.roles_of(&container, member));
+        }
+    }
+    drop(containers);
     let custom = shared
         .custom_roles
         .lock()
@@ -497,15 +552,34 @@ pub(crate) async fn authorize(
 }
 
 pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
-    axum::Router::new().route("/v1/projects/{project}/roles", post(create_role))
+    axum::Router::new()
+        .route("/v1/projects/{project}/roles", post(create_project_role))
+        .route(
+            "/v1/organizations/{organization}/roles",
+            post(create_organization_role),
+        )
 }
 
-/// IAM's `projects.roles.create`: `{"roleId", "role": {"title", "includedPermissions", "stage"}}`.
-async fn create_role(
+async fn create_project_role(
     State(shared): State<Arc<Shared>>,
     Path(project): Path<String>,
     Json(request): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    create_role(&shared, &format!("projects/{project}"), request)
+}
+
+/// IAM's `organizations.roles.create`: a custom role every project under the organization can be granted.
+async fn create_organization_role(
+    State(shared): State<Arc<Shared>>,
+    Path(organization): Path<String>,
+    Json(request): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    create_role(&shared, &format!("organizations/{organization}"), request)
+}
+
+/// IAM's `roles.create` under `parent` (`projects/P`, `organizations/N`): `{"roleId", "role": {"title",
+/// "includedPermissions", "stage"}}`.
+fn create_role(shared: &Shared, parent: &str, request: Value) -> Result<Json<Value>, ApiError> {
     let invalid =
         |message: &str| ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message);
     let id = request["roleId"]
@@ -523,7 +597,7 @@ async fn create_role(
         .flatten()
         .filter_map(|permission| permission.as_str().map(str::to_string))
         .collect();
-    let name = format!("projects/{project}/roles/{id}");
+    let name = format!("{parent}/roles/{id}");
     let mut roles = shared
         .custom_roles
         .lock()
@@ -532,7 +606,7 @@ async fn create_role(
         return Err(ApiError::esf(
             StatusCode::CONFLICT,
             "ALREADY_EXISTS",
-            format!("A role named {id} in projects/{project} already exists."),
+            format!("A role named {id} in {parent} already exists."),
         ));
     }
     roles.insert(name.clone(), permissions.clone());

@@ -234,6 +234,38 @@ fn method(
 }
 
 impl Containers {
+    /// From the seed's `container_policies` (`organizations/N` or `folders/N` → a policy's `bindings`).
+    pub(crate) fn seeded(policies: &HashMap<String, Value>) -> Result<Containers, ApiError> {
+        let mut containers = Containers::default();
+        for (name, policy) in policies {
+            let kind = match name.split_once('/') {
+                Some(("organizations", _)) => ORGANIZATION,
+                Some(("folders", _)) => FOLDER,
+                _ => return Err(invalid(format!("'{name}' is not organizations/N or folders/N"))),
+            };
+            let bindings = iam::check_bindings(policy).map_err(invalid)?;
+            containers.policy(kind, name).bindings = bindings;
+        }
+        Ok(containers)
+    }
+
+    /// The roles `member` holds on a container from unconditional bindings (none on one never written: its
+    /// default administrator is the sandbox's owner, who needs no inheritance).
+    pub(crate) fn roles_of(&self, name: &str, member: &str) -> Vec<String> {
+        self.policies
+            .get(name)
+            .into_iter()
+            .flat_map(|policy| policy.bindings.iter())
+            .filter(|binding| binding.get("condition").is_none())
+            .filter(|binding| {
+                binding["members"]
+                    .as_array()
+                    .is_some_and(|members| members.iter().any(|found| found == member))
+            })
+            .filter_map(|binding| binding["role"].as_str().map(str::to_string))
+            .collect()
+    }
+
     fn policy(&mut self, kind: Kind, name: &str) -> &mut StoredPolicy {
         self.policies.entry(name.to_string()).or_insert_with(|| {
             StoredPolicy::new(vec![

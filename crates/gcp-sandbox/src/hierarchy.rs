@@ -103,15 +103,25 @@ impl Hierarchy {
         chain
     }
 
-    /// `getAncestry`: the project, then each folder up to the organization, as `resourceId`s.
-    pub(crate) fn ancestry(&self, project: &str) -> Value {
-        let mut ancestors = vec![json!({"resourceId": {"type": "project", "id": project}})];
-        let mut chain = self.chain(&self.parent_of(project));
-        // A folder the sandbox was never told about hangs under the organization.
+    /// The folders and organization above `project`, nearest first.
+    pub(crate) fn containers_above(&self, project: &str) -> Vec<String> {
+        self.containers_from(&self.parent_of(project))
+    }
+
+    /// `container` (a folder or the organization) and those above it, up to the organization.
+    pub(crate) fn containers_from(&self, container: &str) -> Vec<String> {
+        let mut chain = self.chain(container);
         if chain.last() != Some(&self.organization) {
             chain.push(self.organization.clone());
         }
-        for container in chain {
+        chain
+    }
+
+    /// `getAncestry`: the project, then each folder up to the organization, as `resourceId`s.
+    pub(crate) fn ancestry(&self, project: &str) -> Value {
+        let mut ancestors = vec![json!({"resourceId": {"type": "project", "id": project}})];
+        // A folder the sandbox was never told about hangs under the organization.
+        for container in self.containers_above(project) {
             let (kind, id) = match container.split_once('/') {
                 Some(("folders", id)) => ("folder", id),
                 Some((_, id)) => ("organization", id),

@@ -118,6 +118,9 @@ pub struct Seed {
     /// `folders/N` → its parent (`organizations/…` or another folder).
     #[serde(default)]
     pub folders: HashMap<String, String>,
+    /// `organizations/N` or `folders/N` → its IAM policy (`bindings`) in Resource Manager's shape.
+    #[serde(default)]
+    pub container_policies: HashMap<String, Value>,
     /// Project id → its parent (`folders/N`); unlisted projects sit under the sandbox's organization.
     #[serde(default)]
     pub parents: HashMap<String, String>,
@@ -295,6 +298,13 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
                 format!("seed: {}", err.message),
             )
         })?;
+    let containers =
+        containers::Containers::seeded(&config.seed.container_policies).map_err(|err| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("seed: {}", err.message),
+            )
+        })?;
     let storage = storage::StorageState::seeded(&config.seed).map_err(|err| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -316,7 +326,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         config,
         compute: Mutex::new(compute),
         resource_manager: Mutex::new(resource_manager),
-        containers: Mutex::new(containers::Containers::default()),
+        containers: Mutex::new(containers),
         iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
         logging: Mutex::new(logging_config::LoggingConfig::default()),
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
