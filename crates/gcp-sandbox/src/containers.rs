@@ -241,7 +241,11 @@ impl Containers {
             let kind = match name.split_once('/') {
                 Some(("organizations", _)) => ORGANIZATION,
                 Some(("folders", _)) => FOLDER,
-                _ => return Err(invalid(format!("'{name}' is not organizations/N or folders/N"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "'{name}' is not organizations/N or folders/N"
+                    )));
+                }
             };
             let bindings = iam::check_bindings(policy).map_err(invalid)?;
             containers.policy(kind, name).bindings = bindings;

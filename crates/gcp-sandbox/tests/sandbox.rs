@@ -615,7 +615,10 @@ async fn roles_granted_on_a_folder_or_the_organization_reach_the_projects_below(
             .send()
     };
     assert_eq!(
-        insert("fixer@example.com", "before").await.expect("insert").status(),
+        insert("fixer@example.com", "before")
+            .await
+            .expect("insert")
+            .status(),
         StatusCode::FORBIDDEN
     );
     let role = json_of(
@@ -644,7 +647,10 @@ async fn roles_granted_on_a_folder_or_the_organization_reach_the_projects_below(
         .expect("set");
     assert_eq!(written.status(), StatusCode::OK);
     assert_eq!(
-        insert("fixer@example.com", "after").await.expect("insert").status(),
+        insert("fixer@example.com", "after")
+            .await
+            .expect("insert")
+            .status(),
         StatusCode::OK,
         "the folder's grant reaches p1"
     );

@@ -3,6 +3,7 @@
 mod bucket;
 mod firewall;
 mod log_routing;
+mod organization;
 mod project_iam;
 mod public_data;
 mod sa_key;
@@ -96,6 +97,29 @@ impl Scene {
     }
 }
 
+/// Creates antibody's custom role under `parent` (`projects/P`, `organizations/N`) with `permissions`.
+async fn create_role(
+    sandbox: &gcp_sandbox::Running,
+    parent: &str,
+    permissions: &[&str],
+) -> anyhow::Result<()> {
+    let role = json!({"roleId": antibody::plan::ROLE, "role": {"title": "antibody remediator",
+        "includedPermissions": permissions}});
+    let created = gcp_sandbox::http_client(Duration::from_secs(10))
+        .post(format!("{}/v1/{parent}/roles", sandbox.base_url()))
+        .bearer_auth(USER_TOKEN)
+        .json(&role)
+        .send()
+        .await
+        .context("creating antibody's custom role")?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "the sandbox refused antibody's custom role in {parent}: {}",
+        created.text().await.unwrap_or_default()
+    );
+    Ok(())
+}
+
 /// Runs the demo and prints its tables; `Ok(false)` when any expectation failed.
 pub(crate) async fn run() -> anyhow::Result<bool> {
     let mut sandbox_config = gcp_sandbox::SandboxConfig::default();
@@ -115,6 +139,22 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
         .seed
         .buckets
         .insert(PROJECT.into(), bucket::seed_buckets());
+    // The organization: the demo project in the Engineering folder, another project in the Playground folder.
+    let seed = &mut sandbox_config.seed;
+    for folder in [organization::ENGINEERING, organization::PLAYGROUND] {
+        seed.folders
+            .insert(folder.into(), organization::ORGANIZATION.into());
+    }
+    seed.parents
+        .insert(PROJECT.into(), organization::ENGINEERING.into());
+    seed.parents.insert(
+        organization::PLAYGROUND_PROJECT.into(),
+        organization::PLAYGROUND.into(),
+    );
+    seed.container_policies.insert(
+        organization::ORGANIZATION.into(),
+        organization::seed_policy(),
+    );
     let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let sandbox = gcp_sandbox::start(sandbox_config, localhost)
         .await
@@ -129,28 +169,25 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
         ..Config::default()
     };
     config.policies.project_iam.allowed_domains = vec!["example.com".into()];
-    let permissions: Vec<&str> =
-        antibody::plan::deployment(&config, PROJECT, "europe-west1", "antibody")
-            .permissions
-            .into_iter()
-            .collect();
-    let role = json!({"roleId": antibody::plan::ROLE, "role": {"title": "antibody remediator",
-        "includedPermissions": permissions}});
-    let created = gcp_sandbox::http_client(Duration::from_secs(10))
-        .post(format!(
-            "{}/v1/projects/{PROJECT}/roles",
-            sandbox.base_url()
-        ))
-        .bearer_auth(USER_TOKEN)
-        .json(&role)
-        .send()
-        .await
-        .context("creating antibody's custom role")?;
-    anyhow::ensure!(
-        created.status().is_success(),
-        "the sandbox refused antibody's custom role: {}",
-        created.text().await.unwrap_or_default()
+    // antibody acts on the organization, except the Playground folder.
+    config.scope.organization = Some(organization::ORGANIZATION.into());
+    config.scope.exclude_folders = vec![organization::PLAYGROUND.into()];
+    let mut deployment = antibody::plan::deployment(&config, PROJECT, "europe-west1", "antibody");
+    let permissions: Vec<&str> = deployment.permissions.iter().copied().collect();
+    create_role(&sandbox, &format!("projects/{PROJECT}"), &permissions).await?;
+    // The same role as `antibody plan --organization` creates it at the organization (bound there by the seed).
+    deployment.organization = Some(
+        organization::ORGANIZATION
+            .trim_start_matches("organizations/")
+            .into(),
     );
+    let organization_permissions: Vec<&str> = deployment.role_permissions().into_iter().collect();
+    create_role(
+        &sandbox,
+        organization::ORGANIZATION,
+        &organization_permissions,
+    )
+    .await?;
     // The demo makes more fixes in one project than the default blast-radius cap (10 an hour) allows.
     config.safety.max_fixes_per_project_per_hour = 100;
     let context = antibody::build(config, LogSink::memory()).await?;
@@ -194,6 +231,7 @@ pub(crate) async fn run() -> anyhow::Result<bool> {
     sa_key::play(&mut scene).await?;
     log_routing::play(&mut scene).await?;
     public_data::play(&mut scene).await?;
+    organization::play(&mut scene, &context).await?;
 
     let entries = context.journal.entries(10_000).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
