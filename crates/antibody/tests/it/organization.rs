@@ -246,3 +246,34 @@ async fn scan_organization_fixes_the_organizations_and_folders_own_policies() {
         "under the excluded folder nothing is touched"
     );
 }
+
+/// A deployment that receives its own project's entries from Eventarc and the organization's from a sink sees its
+/// own project's changes twice: the copy is recognised (the same log name and insertId) and nothing is done twice.
+#[tokio::test]
+async fn eventarc_and_an_organization_sink_together_do_no_double_work() {
+    let harness = Harness::start().await;
+    harness.sandbox.add_delivery(gcp_sandbox::Delivery {
+        url: harness.engine.url(),
+        mode: DeliveryMode::PubSubPush,
+        identity: None,
+        filter: None,
+    });
+    harness
+        .user_inserts(crate::harness::open_ssh("twice"))
+        .await;
+    assert_eq!(harness.rule("twice").await["disabled"], true);
+    let engine_writes = harness
+        .sandbox
+        .audit_entries()
+        .iter()
+        .filter(|entry| {
+            entry["protoPayload"]["authenticationInfo"]["principalEmail"] == ENGINE
+                && entry["protoPayload"]["methodName"]
+                    .as_str()
+                    .is_some_and(|method| method.ends_with("firewalls.patch"))
+        })
+        .count();
+    // A Compute write logs its first and last entries; one fix is one pair.
+    assert_eq!(engine_writes, 2, "one fix, not two");
+    assert_eq!(harness.count("remediated").await, 1);
+}
