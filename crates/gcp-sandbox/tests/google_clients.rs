@@ -84,3 +84,53 @@ async fn python_storage_client() {
 async fn python_resource_manager_hierarchy_clients() {
     run_client_script("hierarchy_python.py", "google.cloud.resourcemanager_v3").await;
 }
+
+/// Cloud Custodian, pinned (`tests/custodian/requirements.txt`), in its own virtualenv (`.ci/run` makes it at
+/// `target/custodian-venv`, or `ANTIBODY_CUSTODIAN_PYTHON` names its Python): its stock GCP policies run against the
+/// sandbox with only the endpoint and credentials redirected, and change what they should.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloud_custodian_stock_policies() {
+    let python = std::env::var("ANTIBODY_CUSTODIAN_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/custodian-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let installed = Command::new(&python)
+        .args(["-c", "import c7n_gcp"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        let message = format!(
+            "SKIPPED: {python} cannot import c7n_gcp; make the virtualenv as .ci/run does to run Cloud Custodian"
+        );
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message} (required in CI)"
+        );
+        eprintln!("\n*** {message} ***\n");
+        return;
+    }
+    let running = gcp_sandbox::start(
+        SandboxConfig::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("sandbox");
+    let script = format!(
+        "{}/tests/custodian/stock_policies.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let base = running.base_url();
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(python).arg(script).arg(base).output())
+            .await
+            .expect("join")
+            .expect("python runs");
+    assert!(
+        output.status.success(),
+        "Cloud Custodian's stock policies failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
