@@ -24,6 +24,18 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/projects/{project}/{collection}", get(list))
         .route(
+            "/v1/projects/{project}/locations/{location}/{collection}",
+            get(list_located),
+        )
+        .route(
+            "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys",
+            get(list_crypto_keys),
+        )
+        .route(
+            "/v2/projects/{project}/locations/{location}/{collection}",
+            get(list_located_v2),
+        )
+        .route(
             "/v1/projects/{project}/{collection}/{target}",
             get(flat).post(flat),
         )
@@ -129,6 +141,9 @@ async fn list(
     State(shared): State<Arc<Shared>>,
     Path((project, collection)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    if collection == "locations" {
+        return Ok(crate::json_response(&locations(&shared, &project)));
+    }
     if !matches!(collection.as_str(), "topics" | "subscriptions" | "secrets") {
         return Err(not_found(format!(
             "projects/{project}/{collection} not found"
@@ -156,6 +171,114 @@ async fn list(
         json!({collection: items})
     };
     Ok(crate::json_response(&body))
+}
+
+/// The locations KMS and Artifact Registry list (`GET /v1/projects/P/locations`): a fixed set, and any other a
+/// resource of the project was created in.
+fn locations(shared: &Shared, project: &str) -> Value {
+    let mut found: std::collections::BTreeSet<String> = [
+        "global",
+        "us",
+        "europe",
+        "asia",
+        "us-central1",
+        "us-east1",
+        "europe-west1",
+        "asia-east1",
+    ]
+    .iter()
+    .map(|location| location.to_string())
+    .collect();
+    let prefix = format!("projects/{project}/locations/");
+    let policies = shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned");
+    found.extend(policies.policies.keys().filter_map(|name| {
+        name.strip_prefix(&prefix)
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_string)
+    }));
+    let items: Vec<Value> = found
+        .into_iter()
+        .map(|location| {
+            json!({"name": format!("projects/{project}/locations/{location}"), "locationId": location})
+        })
+        .collect();
+    json!({"locations": items})
+}
+
+/// The resources of `collection` directly under `parent` (a location of `-` matching every location), as a list
+/// answer; nothing at all is `{}`, as Google answers an empty list.
+fn listed(shared: &Shared, parent: &str, collection: &str) -> Value {
+    let policies = shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned");
+    let wanted: Vec<&str> = parent.split('/').collect();
+    let items: Vec<Value> = policies
+        .policies
+        .keys()
+        .filter(|name| {
+            let parts: Vec<&str> = name.split('/').collect();
+            parts.len() == wanted.len() + 2
+                && parts[wanted.len()] == collection
+                && parts
+                    .iter()
+                    .zip(&wanted)
+                    .enumerate()
+                    .all(|(index, (part, want))| {
+                        part == want
+                            || (*want == "-" && index > 0 && wanted[index - 1] == "locations")
+                    })
+        })
+        .map(|name| json!({"name": name}))
+        .collect();
+    if items.is_empty() {
+        json!({})
+    } else {
+        json!({collection: items})
+    }
+}
+
+/// `GET /v1/projects/P/locations/L/keyRings|repositories|functions` (`-` for every location where Google allows it).
+async fn list_located(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let wildcard_allowed = collection == "functions";
+    if !matches!(
+        collection.as_str(),
+        "keyRings" | "repositories" | "functions"
+    ) || (location == "-" && !wildcard_allowed)
+    {
+        return Err(not_found(format!(
+            "projects/{project}/locations/{location}/{collection} not found"
+        )));
+    }
+    let parent = format!("projects/{project}/locations/{location}");
+    Ok(crate::json_response(&listed(&shared, &parent, &collection)))
+}
+
+/// `GET /v1/projects/P/locations/L/keyRings/R/cryptoKeys`.
+async fn list_crypto_keys(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, ring)): Path<(String, String, String)>,
+) -> Response {
+    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
+    crate::json_response(&listed(&shared, &parent, "cryptoKeys"))
+}
+
+/// `GET /v2/projects/P/locations/L/services` (Cloud Run; `-` for every location).
+async fn list_located_v2(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    if collection != "services" {
+        return Err(not_found(format!("{collection} not found")));
+    }
+    let parent = format!("projects/{project}/locations/{location}");
+    Ok(crate::json_response(&listed(&shared, &parent, &collection)))
 }
 
 async fn flat(

@@ -75,17 +75,57 @@ impl Client {
         project: &str,
         collection: &str,
     ) -> Result<Vec<String>, Error> {
+        self.list_names_under(service, &format!("projects/{project}"), collection)
+            .await
+    }
+
+    /// The locations a project's resources of `service` may live in (`locations.list`: KMS, Artifact Registry), by
+    /// id.
+    pub async fn resource_locations(
+        &self,
+        service: IamService,
+        project: &str,
+    ) -> Result<Vec<String>, Error> {
+        let names = self
+            .list_names_under(service, &format!("projects/{project}"), "locations")
+            .await?;
+        Ok(names
+            .into_iter()
+            .filter_map(|name| name.rsplit('/').next().map(str::to_string))
+            // Only a plain location id goes on into URLs.
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= 63
+                    && id.bytes().all(|byte| {
+                        byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-'
+                    })
+            })
+            .collect())
+    }
+
+    /// The names of the resources in `collection` under `parent` (`projects/P`, `projects/P/locations/L`, a key
+    /// ring, …; `-` as a location where the API allows it), following `nextPageToken`.
+    pub async fn list_names_under(
+        &self,
+        service: IamService,
+        parent: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, Error> {
         let base = match &self.endpoints().base {
             Some(base) => base.clone(),
             None => format!("https://{}", service.host()),
         };
+        let parent: Vec<String> = parent
+            .split('/')
+            .map(|part| segment(part).into_owned())
+            .collect();
+        let parent = parent.join("/");
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut url = format!(
-                "{base}/{}/projects/{}/{}?pageSize=1000",
+                "{base}/{}/{parent}/{}?pageSize=1000",
                 service.version(),
-                segment(project),
                 segment(collection)
             );
             if let Some(token) = &token {

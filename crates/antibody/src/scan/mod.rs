@@ -59,8 +59,8 @@ pub trait Progress: Send + Sync {
 /// How many (project, kind) listings run at once.
 const LISTINGS: usize = 8;
 /// How many fixes run at once in all, and in one project (Compute's writes are quota'd per project).
-const FIXES: usize = 16;
-const FIXES_PER_PROJECT: usize = 4;
+const FIXES: usize = 32;
+const FIXES_PER_PROJECT: usize = 8;
 
 /// Sweeps `projects`; with `fix`, each violating resource is handed to the pipeline as a synthetic event.
 pub async fn sweep(

@@ -198,34 +198,43 @@ impl antibody::scan::Progress for Quiet {
     fn step(&self, _message: &str) {}
 }
 
-/// A sweep lists topics, subscriptions and secrets and reads their policies; `--fix` closes what is public.
+/// A sweep lists topics, subscriptions and secrets, KMS key rings and keys and Artifact Registry repositories in
+/// every location (`locations.list`), Cloud Run services and Cloud Functions everywhere (`locations/-`), and reads
+/// their policies.
 #[tokio::test]
-async fn a_sweep_finds_public_topics_and_secrets() {
+async fn a_sweep_finds_public_resources_in_every_location() {
     let harness = Harness::with(crate::harness::Options {
         tweak: Box::new(|config| config.policies.public_iam.remove = false),
         ..crate::harness::Options::default()
     })
     .await;
-    for resource in [
-        format!("projects/{PROJECT}/topics/open"),
-        format!("projects/{PROJECT}/secrets/token"),
+    let located = |rest: &str| format!("projects/{PROJECT}/locations/{rest}");
+    for (version, resource) in [
+        ("v1", format!("projects/{PROJECT}/topics/open")),
+        ("v1", format!("projects/{PROJECT}/secrets/token")),
+        ("v1", located("europe-west1/keyRings/ring")),
+        ("v1", located("europe-west1/keyRings/ring/cryptoKeys/key")),
+        ("v1", located("us/repositories/images")),
+        ("v2", located("us-central1/services/site")),
+        ("v1", located("asia-east1/functions/hook")),
     ] {
         let public =
             json!({"policy": {"bindings": [{"role": "roles/viewer", "members": ["allUsers"]}]}});
-        let (status, _) = harness
+        let (status, body) = harness
             .google_as(
                 USER_TOKEN,
                 Method::POST,
-                &format!("/v1/{resource}:setIamPolicy"),
+                &format!("/{version}/{resource}:setIamPolicy"),
                 Some(public),
             )
             .await;
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{resource}: {body}");
     }
     let report = antibody::scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(
         report.swept.get("resource-iam"),
-        Some(&2),
+        Some(&7),
         "{:?} {:?}",
         report.swept,
         report.errors
@@ -235,7 +244,19 @@ async fn a_sweep_finds_public_topics_and_secrets() {
         .iter()
         .map(|violation| violation.resource.as_str())
         .collect();
-    assert_eq!(resources.len(), 2, "{resources:?}");
+    assert_eq!(resources.len(), 7, "{resources:?}");
+    for suffix in [
+        "/keyRings/ring",
+        "/cryptoKeys/key",
+        "/repositories/images",
+        "/services/site",
+        "/functions/hook",
+    ] {
+        assert!(
+            resources.iter().any(|resource| resource.ends_with(suffix)),
+            "{suffix}: {resources:?}"
+        );
+    }
     assert!(
         resources
             .iter()

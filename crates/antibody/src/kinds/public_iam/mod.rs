@@ -267,6 +267,14 @@ impl Kind for PublicIam {
             "pubsub.topics.list",
             "pubsub.subscriptions.list",
             "secretmanager.secrets.list",
+            // A sweep lists the resources in every location.
+            "artifactregistry.locations.list",
+            "artifactregistry.repositories.list",
+            "cloudfunctions.functions.list",
+            "cloudkms.cryptoKeys.list",
+            "cloudkms.keyRings.list",
+            "cloudkms.locations.list",
+            "run.services.list",
             "resourcemanager.projects.get",
             "secretmanager.secrets.getIamPolicy",
         ];
@@ -427,33 +435,72 @@ impl Kind for PublicIam {
             resources: Vec::new(),
             errors: Vec::new(),
         };
-        for (service, collection) in [
-            (IamService::PubSub, "topics"),
-            (IamService::PubSub, "subscriptions"),
-            (IamService::SecretManager, "secrets"),
-        ] {
-            let names = match gcp.list_resource_names(service, project, collection).await {
-                Ok(names) => names,
+        let mut names: Vec<(IamService, String)> = Vec::new();
+        let whole_project = format!("projects/{project}");
+        // Collections listed in one call: flat ones, and those whose API takes `-` for every location.
+        let every_location = format!("projects/{project}/locations/-");
+        let direct = [
+            (IamService::PubSub, &whole_project, "topics"),
+            (IamService::PubSub, &whole_project, "subscriptions"),
+            (IamService::SecretManager, &whole_project, "secrets"),
+            (IamService::Run, &every_location, "services"),
+            (IamService::Functions, &every_location, "functions"),
+        ];
+        for (service, parent, collection) in direct {
+            match listed(gcp, service, parent, collection).await {
+                Ok(found) => names.extend(found.into_iter().map(|name| (service, name))),
+                Err(err) => swept.errors.push(format!("{project}: {err}")),
+            }
+        }
+        // KMS and Artifact Registry list one location at a time.
+        for service in [IamService::Kms, IamService::ArtifactRegistry] {
+            let locations = match gcp.resource_locations(service, project).await {
+                Ok(locations) => locations,
+                Err(err) if not_enabled(&err) => continue,
                 Err(err) => {
-                    swept
-                        .errors
-                        .push(format!("{project}: listing {collection}: {err}"));
+                    swept.errors.push(format!(
+                        "{project}: listing {}'s locations: {err}",
+                        service.host()
+                    ));
                     continue;
                 }
             };
-            for resource in names {
-                match gcp.get_resource_policy(service, &resource).await {
-                    Ok(policy) => swept.resources.push(ResourcePolicy {
-                        service,
-                        resource,
-                        project: project.to_string(),
-                        policy,
-                    }),
-                    Err(gcp::Error::NotFound(_)) => {}
-                    Err(err) => swept
-                        .errors
-                        .push(format!("{project}: reading {resource}'s policy: {err}")),
+            let collection = match service {
+                IamService::Kms => "keyRings",
+                _ => "repositories",
+            };
+            for location in locations {
+                let parent = format!("projects/{project}/locations/{location}");
+                match listed(gcp, service, &parent, collection).await {
+                    Ok(found) => names.extend(found.into_iter().map(|name| (service, name))),
+                    Err(err) => swept.errors.push(format!("{project}: {err}")),
                 }
+            }
+        }
+        // A key ring's crypto keys carry policies of their own.
+        let rings: Vec<String> = names
+            .iter()
+            .filter(|(service, _)| *service == IamService::Kms)
+            .map(|(_, name)| name.clone())
+            .collect();
+        for ring in rings {
+            match listed(gcp, IamService::Kms, &ring, "cryptoKeys").await {
+                Ok(found) => names.extend(found.into_iter().map(|name| (IamService::Kms, name))),
+                Err(err) => swept.errors.push(format!("{project}: {err}")),
+            }
+        }
+        for (service, resource) in names {
+            match gcp.get_resource_policy(service, &resource).await {
+                Ok(policy) => swept.resources.push(ResourcePolicy {
+                    service,
+                    resource,
+                    project: project.to_string(),
+                    policy,
+                }),
+                Err(gcp::Error::NotFound(_)) => {}
+                Err(err) => swept
+                    .errors
+                    .push(format!("{project}: reading {resource}'s policy: {err}")),
             }
         }
         swept
@@ -503,3 +550,29 @@ impl Kind for PublicIam {
 
 #[cfg(test)]
 mod tests;
+
+/// The names in `collection` under `parent`; an API the project has not enabled has none.
+async fn listed(
+    gcp: &Client,
+    service: IamService,
+    parent: &str,
+    collection: &str,
+) -> Result<Vec<String>, String> {
+    match gcp.list_names_under(service, parent, collection).await {
+        Ok(names) => Ok(names),
+        Err(err) if not_enabled(&err) => Ok(Vec::new()),
+        Err(err) => Err(format!("listing {collection} under {parent}: {err}")),
+    }
+}
+
+/// Google's answer for an API the project has not enabled (403 `SERVICE_DISABLED`), or a collection it lacks.
+fn not_enabled(err: &gcp::Error) -> bool {
+    match err {
+        gcp::Error::NotFound(_) => true,
+        gcp::Error::Permanent {
+            status: 403,
+            message,
+        } => message.contains("SERVICE_DISABLED") || message.contains("has not been used"),
+        _ => false,
+    }
+}
