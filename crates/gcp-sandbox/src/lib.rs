@@ -14,6 +14,7 @@ mod containers;
 pub mod deliver;
 mod error;
 pub mod faults;
+mod firestore;
 pub mod hierarchy;
 mod history;
 mod iam;
@@ -147,6 +148,7 @@ pub(crate) struct Shared {
     /// Cloud SQL instances and their operations.
     pub(crate) sql: Mutex<sql::Sql>,
     /// Folders and each project's parent.
+    pub(crate) firestore: Mutex<firestore::Firestore>,
     pub(crate) hierarchy: Mutex<hierarchy::Hierarchy>,
     pub(crate) storage: Mutex<storage::StorageState>,
     pub(crate) audit: audit::AuditLog,
@@ -332,6 +334,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
         bigquery: Mutex::new(bigquery::BigQuery::default()),
         sql: Mutex::new(sql::Sql::default()),
+        firestore: Mutex::new(firestore::Firestore::default()),
         hierarchy: Mutex::new(hierarchy),
         storage: Mutex::new(storage),
         audit,
@@ -368,6 +371,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(resource_iam::routes())
         .merge(bigquery::routes())
         .merge(sql::routes())
+        .merge(firestore::routes())
         .merge(metadata::routes())
         .merge(oidc::routes())
         .merge(oauth::routes())

@@ -134,3 +134,50 @@ async fn cloud_custodian_stock_policies() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Google's Node.js Firestore client over REST (`preferRest: true`), pinned in `tests/clients/node/package.json`
+/// (`.ci/run` installs it with npm).
+#[tokio::test(flavor = "multi_thread")]
+async fn node_firestore_client() {
+    let dir = format!("{}/tests/clients/node", env!("CARGO_MANIFEST_DIR"));
+    let installed = std::path::Path::new(&format!("{dir}/node_modules/@google-cloud/firestore"))
+        .exists()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success());
+    if !installed {
+        let message = format!(
+            "SKIPPED: node or {dir}/node_modules missing; `npm install` there to run firestore.js"
+        );
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{message} (required in CI)"
+        );
+        eprintln!("\n*** {message} ***\n");
+        return;
+    }
+    let running = gcp_sandbox::start(
+        SandboxConfig::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("sandbox");
+    let host = running.base_url().trim_start_matches("http://").to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&dir)
+            .arg("firestore.js")
+            .arg(host)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs");
+    assert!(
+        output.status.success(),
+        "firestore.js failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -60,7 +60,7 @@ pub trait Progress: Send + Sync {
 const LISTINGS: usize = 8;
 /// How many fixes run at once in all, and in one project (Compute's writes are quota'd per project).
 const FIXES: usize = 32;
-const FIXES_PER_PROJECT: usize = 8;
+const FIXES_PER_PROJECT: usize = 16;
 
 /// Sweeps `projects`; with `fix`, each violating resource is handed to the pipeline as a synthetic event.
 pub async fn sweep(

@@ -80,7 +80,7 @@ with tempfile.TemporaryDirectory() as work:
         handle.write(policies)
     output = os.path.join(work, "output")
     run = subprocess.run([sys.executable, os.path.join(here, "custodian_sandbox.py"), base, PROJECT, "--",
-                          "custodian", "run", "-s", output, path], capture_output=True, text=True,
+                          "custodian", "run", "--cache-period", "0", "-s", output, path], capture_output=True, text=True,
                          env={**os.environ, "CLOUDSDK_CORE_PROJECT": PROJECT})
     assert run.returncode == 0, run.stdout + run.stderr
     matched = {}
