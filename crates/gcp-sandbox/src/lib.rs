@@ -27,6 +27,7 @@ pub mod oidc;
 pub mod realism;
 mod resource_iam;
 mod resourcemanager;
+mod run_services;
 mod sql;
 mod storage;
 mod time_fmt;
@@ -148,6 +149,7 @@ pub(crate) struct Shared {
     /// Cloud SQL instances and their operations.
     pub(crate) sql: Mutex<sql::Sql>,
     /// Folders and each project's parent.
+    pub(crate) run_services: Mutex<run_services::RunServices>,
     pub(crate) firestore: Mutex<firestore::Firestore>,
     pub(crate) hierarchy: Mutex<hierarchy::Hierarchy>,
     pub(crate) storage: Mutex<storage::StorageState>,
@@ -335,6 +337,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         bigquery: Mutex::new(bigquery::BigQuery::default()),
         sql: Mutex::new(sql::Sql::default()),
         firestore: Mutex::new(firestore::Firestore::default()),
+        run_services: Mutex::new(run_services::RunServices::default()),
         hierarchy: Mutex::new(hierarchy),
         storage: Mutex::new(storage),
         audit,

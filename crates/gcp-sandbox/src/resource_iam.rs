@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/v2/projects/{project}/locations/{location}/{collection}",
-            get(list_located_v2),
+            get(list_located_v2).post(create_v2),
         )
         .route(
             "/v1/projects/{project}/{collection}/{target}",
@@ -49,7 +49,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/v2/projects/{project}/locations/{location}/{collection}/{target}",
-            get(located_v2).post(located_v2),
+            get(located_v2).post(located_v2).patch(located_v2),
         )
 }
 
@@ -57,6 +57,19 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Default)]
 pub(crate) struct ResourcePolicies {
     policies: BTreeMap<String, StoredPolicy>,
+}
+
+impl ResourcePolicies {
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.policies.contains_key(name)
+    }
+
+    /// A resource created through its API starts with an empty policy.
+    pub(crate) fn ensure(&mut self, name: &str) {
+        self.policies
+            .entry(name.to_string())
+            .or_insert_with(|| StoredPolicy::new(Vec::new()));
+    }
 }
 
 /// One service's IAM surface: what its audit entries say.
@@ -337,9 +350,31 @@ async fn located(
     )
 }
 
-/// Cloud Run's v2 services.
+/// `POST /v2/projects/P/locations/L/services?serviceId=S`: a Cloud Run service.
+async fn create_v2(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if collection != "services" {
+        return Err(not_found(format!("{collection} not found")));
+    }
+    crate::run_services::create(
+        &shared,
+        &project,
+        &location,
+        query.get("serviceId"),
+        &headers,
+        &body,
+    )
+}
+
+/// Cloud Run's v2 services: the service itself (`GET`, `PATCH`), or its IAM methods.
 async fn located_v2(
     State(shared): State<Arc<Shared>>,
+    method_of: axum::http::Method,
     Path((project, location, collection, target)): Path<(String, String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -349,6 +384,16 @@ async fn located_v2(
         return Err(not_found(format!("{collection} not found")));
     }
     let parent = format!("projects/{project}/locations/{location}");
+    if !target.contains(':') {
+        let name = format!("{parent}/services/{target}");
+        return match method_of {
+            axum::http::Method::GET => crate::run_services::get(&shared, &name),
+            axum::http::Method::PATCH => {
+                crate::run_services::patch(&shared, &project, &name, &headers, &body)
+            }
+            _ => Err(not_found(format!("{name}: method not found"))),
+        };
+    }
     method(
         &shared,
         &project,

@@ -181,3 +181,8 @@ async fn node_firestore_client() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_cloud_sql_admin_client() {
+    run_client_script("cloudsql_python.py", "googleapiclient.discovery").await;
+}

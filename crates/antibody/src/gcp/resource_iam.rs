@@ -147,6 +147,22 @@ impl Client {
         }
     }
 
+    /// Whether a Cloud Run service (`projects/P/locations/L/services/S`, API v2) has `invokerIamDisabled`.
+    pub async fn run_invoker_check_disabled(&self, service: &str) -> Result<bool, Error> {
+        let base = match &self.endpoints().base {
+            Some(base) => base.clone(),
+            None => format!("https://{}", IamService::Run.host()),
+        };
+        let path: Vec<String> = service
+            .split('/')
+            .map(|part| segment(part).into_owned())
+            .collect();
+        let read: serde_json::Value = self
+            .call(Method::GET, &format!("{base}/v2/{}", path.join("/")), None)
+            .await?;
+        Ok(read["invokerIamDisabled"].as_bool() == Some(true))
+    }
+
     /// The resource's policy, read at version 3.
     pub async fn get_resource_policy(
         &self,

@@ -66,6 +66,7 @@ resource "google_project_iam_custom_role" "antibody" {
     "resourcemanager.projects.get",
     "resourcemanager.projects.getIamPolicy",
     "resourcemanager.projects.setIamPolicy",
+    "run.services.get",
     "run.services.getIamPolicy",
     "run.services.list",
     "run.services.setIamPolicy",
@@ -1342,6 +1343,60 @@ resource "google_eventarc_trigger" "antibody_google_cloud_run_v1_services_setiam
   matching_criteria {
     attribute = "methodName"
     value     = "google.cloud.run.v1.Services.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v2_services_createservice" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v2-services-createservice"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v2.Services.CreateService"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v2_services_updateservice" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v2-services-updateservice"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v2.Services.UpdateService"
   }
 
   destination {

@@ -268,3 +268,68 @@ async fn a_sweep_finds_public_resources_in_every_location() {
             .any(|resource| resource.ends_with("/secrets/token"))
     );
 }
+
+/// A Cloud Run service created or changed with its invoker IAM check off is public without any binding: reported
+/// with its own finding, and left as it is; a service with the check on is compliant.
+#[tokio::test]
+async fn a_run_service_without_its_invoker_check_is_reported_and_left_alone() {
+    let harness = Harness::start().await;
+    let services = format!("/v2/projects/{PROJECT}/locations/europe-west1/services");
+    for (id, disabled) in [("checked", false), ("open-site", true)] {
+        let (status, body) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("{services}?serviceId={id}"),
+                Some(json!({"invokerIamDisabled": disabled, "template": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/hello"}]}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["done"], true, "{body}");
+    }
+    let rows = harness.cx().journal.entries(50).await.expect("journal");
+    let row = |id: &str| {
+        rows.iter()
+            .find(|row| row.resource.ends_with(&format!("/services/{id}")))
+            .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"))
+    };
+    let open = row("open-site");
+    assert!(
+        open.findings
+            .iter()
+            .any(|finding| finding.category == "RUN_INVOKER_IAM_CHECK_DISABLED"),
+        "{open:?}"
+    );
+    assert_ne!(open.outcome.as_deref(), Some("remediated"), "{open:?}");
+    assert_eq!(row("checked").outcome.as_deref(), Some("compliant"));
+    let (_, service) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::GET,
+            &format!("{services}/open-site"),
+            None,
+        )
+        .await;
+    assert_eq!(service["invokerIamDisabled"], true, "nothing is changed");
+
+    // Turning the check off later is seen too.
+    let (status, _) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::PATCH,
+            &format!("{services}/checked"),
+            Some(json!({"invokerIamDisabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rows = harness.cx().journal.entries(50).await.expect("journal");
+    assert!(
+        rows.iter()
+            .filter(|row| row.resource.ends_with("/services/checked"))
+            .any(|row| row
+                .findings
+                .iter()
+                .any(|finding| finding.category == "RUN_INVOKER_IAM_CHECK_DISABLED")),
+        "{rows:?}"
+    );
+}

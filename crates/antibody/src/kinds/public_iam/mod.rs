@@ -31,6 +31,9 @@ pub struct ResourcePolicy {
     pub resource: String,
     pub project: String,
     pub policy: Policy,
+    /// A Cloud Run service whose invoker IAM check is off (`invokerIamDisabled`): anyone may call it, whatever
+    /// its policy says.
+    pub invoker_check_disabled: bool,
 }
 
 /// The fix of a resource's policy.
@@ -75,6 +78,15 @@ const WATCHES: &[Watch] = &[
     watch(
         "run.googleapis.com",
         "google.cloud.run.v1.Services.SetIamPolicy",
+    ),
+    // Creating or changing a service can turn its invoker IAM check off.
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v2.Services.CreateService",
+    ),
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v2.Services.UpdateService",
     ),
     watch(
         "cloudfunctions.googleapis.com",
@@ -234,7 +246,10 @@ impl Kind for PublicIam {
         let service_watched = WATCHES
             .iter()
             .any(|watch| watch.service == event.service_name);
-        if !service_watched || !event.method_name.ends_with("SetIamPolicy") {
+        let run_service_write = event.service_name == "run.googleapis.com"
+            && (event.method_name.ends_with(".CreateService")
+                || event.method_name.ends_with(".UpdateService"));
+        if !service_watched || !(event.method_name.ends_with("SetIamPolicy") || run_service_write) {
             return None;
         }
         if !WATCHES
@@ -260,6 +275,7 @@ impl Kind for PublicIam {
             "artifactregistry.repositories.getIamPolicy",
             "cloudfunctions.functions.getIamPolicy",
             "run.services.getIamPolicy",
+            "run.services.get",
             "cloudkms.cryptoKeys.getIamPolicy",
             "cloudkms.keyRings.getIamPolicy",
             "pubsub.subscriptions.getIamPolicy",
@@ -312,24 +328,34 @@ impl Kind for PublicIam {
             }
         }
         let policy = gcp.get_resource_policy(service, &resource).await?;
-        let raw = serde_json::to_value(&policy).expect("a policy serialises");
+        let invoker_check_disabled = invoker_check_disabled(gcp, service, &resource).await?;
+        let mut raw = serde_json::to_value(&policy).expect("a policy serialises");
+        if invoker_check_disabled {
+            raw["invokerIamDisabled"] = Value::Bool(true);
+        }
         Ok((
             ResourcePolicy {
                 service,
                 resource,
                 project,
                 policy,
+                invoker_check_disabled,
             },
             raw,
         ))
     }
 
     fn evaluate(config: &Config, read: &ResourcePolicy) -> (Vec<Finding>, Option<Fix>) {
-        let (findings, grants) = config.policies.public_iam.evaluate(
+        let (mut findings, grants) = config.policies.public_iam.evaluate(
             &describe_resource(&read.resource),
             &read.policy,
             read.service.invoker_role(),
         );
+        if read.invoker_check_disabled {
+            findings.push(policy::invoker_check_disabled(&describe_resource(
+                &read.resource,
+            )));
+        }
         let fix = (!grants.is_empty()).then(|| Fix::RemovePublicGrants {
             service: read.service,
             resource: read.resource.clone(),
@@ -490,12 +516,18 @@ impl Kind for PublicIam {
             }
         }
         for (service, resource) in names {
-            match gcp.get_resource_policy(service, &resource).await {
-                Ok(policy) => swept.resources.push(ResourcePolicy {
+            let read = async {
+                let policy = gcp.get_resource_policy(service, &resource).await?;
+                let disabled = invoker_check_disabled(gcp, service, &resource).await?;
+                Ok::<_, gcp::Error>((policy, disabled))
+            };
+            match read.await {
+                Ok((policy, invoker_check_disabled)) => swept.resources.push(ResourcePolicy {
                     service,
                     resource,
                     project: project.to_string(),
                     policy,
+                    invoker_check_disabled,
                 }),
                 Err(gcp::Error::NotFound(_)) => {}
                 Err(err) => swept
@@ -544,12 +576,25 @@ impl Kind for PublicIam {
             resource: "projects/-/topics/-".into(),
             project: "-".into(),
             policy,
+            invoker_check_disabled: false,
         })
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a Cloud Run service lets anyone invoke it without an IAM check (always `false` for other resources).
+async fn invoker_check_disabled(
+    gcp: &Client,
+    service: IamService,
+    resource: &str,
+) -> Result<bool, gcp::Error> {
+    if service != IamService::Run {
+        return Ok(false);
+    }
+    gcp.run_invoker_check_disabled(resource).await
+}
 
 /// The names in `collection` under `parent`; an API the project has not enabled has none.
 async fn listed(

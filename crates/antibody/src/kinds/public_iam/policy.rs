@@ -7,6 +7,21 @@ use crate::policy::{Finding, Severity};
 pub const POLICY: &str = "public-iam";
 pub const CATEGORY: &str = "PUBLIC_RESOURCE_IAM";
 pub const INVOKER: &str = "PUBLIC_INVOKER";
+pub const INVOKER_CHECK_DISABLED: &str = "RUN_INVOKER_IAM_CHECK_DISABLED";
+
+/// A Cloud Run service anyone may call because its invoker IAM check is off: reported, never changed (turning the
+/// check back on can take a public site down, and it is a deployment's decision).
+pub fn invoker_check_disabled(what: &str) -> Finding {
+    Finding {
+        policy: POLICY.to_string(),
+        category: INVOKER_CHECK_DISABLED.to_string(),
+        severity: Severity::Medium,
+        message: format!(
+            "{what} has its invoker IAM check disabled: anyone can call it, whatever its IAM policy says (reported, \
+             not changed)"
+        ),
+    }
+}
 
 /// The validated `[policies.public_iam]` section.
 #[derive(Debug, Clone)]
