@@ -12,8 +12,11 @@ use crate::kinds::{self, KindId, Resource};
 use crate::pipeline::{self, Context};
 use crate::policy::Finding;
 
+mod bounded;
 mod render;
 mod tree;
+
+use bounded::{bounded, bounded_each};
 
 pub use render::{markdown, sarif, table};
 
@@ -56,8 +59,11 @@ pub trait Progress: Send + Sync {
     fn step(&self, message: &str);
 }
 
-/// How many (project, kind) listings run at once.
-const LISTINGS: usize = 8;
+/// How many (project, kind) listings run at once: a listing mostly waits on Google, and each project's quota is its
+/// own, so a sweep of many projects keeps many in flight.
+const LISTINGS: usize = 64;
+/// How many projects' ancestries are read at once.
+const PLACEMENTS: usize = 16;
 /// How many fixes run at once in all, and in one project (Compute's writes are quota'd per project).
 const FIXES: usize = 32;
 const FIXES_PER_PROJECT: usize = 16;
@@ -111,7 +117,7 @@ async fn place(cx: &Arc<Context>, projects: &[String], report: &mut Report) -> V
     let jobs: Vec<String> = projects.to_vec();
     let answers = bounded(
         jobs,
-        LISTINGS,
+        PLACEMENTS,
         |_| {},
         |project| {
             let cx = cx.clone();
@@ -239,16 +245,32 @@ async fn sweep_placed(
         }
     }
     progress.total(jobs.len());
-    let listings = bounded(
+    let mut compliant_again = Vec::new();
+    // Each listing is judged as it arrives and then dropped: memory stays flat in the number of projects.
+    let failed = bounded_each(
         jobs,
         LISTINGS,
-        |listing: &Listing| {
+        |listing: Listing| {
             progress.step(&format!(
                 "{}: {} {}",
                 listing.project,
                 listing.resources.len(),
                 listing.kind.noun()
-            ))
+            ));
+            *report.swept.entry(listing.kind.name()).or_default() += listing.resources.len();
+            report.errors.extend(listing.errors);
+            for resource in listing.resources {
+                if let Some(key) = judge(
+                    cx,
+                    &registry,
+                    &quarantined,
+                    &mut report,
+                    &listing.project,
+                    resource,
+                ) {
+                    compliant_again.push(key);
+                }
+            }
         },
         |job| {
             let cx = cx.clone();
@@ -261,26 +283,8 @@ async fn sweep_placed(
         },
     )
     .await;
-    let mut compliant_again = Vec::new();
-    for listing in listings {
-        let Some(listing) = listing else {
-            report.errors.push("listing: the task failed".into());
-            continue;
-        };
-        *report.swept.entry(listing.kind.name()).or_default() += listing.resources.len();
-        report.errors.extend(listing.errors);
-        for resource in listing.resources {
-            if let Some(key) = judge(
-                cx,
-                &registry,
-                &quarantined,
-                &mut report,
-                &listing.project,
-                resource,
-            ) {
-                compliant_again.push(key);
-            }
-        }
+    for _ in 0..failed {
+        report.errors.push("listing: the task failed".into());
     }
     report
         .violations
@@ -392,44 +396,6 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) {
     }
 }
 
-/// Runs `task` on every item, at most `limit` at once, calling `done` as each finishes; the answers in the items'
-/// order (`None` for a task that panicked).
-async fn bounded<T, O, Fut>(
-    items: Vec<T>,
-    limit: usize,
-    mut done: impl FnMut(&O),
-    task: impl Fn(T) -> Fut,
-) -> Vec<Option<O>>
-where
-    Fut: std::future::Future<Output = O> + Send + 'static,
-    O: Send + 'static,
-{
-    let mut answers: Vec<Option<O>> = Vec::with_capacity(items.len());
-    answers.resize_with(items.len(), || None);
-    let mut running = tokio::task::JoinSet::new();
-    let mut collect = |joined: Result<(usize, O), tokio::task::JoinError>,
-                       answers: &mut Vec<Option<O>>| {
-        if let Ok((index, answer)) = joined {
-            done(&answer);
-            answers[index] = Some(answer);
-        }
-    };
-    for (index, item) in items.into_iter().enumerate() {
-        // Tasks are created only as slots free up, so memory stays flat however many items there are.
-        while running.len() >= limit.max(1) {
-            if let Some(joined) = running.join_next().await {
-                collect(joined, &mut answers);
-            }
-        }
-        let job = task(item);
-        running.spawn(async move { (index, job.await) });
-    }
-    while let Some(joined) = running.join_next().await {
-        collect(joined, &mut answers);
-    }
-    answers
-}
-
 /// How many of a report's violations the blast-radius caps would hold if they were fixed now: per project, those
 /// beyond the slots the hour has left, and then those beyond the instance's cap.
 async fn would_hold(cx: &Context, report: &Report) -> usize {
@@ -526,43 +492,5 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
             "swept": report.swept, "errors": report.errors,
         });
         println!("{line}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn bounded_keeps_the_items_order_and_never_runs_more_than_its_limit() {
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let mut finished = 0;
-        let answers = bounded(
-            (0..40u64).collect(),
-            3,
-            |_| finished += 1,
-            |item| {
-                let running = running.clone();
-                let most = most.clone();
-                async move {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    // Later items finish sooner: the answers must still come back in the items' order.
-                    tokio::time::sleep(std::time::Duration::from_millis(40 - item)).await;
-                    running.fetch_sub(1, Ordering::SeqCst);
-                    item * 2
-                }
-            },
-        )
-        .await;
-        assert_eq!(
-            answers,
-            (0..40u64).map(|item| Some(item * 2)).collect::<Vec<_>>()
-        );
-        assert_eq!(finished, 40);
-        assert_eq!(most.load(Ordering::SeqCst), 3);
     }
 }
