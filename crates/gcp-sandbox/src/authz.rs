@@ -507,6 +507,19 @@ pub(crate) async fn authorize(
     };
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
+    if !path.starts_with("/_sandbox/")
+        && !path.starts_with("/token")
+        && !path.starts_with("/computeMetadata")
+    {
+        shared
+            .api_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if crate::realism::project_of(&path).is_some() {
+            shared
+                .project_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let needed = permissions(&parts.method, &path, &query, &bytes);
     let principal = shared.principal(&parts.headers);
     if shared.config.enforce_iam && !needed.is_empty() {
@@ -553,11 +566,21 @@ pub(crate) async fn authorize(
 
 pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
     axum::Router::new()
+        .route("/_sandbox/requests", axum::routing::get(requests_served))
         .route("/v1/projects/{project}/roles", post(create_project_role))
         .route(
             "/v1/organizations/{organization}/roles",
             post(create_organization_role),
         )
+}
+
+/// `GET /_sandbox/requests`: how many Google API requests the sandbox has answered.
+async fn requests_served(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    let load =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(
+        json!({"requests": load(&shared.api_requests), "project_requests": load(&shared.project_requests)}),
+    )
 }
 
 async fn create_project_role(

@@ -159,6 +159,10 @@ pub(crate) struct Shared {
     /// Tokens minted by the metadata server → their principal.
     pub(crate) issued: Mutex<HashMap<String, String>>,
     pub(crate) tokens_issued: std::sync::atomic::AtomicU64,
+    /// Google API requests served (the sandbox's own `/_sandbox/…` and token endpoints aside), for benchmarks.
+    pub(crate) api_requests: std::sync::atomic::AtomicU64,
+    /// Of those, the ones a per-project quota counts (their path names a project).
+    pub(crate) project_requests: std::sync::atomic::AtomicU64,
     pub(crate) faults: faults::Faults,
     /// The next write's operation ends DONE with this error (an injected fault).
     pub(crate) next_operation_error: Mutex<Option<String>>,
@@ -345,6 +349,8 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         ledger: authz::Ledger::default(),
         issued: Mutex::new(HashMap::new()),
         tokens_issued: std::sync::atomic::AtomicU64::new(0),
+        api_requests: std::sync::atomic::AtomicU64::new(0),
+        project_requests: std::sync::atomic::AtomicU64::new(0),
         faults: faults::Faults::default(),
         next_operation_error: Mutex::new(None),
         custom_roles: Mutex::new(HashMap::new()),

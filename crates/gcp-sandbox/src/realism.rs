@@ -78,7 +78,7 @@ impl Quotas {
 }
 
 /// The project a Google API path is about, where it names one.
-fn project_of(path: &str) -> Option<&str> {
+pub(crate) fn project_of(path: &str) -> Option<&str> {
     let mut segments = path.trim_matches('/').split('/');
     while let Some(segment) = segments.next() {
         if segment == "projects" {

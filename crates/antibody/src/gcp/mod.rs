@@ -168,12 +168,13 @@ impl Client {
         })
     }
 
-    /// Sends at most `per_second` requests per second about any one project (0 = no limit).
+    /// Sends at most `per_second` requests per second about any one project (0 = no limit), evenly spaced: a burst
+    /// would let two windows' worth land in one of Google's per-second (or per-minute) quota windows.
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
         self.limiter = std::num::NonZeroU32::new(per_second).map(|rate| {
-            std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
-                rate,
-            )))
+            std::sync::Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(std::num::NonZeroU32::MIN),
+            ))
         });
         self
     }
@@ -251,8 +252,11 @@ impl Client {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
-            if let Some(limiter) = &self.limiter {
-                limiter.until_key_ready(&project_of(url)).await;
+            // Quotas are per project: a call that names none (a bucket's, by its name) is not paced.
+            if let Some(limiter) = &self.limiter
+                && let Some(project) = project_of(url)
+            {
+                limiter.until_key_ready(&project).await;
             }
             let sent = match self.request(method.clone(), url).await {
                 Ok(request) => {
@@ -320,18 +324,18 @@ tokio::task_local! {
 
 /// The project a request is about, for pacing: the `projects/P` path segment or the `project=` parameter; calls
 /// that name neither (a bucket by name) share one budget.
-fn project_of(url: &str) -> String {
+fn project_of(url: &str) -> Option<String> {
     if let Some(rest) = url.split("/projects/").nth(1) {
         return rest
             .split(['/', ':', '?'])
             .next()
-            .unwrap_or_default()
-            .to_string();
+            .filter(|project| !project.is_empty() && *project != "-")
+            .map(str::to_string);
     }
     if let Some(rest) = url.split("project=").nth(1) {
-        return rest.split('&').next().unwrap_or_default().to_string();
+        return rest.split('&').next().map(str::to_string);
     }
-    "-".to_string()
+    None
 }
 
 /// Between half and one and a half times `backoff`, so that many clients backing off do not retry in step.

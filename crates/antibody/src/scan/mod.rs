@@ -61,7 +61,7 @@ pub trait Progress: Send + Sync {
 
 /// How many (project, kind) listings run at once: a listing mostly waits on Google, and each project's quota is its
 /// own, so a sweep of many projects keeps many in flight.
-const LISTINGS: usize = 64;
+const LISTINGS: usize = 1024;
 /// How many projects' ancestries are read at once.
 const PLACEMENTS: usize = 16;
 /// How many fixes run at once in all, and in one project (Compute's writes are quota'd per project).
