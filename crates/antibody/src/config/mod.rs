@@ -88,7 +88,8 @@ pub struct RawServe {
     pub push_secret: Option<Secret>,
     /// Where the token signing keys are published (default Google's https://www.googleapis.com/oauth2/v3/certs).
     pub jwks_url: Option<String>,
-    /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 256).
+    /// Events handled at once; beyond it the receiver answers 503 so that the sender redelivers later (default 2048:
+    /// handling mostly waits on Google, so the limit is sized for waiting, not for CPU).
     pub max_in_flight: Option<usize>,
     /// Projects `serve` also sweeps on a timer, as a backstop for lost events (default: none).
     #[serde(default)]
@@ -249,7 +250,7 @@ impl Config {
             push_secret,
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
-            max_in_flight: raw.serve.max_in_flight.unwrap_or(256).max(1),
+            max_in_flight: raw.serve.max_in_flight.unwrap_or(2048).max(1),
             policies,
             safety,
             scope,

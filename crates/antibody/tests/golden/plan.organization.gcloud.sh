@@ -24,7 +24,7 @@ gcloud organizations add-iam-policy-binding 123456789 --member "serviceAccount:$
 # instance starts a new journal. `antibody plan --cloudsql PROJECT:REGION:INSTANCE` shares a PostgreSQL
 # journal that outlives instances instead.
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "europe-docker.pkg.dev/acme/antibody:1.0" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 80 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
   --min-instances 1 --set-env-vars "ANTIBODY_IDENTITY=$SA" --max-instances 1
 
 # Pushes are verified: their OIDC token must name the service URL and this account.

@@ -198,7 +198,7 @@ resource "google_cloud_run_v2_service" "antibody" {
 
   template {
     service_account                  = google_service_account.antibody.email
-    max_instance_request_concurrency = 80
+    max_instance_request_concurrency = 1000
     scaling {
       min_instance_count = 1
       # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).

@@ -95,6 +95,12 @@ impl Operations {
         operation.body["progress"] = json!(100);
         operation.body["endTime"] = json!(compute_now());
         let mut last = operation.last_entry.take();
+        // The `last` entry is written when the operation ends, not when it was asked for.
+        if let Some(entry) = last.as_mut() {
+            let (written, received) = crate::time_fmt::logging_pair();
+            entry["timestamp"] = json!(written);
+            entry["receiveTimestamp"] = json!(received);
+        }
         if let Some(message) = operation.error.take() {
             operation.body["error"] =
                 json!({"errors": [{"code": "INJECTED_FAILURE", "message": message}]});

@@ -13,7 +13,7 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 {{role}}
 {{journal}}
 gcloud run deploy {{SERVICE}} --project "$PROJECT" --region "$REGION" --image "{{image}}" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 80 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
   --min-instances 1 --set-env-vars "ANTIBODY_IDENTITY=$SA"{{journal_flags}}
 
 # Pushes are verified: their OIDC token must name the service URL and this account.
