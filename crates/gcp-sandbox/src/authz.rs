@@ -1,18 +1,15 @@
 //! Which IAM permission each emulated call needs, recorded per principal (tests compare what a caller really used
-//! with the role it would be given), and, with `enforce_iam`, refused when the caller's roles lack it. Custom roles
-//! are created through IAM's `POST /v1/projects/P/roles`.
+//! with the role it would be given), and, with `enforce_iam`, refused when the caller's roles lack it — roles held on
+//! the project or inherited from the folders and organization above it. Custom roles come from `custom_roles.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::error::ApiError;
@@ -507,19 +504,6 @@ pub(crate) async fn authorize(
     };
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
-    if !path.starts_with("/_sandbox/")
-        && !path.starts_with("/token")
-        && !path.starts_with("/computeMetadata")
-    {
-        shared
-            .api_requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if crate::realism::project_of(&path).is_some() {
-            shared
-                .project_requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
     let needed = permissions(&parts.method, &path, &query, &bytes);
     let principal = shared.principal(&parts.headers);
     if shared.config.enforce_iam && !needed.is_empty() {
@@ -562,82 +546,4 @@ pub(crate) async fn authorize(
     shared.ledger.record(principal, needed);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
-}
-
-pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
-    axum::Router::new()
-        .route("/_sandbox/requests", axum::routing::get(requests_served))
-        .route("/v1/projects/{project}/roles", post(create_project_role))
-        .route(
-            "/v1/organizations/{organization}/roles",
-            post(create_organization_role),
-        )
-}
-
-/// `GET /_sandbox/requests`: how many Google API requests the sandbox has answered.
-async fn requests_served(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
-    let load =
-        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
-    axum::Json(
-        json!({"requests": load(&shared.api_requests), "project_requests": load(&shared.project_requests)}),
-    )
-}
-
-async fn create_project_role(
-    State(shared): State<Arc<Shared>>,
-    Path(project): Path<String>,
-    Json(request): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
-    create_role(&shared, &format!("projects/{project}"), request)
-}
-
-/// IAM's `organizations.roles.create`: a custom role every project under the organization can be granted.
-async fn create_organization_role(
-    State(shared): State<Arc<Shared>>,
-    Path(organization): Path<String>,
-    Json(request): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
-    create_role(&shared, &format!("organizations/{organization}"), request)
-}
-
-/// IAM's `roles.create` under `parent` (`projects/P`, `organizations/N`): `{"roleId", "role": {"title",
-/// "includedPermissions", "stage"}}`.
-fn create_role(shared: &Shared, parent: &str, request: Value) -> Result<Json<Value>, ApiError> {
-    let invalid =
-        |message: &str| ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message);
-    let id = request["roleId"]
-        .as_str()
-        .filter(|id| {
-            (3..=64).contains(&id.len())
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        })
-        .ok_or_else(|| invalid("roleId must be 3 to 64 letters, digits, underscores or dots."))?;
-    let permissions: std::collections::BTreeSet<String> = request["role"]["includedPermissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|permission| permission.as_str().map(str::to_string))
-        .collect();
-    let name = format!("{parent}/roles/{id}");
-    let mut roles = shared
-        .custom_roles
-        .lock()
-        .expect("custom roles lock poisoned");
-    if roles.contains_key(&name) {
-        return Err(ApiError::esf(
-            StatusCode::CONFLICT,
-            "ALREADY_EXISTS",
-            format!("A role named {id} in {parent} already exists."),
-        ));
-    }
-    roles.insert(name.clone(), permissions.clone());
-    Ok(Json(json!({
-        "name": name,
-        "title": request["role"]["title"],
-        "includedPermissions": permissions,
-        "stage": request["role"]["stage"].as_str().unwrap_or("GA"),
-        "etag": "BwW=",
-    })))
 }

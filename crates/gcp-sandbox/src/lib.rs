@@ -11,6 +11,7 @@ mod catalog;
 pub mod cli;
 mod compute;
 mod containers;
+mod custom_roles;
 pub mod deliver;
 mod error;
 pub mod faults;
@@ -159,10 +160,6 @@ pub(crate) struct Shared {
     /// Tokens minted by the metadata server → their principal.
     pub(crate) issued: Mutex<HashMap<String, String>>,
     pub(crate) tokens_issued: std::sync::atomic::AtomicU64,
-    /// Google API requests served (the sandbox's own `/_sandbox/…` and token endpoints aside), for benchmarks.
-    pub(crate) api_requests: std::sync::atomic::AtomicU64,
-    /// Of those, the ones a per-project quota counts (their path names a project).
-    pub(crate) project_requests: std::sync::atomic::AtomicU64,
     pub(crate) faults: faults::Faults,
     /// The next write's operation ends DONE with this error (an injected fault).
     pub(crate) next_operation_error: Mutex<Option<String>>,
@@ -349,8 +346,6 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         ledger: authz::Ledger::default(),
         issued: Mutex::new(HashMap::new()),
         tokens_issued: std::sync::atomic::AtomicU64::new(0),
-        api_requests: std::sync::atomic::AtomicU64::new(0),
-        project_requests: std::sync::atomic::AtomicU64::new(0),
         faults: faults::Faults::default(),
         next_operation_error: Mutex::new(None),
         custom_roles: Mutex::new(HashMap::new()),
@@ -387,7 +382,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(faults::routes())
         .merge(storage::routes())
         .merge(audit::routes())
-        .merge(authz::routes())
+        .merge(custom_roles::routes())
+        .merge(realism::routes())
         // Google answers an unknown path or method with its error JSON, never an empty page.
         .fallback(|uri: axum::http::Uri| async move {
             error::ApiError {

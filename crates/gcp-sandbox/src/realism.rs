@@ -54,11 +54,27 @@ impl Latency {
     }
 }
 
-/// Requests per project in the current second.
+/// Requests per project in the current second, and the requests served so far (all of them, and those a per-project
+/// quota counts), which `GET /_sandbox/requests` reports for benchmarks.
 #[derive(Default)]
 pub(crate) struct Quotas {
     used: Mutex<HashMap<String, (u64, u32)>>,
     requests: std::sync::atomic::AtomicU64,
+    project_requests: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new().route("/_sandbox/requests", axum::routing::get(requests_served))
+}
+
+/// `GET /_sandbox/requests`: how many Google API requests the sandbox has answered.
+async fn requests_served(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {
+    let load =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(serde_json::json!({
+        "requests": load(&shared.quotas.requests),
+        "project_requests": load(&shared.quotas.project_requests),
+    }))
 }
 
 impl Quotas {
@@ -78,7 +94,7 @@ impl Quotas {
 }
 
 /// The project a Google API path is about, where it names one.
-pub(crate) fn project_of(path: &str) -> Option<&str> {
+fn project_of(path: &str) -> Option<&str> {
     let mut segments = path.trim_matches('/').split('/');
     while let Some(segment) = segments.next() {
         if segment == "projects" {
@@ -105,10 +121,17 @@ pub(crate) async fn apply(
         .quotas
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let project = project_of(&path);
+    if project.is_some() {
+        shared
+            .quotas
+            .project_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if config.latency.base > Duration::ZERO || config.latency.jitter > Duration::ZERO {
         tokio::time::sleep(config.latency.sample(seed)).await;
     }
-    if let (Some(limit), Some(project)) = (config.quota_per_project_per_s, project_of(&path))
+    if let (Some(limit), Some(project)) = (config.quota_per_project_per_s, project)
         && !shared.quotas.admit(
             project,
             limit,

@@ -13,17 +13,22 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-async fn run_client_script(script: &str, module: &str) {
-    if !python_has(module) {
-        let message =
-            format!("SKIPPED: python3 cannot import {module}; `pip install` it to run {script}");
+/// Whether a client is there to run; without it the test says so loudly, and fails in CI.
+fn installed(ready: bool, missing: &str) -> bool {
+    if !ready {
+        let message = format!("SKIPPED: {missing}");
         assert!(
             std::env::var_os("CI").is_none(),
             "{message} (required in CI)"
         );
         eprintln!("\n*** {message} ***\n");
-        return;
     }
+    ready
+}
+
+/// Starts a sandbox (operations RUNNING for 30 ms), runs the command `client` builds for its base URL, and fails the
+/// test with the command's output unless it succeeds.
+async fn run_against_sandbox(what: &str, client: impl FnOnce(String) -> Command + Send + 'static) {
     let config = SandboxConfig {
         operation_delay: Duration::from_millis(30),
         ..SandboxConfig::default()
@@ -31,19 +36,33 @@ async fn run_client_script(script: &str, module: &str) {
     let running = gcp_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sandbox");
-    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let base = running.base_url();
-    let output =
-        tokio::task::spawn_blocking(move || Command::new("python3").arg(path).arg(base).output())
-            .await
-            .expect("join")
-            .expect("python3 runs");
+    let output = tokio::task::spawn_blocking(move || client(base).output())
+        .await
+        .expect("join")
+        .expect("the client runs");
     assert!(
         output.status.success(),
-        "{script} failed:\n{}\n{}",
+        "{what} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+async fn run_client_script(script: &str, module: &str) {
+    if !installed(
+        python_has(module),
+        &format!("python3 cannot import {module}; `pip install` it to run {script}"),
+    ) {
+        return;
+    }
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    run_against_sandbox(script, move |base| {
+        let mut command = Command::new("python3");
+        command.arg(path).arg(base);
+        command
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,43 +115,28 @@ async fn cloud_custodian_stock_policies() {
             env!("CARGO_MANIFEST_DIR")
         )
     });
-    let installed = Command::new(&python)
+    let ready = Command::new(&python)
         .args(["-c", "import c7n_gcp"])
         .output()
         .is_ok_and(|output| output.status.success());
-    if !installed {
-        let message = format!(
-            "SKIPPED: {python} cannot import c7n_gcp; make the virtualenv as .ci/run does to run Cloud Custodian"
-        );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{message} (required in CI)"
-        );
-        eprintln!("\n*** {message} ***\n");
+    if !installed(
+        ready,
+        &format!(
+            "{python} cannot import c7n_gcp; make the virtualenv as .ci/run does to run Cloud Custodian"
+        ),
+    ) {
         return;
     }
-    let running = gcp_sandbox::start(
-        SandboxConfig::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox");
     let script = format!(
         "{}/tests/custodian/stock_policies.py",
         env!("CARGO_MANIFEST_DIR")
     );
-    let base = running.base_url();
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(python).arg(script).arg(base).output())
-            .await
-            .expect("join")
-            .expect("python runs");
-    assert!(
-        output.status.success(),
-        "Cloud Custodian's stock policies failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_against_sandbox("Cloud Custodian's stock policies", move |base| {
+        let mut command = Command::new(python);
+        command.arg(script).arg(base);
+        command
+    })
+    .await;
 }
 
 /// Google's Node.js Firestore client over REST (`preferRest: true`), pinned in `tests/clients/node/package.json`
@@ -140,46 +144,27 @@ async fn cloud_custodian_stock_policies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn node_firestore_client() {
     let dir = format!("{}/tests/clients/node", env!("CARGO_MANIFEST_DIR"));
-    let installed = std::path::Path::new(&format!("{dir}/node_modules/@google-cloud/firestore"))
+    let ready = std::path::Path::new(&format!("{dir}/node_modules/@google-cloud/firestore"))
         .exists()
         && Command::new("node")
             .arg("--version")
             .output()
             .is_ok_and(|output| output.status.success());
-    if !installed {
-        let message = format!(
-            "SKIPPED: node or {dir}/node_modules missing; `npm install` there to run firestore.js"
-        );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{message} (required in CI)"
-        );
-        eprintln!("\n*** {message} ***\n");
+    if !installed(
+        ready,
+        &format!("node or {dir}/node_modules missing; `npm install` there to run firestore.js"),
+    ) {
         return;
     }
-    let running = gcp_sandbox::start(
-        SandboxConfig::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox");
-    let host = running.base_url().trim_start_matches("http://").to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
+    run_against_sandbox("firestore.js", move |base| {
+        let mut command = Command::new("node");
+        command
             .current_dir(&dir)
             .arg("firestore.js")
-            .arg(host)
-            .output()
+            .arg(base.trim_start_matches("http://"));
+        command
     })
-    .await
-    .expect("join")
-    .expect("node runs");
-    assert!(
-        output.status.success(),
-        "firestore.js failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -181,26 +181,16 @@ async fn list(cx: Arc<Context>, project: String, kind: KindId) -> Listing {
 }
 
 /// An organization's or folder's own policy, read through the kind that owns it.
-async fn list_container(cx: Arc<Context>, container: String) -> Listing {
+async fn list_container(cx: Arc<Context>, target: kinds::Target) -> Listing {
     let mut listing = Listing {
-        project: container.clone(),
-        kind: KindId::ALL[0],
+        project: target.key().to_string(),
+        kind: target.kind,
         resources: Vec::new(),
         errors: Vec::new(),
     };
-    let Some(target) = kinds::target_of(&container, "") else {
-        listing
-            .errors
-            .push(format!("{container}: no kind watches it"));
-        return listing;
-    };
-    listing.kind = target.kind;
-    if !target.kind.common(&cx.config).enabled {
-        return listing;
-    }
     match target.fetch(&cx.gcp).await {
         Ok((resource, _)) => listing.resources.push(resource),
-        Err(err) => listing.errors.push(format!("{container}: {err}")),
+        Err(err) => listing.errors.push(format!("{}: {err}", target.key())),
     }
     listing
 }
@@ -236,7 +226,18 @@ async fn sweep_placed(
             Default::default()
         }
     };
-    let mut jobs: Vec<Job> = containers.into_iter().map(Job::Container).collect();
+    let mut jobs: Vec<Job> = Vec::new();
+    for container in containers {
+        match kinds::target_of(&container, "") {
+            Some(target) if target.kind.common(&cx.config).enabled => {
+                jobs.push(Job::Container(target))
+            }
+            Some(_) => {}
+            None => report
+                .errors
+                .push(format!("{container}: no kind watches it")),
+        }
+    }
     for project in &projects {
         for kind in KindId::ALL {
             if kind.common(&cx.config).enabled {
@@ -277,7 +278,7 @@ async fn sweep_placed(
             async move {
                 match job {
                     Job::Project(project, kind) => list(cx, project, kind).await,
-                    Job::Container(container) => list_container(cx, container).await,
+                    Job::Container(target) => list_container(cx, target).await,
                 }
             }
         },
@@ -313,7 +314,7 @@ async fn sweep_placed(
 
 enum Job {
     Project(String, KindId),
-    Container(String),
+    Container(kinds::Target),
 }
 
 /// Hands every violation to the pipeline, `FIXES` at a time and `FIXES_PER_PROJECT` in one project, projects taken

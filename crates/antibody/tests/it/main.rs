@@ -22,6 +22,7 @@ mod notify;
 mod organization;
 mod pg;
 mod plan;
+mod plan_organization;
 mod processes;
 mod project_iam;
 mod public_iam;
