@@ -60,15 +60,24 @@ pub async fn build_with(
     log: LogSink,
     clock: clock::Clock,
 ) -> Result<Arc<Context>, journal::Error> {
-    let journal = journal::Journal::open_with(&config.state, clock).await?;
-    let credentials =
-        credentials(&config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
-    let client = gcp::Client::with_credentials(
+    let access = journal_access(&config)?;
+    let journal = journal::Journal::open_using(&config.state, clock, Some(&access)).await?;
+    let client = gcp::Client::with_shared_credentials(
         gcp::Endpoints::new(config.google_endpoint.as_deref()),
-        credentials,
+        access.credentials,
     )
     .with_rate_limit(config.max_requests_per_second_per_project);
     Ok(Arc::new(Context::new(config, client, journal, log)))
+}
+
+/// How a `firestore://` journal is reached: the configured endpoint and credentials, the ones every Google call uses.
+pub fn journal_access(config: &Config) -> Result<journal::Access, journal::Error> {
+    let credentials =
+        credentials(config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
+    Ok(journal::Access {
+        endpoint: config.google_endpoint.clone(),
+        credentials: Arc::new(credentials),
+    })
 }
 
 /// Which credentials to use: an explicit token wins; then the metadata server named in the config; then, against
@@ -113,6 +122,42 @@ impl Server {
         self.alerts.abort();
         self.rechecks.abort();
     }
+
+    /// Stops as Cloud Run asks (SIGTERM, then `grace` before SIGKILL): new deliveries are answered 503 at once (and
+    /// redelivered to another instance), the events being handled finish, and the alerts they wrote are delivered,
+    /// all within the grace period. Whatever is left stays in the journal for the next instance.
+    pub async fn stop_gracefully(self, grace: std::time::Duration) -> Stopped {
+        let started = tokio::time::Instant::now();
+        // A tenth of the grace is kept for the process to exit.
+        let deadline = started + grace.mul_f64(0.9);
+        let finished = self.context.drain(deadline).await;
+        self.rechecks.abort();
+        // The worker stops between deliveries of its own; the flush below takes what is due.
+        self.alerts.abort();
+        let _ = self.alerts.await;
+        let undelivered = notify::outbox::flush(
+            &self.context.journal,
+            &self.context.config.channels,
+            deadline,
+        )
+        .await;
+        self.task.abort();
+        Stopped {
+            in_flight_finished: finished,
+            alerts_left: undelivered,
+            took: started.elapsed(),
+        }
+    }
+}
+
+/// How a graceful stop went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    /// Every event being handled when the stop began was finished.
+    pub in_flight_finished: bool,
+    /// Alerts still due when the grace period ran out (delivered by the next instance).
+    pub alerts_left: usize,
+    pub took: std::time::Duration,
 }
 
 /// Serves the receiver on `addr` in the background.

@@ -12,8 +12,8 @@ use cli::replay::{ReplayArgs, replay};
 use cli::scan::{ScanArgs, scan};
 use cli::serve::{ServeArgs, serve};
 use cli::state::{
-    ExemptAction, JournalArgs, QuarantineAction, UndoArgs, exempt, journal, open_journal,
-    quarantine, undo,
+    ExemptAction, JournalArgs, QuarantineAction, StoreArgs, UndoArgs, exempt, journal, quarantine,
+    undo,
 };
 
 #[derive(Parser)]
@@ -54,42 +54,32 @@ enum Command {
     Undo(UndoArgs),
     /// Kill switch: keep detecting and journaling, change nothing.
     Pause {
-        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
-        state: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Lift the kill switch.
     Resume {
-        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
-        state: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// The exemption registry: resources antibody must leave alone, each with an owner, a reason and an expiry.
     Exempt {
-        #[arg(
-            long,
-            env = "ANTIBODY_STATE",
-            default_value = "antibody.sqlite",
-            global = true
-        )]
-        state: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(subcommand)]
         action: ExemptAction,
     },
     /// The alert outbox: delivered, pending and failed alerts.
     Alerts {
-        #[arg(long, env = "ANTIBODY_STATE", default_value = "antibody.sqlite")]
-        state: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
     /// Resources antibody stopped fixing because something keeps re-breaking them.
     Quarantine {
-        #[arg(
-            long,
-            env = "ANTIBODY_STATE",
-            default_value = "antibody.sqlite",
-            global = true
-        )]
-        state: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[command(subcommand)]
         action: QuarantineAction,
     },
@@ -201,20 +191,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Journal(args) => journal(args).await,
         Command::Undo(args) => undo(args).await,
-        Command::Pause { state } => {
-            open_journal(&state).await?.set_paused(true).await?;
+        Command::Pause { store } => {
+            store.open().await?.set_paused(true).await?;
             println!("paused: antibody keeps detecting and journaling but changes nothing");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resume { state } => {
-            open_journal(&state).await?.set_paused(false).await?;
+        Command::Resume { store } => {
+            store.open().await?.set_paused(false).await?;
             println!("resumed");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Exempt { state, action } => exempt(state, action).await,
-        Command::Quarantine { state, action } => quarantine(state, action).await,
-        Command::Alerts { state, limit } => {
-            for alert in open_journal(&state).await?.alerts(limit).await? {
+        Command::Exempt { store, action } => exempt(store, action).await,
+        Command::Quarantine { store, action } => quarantine(store, action).await,
+        Command::Alerts { store, limit } => {
+            for alert in store.open().await?.alerts(limit).await? {
                 println!(
                     "#{:<5} event #{:<5} {:<12} {:<8} {:<10} attempts {:<2} {}",
                     alert.id,

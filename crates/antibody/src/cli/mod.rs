@@ -20,7 +20,7 @@ pub(crate) struct EngineArgs {
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// Base URL replacing every Google API host (e.g. the sandbox's).
-    #[arg(long)]
+    #[arg(long, env = "ANTIBODY_GOOGLE_ENDPOINT")]
     pub google_endpoint: Option<String>,
     /// The state store: a SQLite file (`PATH` or `sqlite://PATH`), or `postgres://…` shared by several replicas.
     #[arg(long, env = "ANTIBODY_STATE")]

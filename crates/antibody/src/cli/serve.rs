@@ -27,6 +27,10 @@ pub(crate) struct ServeArgs {
     /// Minutes between sweeps.
     #[arg(long)]
     pub sweep_minutes: Option<u32>,
+    /// Seconds between SIGTERM and the end of the process: Cloud Run's grace period (10 s) before it kills an
+    /// instance. Events being handled finish and their alerts go out within it; new deliveries get 503.
+    #[arg(long, default_value_t = 10)]
+    pub stop_grace_seconds: u64,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -81,6 +85,25 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     eprintln!("antibody listening on {}", server.url());
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        stopped = tokio::signal::ctrl_c() => stopped?,
+    }
+    let stopped = server
+        .stop_gracefully(std::time::Duration::from_secs(args.stop_grace_seconds))
+        .await;
+    tracing::info!(?stopped, "stopped");
+    eprintln!(
+        "antibody stopped in {} ms: in-flight events {}, {} alert(s) left for the next instance",
+        stopped.took.as_millis(),
+        if stopped.in_flight_finished {
+            "finished"
+        } else {
+            "NOT all finished"
+        },
+        stopped.alerts_left
+    );
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Commands on the state store: the journal, undo, the kill switch's companions, exemptions and quarantine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -8,8 +8,10 @@ use clap::Subcommand;
 
 use super::{EngineArgs, Format, engine_config};
 
-#[derive(clap::Args)]
-pub struct JournalArgs {
+/// Where the state store is, and how a Firestore one is reached (the same endpoint and credentials as `serve`).
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// The state store: a SQLite file, `postgres://…`, or `firestore://PROJECT[/DATABASE]`.
     #[arg(
         long,
         env = "ANTIBODY_STATE",
@@ -17,6 +19,48 @@ pub struct JournalArgs {
         global = true
     )]
     pub state: PathBuf,
+    /// Base URL replacing Google's hosts, for a `firestore://` state (e.g. the sandbox's).
+    #[arg(long, env = "ANTIBODY_GOOGLE_ENDPOINT", global = true)]
+    pub google_endpoint: Option<String>,
+    /// Bearer token for Firestore (else Application Default Credentials, as `serve` finds them).
+    #[arg(
+        long,
+        env = "ANTIBODY_ACCESS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub access_token: Option<String>,
+    /// Act as this service account, impersonated with the Application Default Credentials.
+    #[arg(long, value_name = "SERVICE_ACCOUNT_EMAIL", global = true)]
+    pub impersonate: Option<String>,
+}
+
+impl StoreArgs {
+    /// The configuration these flags describe: what `serve` would read the same store with.
+    fn config(&self) -> anyhow::Result<antibody::config::Config> {
+        let mut config = super::load_config(None)?;
+        config.state = self.state.clone();
+        config.google_endpoint = self
+            .google_endpoint
+            .as_ref()
+            .map(|endpoint| endpoint.trim_end_matches('/').to_string());
+        config.access_token = self
+            .access_token
+            .clone()
+            .map(antibody::config::Secret::from);
+        config.impersonate = self.impersonate.clone();
+        Ok(config)
+    }
+
+    pub async fn open(&self) -> anyhow::Result<antibody::journal::Journal> {
+        open_journal(&self.config()?).await
+    }
+}
+
+#[derive(clap::Args)]
+pub struct JournalArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
@@ -89,15 +133,28 @@ pub enum QuarantineAction {
     },
 }
 
-pub async fn open_journal(state: &Path) -> anyhow::Result<antibody::journal::Journal> {
+/// Opens the journal `config` names, as `serve` would (a missing SQLite file is an error, not a new journal).
+pub async fn open_journal(
+    config: &antibody::config::Config,
+) -> anyhow::Result<antibody::journal::Journal> {
+    let state = &config.state;
     if !antibody::journal::names_a_server(state) && !state.exists() {
         anyhow::bail!("no journal at {}", state.display());
     }
-    Ok(antibody::journal::Journal::open(state).await?)
+    let access = match antibody::journal::names_firestore(state) {
+        true => Some(antibody::journal_access(config)?),
+        false => None,
+    };
+    Ok(antibody::journal::Journal::open_using(
+        state,
+        antibody::clock::Clock::system(),
+        access.as_ref(),
+    )
+    .await?)
 }
 
 pub async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&args.state).await?;
+    let journal = args.store.open().await?;
     if let Some(JournalShow::Show { id }) = args.show {
         let entry = journal
             .entry(id)
@@ -163,7 +220,7 @@ pub async fn journal(args: JournalArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     let config = engine_config(&args.engine)?;
-    let journal = open_journal(&config.state).await?;
+    let journal = open_journal(&config).await?;
     let client = antibody::gcp::Client::with_credentials(
         antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
         antibody::credentials(&config)?,
@@ -235,8 +292,12 @@ fn expiry(text: &str, now: i64) -> anyhow::Result<i64> {
     Ok(time.unix_timestamp())
 }
 
-pub async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<ExitCode> {
-    let journal = antibody::journal::Journal::open(&state).await?;
+pub async fn exempt(store: StoreArgs, action: ExemptAction) -> anyhow::Result<ExitCode> {
+    let journal = match antibody::journal::names_a_server(&store.state) {
+        true => store.open().await?,
+        // Registering an exemption ahead of the first `serve` creates the journal file.
+        false => antibody::journal::Journal::open(&store.state).await?,
+    };
     match action {
         ExemptAction::Add {
             resource,
@@ -284,8 +345,8 @@ pub async fn exempt(state: PathBuf, action: ExemptAction) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn quarantine(state: PathBuf, action: QuarantineAction) -> anyhow::Result<ExitCode> {
-    let journal = open_journal(&state).await?;
+pub async fn quarantine(store: StoreArgs, action: QuarantineAction) -> anyhow::Result<ExitCode> {
+    let journal = store.open().await?;
     match action {
         QuarantineAction::List => {
             for entry in journal.quarantined().await? {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod bigquery;
 pub mod compute;
+pub mod firestore;
 pub mod iam;
 pub mod iam_admin;
 pub mod instances;
@@ -140,10 +141,18 @@ impl Client {
     }
 
     pub fn with_credentials(endpoints: Endpoints, credentials: auth::Credentials) -> Self {
+        Client::with_shared_credentials(endpoints, std::sync::Arc::new(credentials))
+    }
+
+    /// A client sharing credentials (and their token cache) with another user, such as a Firestore journal.
+    pub fn with_shared_credentials(
+        endpoints: Endpoints,
+        credentials: std::sync::Arc<auth::Credentials>,
+    ) -> Self {
         Client {
             http: Default::default(),
             endpoints,
-            credentials: std::sync::Arc::new(credentials),
+            credentials,
             attempts: 3,
             started: Default::default(),
             limiter: None,

@@ -1,7 +1,11 @@
 //! The journal: every accepted event, its decision, the before-state and the fix, written durably.
 
+mod firestore;
 mod postgres;
 mod sqlite;
+
+pub use firestore::collection::EXPIRING as FIRESTORE_TTL_COLLECTIONS;
+pub use firestore::{Access, DEFAULT_RETENTION_DAYS, Location as FirestoreLocation};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +29,8 @@ pub enum Error {
     Worker(String),
 }
 
-/// The state store: SQLite (one file, one replica) or PostgreSQL (shared by several replicas), behind one interface.
+/// The state store: SQLite (one file, one replica), PostgreSQL or Firestore (shared by several replicas), behind one
+/// interface.
 #[derive(Clone)]
 pub struct Journal {
     backend: Backend,
@@ -36,6 +41,7 @@ pub struct Journal {
 enum Backend {
     Sqlite(sqlite::Sqlite),
     Postgres(postgres::Postgres),
+    Firestore(firestore::Firestore),
 }
 
 /// How long a replica may hold a resource's lease; one that dies holding it blocks the resource no longer than this.
@@ -47,19 +53,43 @@ const LEASE_WAIT: Duration = Duration::from_secs(20);
 /// Whether `state` names a database server rather than a file.
 pub fn names_a_server(state: &Path) -> bool {
     let text = state.to_string_lossy();
-    text.starts_with("postgres://") || text.starts_with("postgresql://")
+    text.starts_with("postgres://") || text.starts_with("postgresql://") || names_firestore(state)
+}
+
+/// Whether `state` names a Firestore database (`firestore://PROJECT[/DATABASE]`).
+pub fn names_firestore(state: &Path) -> bool {
+    state.to_string_lossy().starts_with("firestore://")
 }
 
 impl Journal {
     /// Opens the store `state` names: `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
-    /// Either way the schema is migrated to this version first.
+    /// Either way the schema is migrated to this version first. (`firestore://` needs Google access: `open_using`.)
     pub async fn open(state: &Path) -> Result<Journal, Error> {
         Journal::open_with(state, Clock::system()).await
     }
 
     /// `open`, with the clock every window and expiry is read from.
     pub async fn open_with(state: &Path, clock: Clock) -> Result<Journal, Error> {
-        let backend = if names_a_server(state) {
+        Journal::open_using(state, clock, None).await
+    }
+
+    /// `open_with`, reaching a `firestore://` journal through `access` (the endpoint and credentials `serve` uses).
+    pub async fn open_using(
+        state: &Path,
+        clock: Clock,
+        access: Option<&Access>,
+    ) -> Result<Journal, Error> {
+        let backend = if names_firestore(state) {
+            let location =
+                firestore::Location::parse(&state.to_string_lossy()).map_err(Error::Unavailable)?;
+            let access = access.ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "{}: a Firestore journal needs Google credentials and an endpoint",
+                    state.display()
+                ))
+            })?;
+            Backend::Firestore(firestore::Firestore::open(&location, access, clock.clone()).await?)
+        } else if names_a_server(state) {
             Backend::Postgres(
                 postgres::Postgres::connect(&state.to_string_lossy(), clock.clone()).await?,
             )
@@ -79,7 +109,7 @@ impl Journal {
         &self.clock
     }
 
-    /// Serialises work on one resource across replicas: waits for the resource's lease (PostgreSQL) and holds it
+    /// Serialises work on one resource across replicas: waits for the resource's lease (PostgreSQL, Firestore) and holds it
     /// until the returned guard drops. `None` when another replica kept it past the wait. With SQLite there is one
     /// replica, whose in-process lock suffices.
     pub async fn hold(&self, key: &str) -> Result<Option<Hold>, Error> {
@@ -101,22 +131,27 @@ impl Journal {
 impl Journal {
     /// `hold` without waiting: `None` at once while another holder has the resource's lease.
     pub async fn try_hold(&self, key: &str) -> Result<Option<Hold>, Error> {
-        let Backend::Postgres(store) = &self.backend else {
-            return Ok(Some(Hold { lease: None }));
-        };
+        self.try_hold_for(key, LEASE_SECS).await
+    }
+
+    /// `try_hold`, with a lease that lapses after `seconds` if its holder dies without releasing it.
+    pub async fn try_hold_for(&self, key: &str, seconds: u64) -> Result<Option<Hold>, Error> {
         let holder = uuid::Uuid::new_v4().to_string();
-        Ok(store
-            .try_lease(key, &holder, LEASE_SECS as f64)
-            .await?
-            .then(|| Hold {
-                lease: Some((store.clone(), key.to_string(), holder)),
-            }))
+        let seconds = seconds as f64;
+        let taken = match &self.backend {
+            Backend::Sqlite(_) => return Ok(Some(Hold { lease: None })),
+            Backend::Postgres(store) => store.try_lease(key, &holder, seconds).await?,
+            Backend::Firestore(store) => store.try_lease(key, &holder, seconds).await?,
+        };
+        Ok(taken.then(|| Hold {
+            lease: Some((self.backend.clone(), key.to_string(), holder)),
+        }))
     }
 }
 
 /// A resource's lease, released when dropped (and by expiry if the process dies first).
 pub struct Hold {
-    lease: Option<(postgres::Postgres, String, String)>,
+    lease: Option<(Backend, String, String)>,
 }
 
 impl Drop for Hold {
@@ -125,7 +160,12 @@ impl Drop for Hold {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                if let Err(err) = store.end_lease(&key, &holder).await {
+                let ended = match &store {
+                    Backend::Sqlite(_) => Ok(()),
+                    Backend::Postgres(store) => store.end_lease(&key, &holder).await,
+                    Backend::Firestore(store) => store.end_lease(&key, &holder).await,
+                };
+                if let Err(err) = ended {
                     tracing::warn!(%err, %key, "releasing a resource lease; it expires by itself");
                 }
             });
@@ -210,6 +250,7 @@ macro_rules! delegate {
                     match &self.backend {
                         Backend::Sqlite(store) => store.$name($($arg),*).await,
                         Backend::Postgres(store) => store.$name($($arg),*).await,
+                        Backend::Firestore(store) => store.$name($($arg),*).await,
                     }
                 }
             )*

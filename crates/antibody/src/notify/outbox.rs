@@ -47,6 +47,36 @@ pub async fn run(journal: Journal, channels: Vec<Channel>, wake: Arc<tokio::sync
     }
 }
 
+/// Delivers every alert due now, until none is left or `deadline` passes: what a stopping process does with the
+/// alerts its last decisions wrote. Returns how many were still due at the end.
+pub async fn flush(
+    journal: &Journal,
+    channels: &[Channel],
+    deadline: tokio::time::Instant,
+) -> usize {
+    let http = crate::http_client(Duration::from_secs(5), |builder| builder);
+    loop {
+        let due = match journal.due_alerts(journal.clock().now_ms(), 1000).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!(%err, "reading the outbox while stopping");
+                return 0;
+            }
+        };
+        if due.is_empty() {
+            return 0;
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero()
+            || tokio::time::timeout(remaining, deliver_due(journal, &http, channels, &due))
+                .await
+                .is_err()
+        {
+            return due.len();
+        }
+    }
+}
+
 /// Delivers the alerts that are due: digests for channels with many waiting, one by one otherwise.
 async fn deliver_due(
     journal: &Journal,

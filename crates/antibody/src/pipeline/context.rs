@@ -25,10 +25,15 @@ pub struct Context {
     pub alerts_waiting: Arc<tokio::sync::Notify>,
     /// Each project's ancestry and when (engine-clock milliseconds) it is to be read again.
     ancestry: Mutex<std::collections::HashMap<String, (Vec<String>, i64)>>,
+    /// Events being handled now, at most `serve.max_in_flight`: every permit back means none is.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Set when the process is asked to stop (SIGTERM): new deliveries are answered 503 and redelivered elsewhere.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
     pub fn new(config: Config, gcp: Client, journal: Journal, log: LogSink) -> Context {
+        let config_in_flight = config.max_in_flight;
         Context {
             config,
             gcp,
@@ -39,6 +44,28 @@ impl Context {
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
             google_calls: Mutex::new(std::collections::VecDeque::new()),
             ancestry: Mutex::new(std::collections::HashMap::new()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config_in_flight)),
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the process is stopping: it takes no new events.
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops taking events and waits, until `deadline`, for those being handled to finish; `true` when none is left.
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        loop {
+            if self.in_flight.available_permits() >= self.config.max_in_flight {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

@@ -57,8 +57,6 @@ pub struct Receiver {
     cx: Arc<Context>,
     /// Verifies Google-signed push tokens; `None` when pushes are not authenticated by token.
     verifier: Option<auth::Verifier>,
-    /// Events handled at once (`serve.max_in_flight`).
-    in_flight: Arc<tokio::sync::Semaphore>,
     /// Bodies read before their sender is verified (a self-hosted sender's signature covers the body): a quarter
     /// of the capacity, so that unverified senders can never take what verified ones need.
     unverified: Arc<tokio::sync::Semaphore>,
@@ -73,7 +71,6 @@ pub fn router(cx: Arc<Context>) -> Router {
         )
     });
     let receiver = Arc::new(Receiver {
-        in_flight: Arc::new(tokio::sync::Semaphore::new(cx.config.max_in_flight)),
         unverified: Arc::new(tokio::sync::Semaphore::new(
             (cx.config.max_in_flight / 4).max(1),
         )),
@@ -102,8 +99,12 @@ pub fn router(cx: Arc<Context>) -> Router {
         )
 }
 
-/// Ready while the journal can be written: an instance that cannot journal cannot accept events.
+/// Ready while the journal can be written (an instance that cannot journal cannot accept events) and the process is
+/// not stopping.
 async fn readiness(cx: &Context) -> Response {
+    if cx.draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+    }
     match cx.journal.writable().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(err) => (
@@ -116,6 +117,19 @@ async fn readiness(cx: &Context) -> Response {
 
 fn answer(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// The answer while stopping: the sender redelivers, to another instance.
+fn stopping() -> Response {
+    let mut response = answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "antibody is stopping; the event will be redelivered",
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 fn busy() -> Response {
@@ -173,6 +187,9 @@ async fn metrics(cx: &Context) -> Response {
 
 async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
     let cx = &receiver.cx;
+    if cx.draining() {
+        return stopping();
+    }
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     // A Google-signed token is checked from the headers alone, before any of the body is read, so a sender without
@@ -240,9 +257,13 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
     }
     drop(reading);
     // Saturated: ask the sender to come back rather than queueing without bound.
-    let Ok(_handling) = receiver.in_flight.clone().try_acquire_owned() else {
+    let Ok(handling) = cx.in_flight.clone().try_acquire_owned() else {
         return busy();
     };
+    // Stopping began while the body was read: the permit is back before the answer, and the sender redelivers.
+    if cx.draining() {
+        return stopping();
+    }
     let event = match decode(&headers, &body) {
         Ok(Decoded::Event(event)) => crate::event::AuditEvent {
             trace: trace_id(&headers),
@@ -264,7 +285,12 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
     // handling still finishes and its row is completed, instead of being cancelled half-way.
     let handled = tokio::spawn({
         let cx = cx.clone();
-        async move { pipeline::handle(&cx, &event).await }
+        // The permit goes with the handling, not with the request: a sender that hangs up does not make a stopping
+        // process think the event is done.
+        async move {
+            let _handling = handling;
+            pipeline::handle(&cx, &event).await
+        }
     })
     .await
     .unwrap_or_else(|err| {

@@ -1,5 +1,5 @@
-//! One journal contract for every backend: the operations the engine relies on behave alike on SQLite and
-//! PostgreSQL. A new backend is added by running `contract` against it.
+//! One journal contract for every backend: the operations the engine relies on behave alike on SQLite, PostgreSQL
+//! and Firestore (the sandbox's, over real HTTP). A new backend is added by running `contract` against it.
 
 use antibody::event::{AuditEvent, Transport};
 use std::time::Duration;
@@ -420,6 +420,35 @@ async fn postgres_keeps_the_journal_contract() {
     let journal = Journal::open_with(database.as_ref(), Clock::manual())
         .await
         .expect("journal");
+    contract(&journal).await;
+    windows(&journal).await;
+}
+
+/// A Firestore journal in a fresh sandbox, reached as `serve` reaches it: the sandbox's endpoint, no credentials.
+pub async fn firestore_journal(clock: Clock) -> (gcp_sandbox::Running, Journal) {
+    let sandbox = gcp_sandbox::start(
+        gcp_sandbox::SandboxConfig::default(),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .expect("sandbox starts");
+    let access = antibody::journal::Access {
+        endpoint: Some(sandbox.base_url()),
+        credentials: std::sync::Arc::new(antibody::gcp::auth::Credentials::Anonymous),
+    };
+    let journal = Journal::open_using(
+        std::path::Path::new("firestore://contract-project"),
+        clock,
+        Some(&access),
+    )
+    .await
+    .expect("journal");
+    (sandbox, journal)
+}
+
+#[tokio::test]
+async fn firestore_keeps_the_journal_contract() {
+    let (_sandbox, journal) = firestore_journal(Clock::manual()).await;
     contract(&journal).await;
     windows(&journal).await;
 }

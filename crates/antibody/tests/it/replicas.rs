@@ -120,6 +120,29 @@ async fn ten_concurrent_deliveries_over_two_processes_make_one_fix_one_outcome_o
     };
     let database = cluster.database().await;
     let sandbox = sandbox(vec![open_ssh("contested")]).await;
+    ten_deliveries_over_two_processes(&database, &sandbox).await;
+}
+
+/// A journal as the state commands open it: `firestore://` through the sandbox, as `serve` reaches it.
+pub async fn open_state(state: &str, sandbox: &gcp_sandbox::Running) -> Journal {
+    let access = antibody::journal::Access {
+        endpoint: Some(sandbox.base_url()),
+        credentials: std::sync::Arc::new(antibody::gcp::auth::Credentials::Token(
+            ENGINE_TOKEN.into(),
+        )),
+    };
+    Journal::open_using(
+        state.as_ref(),
+        antibody::clock::Clock::system(),
+        Some(&access),
+    )
+    .await
+    .expect("journal")
+}
+
+/// Two `antibody serve` processes sharing the state store `database`; ten deliveries of one entry spread over them
+/// make one fix, one row, one alert.
+pub async fn ten_deliveries_over_two_processes(database: &str, sandbox: &gcp_sandbox::Running) {
     let (hook, mut alerts) = counting_receiver().await;
     let client = crate::harness::http();
     // Two replicas start at once on an empty database: the migration runs once.
@@ -134,7 +157,7 @@ async fn ten_concurrent_deliveries_over_two_processes_make_one_fix_one_outcome_o
                 "--google-endpoint",
                 &sandbox.base_url(),
                 "--state",
-                &database,
+                database,
                 "--insecure-no-auth",
                 "--access-token",
                 ENGINE_TOKEN,
@@ -179,8 +202,8 @@ async fn ten_concurrent_deliveries_over_two_processes_make_one_fix_one_outcome_o
     let duplicates = outcomes.iter().filter(|o| *o == "duplicate").count();
     assert_eq!((remediated, duplicates), (1, 9), "{outcomes:?}");
     sandbox.settled().await;
-    assert_eq!(engine_writes(&sandbox, "contested"), 1, "one mutation");
-    let journal = Journal::open(database.as_ref()).await.expect("journal");
+    assert_eq!(engine_writes(sandbox, "contested"), 1, "one mutation");
+    let journal = open_state(database, sandbox).await;
     let rows = journal.entries(100).await.expect("rows");
     assert_eq!(rows.len(), 1, "one journal row for the event");
     assert_eq!(rows[0].outcome.as_deref(), Some("remediated"));

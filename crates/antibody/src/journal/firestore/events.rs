@@ -1,0 +1,662 @@
+//! The journal's rows on Firestore: claims and deduplication through key documents created with `exists: false`,
+//! decisions with their alerts in one transaction, states too large for one document in pieces, and the sharded
+//! per-outcome counters `/metrics` reads.
+
+use serde_json::{Map, Value};
+
+use super::wire::{self, Doc, Fault, Write};
+use super::{Firestore, INSTANCE_SILENCE_MICROS, SHARDS, collection, hashed};
+use crate::event::AuditEvent;
+use crate::journal::{Claim, Entry, Error, OutboxItem, Record, Seen, interrupted, seen_again};
+use crate::policy::Fix;
+
+/// A before- or after-state larger than this (in bytes of JSON text) is stored in pieces of this size, beside the
+/// row: a document holds at most 1 MiB.
+const PIECE_BYTES: usize = 200 * 1024;
+
+/// Beyond this many pieces a state is trimmed, with a note saying so (a commit carries at most 10 MiB).
+const MAX_PIECES: usize = 32;
+
+/// How many of a resource's recent fixes its document keeps for the flap window.
+const KEPT_FIXES: usize = 64;
+
+/// The event fields a finished decision sets.
+const FINISHED_FIELDS: [&str; 15] = [
+    "state",
+    "outcome",
+    "reason",
+    "findings",
+    "fix",
+    "beforeState",
+    "beforePieces",
+    "afterState",
+    "afterPieces",
+    "durationUs",
+    "googleUs",
+    "finishedAt",
+    "finishedEpoch",
+    "resourceKey",
+    "label",
+];
+
+impl Firestore {
+    fn event_name(&self, id: i64) -> String {
+        self.name(collection::EVENTS, &id.to_string())
+    }
+
+    /// The dedup key documents of an event: by delivery and by log entry.
+    fn key_names(&self, event: &AuditEvent) -> [String; 2] {
+        let (delivery, log) = crate::journal::key_of(event);
+        [
+            self.name(collection::KEYS, &hashed(&format!("delivery\n{delivery}"))),
+            self.name(collection::KEYS, &hashed(&format!("log\n{log}"))),
+        ]
+    }
+
+    fn key_doc(&self, name: &str, id: i64) -> Write {
+        let mut fields = Map::new();
+        fields.insert("event".into(), wire::integer(id));
+        fields.insert("expireAt".into(), self.expire_at());
+        Write::update(name, fields).create()
+    }
+
+    /// Moves counts between labels on one of the counter shards, in the caller's commit.
+    pub(super) fn count(&self, changes: &[(&[&str], i64)]) -> Option<Write> {
+        let changes: Vec<_> = changes.iter().filter(|(_, by)| *by != 0).collect();
+        if changes.is_empty() {
+            return None;
+        }
+        let shard = (super::rand_unit() * f64::from(SHARDS)) as u32 % SHARDS;
+        let mut write = Write::update(
+            &self.name(collection::COUNTERS, &shard.to_string()),
+            Map::new(),
+        )
+        .mask(&[]);
+        for (segments, by) in changes {
+            // Firestore has no empty field name: an empty label is counted as "unlabelled".
+            let segments: Vec<&str> = segments
+                .iter()
+                .map(|segment| {
+                    if segment.is_empty() {
+                        "unlabelled"
+                    } else {
+                        segment
+                    }
+                })
+                .collect();
+            write = write.increment(&wire::path(&segments), *by);
+        }
+        Some(write)
+    }
+
+    /// The fields of a new row for `event`.
+    fn new_row(&self, id: i64, event: &AuditEvent) -> Map<String, Value> {
+        let mut fields = Map::new();
+        let mut put = |name: &str, value: Value| {
+            fields.insert(name.into(), value);
+        };
+        let (delivery, log) = crate::journal::key_of(event);
+        put("id", wire::integer(id));
+        put("deliveryKey", wire::string(delivery));
+        put("logKey", wire::string(log));
+        put("receivedAt", wire::string(&self.now_text()));
+        put("transport", wire::string(event.transport.as_str()));
+        put("deliveries", wire::integer(1));
+        put("serviceName", wire::string(&event.service_name));
+        put("methodName", wire::string(&event.method_name));
+        put("resourceName", wire::string(&event.resource_name));
+        put("project", wire::string(&event.project));
+        put("principal", wire::string(&event.principal));
+        put(
+            "operationId",
+            wire::optional_string(event.operation.as_ref().map(|op| op.id.as_str())),
+        );
+        put("expireAt", self.expire_at());
+        fields
+    }
+
+    /// A state's text, inline or in pieces: the fields to set on the row and the piece documents to write.
+    fn stored_state(
+        &self,
+        id: i64,
+        field: &str,
+        state: Option<&Value>,
+    ) -> (Map<String, Value>, Vec<Write>) {
+        let mut fields = Map::new();
+        let mut writes = Vec::new();
+        let text = state.map(Value::to_string);
+        match text {
+            Some(text) if text.len() > PIECE_BYTES => {
+                let mut pieces = split(&text, PIECE_BYTES);
+                if pieces.len() > MAX_PIECES {
+                    let note = serde_json::json!({"antibodyTrimmed": format!(
+                        "a state of {} bytes does not fit in the Firestore journal", text.len())});
+                    pieces = vec![note.to_string()];
+                }
+                for (index, piece) in pieces.iter().enumerate() {
+                    let mut piece_fields = Map::new();
+                    piece_fields.insert("text".into(), wire::string(piece));
+                    piece_fields.insert("expireAt".into(), self.expire_at());
+                    writes.push(Write::update(
+                        &format!(
+                            "{}/{}/{field}-{index}",
+                            self.event_name(id),
+                            collection::PIECES
+                        ),
+                        piece_fields,
+                    ));
+                }
+                fields.insert(field.into(), wire::optional_string(None));
+                fields.insert(
+                    format!("{}Pieces", field.trim_end_matches("State")),
+                    wire::integer(pieces.len() as i64),
+                );
+            }
+            text => {
+                fields.insert(field.into(), wire::optional_string(text.as_deref()));
+                fields.insert(
+                    format!("{}Pieces", field.trim_end_matches("State")),
+                    wire::optional_integer(None),
+                );
+            }
+        }
+        (fields, writes)
+    }
+
+    /// A state's text as stored: inline, or put together from its pieces.
+    async fn state_text(&self, doc: &Doc, field: &str) -> Result<Option<String>, Fault> {
+        let pieces = doc.int(&format!("{}Pieces", field.trim_end_matches("State")));
+        let Some(pieces) = pieces.filter(|count| *count > 0) else {
+            return Ok(doc.str(field).map(str::to_string));
+        };
+        let names: Vec<String> = (0..pieces)
+            .map(|index| format!("{}/{}/{field}-{index}", doc.name, collection::PIECES))
+            .collect();
+        let (found, _) = self.get_all(&names, None).await?;
+        let mut text = String::new();
+        for piece in found {
+            let piece = piece.ok_or_else(|| {
+                Fault::Permanent(format!("a piece of {field} of {} is missing", doc.name))
+            })?;
+            text.push_str(piece.str("text").unwrap_or_default());
+        }
+        Ok(Some(text))
+    }
+
+    async fn entry_of(&self, doc: &Doc) -> Result<Entry, Fault> {
+        let json = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+        let findings: Vec<crate::policy::Finding> = doc
+            .str("findings")
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        let resource_name = doc.string("resourceName");
+        Ok(Entry {
+            id: doc.int("id").unwrap_or_default(),
+            time: doc.string("receivedAt"),
+            resource: doc
+                .str("resourceKey")
+                .map(str::to_string)
+                .unwrap_or_else(|| resource_name.clone()),
+            policy: findings.first().map(|finding| finding.policy.clone()),
+            received_at: doc.string("receivedAt"),
+            transport: doc.string("transport"),
+            deliveries: doc.int("deliveries").unwrap_or(1),
+            method_name: doc.string("methodName"),
+            resource_name,
+            project: doc.string("project"),
+            principal: doc.string("principal"),
+            operation_id: doc.str("operationId").map(str::to_string),
+            state: doc.string("state"),
+            outcome: doc.str("outcome").map(str::to_string),
+            reason: doc.str("reason").map(str::to_string),
+            findings,
+            fix: doc
+                .str("fix")
+                .and_then(|text| serde_json::from_str(text).ok()),
+            before: json(self.state_text(doc, "beforeState").await?),
+            after: json(self.state_text(doc, "afterState").await?),
+            duration_us: doc.int("durationUs"),
+        })
+    }
+
+    pub async fn record_settled(
+        &self,
+        event: &AuditEvent,
+        record: &Record,
+    ) -> Result<(i64, bool), Error> {
+        let keys = &self.key_names(event);
+        self.transaction("recording an event", move |transaction| async move {
+            let (found, _) = self.get_all(keys, Some(&transaction)).await?;
+            if let Some(id) = found[0].as_ref().and_then(|key| key.int("event")) {
+                let again = Write::update(&self.event_name(id), Map::new())
+                    .mask(&[])
+                    .existing()
+                    .increment("deliveries", 1);
+                return Ok((vec![again], (id, false)));
+            }
+            let id = self.next_id();
+            let mut fields = self.new_row(id, event);
+            fields.insert("state".into(), wire::string("done"));
+            fields.insert("label".into(), wire::string(&record.outcome));
+            fields.insert("outcome".into(), wire::string(&record.outcome));
+            fields.insert("reason".into(), wire::string(&record.reason));
+            fields.insert("findings".into(), wire::string("[]"));
+            fields.insert("durationUs".into(), wire::integer(record.duration_us));
+            fields.insert("finishedAt".into(), wire::string(&self.now_text()));
+            fields.insert(
+                "finishedEpoch".into(),
+                wire::integer(self.clock().now_secs()),
+            );
+            let mut writes = vec![
+                Write::update(&self.event_name(id), fields).create(),
+                self.key_doc(&keys[0], id),
+            ];
+            if found[1].is_none() {
+                writes.push(self.key_doc(&keys[1], id));
+            }
+            writes.extend(self.count(&[(&["events", &record.outcome], 1)]));
+            Ok((writes, (id, true)))
+        })
+        .await
+    }
+
+    /// The same rules as the SQL backends' claim: the key documents, read and created in one transaction, make
+    /// concurrent deliveries of one entry (on any replica, through any path) produce exactly one `New`.
+    pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
+        let keys = &self.key_names(event);
+        let (claim, row) = self
+            .transaction("claiming an event", move |transaction| async move {
+                let transaction = Some(transaction.as_str());
+                let (found, read_time) = self.get_all(keys, transaction).await?;
+                let known = found
+                    .iter()
+                    .flatten()
+                    .filter_map(|key| key.int("event"))
+                    .min();
+                let now = self.clock().now_secs();
+                if let Some(id) = known
+                    && let Some(row) = self.get(self.event_name(id), transaction).await?
+                {
+                    let state = row.string("state");
+                    let claimer = row.str("claimedBy");
+                    let claimer_gone = match claimer {
+                        Some(claimer) if claimer == self.instance() => false,
+                        Some(claimer) => {
+                            let seen = self
+                                .get(
+                                    self.name(collection::INSTANCES, &hashed_or_id(claimer)),
+                                    None,
+                                )
+                                .await?
+                                .and_then(|instance| instance.updated_micros());
+                            seen.is_none_or(|seen| seen < read_time - INSTANCE_SILENCE_MICROS)
+                        }
+                        None => true,
+                    };
+                    let seen = seen_again(&state, row.int("claimedEpoch"), claimer_gone, now);
+                    let (claim, write) = match seen {
+                        Seen::InProgress => (
+                            Claim::InProgress { of: id },
+                            Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                        ),
+                        Seen::Duplicate => (
+                            Claim::Duplicate { of: id },
+                            Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                        ),
+                        Seen::Reclaim { .. } => {
+                            let mut fields = Map::new();
+                            fields.insert("state".into(), wire::string("processing"));
+                            fields.insert("claimedEpoch".into(), wire::integer(now));
+                            fields.insert("claimedBy".into(), wire::string(self.instance()));
+                            let claim = Claim::New {
+                                id,
+                                remediated_by: None,
+                                interrupted: None,
+                            };
+                            let write = Write::update(&self.event_name(id), fields).mask(&[
+                                "state",
+                                "claimedEpoch",
+                                "claimedBy",
+                            ]);
+                            (claim, write)
+                        }
+                    };
+                    let mut writes = vec![write.existing().increment("deliveries", 1)];
+                    if found[0].is_none() {
+                        writes.push(self.key_doc(&keys[0], id));
+                    }
+                    let abandoned = seen == (Seen::Reclaim { abandoned: true });
+                    return Ok((writes, (claim, abandoned.then_some(row))));
+                }
+                let id = self.next_id();
+                let mut fields = self.new_row(id, event);
+                fields.insert("state".into(), wire::string("processing"));
+                fields.insert("label".into(), wire::string("processing"));
+                fields.insert("claimedEpoch".into(), wire::integer(now));
+                fields.insert("claimedBy".into(), wire::string(self.instance()));
+                let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
+                for (key, found) in keys.iter().zip(&found) {
+                    if found.is_none() {
+                        writes.push(self.key_doc(key, id));
+                    }
+                }
+                writes.extend(self.count(&[(&["events", "processing"], 1)]));
+                let claim = Claim::New {
+                    id,
+                    remediated_by: None,
+                    interrupted: None,
+                };
+                Ok((writes, (claim, None)))
+            })
+            .await?;
+        let Claim::New { id, .. } = claim else {
+            return Ok(claim);
+        };
+        let interrupted = match row {
+            Some(row) => {
+                let before = self
+                    .retrying("reading a before-state", || {
+                        self.state_text(&row, "beforeState")
+                    })
+                    .await?;
+                interrupted(row.str("fix"), before.as_deref())
+            }
+            None => None,
+        };
+        let remediated_by = match &event.operation {
+            Some(operation) if !operation.id.is_empty() => {
+                self.retrying("finding the operation's fix", || {
+                    self.remediated_by(&operation.id, id)
+                })
+                .await?
+            }
+            _ => None,
+        };
+        Ok(Claim::New {
+            id,
+            remediated_by,
+            interrupted,
+        })
+    }
+
+    /// The earliest other row of the operation that fixed (or would have fixed) the resource.
+    async fn remediated_by(&self, operation: &str, id: i64) -> Result<Option<i64>, Fault> {
+        let rows = self
+            .query(
+                collection::EVENTS,
+                where_equal("operationId", wire::string(operation)),
+                None,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter(|row| matches!(row.str("outcome"), Some("remediated" | "dry-run")))
+            .filter_map(|row| row.int("id"))
+            .filter(|other| *other != id)
+            .min())
+    }
+
+    /// A fix slot and the announced fix, in one transaction.
+    pub async fn announce_fix(
+        &self,
+        id: i64,
+        project: &str,
+        cap: u32,
+        fix: &Fix,
+        before: &Value,
+    ) -> Result<bool, Error> {
+        let fix = &serde_json::to_string(fix).expect("a fix serialises");
+        self.transaction("announcing a fix", move |transaction| async move {
+            let mut writes = Vec::new();
+            if cap > 0 {
+                match self.take_slot(project, cap, &transaction).await? {
+                    Some(slot) => writes.push(slot),
+                    None => return Ok((Vec::new(), false)),
+                }
+            }
+            let (mut fields, pieces) = self.stored_state(id, "beforeState", Some(before));
+            fields.insert("fix".into(), wire::string(fix));
+            writes.push(
+                Write::update(&self.event_name(id), fields)
+                    .mask(&["fix", "beforeState", "beforePieces"])
+                    .existing(),
+            );
+            writes.extend(pieces);
+            Ok((writes, true))
+        })
+        .await
+    }
+
+    pub async fn finish(&self, id: i64, record: &Record) -> Result<(), Error> {
+        self.finish_with(id, record, Vec::new()).await
+    }
+
+    /// The decision, its alerts (each (channel, action) once per row), the counters and the resource's recent
+    /// fixes, in one transaction.
+    pub async fn finish_with(
+        &self,
+        id: i64,
+        record: &Record,
+        alerts: Vec<OutboxItem>,
+    ) -> Result<(), Error> {
+        let alerts = &alerts;
+        let findings = &serde_json::to_string(&record.findings).expect("findings serialise");
+        let fix = &record
+            .fix
+            .as_ref()
+            .map(|fix| serde_json::to_string(fix).expect("a fix serialises"));
+        let state = if record.retry { "retry" } else { "done" };
+        let resource = &record
+            .resource_key
+            .as_ref()
+            .filter(|_| record.outcome == "remediated")
+            .map(|key| self.name(collection::RESOURCES, &hashed(key)));
+        self.transaction("finishing an event", move |transaction| async move {
+            let transaction = Some(transaction.as_str());
+            let mut names = vec![self.event_name(id)];
+            names.extend(resource.clone());
+            let (found, _) = self.get_all(&names, transaction).await?;
+            let row = found[0]
+                .as_ref()
+                .ok_or_else(|| Fault::Permanent(format!("no journal row {id}")))?;
+            let existing = self
+                .query(
+                    collection::OUTBOX,
+                    where_equal("eventId", wire::integer(id)),
+                    transaction,
+                )
+                .await?;
+            let mut fields = Map::new();
+            fields.insert("state".into(), wire::string(state));
+            fields.insert("outcome".into(), wire::string(&record.outcome));
+            fields.insert("label".into(), wire::string(&record.outcome));
+            fields.insert("reason".into(), wire::string(&record.reason));
+            fields.insert("findings".into(), wire::string(findings));
+            fields.insert("fix".into(), wire::optional_string(fix.as_deref()));
+            fields.insert("durationUs".into(), wire::integer(record.duration_us));
+            fields.insert("googleUs".into(), wire::integer(record.google_us));
+            fields.insert("finishedAt".into(), wire::string(&self.now_text()));
+            fields.insert(
+                "finishedEpoch".into(),
+                wire::integer(self.clock().now_secs()),
+            );
+            fields.insert(
+                "resourceKey".into(),
+                wire::optional_string(record.resource_key.as_deref()),
+            );
+            let (before, mut writes) = self.stored_state(id, "beforeState", record.before.as_ref());
+            let (after, after_pieces) = self.stored_state(id, "afterState", record.after.as_ref());
+            fields.extend(before);
+            fields.extend(after);
+            writes.extend(after_pieces);
+            writes.push(
+                Write::update(&self.event_name(id), fields)
+                    .mask(&FINISHED_FIELDS)
+                    .existing(),
+            );
+            let old_label = row.string("label");
+            let mut counts: Vec<(Vec<&str>, i64)> = Vec::new();
+            if old_label != record.outcome {
+                counts.push((vec!["events", &old_label], -1));
+                counts.push((vec!["events", &record.outcome], 1));
+            }
+            for alert in alerts {
+                let known = existing.iter().any(|item| {
+                    item.str("channel") == Some(&alert.channel)
+                        && item.str("action") == Some(&alert.action)
+                });
+                if !known {
+                    writes.push(self.new_alert(id, alert));
+                    counts.push((vec!["alerts", &alert.channel, "pending"], 1));
+                }
+            }
+            let counts: Vec<(&[&str], i64)> = counts
+                .iter()
+                .map(|(path, by)| (path.as_slice(), *by))
+                .collect();
+            writes.extend(self.count(&counts));
+            if let Some(name) = resource {
+                writes.push(self.fixes_with(name, found.get(1).cloned().flatten(), id, row));
+            }
+            Ok((writes, ()))
+        })
+        .await
+    }
+
+    /// The resource's document with this fix added to its recent fixes (newest last, the oldest dropped).
+    fn fixes_with(&self, name: &str, resource: Option<Doc>, id: i64, row: &Doc) -> Write {
+        let mut fixes: Vec<Value> = resource
+            .map(|doc| doc.array("fixes"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|fix| wire::field_int(fix, "id") != Some(id))
+            .collect();
+        let mut fix = Map::new();
+        fix.insert("id".into(), wire::integer(id));
+        fix.insert("epoch".into(), wire::integer(self.clock().now_secs()));
+        fix.insert(
+            "principal".into(),
+            wire::string(row.str("principal").unwrap_or_default()),
+        );
+        fixes.push(wire::map(fix));
+        let keep_from = fixes.len().saturating_sub(KEPT_FIXES);
+        let mut fields = Map::new();
+        fields.insert("fixes".into(), wire::array(fixes.split_off(keep_from)));
+        Write::update(name, fields).mask(&["fixes"])
+    }
+
+    pub async fn entries(&self, limit: usize) -> Result<Vec<Entry>, Error> {
+        self.retrying("reading the journal", || async {
+            let mut query = Map::new();
+            query.insert(
+                "orderBy".into(),
+                serde_json::json!([{"field": {"fieldPath": "id"}, "direction": "DESCENDING"}]),
+            );
+            query.insert(
+                "limit".into(),
+                serde_json::json!(limit.min(i32::MAX as usize)),
+            );
+            let rows = self.query(collection::EVENTS, query, None).await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows.iter().filter(|row| !self.expired(row)) {
+                entries.push(self.entry_of(row).await?);
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    pub async fn entry(&self, id: i64) -> Result<Option<Entry>, Error> {
+        self.retrying("reading a journal row", || async {
+            match self.get(self.event_name(id), None).await? {
+                Some(row) if !self.expired(&row) => Ok(Some(self.entry_of(&row).await?)),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn begin_action(
+        &self,
+        action: &str,
+        resource: &str,
+        project: &str,
+        principal: &str,
+    ) -> Result<i64, Error> {
+        let key = &format!("{action}:{}", uuid::Uuid::new_v4());
+        self.retrying("starting an action", || async {
+            let id = self.next_id();
+            let mut fields = Map::new();
+            let mut put = |name: &str, value: Value| {
+                fields.insert(name.into(), value);
+            };
+            put("id", wire::integer(id));
+            put("deliveryKey", wire::string(key));
+            put("logKey", wire::string(key));
+            put("receivedAt", wire::string(&self.now_text()));
+            put("transport", wire::string(action));
+            put("deliveries", wire::integer(1));
+            put("serviceName", wire::string("antibody"));
+            put("methodName", wire::string(action));
+            put("resourceName", wire::string(resource));
+            put("project", wire::string(project));
+            put("principal", wire::string(principal));
+            put("state", wire::string("processing"));
+            put("label", wire::string("processing"));
+            put("expireAt", self.expire_at());
+            let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
+            writes.extend(self.count(&[(&["events", "processing"], 1)]));
+            self.commit(writes, None).await.map_err(Fault::raced)?;
+            Ok(id)
+        })
+        .await
+    }
+}
+
+/// The id an instance document has: replica ids are UUIDs, used as they are; anything else is hashed.
+fn hashed_or_id(instance: &str) -> String {
+    if instance.len() <= 64 && instance.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        instance.to_string()
+    } else {
+        hashed(instance)
+    }
+}
+
+/// A query's `where` on one field's equality.
+pub(super) fn where_equal(field: &str, value: Value) -> Map<String, Value> {
+    let mut query = Map::new();
+    query.insert(
+        "where".into(),
+        serde_json::json!({"fieldFilter": {"field": {"fieldPath": field}, "op": "EQUAL", "value": value}}),
+    );
+    query
+}
+
+/// `text` in pieces of at most `size` bytes, cut at character boundaries.
+fn split(text: &str, size: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = size.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_put_back_together_make_the_text() {
+        let text = "é".repeat(1000) + &"x".repeat(777);
+        let pieces = split(&text, 301);
+        assert!(pieces.iter().all(|piece| piece.len() <= 301));
+        assert_eq!(pieces.concat(), text);
+        assert!(split("", 10).is_empty());
+    }
+}
