@@ -91,22 +91,35 @@ struct PlanArgs {
     project: String,
     #[arg(long, default_value = "us-central1")]
     region: String,
-    /// The container image to deploy.
-    #[arg(long, default_value = "ghcr.io/antibody/antibody:latest")]
-    image: String,
+    /// The container image to deploy (default: the script builds this repository with Cloud Build into an Artifact
+    /// Registry repository it creates; Terraform takes it as the variable `image`).
+    #[arg(long)]
+    image: Option<String>,
     #[arg(long, short)]
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = PlanFormat::Gcloud)]
     format: PlanFormat,
+    /// Where the journal lives: Firestore (shared, scales to zero; the default) or a SQLite file in the memory of one
+    /// always-on instance. `--cloudsql` chooses PostgreSQL on Cloud SQL instead.
+    #[arg(long, value_enum, default_value_t = PlanState::Firestore)]
+    state: PlanState,
+    /// The Firestore database the journal uses (created in the region, Native mode, if missing).
+    #[arg(long, default_value = "(default)")]
+    firestore_database: String,
     /// A Cloud SQL instance (PROJECT:REGION:INSTANCE) for a PostgreSQL journal shared by every instance of the
-    /// service, its URL kept in the secret `antibody-state`; without it the service runs as one instance with a
-    /// SQLite journal in memory.
+    /// service, its URL kept in the secret `antibody-state` (an always-on database).
     #[arg(long, value_name = "PROJECT:REGION:INSTANCE", value_parser = antibody::plan::cloudsql_instance)]
     cloudsql: Option<String>,
     /// An organization (organizations/ID or ID): the role is granted there and an aggregated organization log sink
     /// delivers every project's audit entries through Pub/Sub, instead of this project's Eventarc triggers.
     #[arg(long, value_name = "ORGANIZATION", value_parser = antibody::plan::organization_id)]
     organization: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanState {
+    Firestore,
+    Sqlite,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,8 +186,28 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => {
             let config = load_config(args.config.as_ref())?;
             let mut deployment =
-                antibody::plan::deployment(&config, &args.project, &args.region, &args.image);
-            deployment.cloudsql = args.cloudsql.clone();
+                antibody::plan::deployment(&config, &args.project, &args.region, "");
+            deployment.image = args.image.clone();
+            deployment.store = match (&args.cloudsql, args.state) {
+                (Some(instance), _) => antibody::plan::Store::CloudSql(instance.clone()),
+                (None, PlanState::Sqlite) => antibody::plan::Store::Sqlite,
+                (None, PlanState::Firestore) => {
+                    let database = &args.firestore_database;
+                    // The database id is checked as serve will check it (the project id is Google's to check).
+                    antibody::journal::FirestoreLocation::parse(&antibody::plan::firestore_state(
+                        "any-project",
+                        database,
+                    ))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "--firestore-database {database:?}: not a Firestore database id"
+                        )
+                    })?;
+                    antibody::plan::Store::Firestore {
+                        database: database.clone(),
+                    }
+                }
+            };
             deployment.organization = args.organization.clone();
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),

@@ -24,8 +24,8 @@ pub(crate) struct ServeArgs {
     /// Also sweep this project on a timer (a backstop for lost events). Repeatable.
     #[arg(long = "sweep-project")]
     pub sweep_projects: Vec<String>,
-    /// Minutes between sweeps.
-    #[arg(long)]
+    /// Minutes between sweeps (0: no timer, e.g. when Cloud Scheduler calls /sweep).
+    #[arg(long, env = "ANTIBODY_SWEEP_MINUTES")]
     pub sweep_minutes: Option<u32>,
     /// Seconds between SIGTERM and the end of the process: Cloud Run's grace period (10 s) before it kills an
     /// instance. Events being handled finish and their alerts go out within it; new deliveries get 503.

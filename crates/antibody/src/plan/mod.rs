@@ -2,7 +2,11 @@
 //! engine handles — a service account, a custom role with exactly the permissions the enabled fixes need, Cloud Run,
 //! and one Eventarc trigger per watched (serviceName, methodName) — rendered from the files in `templates/`.
 
+mod store;
+
 use std::collections::BTreeSet;
+
+pub use store::{REPOSITORY, Store, firestore_state, schedule};
 
 use crate::config::Config;
 use crate::kinds;
@@ -24,12 +28,15 @@ pub struct Trigger {
 pub struct Deployment {
     pub project: String,
     pub region: String,
-    pub image: String,
+    /// The image to deploy; `None` builds it from the repository (Cloud Build into Artifact Registry).
+    pub image: Option<String>,
     pub permissions: BTreeSet<&'static str>,
     pub triggers: Vec<Trigger>,
-    /// The Cloud SQL instance (`PROJECT:REGION:INSTANCE`) holding a PostgreSQL journal shared by every instance of
-    /// the service; without one the journal is a SQLite file in the single instance's memory.
-    pub cloudsql: Option<String>,
+    /// Where the journal lives (Firestore unless told otherwise).
+    pub store: Store,
+    /// The projects swept on a schedule and the minutes between sweeps, from `serve.sweep_projects`: Cloud Scheduler
+    /// calls `/sweep`, so that sweeps happen at zero instances too.
+    pub sweep: Option<(Vec<String>, u32)>,
     /// An organization's numeric ID: the role is granted there, and an aggregated organization sink delivers every
     /// project's audit entries through Pub/Sub instead of this project's Eventarc triggers.
     pub organization: Option<String>,
@@ -121,10 +128,12 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
         sink_filter: sink_filter(config, &identities),
         project: project.into(),
         region: region.into(),
-        image: image.into(),
+        image: Some(image.into()),
         permissions,
         triggers,
-        cloudsql: None,
+        store: Store::default(),
+        sweep: (!config.sweep_projects.is_empty() && config.sweep_minutes > 0)
+            .then(|| (config.sweep_projects.clone(), config.sweep_minutes)),
         organization: None,
     }
 }
@@ -248,10 +257,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 /// An idempotent shell script of `gcloud` commands: safe to run again after a change of policies.
 pub fn gcloud(deployment: &Deployment) -> String {
     let Deployment {
-        project,
-        region,
-        image,
-        ..
+        project, region, ..
     } = deployment;
     let account = deployment.service_account();
     let permissions = deployment
@@ -259,32 +265,7 @@ pub fn gcloud(deployment: &Deployment) -> String {
         .into_iter()
         .collect::<Vec<_>>()
         .join(",");
-    let (apis, journal, journal_flags) = match &deployment.cloudsql {
-        Some(instance) => (
-            " sqladmin.googleapis.com secretmanager.googleapis.com",
-            format!(
-                r#"# The journal: PostgreSQL on Cloud SQL ({instance}), shared by every instance of the service.
-# Its URL, password included, is the secret {STATE_SECRET}: {url}
-gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
-  --role roles/cloudsql.client --condition None >/dev/null
-gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --member "serviceAccount:$SA" \
-  --role roles/secretmanager.secretAccessor >/dev/null
-"#,
-                url = cloudsql_state_url(instance)
-            ),
-            format!(
-                " \\\n  --add-cloudsql-instances \"{instance}\" --set-secrets \"ANTIBODY_STATE={STATE_SECRET}:latest\""
-            ),
-        ),
-        None => (
-            "",
-            "# The journal: a SQLite file in the instance's memory (Cloud Run's filesystem), so one instance only; a new\n\
-             # instance starts a new journal. `antibody plan --cloudsql PROJECT:REGION:INSTANCE` shares a PostgreSQL\n\
-             # journal that outlives instances instead."
-                .to_string(),
-            " --max-instances 1".to_string(),
-        ),
-    };
+    let (apis, journal, state_env, journal_flags) = store::gcloud_store(deployment);
     let role = match &deployment.organization {
         Some(organization) => fill(
             include_str!("templates/gcloud-role-organization.sh"),
@@ -321,8 +302,10 @@ gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --memb
             ("permissions", &permissions),
             ("journal", &journal),
             ("SERVICE", SERVICE),
-            ("image", image),
+            ("image", &store::gcloud_image(deployment)),
+            ("state_env", &state_env),
             ("journal_flags", &journal_flags),
+            ("sweep", &store::gcloud_sweep(deployment)),
             // Last: the sink filter inside it is data, never a template.
             ("delivery", &delivery),
         ],
@@ -348,10 +331,7 @@ gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --memb
 /// The same deployment as Terraform (google provider).
 pub fn terraform(deployment: &Deployment) -> String {
     let Deployment {
-        project,
-        region,
-        image,
-        ..
+        project, region, ..
     } = deployment;
     let permissions = deployment
         .role_permissions()
@@ -387,46 +367,8 @@ pub fn terraform(deployment: &Deployment) -> String {
             ],
         ),
     };
-    let depends = match deployment.cloudsql {
-        // A revision that cannot read its secret does not start.
-        Some(_) => "\n\n  depends_on = [google_secret_manager_secret_iam_member.antibody_state]",
-        None => "",
-    };
-    let (max_instances, volumes, mounts, state_env, journal) = match &deployment.cloudsql {
-        Some(instance) => (
-            "",
-            fill(
-                include_str!("templates/terraform-cloudsql-volume.tf"),
-                &[("instance", instance)],
-            ),
-            r#"
-      volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
-      }"#,
-            fill(
-                include_str!("templates/terraform-cloudsql-env.tf"),
-                &[("STATE_SECRET", STATE_SECRET)],
-            ),
-            fill(
-                include_str!("templates/terraform-cloudsql.tf"),
-                &[
-                    ("instance", instance),
-                    ("STATE_SECRET", STATE_SECRET),
-                    ("url", &cloudsql_state_url(instance)),
-                    ("project", project),
-                ],
-            ),
-        ),
-        None => (
-            "\n      # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).\n      \
-             max_instance_count = 1",
-            String::new(),
-            "",
-            String::new(),
-            String::new(),
-        ),
-    };
+    let store = store::terraform_store(deployment);
+    let (image, image_build) = store::terraform_image(deployment);
     let mut hcl = fill(
         include_str!("templates/terraform.tf"),
         &[
@@ -434,13 +376,15 @@ pub fn terraform(deployment: &Deployment) -> String {
             ("ACCOUNT", ACCOUNT),
             ("SERVICE", SERVICE),
             ("region", region),
-            ("depends", depends),
-            ("max_instances", max_instances),
-            ("volumes", &volumes),
-            ("image", image),
-            ("mounts", mounts),
-            ("state_env", &state_env),
-            ("journal", &journal),
+            ("depends", store.depends),
+            ("scaling", &store.scaling),
+            ("volumes", &store.volumes),
+            ("image_build", &image_build),
+            ("image", &image),
+            ("mounts", store.mounts),
+            ("state_env", &store.env),
+            ("journal", &store.journal),
+            ("sweep", ""),
             // Last: what it brings in is filled already.
             ("role", &role),
         ],

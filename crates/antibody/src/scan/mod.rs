@@ -485,13 +485,20 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         timer.tick().await;
-        let report = sweep(&cx, &projects, true, &Quiet).await;
-        let line = serde_json::json!({
-            "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },
-            "message": format!("sweep of {}: {} violating resource(s), {} error(s)", projects.join(", "), report.violations.len(), report.errors.len()),
-            "logging.googleapis.com/labels": {"component": "sweep"},
-            "swept": report.swept, "errors": report.errors,
-        });
-        println!("{line}");
+        sweep_once(&cx, &projects).await;
     }
+}
+
+/// One sweep of `projects` with `--fix` semantics (the timer's, or Cloud Scheduler's through `/sweep`): logs one line
+/// in Cloud Run's format and returns it.
+pub async fn sweep_once(cx: &Arc<Context>, projects: &[String]) -> serde_json::Value {
+    let report = sweep(cx, projects, true, &Quiet).await;
+    let line = serde_json::json!({
+        "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },
+        "message": format!("sweep of {}: {} violating resource(s), {} error(s)", projects.join(", "), report.violations.len(), report.errors.len()),
+        "logging.googleapis.com/labels": {"component": "sweep"},
+        "swept": report.swept, "violations": report.violations.len(), "errors": report.errors,
+    });
+    println!("{line}");
+    line
 }

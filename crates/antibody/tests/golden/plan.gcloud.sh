@@ -5,7 +5,7 @@ PROJECT=acme-prod
 REGION=europe-west1
 SA=antibody@acme-prod.iam.gserviceaccount.com
 
-gcloud services enable run.googleapis.com eventarc.googleapis.com --project "$PROJECT"
+gcloud services enable run.googleapis.com eventarc.googleapis.com firestore.googleapis.com --project "$PROJECT"
 
 gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 ||
   gcloud iam service-accounts create antibody --project "$PROJECT" --display-name "antibody remediation"
@@ -19,12 +19,24 @@ fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
 
-# The journal: a SQLite file in the instance's memory (Cloud Run's filesystem), so one instance only; a new
-# instance starts a new journal. `antibody plan --cloudsql PROJECT:REGION:INSTANCE` shares a PostgreSQL
-# journal that outlives instances instead.
-gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "europe-docker.pkg.dev/acme/antibody:1.0" \
+# The journal: Firestore (database (default), Native mode, in europe-west1), shared by every instance, so the service
+# scales to zero and a replaced instance loses nothing. Rows, their dedup keys and their alerts expire 400 days
+# after they are written (a TTL policy on expireAt).
+gcloud firestore databases describe --database "(default)" --project "$PROJECT" >/dev/null 2>&1 ||
+  gcloud firestore databases create --database "(default)" --location "$REGION" --type firestore-native \
+    --project "$PROJECT"
+gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
+  --role roles/datastore.user --condition None >/dev/null
+for group in antibody_events antibody_keys antibody_outbox; do
+  gcloud firestore fields ttls update expireAt --collection-group "$group" --enable-ttl \
+    --database "(default)" --project "$PROJECT" --async --quiet
+done
+
+IMAGE="europe-docker.pkg.dev/acme/antibody:1.0"
+gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
   --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
-  --min-instances 1 --set-env-vars "ANTIBODY_IDENTITY=$SA" --max-instances 1
+  --set-env-vars "ANTIBODY_IDENTITY=$SA,ANTIBODY_STATE=firestore://acme-prod" \
+  --min-instances 0
 
 # Pushes are verified: their OIDC token must name the service URL and this account.
 URL=$(gcloud run services describe antibody --project "$PROJECT" --region "$REGION" --format 'value(status.url)')

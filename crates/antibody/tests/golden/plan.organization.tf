@@ -5,6 +5,18 @@ variable "push_audience" {
   type        = string
 }
 
+variable "image" {
+  description = "The antibody image, built from the repository: gcloud builds submit --tag us-central1-docker.pkg.dev/acme-sec/antibody/antibody:TAG"
+  type        = string
+}
+
+resource "google_artifact_registry_repository" "antibody" {
+  project       = "acme-sec"
+  location      = "us-central1"
+  repository_id = "antibody"
+  format        = "DOCKER"
+}
+
 resource "google_service_account" "antibody" {
   project      = "acme-sec"
   account_id   = "antibody"
@@ -196,16 +208,16 @@ resource "google_cloud_run_v2_service" "antibody" {
   location = "us-central1"
   ingress  = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 
+  depends_on = [google_project_iam_member.antibody_datastore_user]
+
   template {
     service_account                  = google_service_account.antibody.email
     max_instance_request_concurrency = 1000
     scaling {
-      min_instance_count = 1
-      # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).
-      max_instance_count = 1
+      min_instance_count = 0
     }
     containers {
-      image = "ghcr.io/antibody/antibody:latest"
+      image = var.image
       resources {
         limits = {
           memory = "256Mi"
@@ -223,6 +235,10 @@ resource "google_cloud_run_v2_service" "antibody" {
         name  = "ANTIBODY_PUSH_AUDIENCE"
         value = var.push_audience
       }
+      env {
+        name  = "ANTIBODY_STATE"
+        value = "firestore://acme-sec"
+      }
     }
   }
 }
@@ -233,4 +249,55 @@ resource "google_cloud_run_v2_service_iam_member" "antibody_invoker" {
   name     = google_cloud_run_v2_service.antibody.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.antibody.email}"
+}
+
+# The journal: Firestore (database (default), Native mode), shared by every instance, so the service scales to zero
+# and a replaced instance loses nothing. A project whose (default) database exists already imports it:
+#   terraform import google_firestore_database.antibody "projects/acme-sec/databases/(default)"
+resource "google_project_service" "firestore" {
+  project            = "acme-sec"
+  service            = "firestore.googleapis.com"
+  disable_on_destroy = false
+}
+
+resource "google_firestore_database" "antibody" {
+  project         = "acme-sec"
+  name            = "(default)"
+  location_id     = "us-central1"
+  type            = "FIRESTORE_NATIVE"
+  deletion_policy = "ABANDON"
+  depends_on      = [google_project_service.firestore]
+}
+
+resource "google_project_iam_member" "antibody_datastore_user" {
+  project = "acme-sec"
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.antibody.email}"
+}
+
+# Rows of antibody_events expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_events" {
+  project    = "acme-sec"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_events"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Rows of antibody_keys expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_keys" {
+  project    = "acme-sec"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_keys"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Rows of antibody_outbox expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_outbox" {
+  project    = "acme-sec"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_outbox"
+  field      = "expireAt"
+  ttl_config {}
 }

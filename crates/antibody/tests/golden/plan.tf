@@ -99,13 +99,13 @@ resource "google_cloud_run_v2_service" "antibody" {
   location = "europe-west1"
   ingress  = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 
+  depends_on = [google_project_iam_member.antibody_datastore_user]
+
   template {
     service_account                  = google_service_account.antibody.email
     max_instance_request_concurrency = 1000
     scaling {
-      min_instance_count = 1
-      # The journal is a SQLite file in the instance's memory: one instance (see `antibody plan --cloudsql`).
-      max_instance_count = 1
+      min_instance_count = 0
     }
     containers {
       image = "europe-docker.pkg.dev/acme/antibody:1.0"
@@ -126,6 +126,10 @@ resource "google_cloud_run_v2_service" "antibody" {
         name  = "ANTIBODY_PUSH_AUDIENCE"
         value = var.push_audience
       }
+      env {
+        name  = "ANTIBODY_STATE"
+        value = "firestore://acme-prod"
+      }
     }
   }
 }
@@ -136,6 +140,57 @@ resource "google_cloud_run_v2_service_iam_member" "antibody_invoker" {
   name     = google_cloud_run_v2_service.antibody.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.antibody.email}"
+}
+
+# The journal: Firestore (database (default), Native mode), shared by every instance, so the service scales to zero
+# and a replaced instance loses nothing. A project whose (default) database exists already imports it:
+#   terraform import google_firestore_database.antibody "projects/acme-prod/databases/(default)"
+resource "google_project_service" "firestore" {
+  project            = "acme-prod"
+  service            = "firestore.googleapis.com"
+  disable_on_destroy = false
+}
+
+resource "google_firestore_database" "antibody" {
+  project         = "acme-prod"
+  name            = "(default)"
+  location_id     = "europe-west1"
+  type            = "FIRESTORE_NATIVE"
+  deletion_policy = "ABANDON"
+  depends_on      = [google_project_service.firestore]
+}
+
+resource "google_project_iam_member" "antibody_datastore_user" {
+  project = "acme-prod"
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.antibody.email}"
+}
+
+# Rows of antibody_events expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_events" {
+  project    = "acme-prod"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_events"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Rows of antibody_keys expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_keys" {
+  project    = "acme-prod"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_keys"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Rows of antibody_outbox expire 400 days after they are written.
+resource "google_firestore_field" "antibody_ttl_antibody_outbox" {
+  project    = "acme-prod"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_outbox"
+  field      = "expireAt"
+  ttl_config {}
 }
 
 resource "google_eventarc_trigger" "antibody_v1_compute_firewalls_insert" {

@@ -112,14 +112,97 @@ fn the_gcloud_script_and_terraform_match_their_golden_files() {
 }
 
 #[test]
-fn without_cloud_sql_the_service_is_one_instance_and_with_it_shares_a_postgresql_journal() {
-    let mut deployment = plan::deployment(&Config::default(), "acme-prod", "europe-west1", "image");
-    let alone = plan::gcloud(&deployment);
-    assert!(alone.contains("--max-instances 1"), "{alone}");
-    assert!(!alone.contains("--add-cloudsql-instances"), "{alone}");
-    assert!(plan::terraform(&deployment).contains("max_instance_count = 1"));
+fn firestore_is_the_default_journal_and_the_service_scales_to_zero() {
+    let deployment = plan::deployment(&Config::default(), "acme-prod", "europe-west1", "image");
+    assert_eq!(deployment.store, plan::Store::default());
+    let script = plan::gcloud(&deployment);
+    for expected in [
+        "firestore.googleapis.com",
+        "gcloud firestore databases create --database \"(default)\" --location \"$REGION\" --type firestore-native",
+        "--role roles/datastore.user",
+        "gcloud firestore fields ttls update expireAt --collection-group \"$group\" --enable-ttl",
+        "for group in antibody_events antibody_keys antibody_outbox; do",
+        "ANTIBODY_STATE=firestore://acme-prod",
+        "--min-instances 0",
+    ] {
+        assert!(
+            script.contains(expected),
+            "{expected} missing from:\n{script}"
+        );
+    }
+    assert!(!script.contains("--max-instances"), "{script}");
+    let hcl = plan::terraform(&deployment);
+    for expected in [
+        "resource \"google_firestore_database\" \"antibody\"",
+        "type            = \"FIRESTORE_NATIVE\"",
+        "role    = \"roles/datastore.user\"",
+        "collection = \"antibody_events\"",
+        "value = \"firestore://acme-prod\"",
+        "min_instance_count = 0",
+    ] {
+        assert!(hcl.contains(expected), "{expected} missing from:\n{hcl}");
+    }
+    assert!(!hcl.contains("max_instance_count"), "{hcl}");
+    golden("plan.firestore.tf", &hcl);
+}
 
-    deployment.cloudsql = Some("acme-prod:europe-west1:journal".into());
+#[test]
+fn without_an_image_the_plan_builds_one_and_sweeps_run_from_cloud_scheduler() {
+    let config = Config {
+        sweep_projects: vec!["acme-prod".into(), "acme-data".into()],
+        sweep_minutes: 30,
+        ..Config::default()
+    };
+    let mut deployment = plan::deployment(&config, "acme-prod", "europe-west1", "unused");
+    deployment.image = None;
+    let script = plan::gcloud(&deployment);
+    for expected in [
+        "cloudbuild.googleapis.com artifactregistry.googleapis.com",
+        "gcloud artifacts repositories create antibody --repository-format docker",
+        "gcloud builds submit \"$SOURCE\" --tag \"$IMAGE\"",
+        "--image \"$IMAGE\"",
+        "cloudscheduler.googleapis.com",
+        "--schedule \"*/30 * * * *\" --uri \"$URL/sweep\" --http-method POST",
+        "--oidc-service-account-email \"$SA\" --oidc-token-audience \"$URL\"",
+        "ANTIBODY_SWEEP_MINUTES=0",
+    ] {
+        assert!(
+            script.contains(expected),
+            "{expected} missing from:\n{script}"
+        );
+    }
+    assert_bash_parses(&script);
+    golden("plan.build.gcloud.sh", &script);
+    let hcl = plan::terraform(&deployment);
+    for expected in [
+        "variable \"image\"",
+        "image = var.image",
+        "resource \"google_artifact_registry_repository\" \"antibody\"",
+        "resource \"google_cloud_scheduler_job\" \"antibody_sweep\"",
+        "uri         = \"${var.push_audience}/sweep\"",
+    ] {
+        assert!(hcl.contains(expected), "{expected} missing from:\n{hcl}");
+    }
+}
+
+#[test]
+fn sqlite_is_one_instance_and_cloud_sql_shares_a_postgresql_journal() {
+    let mut deployment = plan::deployment(&Config::default(), "acme-prod", "europe-west1", "image");
+    deployment.store = plan::Store::Sqlite;
+    let alone = plan::gcloud(&deployment);
+    assert!(
+        alone.contains("--min-instances 1 --max-instances 1"),
+        "{alone}"
+    );
+    assert!(!alone.contains("--add-cloudsql-instances"), "{alone}");
+    assert!(
+        !alone.contains("ANTIBODY_STATE"),
+        "the image's default names the file: {alone}"
+    );
+    assert!(plan::terraform(&deployment).contains("max_instance_count = 1"));
+    golden("plan.sqlite.gcloud.sh", &alone);
+
+    deployment.store = plan::Store::CloudSql("acme-prod:europe-west1:journal".into());
     let shared = plan::gcloud(&deployment);
     for expected in [
         "--add-cloudsql-instances \"acme-prod:europe-west1:journal\"",
@@ -137,6 +220,7 @@ fn without_cloud_sql_the_service_is_one_instance_and_with_it_shares_a_postgresql
     }
     assert!(!shared.contains("--max-instances"), "{shared}");
     assert_bash_parses(&shared);
+    golden("plan.cloudsql.gcloud.sh", &shared);
     let hcl = plan::terraform(&deployment);
     for expected in [
         "instances = [\"acme-prod:europe-west1:journal\"]",
@@ -383,4 +467,96 @@ async fn the_image_opens_the_journal_its_deployment_names() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(named.exists(), "the journal the deployment named");
+}
+
+/// The environment a gcloud script's `--set-env-vars` gives the service, with `$SA` filled in.
+fn deployed_environment(script: &str, account: &str) -> Vec<(String, String)> {
+    let line = script
+        .lines()
+        .find(|line| line.contains("--set-env-vars \""))
+        .expect("a --set-env-vars line");
+    let value = line
+        .split("--set-env-vars \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a quoted value");
+    value
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.replace("$SA", account)))
+        .collect()
+}
+
+// The default deployment: the image's command line with the plan's environment journals in Firestore (here the
+// sandbox's), not in the instance's memory.
+#[tokio::test]
+async fn the_image_with_the_default_plans_environment_journals_in_firestore() {
+    let (command, defaults) = image_command();
+    let deployment = plan::deployment(&Config::default(), "acme-prod", "europe-west1", "image");
+    let environment =
+        deployed_environment(&plan::gcloud(&deployment), &deployment.service_account());
+    assert!(
+        environment
+            .iter()
+            .any(|(name, value)| name == "ANTIBODY_STATE" && value == "firestore://acme-prod"),
+        "{environment:?}"
+    );
+    let sandbox = gcp_sandbox::start(
+        gcp_sandbox::SandboxConfig::default(),
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .expect("sandbox");
+    let dir = tempfile::tempdir().expect("dir");
+    let port = crate::harness::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(&command)
+        .envs(
+            defaults
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .envs(
+            environment
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .env("ANTIBODY_GOOGLE_ENDPOINT", sandbox.base_url())
+        .env("PORT", port.to_string())
+        .env(
+            "ANTIBODY_PUSH_SECRET",
+            "0123456789abcdef0123456789abcdef-image",
+        )
+        .env("ANTIBODY_ACCESS_TOKEN", "unused")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("antibody runs");
+    let client = crate::harness::http();
+    crate::harness::wait_for(&format!("http://127.0.0.1:{port}/healthz"), &client).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let instances: serde_json::Value = client
+        .post(format!(
+            "{}/v1/projects/acme-prod/databases/(default)/documents:runQuery",
+            sandbox.base_url()
+        ))
+        .json(&json!({"structuredQuery": {"from": [{"collectionId": "antibody_instances"}]}}))
+        .send()
+        .await
+        .expect("runQuery")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        instances
+            .as_array()
+            .is_some_and(|found| found.iter().any(|answer| answer.get("document").is_some())),
+        "the service's heartbeat is in Firestore: {instances}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+        "and no journal file was made"
+    );
 }

@@ -311,3 +311,65 @@ async fn a_silent_connection_is_closed_after_the_header_deadline() {
         "the server closed the silent connection: {closed:?}"
     );
 }
+
+// Cloud Scheduler's call to /sweep is verified exactly as a push is; only a verified caller starts a sweep.
+#[tokio::test]
+async fn the_scheduled_sweep_is_verified_like_a_push() {
+    let options = Options {
+        push_identity: Some(PushIdentity {
+            audience: AUDIENCE.into(),
+            email: PUSHER.into(),
+        }),
+        seed: vec![open_ssh("found-by-sweep")],
+        tweak: Box::new(|config| {
+            config.push_audience = Some(AUDIENCE.into());
+            config.push_emails = vec![PUSHER.into()];
+            config.sweep_projects = vec![crate::harness::PROJECT.into()];
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let sweep = |authorization: Option<String>| {
+        let mut request = harness.http.post(format!("{}sweep", harness.engine.url()));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.send()
+    };
+    let token = |audience: &str, email: &str| {
+        let identity = PushIdentity {
+            audience: audience.into(),
+            email: email.into(),
+        };
+        format!(
+            "Bearer {}",
+            mint(&identity, SystemTime::now(), Duration::from_secs(3600))
+        )
+    };
+    for (authorization, status, why) in [
+        (None, 401, "no token"),
+        (
+            Some(token("https://elsewhere/", PUSHER)),
+            401,
+            "another audience",
+        ),
+        (
+            Some(token(AUDIENCE, "intruder@example.com")),
+            403,
+            "another account",
+        ),
+    ] {
+        let response = sweep(authorization).await.expect("post");
+        assert_eq!(response.status().as_u16(), status, "{why}");
+    }
+    assert_ne!(
+        harness.rule("found-by-sweep").await["disabled"],
+        true,
+        "no sweep ran for a caller who is not verified"
+    );
+    let response = sweep(Some(token(AUDIENCE, PUSHER))).await.expect("post");
+    assert_eq!(response.status().as_u16(), 200);
+    let report: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(report["violations"], 1, "{report}");
+    assert_eq!(harness.rule("found-by-sweep").await["disabled"], true);
+}

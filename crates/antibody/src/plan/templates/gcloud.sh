@@ -12,9 +12,10 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 {{role}}
 {{journal}}
-gcloud run deploy {{SERVICE}} --project "$PROJECT" --region "$REGION" --image "{{image}}" \
+{{image}}
+gcloud run deploy {{SERVICE}} --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
   --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
-  --min-instances 1 --set-env-vars "ANTIBODY_IDENTITY=$SA"{{journal_flags}}
+  --set-env-vars "ANTIBODY_IDENTITY=$SA{{state_env}}"{{journal_flags}}
 
 # Pushes are verified: their OIDC token must name the service URL and this account.
 URL=$(gcloud run services describe {{SERVICE}} --project "$PROJECT" --region "$REGION" --format 'value(status.url)')
@@ -24,4 +25,4 @@ gcloud run services update {{SERVICE}} --project "$PROJECT" --region "$REGION" \
 # Deliveries are signed as the same account; it may invoke the service and nothing else.
 gcloud run services add-iam-policy-binding {{SERVICE}} --project "$PROJECT" --region "$REGION" \
   --member "serviceAccount:$SA" --role roles/run.invoker >/dev/null
-{{delivery}}
+{{sweep}}{{delivery}}

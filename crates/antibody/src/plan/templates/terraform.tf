@@ -4,7 +4,7 @@ variable "push_audience" {
   description = "The service URL that push tokens must name (the Cloud Run URL, known after the first apply)"
   type        = string
 }
-
+{{image_build}}
 resource "google_service_account" "antibody" {
   project      = "{{project}}"
   account_id   = "{{ACCOUNT}}"
@@ -21,11 +21,10 @@ resource "google_cloud_run_v2_service" "antibody" {
   template {
     service_account                  = google_service_account.antibody.email
     max_instance_request_concurrency = 1000
-    scaling {
-      min_instance_count = 1{{max_instances}}
+    scaling {{{scaling}}
     }{{volumes}}
     containers {
-      image = "{{image}}"{{mounts}}
+      image = {{image}}{{mounts}}
       resources {
         limits = {
           memory = "256Mi"
@@ -54,4 +53,4 @@ resource "google_cloud_run_v2_service_iam_member" "antibody_invoker" {
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.antibody.email}"
 }
-{{journal}}
+{{journal}}{{sweep}}
