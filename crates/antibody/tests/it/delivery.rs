@@ -167,10 +167,7 @@ async fn malformed_bodies_get_a_4xx_that_says_why() {
 async fn every_accepted_event_has_a_durable_row_in_the_file() {
     let harness = Harness::start().await;
     harness.user_inserts(open_ssh("durable")).await;
-    let path = harness.cx().config.state.clone();
-    let reopened = antibody::journal::Journal::open(&path)
-        .await
-        .expect("reopen the same file");
+    let reopened = harness.reopen_journal().await;
     let rows = reopened.entries(100).await.expect("rows");
     assert_eq!(
         rows.len(),
@@ -184,6 +181,7 @@ async fn every_accepted_event_has_a_durable_row_in_the_file() {
 async fn a_claim_abandoned_by_a_crash_is_handled_on_redelivery() {
     let harness = Harness::with(Options {
         seed: vec![open_ssh("orphan")],
+        sqlite_only: true,
         ..Options::default()
     })
     .await;

@@ -49,6 +49,9 @@ pub struct Options {
     pub enforce_iam: bool,
     /// Deliver only the entries this log-sink filter selects, as an organization sink does.
     pub sink_filter: Option<String>,
+    /// Keep the SQLite file even when the suite runs on Firestore (`ANTIBODY_TEST_JOURNAL=firestore`): the test
+    /// reads the file itself.
+    pub sqlite_only: bool,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             push_identity: None,
             enforce_iam: false,
             sink_filter: None,
+            sqlite_only: false,
         }
     }
 }
@@ -119,6 +123,12 @@ impl Harness {
             identities: vec![ENGINE.into()],
             ..Config::default()
         };
+        // The suite runs once more on the Firestore journal (in this sandbox) when the environment asks for it.
+        if std::env::var("ANTIBODY_TEST_JOURNAL").as_deref() == Ok("firestore")
+            && !options.sqlite_only
+        {
+            config.state = "firestore://harness-journal".into();
+        }
         (options.tweak)(&mut config);
         // Push tokens are signed by the sandbox: their keys are at its JWKS endpoint.
         config
@@ -165,6 +175,21 @@ impl Harness {
         .expect("undo");
         self.sandbox.settled().await;
         undone
+    }
+
+    /// The engine's journal opened again, as another process would open it (a file, or the sandbox's Firestore).
+    pub async fn reopen_journal(&self) -> antibody::journal::Journal {
+        let access = antibody::journal::Access {
+            endpoint: Some(self.sandbox.base_url()),
+            credentials: Arc::new(antibody::gcp::auth::Credentials::Token(ENGINE_TOKEN.into())),
+        };
+        antibody::journal::Journal::open_using(
+            &self.cx().config.state,
+            antibody::clock::Clock::system(),
+            Some(&access),
+        )
+        .await
+        .expect("the journal opens again")
     }
 
     pub fn cx(&self) -> &Arc<Context> {

@@ -173,7 +173,6 @@ async fn alerts_written_before_a_restart_are_delivered_after_it_exactly_once() {
     let harness = Harness::with(with_channels(channels.clone())).await;
     // Simulate a crash between decision and delivery: the decision and its alert are durable, nothing was sent.
     let journal = harness.cx().journal.clone();
-    let state = harness.cx().config.state.clone();
     harness.engine.shutdown_alerts();
     harness.user_inserts(open_ssh("crash")).await;
     let pending = journal.alerts(10).await.expect("outbox");
@@ -188,9 +187,7 @@ async fn alerts_written_before_a_restart_are_delivered_after_it_exactly_once() {
     );
     assert_eq!(pending[0].state, "pending");
     // A new process on the same state file delivers it.
-    let restarted = antibody::journal::Journal::open(&state)
-        .await
-        .expect("reopen");
+    let restarted = harness.reopen_journal().await;
     let worker = tokio::spawn(antibody::notify::outbox::run(
         restarted.clone(),
         channels,
