@@ -37,6 +37,18 @@ def seed(projects):
             "folders": {"folders/1": "organizations/123456789012", "folders/2": "organizations/123456789012"}}
 
 
+# Runs a command and reports its own rusage: started from this small process, the command's peak RSS is its own. A
+# process forked from this script (which holds the seed and earlier reports) would report this script's resident
+# memory as its peak, since Linux keeps the larger high-water mark across exec.
+MEASURED = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as handle:
+    json.dump({"status": status, "maxrss_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, handle)
+"""
+
+
 def requests_served():
     """(all Google API requests, those a per-project quota counts) the sandbox has answered."""
     with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/_sandbox/requests") as response:
@@ -72,12 +84,15 @@ def sweep(projects):
                 handle.write(f"[serve]\nmax_requests_per_second_per_project = {QUOTA}\n")
             with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
                 started = time.monotonic()
-                process = subprocess.Popen([ANTIBODY, "scan", "--organization", "123456789012", "--format", os.environ.get("FORMAT", "json"),
-                                            "--config", config,
-                                            "--google-endpoint", f"http://127.0.0.1:{PORT}", "--access-token", "b"],
-                                           stdout=out, stderr=err)
-                _, status, usage = os.wait4(process.pid, 0)
+                usage_path = os.path.join(work, "usage.json")
+                subprocess.run([sys.executable, "-c", MEASURED, usage_path,
+                                ANTIBODY, "scan", "--organization", "123456789012", "--format", os.environ.get("FORMAT", "json"),
+                                "--config", config,
+                                "--google-endpoint", f"http://127.0.0.1:{PORT}", "--access-token", "b"],
+                               stdout=out, stderr=err)
                 wall = time.monotonic() - started
+                with open(usage_path) as handle:
+                    usage = json.load(handle)
                 out.seek(0)
                 report = json.loads(out.read() or b"{}")
                 err.seek(0)
@@ -89,7 +104,7 @@ def sweep(projects):
         finally:
             sandbox.kill()
             sandbox.wait()
-    return wall, usage.ru_maxrss / 1024, made, report, usage.ru_utime + usage.ru_stime, sandbox_cpu
+    return wall, usage["maxrss_kib"] / 1024, made, report, usage["cpu"], sandbox_cpu
 
 
 print(f"latency {LATENCY_MS} ms per call, quota {QUOTA} requests per project per second")
