@@ -3,7 +3,10 @@ bills CPU time), for antibody (`serve`) and, when ANTIBODY_BASELINE names its di
 (gunicorn, workers included). wrk paces the events (bench/post.lua's RATE) against a sandbox seeded with the rules
 they name; the healer's CPU is read from /proc before and after.
 
-Usage: python3 bench/cost.py   (env: RATE=200 SECONDS=10 RUNS=3; bench/cost.sh builds)
+antibody journals in a SQLite file, and again (a second row) in Firestore — the sandbox's, what `antibody plan`
+deploys — unless JOURNALS says otherwise (`JOURNALS=sqlite`).
+
+Usage: python3 bench/cost.py   (env: RATE=200 SECONDS=10 RUNS=3 JOURNALS=sqlite,firestore; bench/cost.sh builds)
 """
 import json
 import os
@@ -59,12 +62,14 @@ def cpu_of(pid):
     return total
 
 
-def start_antibody(work):
+def start_antibody(work, journal="sqlite"):
     config = os.path.join(work, "antibody.toml")
     with open(config, "w") as handle:
         handle.write("[safety]\nflap_threshold = 0\nmax_fixes_per_project_per_hour = 0\n"
                      "max_fixes_per_instance_per_hour = 0\n")
     state = os.path.join(work, f"journal-{time.monotonic_ns()}.sqlite")
+    if journal == "firestore":
+        state = f"firestore://cost-bench-{time.monotonic_ns() % 10**9}"
     process = subprocess.Popen([ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config, "--google-endpoint",
                                 f"http://127.0.0.1:{SANDBOX_PORT}", "--state", state, "--access-token", "engine",
                                 "--identity", "antibody@bench.iam.gserviceaccount.com", "--insecure-no-auth"],
@@ -105,7 +110,9 @@ def one(start, mode, offset, work):
 
 def main():
     with tempfile.TemporaryDirectory() as work:
-        open_rules = EVENTS * RUNS * 2
+        journals = os.environ.get("JOURNALS", "sqlite,firestore").split(",")
+        # Each healer's violating runs fix rules of their own.
+        open_rules = EVENTS * RUNS * (len(journals) + 1)
         firewalls = [{"name": f"open-{n}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}],
                       "sourceRanges": ["0.0.0.0/0"]} for n in range(open_rules)]
         firewalls += [{"name": f"closed-{n}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}],
@@ -118,10 +125,11 @@ def main():
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_up(f"http://127.0.0.1:{SANDBOX_PORT}/compute/v1/projects/x/global/firewalls")
-            healers = [("antibody", start_antibody, 0)]
+            healers = [(f"antibody, {journal} journal", lambda work, journal=journal: start_antibody(work, journal),
+                        index * EVENTS * RUNS) for index, journal in enumerate(journals)]
             if os.environ.get("ANTIBODY_BASELINE"):
                 healers.append(("reference service", start_reference(os.environ["ANTIBODY_BASELINE"]),
-                                EVENTS * RUNS))
+                                len(journals) * EVENTS * RUNS))
             print(f"CPU per event at a steady {RATE} events/s ({SECONDS} s per run, median of {RUNS})")
             print("| healer | ignored | compliant | violating |")
             print("|---|---|---|---|")

@@ -225,6 +225,23 @@ impl Firestore {
         record: &Record,
     ) -> Result<(i64, bool), Error> {
         let keys = &self.key_names(event);
+        // First sight is the common case: the row and its keys in one commit, each created only if absent. A key that
+        // exists already (a redelivery, or the same entry through another path) fails the commit as a whole, and the
+        // transaction below decides.
+        let first = self
+            .retrying("recording an event", || async {
+                let id = self.next_id();
+                let writes = self.settled_writes(id, event, record, keys, true);
+                match self.commit(writes, None).await {
+                    Ok(_) => Ok(Some(id)),
+                    Err(Fault::AlreadyExists(_)) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            })
+            .await?;
+        if let Some(id) = first {
+            return Ok((id, true));
+        }
         self.transaction("recording an event", move |transaction| async move {
             let (found, _) = self.get_all(keys, Some(&transaction)).await?;
             if let Some(id) = found[0].as_ref().and_then(|key| key.int("event")) {
@@ -235,120 +252,190 @@ impl Firestore {
                 return Ok((vec![again], (id, false)));
             }
             let id = self.next_id();
-            let mut fields = self.new_row(id, event);
-            fields.insert("state".into(), wire::string("done"));
-            fields.insert("label".into(), wire::string(&record.outcome));
-            fields.insert("outcome".into(), wire::string(&record.outcome));
-            fields.insert("reason".into(), wire::string(&record.reason));
-            fields.insert("findings".into(), wire::string("[]"));
-            fields.insert("durationUs".into(), wire::integer(record.duration_us));
-            fields.insert("finishedAt".into(), wire::string(&self.now_text()));
-            fields.insert(
-                "finishedEpoch".into(),
-                wire::integer(self.clock().now_secs()),
-            );
-            let mut writes = vec![
-                Write::update(&self.event_name(id), fields).create(),
-                self.key_doc(&keys[0], id),
-            ];
-            if found[1].is_none() {
-                writes.push(self.key_doc(&keys[1], id));
-            }
-            writes.extend(self.count(&[(&["events", &record.outcome], 1)]));
+            let writes = self.settled_writes(id, event, record, keys, found[1].is_none());
             Ok((writes, (id, true)))
         })
         .await
+    }
+
+    /// The writes of a settled event's new row: the row, its delivery key, its log key if `log_key` (absent yet),
+    /// and its count.
+    fn settled_writes(
+        &self,
+        id: i64,
+        event: &AuditEvent,
+        record: &Record,
+        keys: &[String; 2],
+        log_key: bool,
+    ) -> Vec<Write> {
+        let mut fields = self.new_row(id, event);
+        fields.insert("state".into(), wire::string("done"));
+        fields.insert("label".into(), wire::string(&record.outcome));
+        fields.insert("outcome".into(), wire::string(&record.outcome));
+        fields.insert("reason".into(), wire::string(&record.reason));
+        fields.insert("findings".into(), wire::string("[]"));
+        fields.insert("durationUs".into(), wire::integer(record.duration_us));
+        fields.insert("finishedAt".into(), wire::string(&self.now_text()));
+        fields.insert(
+            "finishedEpoch".into(),
+            wire::integer(self.clock().now_secs()),
+        );
+        let mut writes = vec![
+            Write::update(&self.event_name(id), fields).create(),
+            self.key_doc(&keys[0], id),
+        ];
+        if log_key {
+            writes.push(self.key_doc(&keys[1], id));
+        }
+        writes.extend(self.count(&[(&["events", &record.outcome], 1)]));
+        writes
+    }
+
+    /// The writes of a claimed event's new row: the row, both keys, and its count.
+    fn claimed_writes(
+        &self,
+        id: i64,
+        event: &AuditEvent,
+        keys: &[String; 2],
+        missing: [bool; 2],
+    ) -> Vec<Write> {
+        let now = self.clock().now_secs();
+        let mut fields = self.new_row(id, event);
+        fields.insert("state".into(), wire::string("processing"));
+        fields.insert("label".into(), wire::string("processing"));
+        fields.insert("claimedEpoch".into(), wire::integer(now));
+        fields.insert("claimedBy".into(), wire::string(self.instance()));
+        let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
+        for (key, missing) in keys.iter().zip(missing) {
+            if missing {
+                writes.push(self.key_doc(key, id));
+            }
+        }
+        writes.extend(self.count(&[(&["events", "processing"], 1)]));
+        writes
     }
 
     /// The same rules as the SQL backends' claim: the key documents, read and created in one transaction, make
     /// concurrent deliveries of one entry (on any replica, through any path) produce exactly one `New`.
     pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
         let keys = &self.key_names(event);
-        let (claim, row) = self
-            .transaction("claiming an event", move |transaction| async move {
-                let transaction = Some(transaction.as_str());
-                let (found, read_time) = self.get_all(keys, transaction).await?;
-                let known = found
-                    .iter()
-                    .flatten()
-                    .filter_map(|key| key.int("event"))
-                    .min();
-                let now = self.clock().now_secs();
-                if let Some(id) = known
-                    && let Some(row) = self.get(self.event_name(id), transaction).await?
-                {
-                    let state = row.string("state");
-                    let claimer = row.str("claimedBy");
-                    let claimer_gone = match claimer {
-                        Some(claimer) if claimer == self.instance() => false,
-                        Some(claimer) => {
-                            let seen = self
-                                .get(
-                                    self.name(collection::INSTANCES, &hashed_or_id(claimer)),
-                                    None,
-                                )
-                                .await?
-                                .and_then(|instance| instance.updated_micros());
-                            seen.is_none_or(|seen| seen < read_time - INSTANCE_SILENCE_MICROS)
-                        }
-                        None => true,
-                    };
-                    let seen = seen_again(&state, row.int("claimedEpoch"), claimer_gone, now);
-                    let (claim, write) = match seen {
-                        Seen::InProgress => (
-                            Claim::InProgress { of: id },
-                            Write::update(&self.event_name(id), Map::new()).mask(&[]),
-                        ),
-                        Seen::Duplicate => (
-                            Claim::Duplicate { of: id },
-                            Write::update(&self.event_name(id), Map::new()).mask(&[]),
-                        ),
-                        Seen::Reclaim { .. } => {
-                            let mut fields = Map::new();
-                            fields.insert("state".into(), wire::string("processing"));
-                            fields.insert("claimedEpoch".into(), wire::integer(now));
-                            fields.insert("claimedBy".into(), wire::string(self.instance()));
-                            let claim = Claim::New {
-                                id,
-                                remediated_by: None,
-                                interrupted: None,
-                            };
-                            let write = Write::update(&self.event_name(id), fields).mask(&[
-                                "state",
-                                "claimedEpoch",
-                                "claimedBy",
-                            ]);
-                            (claim, write)
-                        }
-                    };
-                    let mut writes = vec![write.existing().increment("deliveries", 1)];
-                    if found[0].is_none() {
-                        writes.push(self.key_doc(&keys[0], id));
-                    }
-                    let abandoned = seen == (Seen::Reclaim { abandoned: true });
-                    return Ok((writes, (claim, abandoned.then_some(row))));
-                }
+        // First sight, in one commit; a key that exists fails it, and the transaction below decides.
+        let first = self
+            .retrying("claiming an event", || async {
                 let id = self.next_id();
-                let mut fields = self.new_row(id, event);
-                fields.insert("state".into(), wire::string("processing"));
-                fields.insert("label".into(), wire::string("processing"));
-                fields.insert("claimedEpoch".into(), wire::integer(now));
-                fields.insert("claimedBy".into(), wire::string(self.instance()));
-                let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
-                for (key, found) in keys.iter().zip(&found) {
-                    if found.is_none() {
-                        writes.push(self.key_doc(key, id));
-                    }
+                match self
+                    .commit(self.claimed_writes(id, event, keys, [true, true]), None)
+                    .await
+                {
+                    Ok(_) => Ok(Some(id)),
+                    Err(Fault::AlreadyExists(_)) => Ok(None),
+                    Err(other) => Err(other),
                 }
-                writes.extend(self.count(&[(&["events", "processing"], 1)]));
-                let claim = Claim::New {
+            })
+            .await?;
+        let (claim, row) = match first {
+            Some(id) => (
+                Claim::New {
                     id,
                     remediated_by: None,
                     interrupted: None,
+                },
+                None,
+            ),
+            None => self.claim_again(event, keys).await?,
+        };
+        self.claimed(event, claim, row).await
+    }
+
+    /// A claim whose keys exist: the transaction reads them and the row they name, and decides.
+    async fn claim_again(
+        &self,
+        event: &AuditEvent,
+        keys: &[String; 2],
+    ) -> Result<(Claim, Option<Doc>), Error> {
+        self.transaction("claiming an event", move |transaction| async move {
+            let transaction = Some(transaction.as_str());
+            let (found, read_time) = self.get_all(keys, transaction).await?;
+            let known = found
+                .iter()
+                .flatten()
+                .filter_map(|key| key.int("event"))
+                .min();
+            let now = self.clock().now_secs();
+            if let Some(id) = known
+                && let Some(row) = self.get(self.event_name(id), transaction).await?
+            {
+                let state = row.string("state");
+                let claimer = row.str("claimedBy");
+                let claimer_gone = match claimer {
+                    Some(claimer) if claimer == self.instance() => false,
+                    Some(claimer) => {
+                        let seen = self
+                            .get(
+                                self.name(collection::INSTANCES, &hashed_or_id(claimer)),
+                                None,
+                            )
+                            .await?
+                            .and_then(|instance| instance.updated_micros());
+                        seen.is_none_or(|seen| seen < read_time - INSTANCE_SILENCE_MICROS)
+                    }
+                    None => true,
                 };
-                Ok((writes, (claim, None)))
-            })
-            .await?;
+                let seen = seen_again(&state, row.int("claimedEpoch"), claimer_gone, now);
+                let (claim, write) = match seen {
+                    Seen::InProgress => (
+                        Claim::InProgress { of: id },
+                        Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                    ),
+                    Seen::Duplicate => (
+                        Claim::Duplicate { of: id },
+                        Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                    ),
+                    Seen::Reclaim { .. } => {
+                        let mut fields = Map::new();
+                        fields.insert("state".into(), wire::string("processing"));
+                        fields.insert("claimedEpoch".into(), wire::integer(now));
+                        fields.insert("claimedBy".into(), wire::string(self.instance()));
+                        let claim = Claim::New {
+                            id,
+                            remediated_by: None,
+                            interrupted: None,
+                        };
+                        let write = Write::update(&self.event_name(id), fields).mask(&[
+                            "state",
+                            "claimedEpoch",
+                            "claimedBy",
+                        ]);
+                        (claim, write)
+                    }
+                };
+                let mut writes = vec![write.existing().increment("deliveries", 1)];
+                if found[0].is_none() {
+                    writes.push(self.key_doc(&keys[0], id));
+                }
+                let abandoned = seen == (Seen::Reclaim { abandoned: true });
+                return Ok((writes, (claim, abandoned.then_some(row))));
+            }
+            let id = self.next_id();
+            let writes =
+                self.claimed_writes(id, event, keys, [found[0].is_none(), found[1].is_none()]);
+            let claim = Claim::New {
+                id,
+                remediated_by: None,
+                interrupted: None,
+            };
+            Ok((writes, (claim, None)))
+        })
+        .await
+    }
+
+    /// A claim's answer completed: what an abandoned row's process had announced, and the operation's earlier fix.
+    async fn claimed(
+        &self,
+        event: &AuditEvent,
+        claim: Claim,
+        row: Option<Doc>,
+    ) -> Result<Claim, Error> {
         let Claim::New { id, .. } = claim else {
             return Ok(claim);
         };
