@@ -49,6 +49,11 @@ async fn two_serve_processes_sharing_firestore_make_one_fix_one_row_one_alert() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_project_cap_holds_across_replicas_sharing_firestore() {
+    crate::replicas::cap_holds_across_replicas("firestore://antibody-caps").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_over_two_replicas_make_exactly_one_new() {
     let (sandbox, first) = firestore_journal(Clock::system()).await;
     let second = second_replica(&sandbox, "firestore://contract-project").await;

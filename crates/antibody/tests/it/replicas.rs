@@ -244,11 +244,17 @@ async fn the_project_cap_holds_across_replicas() {
         return;
     };
     let database = cluster.database().await;
+    cap_holds_across_replicas(&database).await;
+}
+
+/// Two replicas sharing the state store `database`, a cap of 10 fixes per project: 20 violations make 10 fixes and 10
+/// held, whichever replica handles which.
+pub async fn cap_holds_across_replicas(database: &str) {
     let rules: Vec<Value> = (0..20).map(|i| open_ssh(&format!("open-{i}"))).collect();
     let sandbox = sandbox(rules).await;
     let replicas = [
-        replica(&database, &sandbox, 10).await,
-        replica(&database, &sandbox, 10).await,
+        replica(database, &sandbox, 10).await,
+        replica(database, &sandbox, 10).await,
     ];
     let client = crate::harness::http();
     let deliveries: Vec<_> = (0..20)

@@ -131,6 +131,8 @@ struct Inner {
     clock: Clock,
     retention_secs: i64,
     last_id: AtomicI64,
+    /// This replica's last three digits of new ids.
+    salt: i64,
 }
 
 /// The collections, one per table of the SQL schema (plus dedup keys, resources, projects, counters and pieces).
@@ -189,6 +191,7 @@ impl Firestore {
                 clock,
                 retention_secs: location.retention_days * 86_400,
                 last_id: AtomicI64::new(0),
+                salt: (rand_unit() * 1000.0) as i64 % 1000,
             }),
         };
         store.heartbeat().await?;
@@ -220,10 +223,15 @@ impl Firestore {
         format!("{}/{collection}/{id}", self.inner.root)
     }
 
-    /// A new row id: microseconds since the epoch (by the journal's clock), increasing within this process. Uniqueness across replicas
-    /// comes from creating the row with an `exists: false` precondition (a collision retries with a new id).
+    /// A new row id, increasing within this process. Uniqueness across replicas comes from creating the row with an
+    /// `exists: false` precondition (a collision retries with a new id).
     fn next_id(&self) -> i64 {
-        let wall = self.clock().now_ms().saturating_mul(1000);
+        // Milliseconds, then this replica's own three digits: two replicas rarely meet on one id.
+        let wall = self
+            .clock()
+            .now_ms()
+            .saturating_mul(1000)
+            .saturating_add(self.inner.salt);
         let mut last = self.inner.last_id.load(Ordering::Relaxed);
         loop {
             let next = wall.max(last + 1);
@@ -379,7 +387,11 @@ impl Firestore {
             let transaction = self.begin().await?;
             match work(transaction.clone()).await {
                 Ok((writes, answer)) => {
-                    self.commit(writes, Some(&transaction)).await?;
+                    // Everything the writes depend on was read in the transaction: a failed precondition at commit
+                    // (a document created or changed meanwhile, a row id taken by another replica) is a lost race.
+                    self.commit(writes, Some(&transaction))
+                        .await
+                        .map_err(Fault::raced)?;
                     Ok(answer)
                 }
                 Err(fault) => {
