@@ -115,6 +115,8 @@ impl ApiError {
     pub fn injected(status: StatusCode) -> Self {
         let (reason, grpc) = match status.as_u16() {
             429 => ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
+            // A conflict: what Firestore answers a transaction that lost to a concurrent write.
+            409 => ("aborted", "ABORTED"),
             503 => ("backendError", "UNAVAILABLE"),
             _ => ("backendError", "INTERNAL"),
         };

@@ -192,7 +192,8 @@ async fn firestore_503s_aborts_and_latency_are_retried_and_lose_nothing() {
     .await;
     fault(
         &sandbox,
-        json!({"path_contains": "documents:batchGet", "status": 409, "times": 2}),
+        // An ABORTED storm: every transaction's commit loses, five times over.
+        json!({"path_contains": "documents:commit", "status": 409, "times": 5}),
     )
     .await;
     fault(

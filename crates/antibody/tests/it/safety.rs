@@ -150,12 +150,19 @@ async fn a_fix_held_by_the_kill_switch_is_made_after_resume() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(harness.rule("while-paused").await["disabled"], true);
-    let rows = harness.cx().journal.entries(100).await.expect("journal");
-    assert!(
-        rows.iter()
-            .any(|row| row.transport == "recheck" && row.outcome.as_deref() == Some("remediated")),
-        "the re-decision made the fix"
-    );
+    // The row is finished after the fix is verified, a moment after the rule changed.
+    let mut recorded = false;
+    for _ in 0..200 {
+        let rows = harness.cx().journal.entries(100).await.expect("journal");
+        recorded = rows
+            .iter()
+            .any(|row| row.transport == "recheck" && row.outcome.as_deref() == Some("remediated"));
+        if recorded {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(recorded, "the re-decision made the fix");
 }
 
 /// With `iac = "hold"`, a rule Terraform opened is alerted and left for the code to change (the next apply would
