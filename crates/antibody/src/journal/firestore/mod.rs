@@ -7,6 +7,7 @@
 //! a failed precondition) is retried with backoff; a state too large for one document is stored in pieces; TTL
 //! deletion is lazy, so expiry times are compared in code.
 
+mod claims;
 mod events;
 mod outbox;
 mod safety;

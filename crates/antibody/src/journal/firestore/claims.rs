@@ -1,0 +1,302 @@
+//! Claims on Firestore: the rules the SQL backends follow (one `New` per entry, however many deliveries, on any
+//! replica), kept by dedup-key documents created with `exists: false`. First sight is one commit; a key that exists
+//! sends the claim through a transaction that reads the keys and the row they name.
+
+use serde_json::Map;
+
+use super::events::where_equal;
+use super::wire::{self, Doc, Fault, Write};
+use super::{Firestore, INSTANCE_SILENCE_MICROS, collection, hashed};
+use crate::event::AuditEvent;
+use crate::journal::{Claim, Error, Record, Seen, interrupted, seen_again};
+
+impl Firestore {
+    /// The dedup key documents of an event: by delivery and by log entry.
+    pub(super) fn key_names(&self, event: &AuditEvent) -> [String; 2] {
+        let (delivery, log) = crate::journal::key_of(event);
+        [
+            self.name(collection::KEYS, &hashed(&format!("delivery\n{delivery}"))),
+            self.name(collection::KEYS, &hashed(&format!("log\n{log}"))),
+        ]
+    }
+
+    pub(super) fn key_doc(&self, name: &str, id: i64) -> Write {
+        let mut fields = Map::new();
+        fields.insert("event".into(), wire::integer(id));
+        fields.insert("expireAt".into(), self.expire_at());
+        Write::update(name, fields).create()
+    }
+
+    pub async fn record_settled(
+        &self,
+        event: &AuditEvent,
+        record: &Record,
+    ) -> Result<(i64, bool), Error> {
+        let keys = &self.key_names(event);
+        // First sight is the common case: the row and its keys in one commit, each created only if absent. A key that
+        // exists already (a redelivery, or the same entry through another path) fails the commit as a whole, and the
+        // transaction below decides.
+        let first = self
+            .retrying("recording an event", || async {
+                let id = self.next_id();
+                let writes = self.settled_writes(id, event, record, keys, true);
+                match self.commit(writes, None).await {
+                    Ok(_) => Ok(Some(id)),
+                    Err(Fault::AlreadyExists(_)) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            })
+            .await?;
+        if let Some(id) = first {
+            return Ok((id, true));
+        }
+        self.transaction("recording an event", move |transaction| async move {
+            let (found, _) = self.get_all(keys, Some(&transaction)).await?;
+            if let Some(id) = found[0].as_ref().and_then(|key| key.int("event")) {
+                let again = Write::update(&self.event_name(id), Map::new())
+                    .mask(&[])
+                    .existing()
+                    .increment("deliveries", 1);
+                return Ok((vec![again], (id, false)));
+            }
+            let id = self.next_id();
+            let writes = self.settled_writes(id, event, record, keys, found[1].is_none());
+            Ok((writes, (id, true)))
+        })
+        .await
+    }
+
+    /// The writes of a settled event's new row: the row, its delivery key, its log key if `log_key` (absent yet),
+    /// and its count.
+    fn settled_writes(
+        &self,
+        id: i64,
+        event: &AuditEvent,
+        record: &Record,
+        keys: &[String; 2],
+        log_key: bool,
+    ) -> Vec<Write> {
+        let mut fields = self.new_row(id, event);
+        fields.insert("state".into(), wire::string("done"));
+        fields.insert("label".into(), wire::string(&record.outcome));
+        fields.insert("outcome".into(), wire::string(&record.outcome));
+        fields.insert("reason".into(), wire::string(&record.reason));
+        fields.insert("findings".into(), wire::string("[]"));
+        fields.insert("durationUs".into(), wire::integer(record.duration_us));
+        fields.insert("finishedAt".into(), wire::string(&self.now_text()));
+        fields.insert(
+            "finishedEpoch".into(),
+            wire::integer(self.clock().now_secs()),
+        );
+        let mut writes = vec![
+            Write::update(&self.event_name(id), fields).create(),
+            self.key_doc(&keys[0], id),
+        ];
+        if log_key {
+            writes.push(self.key_doc(&keys[1], id));
+        }
+        writes.extend(self.count(&[(&["events", &record.outcome], 1)]));
+        writes
+    }
+
+    /// The writes of a claimed event's new row: the row, both keys, and its count.
+    fn claimed_writes(
+        &self,
+        id: i64,
+        event: &AuditEvent,
+        keys: &[String; 2],
+        missing: [bool; 2],
+    ) -> Vec<Write> {
+        let now = self.clock().now_secs();
+        let mut fields = self.new_row(id, event);
+        fields.insert("state".into(), wire::string("processing"));
+        fields.insert("label".into(), wire::string("processing"));
+        fields.insert("claimedEpoch".into(), wire::integer(now));
+        fields.insert("claimedBy".into(), wire::string(self.instance()));
+        let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
+        for (key, missing) in keys.iter().zip(missing) {
+            if missing {
+                writes.push(self.key_doc(key, id));
+            }
+        }
+        writes.extend(self.count(&[(&["events", "processing"], 1)]));
+        writes
+    }
+
+    /// The same rules as the SQL backends' claim: the key documents, read and created in one transaction, make
+    /// concurrent deliveries of one entry (on any replica, through any path) produce exactly one `New`.
+    pub async fn claim(&self, event: &AuditEvent) -> Result<Claim, Error> {
+        let keys = &self.key_names(event);
+        // First sight, in one commit; a key that exists fails it, and the transaction below decides.
+        let first = self
+            .retrying("claiming an event", || async {
+                let id = self.next_id();
+                match self
+                    .commit(self.claimed_writes(id, event, keys, [true, true]), None)
+                    .await
+                {
+                    Ok(_) => Ok(Some(id)),
+                    Err(Fault::AlreadyExists(_)) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            })
+            .await?;
+        let (claim, row) = match first {
+            Some(id) => (
+                Claim::New {
+                    id,
+                    remediated_by: None,
+                    interrupted: None,
+                },
+                None,
+            ),
+            None => self.claim_again(event, keys).await?,
+        };
+        self.claimed(event, claim, row).await
+    }
+
+    /// A claim whose keys exist: the transaction reads them and the row they name, and decides.
+    async fn claim_again(
+        &self,
+        event: &AuditEvent,
+        keys: &[String; 2],
+    ) -> Result<(Claim, Option<Doc>), Error> {
+        self.transaction("claiming an event", move |transaction| async move {
+            let transaction = Some(transaction.as_str());
+            let (found, read_time) = self.get_all(keys, transaction).await?;
+            let known = found
+                .iter()
+                .flatten()
+                .filter_map(|key| key.int("event"))
+                .min();
+            let now = self.clock().now_secs();
+            if let Some(id) = known
+                && let Some(row) = self.get(self.event_name(id), transaction).await?
+            {
+                let state = row.string("state");
+                let claimer = row.str("claimedBy");
+                let claimer_gone = match claimer {
+                    Some(claimer) if claimer == self.instance() => false,
+                    Some(claimer) => {
+                        let seen = self
+                            .get(
+                                self.name(collection::INSTANCES, &hashed_or_id(claimer)),
+                                None,
+                            )
+                            .await?
+                            .and_then(|instance| instance.updated_micros());
+                        seen.is_none_or(|seen| seen < read_time - INSTANCE_SILENCE_MICROS)
+                    }
+                    None => true,
+                };
+                let seen = seen_again(&state, row.int("claimedEpoch"), claimer_gone, now);
+                let (claim, write) = match seen {
+                    Seen::InProgress => (
+                        Claim::InProgress { of: id },
+                        Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                    ),
+                    Seen::Duplicate => (
+                        Claim::Duplicate { of: id },
+                        Write::update(&self.event_name(id), Map::new()).mask(&[]),
+                    ),
+                    Seen::Reclaim { .. } => {
+                        let mut fields = Map::new();
+                        fields.insert("state".into(), wire::string("processing"));
+                        fields.insert("claimedEpoch".into(), wire::integer(now));
+                        fields.insert("claimedBy".into(), wire::string(self.instance()));
+                        let claim = Claim::New {
+                            id,
+                            remediated_by: None,
+                            interrupted: None,
+                        };
+                        let write = Write::update(&self.event_name(id), fields).mask(&[
+                            "state",
+                            "claimedEpoch",
+                            "claimedBy",
+                        ]);
+                        (claim, write)
+                    }
+                };
+                let mut writes = vec![write.existing().increment("deliveries", 1)];
+                if found[0].is_none() {
+                    writes.push(self.key_doc(&keys[0], id));
+                }
+                let abandoned = seen == (Seen::Reclaim { abandoned: true });
+                return Ok((writes, (claim, abandoned.then_some(row))));
+            }
+            let id = self.next_id();
+            let writes =
+                self.claimed_writes(id, event, keys, [found[0].is_none(), found[1].is_none()]);
+            let claim = Claim::New {
+                id,
+                remediated_by: None,
+                interrupted: None,
+            };
+            Ok((writes, (claim, None)))
+        })
+        .await
+    }
+
+    /// A claim's answer completed: what an abandoned row's process had announced, and the operation's earlier fix.
+    async fn claimed(
+        &self,
+        event: &AuditEvent,
+        claim: Claim,
+        row: Option<Doc>,
+    ) -> Result<Claim, Error> {
+        let Claim::New { id, .. } = claim else {
+            return Ok(claim);
+        };
+        let interrupted = match row {
+            Some(row) => {
+                let before = self
+                    .retrying("reading a before-state", || {
+                        self.state_text(&row, "beforeState")
+                    })
+                    .await?;
+                interrupted(row.str("fix"), before.as_deref())
+            }
+            None => None,
+        };
+        let remediated_by = match &event.operation {
+            Some(operation) if !operation.id.is_empty() => {
+                self.retrying("finding the operation's fix", || {
+                    self.remediated_by(&operation.id, id)
+                })
+                .await?
+            }
+            _ => None,
+        };
+        Ok(Claim::New {
+            id,
+            remediated_by,
+            interrupted,
+        })
+    }
+
+    /// The earliest other row of the operation that fixed (or would have fixed) the resource.
+    async fn remediated_by(&self, operation: &str, id: i64) -> Result<Option<i64>, Fault> {
+        let rows = self
+            .query(
+                collection::EVENTS,
+                where_equal("operationId", wire::string(operation)),
+                None,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter(|row| matches!(row.str("outcome"), Some("remediated" | "dry-run")))
+            .filter_map(|row| row.int("id"))
+            .filter(|other| *other != id)
+            .min())
+    }
+}
+
+/// The id an instance document has: replica ids are UUIDs, used as they are; anything else is hashed.
+fn hashed_or_id(instance: &str) -> String {
+    if instance.len() <= 64 && instance.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        instance.to_string()
+    } else {
+        hashed(instance)
+    }
+}
