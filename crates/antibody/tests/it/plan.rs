@@ -201,6 +201,7 @@ fn sqlite_is_one_instance_and_cloud_sql_shares_a_postgresql_journal() {
     );
     assert!(plan::terraform(&deployment).contains("max_instance_count = 1"));
     golden("plan.sqlite.gcloud.sh", &alone);
+    golden("plan.sqlite.tf", &plan::terraform(&deployment));
 
     deployment.store = plan::Store::CloudSql("acme-prod:europe-west1:journal".into());
     let shared = plan::gcloud(&deployment);
@@ -221,6 +222,7 @@ fn sqlite_is_one_instance_and_cloud_sql_shares_a_postgresql_journal() {
     assert!(!shared.contains("--max-instances"), "{shared}");
     assert_bash_parses(&shared);
     golden("plan.cloudsql.gcloud.sh", &shared);
+    golden("plan.cloudsql.tf", &plan::terraform(&deployment));
     let hcl = plan::terraform(&deployment);
     for expected in [
         "instances = [\"acme-prod:europe-west1:journal\"]",
