@@ -166,7 +166,8 @@ resource "google_project_iam_member" "antibody_datastore_user" {
   member  = "serviceAccount:${google_service_account.antibody.email}"
 }
 
-# Rows of antibody_events expire 400 days after they are written.
+# Documents of antibody_events are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_events" {
   project    = "acme-prod"
   database   = google_firestore_database.antibody.name
@@ -175,7 +176,8 @@ resource "google_firestore_field" "antibody_ttl_antibody_events" {
   ttl_config {}
 }
 
-# Rows of antibody_keys expire 400 days after they are written.
+# Documents of antibody_keys are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_keys" {
   project    = "acme-prod"
   database   = google_firestore_database.antibody.name
@@ -184,11 +186,32 @@ resource "google_firestore_field" "antibody_ttl_antibody_keys" {
   ttl_config {}
 }
 
-# Rows of antibody_outbox expire 400 days after they are written.
+# Documents of antibody_outbox are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_outbox" {
   project    = "acme-prod"
   database   = google_firestore_database.antibody.name
   collection = "antibody_outbox"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Documents of antibody_pieces are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
+resource "google_firestore_field" "antibody_ttl_antibody_pieces" {
+  project    = "acme-prod"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_pieces"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Documents of antibody_instances are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
+resource "google_firestore_field" "antibody_ttl_antibody_instances" {
+  project    = "acme-prod"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_instances"
   field      = "expireAt"
   ttl_config {}
 }

@@ -121,7 +121,7 @@ fn firestore_is_the_default_journal_and_the_service_scales_to_zero() {
         "gcloud firestore databases create --database \"(default)\" --location \"$REGION\" --type firestore-native",
         "--role roles/datastore.user",
         "gcloud firestore fields ttls update expireAt --collection-group \"$group\" --enable-ttl",
-        "for group in antibody_events antibody_keys antibody_outbox; do",
+        "for group in antibody_events antibody_keys antibody_outbox antibody_pieces antibody_instances; do",
         "ANTIBODY_STATE=firestore://acme-prod",
         "--min-instances 0",
     ] {

@@ -151,9 +151,10 @@ pub mod collection {
     pub const SETTINGS: &str = "antibody_settings";
     pub const COUNTERS: &str = "antibody_counters";
     /// Under an event: the before/after states too large for its document.
-    pub const PIECES: &str = "pieces";
-    /// The collection groups the TTL policy covers (field `expireAt`).
-    pub const EXPIRING: [&str; 3] = [EVENTS, KEYS, OUTBOX];
+    pub const PIECES: &str = "antibody_pieces";
+    /// The collection groups the TTL policy covers (field `expireAt`): the journal's rows, their keys, alerts and
+    /// pieces after the retention, and a replica's heartbeat a day after it stopped.
+    pub const EXPIRING: [&str; 5] = [EVENTS, KEYS, OUTBOX, PIECES, INSTANCES];
 }
 
 /// A document id for an arbitrary key (a resource name, a delivery id): its SHA-256 in hex, so that no key can
@@ -412,8 +413,13 @@ impl Firestore {
         self.retrying("heartbeat", || {
             let name = name.clone();
             async move {
-                let write = Write::update(&name, Map::new())
-                    .mask(&[])
+                let mut fields = Map::new();
+                fields.insert(
+                    "expireAt".into(),
+                    wire::timestamp_value(self.clock().now_secs() + 86_400),
+                );
+                let write = Write::update(&name, fields)
+                    .mask(&["expireAt"])
                     .transform(json!({"fieldPath": "seenAt", "setToServerValue": "REQUEST_TIME"}));
                 self.commit(vec![write], None).await.map(drop)
             }

@@ -1,6 +1,6 @@
 # The journal: Firestore (database {{database}}, Native mode, in {{region}}), shared by every instance, so the service
-# scales to zero and a replaced instance loses nothing. Rows, their dedup keys and their alerts expire {{days}} days
-# after they are written (a TTL policy on expireAt).
+# scales to zero and a replaced instance loses nothing. Rows, their dedup keys, pieces and alerts expire {{days}} days
+# after they are written, a stopped replica's heartbeat a day after (a TTL policy on expireAt).
 gcloud firestore databases describe --database "{{database}}" --project "$PROJECT" >/dev/null 2>&1 ||
   gcloud firestore databases create --database "{{database}}" --location "$REGION" --type firestore-native \
     --project "$PROJECT"
