@@ -4,7 +4,9 @@ Eventarc event; how long until the last is closed, each rule's time from its cre
 sandbox's own audit timestamps), the healer's CPU and peak RSS. antibody (`serve`, caps off) and, when
 ANTIBODY_BASELINE names its directory, the reference service (gunicorn, 2 workers × 8 threads) heal the same burst.
 
-Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; bench/burst.sh builds)
+Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 delivers over
+HTTP/2 cleartext as Cloud Run does to a service deployed with --use-http2 — antibody only, gunicorn has no HTTP/2;
+bench/burst.sh builds)
 """
 import concurrent.futures
 import json
@@ -110,7 +112,8 @@ def burst(label, start_healer, healer_principal):
     sandbox = subprocess.Popen([SANDBOX, "--port", str(SANDBOX_PORT), "--latency-ms", str(LATENCY_MS),
                                 "--operation-delay-ms", str(OPERATION_MS), "--history", str(RULES * 8),
                                 "--deliver-to", f"http://127.0.0.1:{HEALER_PORT}/",
-                                "--principal", f"healer={healer_principal}"],
+                                "--principal", f"healer={healer_principal}"]
+                               + (["--deliver-http2"] if os.environ.get("HTTP2") else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     healer = None
     try:

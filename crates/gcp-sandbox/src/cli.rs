@@ -16,6 +16,9 @@ pub struct Args {
     /// Deliver audit events here as Eventarc does (CloudEvents binary mode). Repeatable.
     #[arg(long = "deliver-to", value_name = "URL")]
     pub deliver_to: Vec<String>,
+    /// Deliver over HTTP/2 cleartext, as Cloud Run's front end does to a service deployed with `--use-http2`.
+    #[arg(long)]
+    pub deliver_http2: bool,
     /// Deliver audit events here in CloudEvents structured mode. Repeatable.
     #[arg(long = "deliver-structured-to", value_name = "URL")]
     pub deliver_structured_to: Vec<String>,
@@ -133,6 +136,7 @@ impl Args {
             }
         }
         config.operation_delay = Duration::from_millis(self.operation_delay_ms);
+        config.deliver_http2 = self.deliver_http2;
         Ok((config, SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))))
     }
 

@@ -100,14 +100,29 @@ struct Inner {
 }
 
 impl Outbox {
-    pub(crate) fn start(subscribers: Vec<Delivery>, retry: RetryPolicy, history: usize) -> Self {
+    pub(crate) fn start(
+        subscribers: Vec<Delivery>,
+        retry: RetryPolicy,
+        history: usize,
+        http2: bool,
+    ) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Arc<Value>>();
         let inner = Arc::new(Inner {
             subscribers: Mutex::new(subscribers),
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
             attempts: Mutex::new(crate::history::History::new(history)),
-            client: crate::http_client(retry.timeout),
+            client: match http2 {
+                true => {
+                    let _ = rustls::crypto::ring::default_provider().install_default();
+                    reqwest::Client::builder()
+                        .timeout(retry.timeout)
+                        .http2_prior_knowledge()
+                        .build()
+                        .expect("an HTTP/2 client with a crypto provider installed")
+                }
+                false => crate::http_client(retry.timeout),
+            },
             retry,
             sequence: AtomicU64::new(0),
         });

@@ -79,6 +79,9 @@ pub struct SandboxConfig {
     pub quota_per_project_per_s: Option<u32>,
     /// The organization's number: every project and folder not seeded elsewhere sits under it.
     pub organization: String,
+    /// Deliver over HTTP/2 cleartext (prior knowledge), as Cloud Run's front end speaks to a service deployed with
+    /// `--use-http2`: concurrent deliveries share a connection.
+    pub deliver_http2: bool,
 }
 
 impl Default for SandboxConfig {
@@ -96,6 +99,7 @@ impl Default for SandboxConfig {
             latency: realism::Latency::default(),
             organization: hierarchy::DEFAULT_ORGANIZATION.to_string(),
             quota_per_project_per_s: None,
+            deliver_http2: false,
         }
     }
 }
@@ -320,6 +324,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         config.deliveries.clone(),
         config.retry.clone(),
         config.history,
+        config.deliver_http2,
     );
     let audit = audit::AuditLog::new(config.history);
     let hierarchy = hierarchy::Hierarchy::seeded(

@@ -1,11 +1,13 @@
 //! The receiver's socket: every connection under a header deadline (which also ends idle keep-alive connections),
 //! and a bound on how many are open at once, so that silent or slow sockets cannot hold the process's descriptors.
+//! HTTP/1.1, or HTTP/2 in cleartext for a sender that opens with HTTP/2's preface (Cloud Run's front end with
+//! `--use-http2`): then many deliveries share one connection instead of holding one each.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -19,6 +21,12 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections open at once; beyond it a new connection is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 2048;
+
+/// Requests one HTTP/2 connection carries at once (the in-flight limit still bounds the events handled).
+const MAX_STREAMS: u32 = 1000;
+
+/// The first bytes of every HTTP/2 connection (RFC 9113, 3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves `app` on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
@@ -41,18 +49,51 @@ pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            if let Err(err) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            // The first bytes decide the protocol; a connection that sends none within the header deadline is closed.
+            let served = match tokio::time::timeout(HEADER_TIMEOUT, speaks_http2(&stream)).await {
+                Ok(true) => {
+                    let mut builder =
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                    builder
+                        .timer(TokioTimer::new())
+                        .max_concurrent_streams(MAX_STREAMS)
+                        .keep_alive_interval(HEADER_TIMEOUT)
+                        .keep_alive_timeout(HEADER_TIMEOUT);
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+                Ok(false) => {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT);
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+                Err(_) => Ok(()),
+            };
+            if let Err(err) = served {
                 tracing::debug!(%err, "connection ended");
             }
             drop(permit);
         });
+    }
+}
+
+/// Whether the connection opens with HTTP/2's preface: its first bytes, looked at without being consumed. A
+/// connection that closes or sends something else is HTTP/1.1 (whose parser then answers or ends it).
+async fn speaks_http2(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; PREFACE.len()];
+    loop {
+        match stream.peek(&mut first).await {
+            Ok(0) | Err(_) => return false,
+            Ok(seen) if first[..seen] != PREFACE[..seen] => return false,
+            Ok(seen) if seen == PREFACE.len() => return true,
+            // A prefix of the preface so far: wait for more (peek returns at once while the bytes are unchanged).
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
 }
 

@@ -42,7 +42,7 @@ IMAGE="$REGION-docker.pkg.dev/$PROJECT/antibody/antibody:$(git -C "$SOURCE" rev-
 gcloud builds submit "$SOURCE" --tag "$IMAGE" --project "$PROJECT" --region "$REGION"
 
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA,ANTIBODY_STATE=firestore://acme-prod,ANTIBODY_SWEEP_MINUTES=0" \
   --min-instances 0
 

@@ -28,7 +28,7 @@ gcloud secrets add-iam-policy-binding antibody-state --project "$PROJECT" --memb
 
 IMAGE="image"
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA" \
   --min-instances 0 --add-cloudsql-instances "acme-prod:europe-west1:journal" --set-secrets "ANTIBODY_STATE=antibody-state:latest"
 

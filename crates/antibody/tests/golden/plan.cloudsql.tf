@@ -119,6 +119,11 @@ resource "google_cloud_run_v2_service" "antibody" {
         name       = "cloudsql"
         mount_path = "/cloudsql"
       }
+      # HTTP/2 end to end: concurrent deliveries share a connection to the instance.
+      ports {
+        name           = "h2c"
+        container_port = 8080
+      }
       resources {
         limits = {
           memory = "256Mi"

@@ -109,6 +109,11 @@ resource "google_cloud_run_v2_service" "antibody" {
     }
     containers {
       image = "image"
+      # HTTP/2 end to end: concurrent deliveries share a connection to the instance.
+      ports {
+        name           = "h2c"
+        container_port = 8080
+      }
       resources {
         limits = {
           memory = "256Mi"

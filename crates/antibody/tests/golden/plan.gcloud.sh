@@ -34,7 +34,7 @@ done
 
 IMAGE="europe-docker.pkg.dev/acme/antibody:1.0"
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA,ANTIBODY_STATE=firestore://acme-prod" \
   --min-instances 0
 

@@ -21,21 +21,21 @@ gcloud organizations add-iam-policy-binding 123456789 --member "serviceAccount:$
   --role "organizations/123456789/roles/antibodyRemediator" --condition None >/dev/null
 
 # The journal: Firestore (database (default), Native mode, in europe-west1), shared by every instance, so the service
-# scales to zero and a replaced instance loses nothing. Rows, their dedup keys and their alerts expire 400 days
-# after they are written (a TTL policy on expireAt).
+# scales to zero and a replaced instance loses nothing. Rows, their dedup keys, pieces and alerts expire 400 days
+# after they are written, a stopped replica's heartbeat a day after (a TTL policy on expireAt).
 gcloud firestore databases describe --database "(default)" --project "$PROJECT" >/dev/null 2>&1 ||
   gcloud firestore databases create --database "(default)" --location "$REGION" --type firestore-native \
     --project "$PROJECT"
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role roles/datastore.user --condition None >/dev/null
-for group in antibody_events antibody_keys antibody_outbox; do
+for group in antibody_events antibody_keys antibody_outbox antibody_pieces antibody_instances; do
   gcloud firestore fields ttls update expireAt --collection-group "$group" --enable-ttl \
     --database "(default)" --project "$PROJECT" --async --quiet
 done
 
 IMAGE="europe-docker.pkg.dev/acme/antibody:1.0"
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA,ANTIBODY_STATE=firestore://acme-sec" \
   --min-instances 0
 

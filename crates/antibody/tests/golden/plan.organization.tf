@@ -218,6 +218,11 @@ resource "google_cloud_run_v2_service" "antibody" {
     }
     containers {
       image = var.image
+      # HTTP/2 end to end: concurrent deliveries share a connection to the instance.
+      ports {
+        name           = "h2c"
+        container_port = 8080
+      }
       resources {
         limits = {
           memory = "256Mi"
@@ -275,7 +280,8 @@ resource "google_project_iam_member" "antibody_datastore_user" {
   member  = "serviceAccount:${google_service_account.antibody.email}"
 }
 
-# Rows of antibody_events expire 400 days after they are written.
+# Documents of antibody_events are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_events" {
   project    = "acme-sec"
   database   = google_firestore_database.antibody.name
@@ -284,7 +290,8 @@ resource "google_firestore_field" "antibody_ttl_antibody_events" {
   ttl_config {}
 }
 
-# Rows of antibody_keys expire 400 days after they are written.
+# Documents of antibody_keys are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_keys" {
   project    = "acme-sec"
   database   = google_firestore_database.antibody.name
@@ -293,11 +300,32 @@ resource "google_firestore_field" "antibody_ttl_antibody_keys" {
   ttl_config {}
 }
 
-# Rows of antibody_outbox expire 400 days after they are written.
+# Documents of antibody_outbox are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
 resource "google_firestore_field" "antibody_ttl_antibody_outbox" {
   project    = "acme-sec"
   database   = google_firestore_database.antibody.name
   collection = "antibody_outbox"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Documents of antibody_pieces are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
+resource "google_firestore_field" "antibody_ttl_antibody_pieces" {
+  project    = "acme-sec"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_pieces"
+  field      = "expireAt"
+  ttl_config {}
+}
+
+# Documents of antibody_instances are deleted once their expireAt has passed (journal rows 400 days after they are
+# written, a stopped replica's heartbeat a day after it stopped).
+resource "google_firestore_field" "antibody_ttl_antibody_instances" {
+  project    = "acme-sec"
+  database   = google_firestore_database.antibody.name
+  collection = "antibody_instances"
   field      = "expireAt"
   ttl_config {}
 }

@@ -24,7 +24,7 @@ gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" 
 
 IMAGE="image"
 gcloud run deploy antibody --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA" \
   --min-instances 1 --max-instances 1
 

@@ -313,3 +313,72 @@ async fn an_entry_arriving_through_eventarc_and_a_sink_is_fixed_once() {
     );
     assert!(users.iter().all(|row| row.deliveries >= 2), "{users:#?}");
 }
+
+// Cloud Run's front end speaks HTTP/2 cleartext to a service deployed with `--use-http2`: many deliveries on one
+// connection, each handled as over HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_over_http2_cleartext_are_handled_like_any_other() {
+    let rules: Vec<serde_json::Value> = (0..20).map(|i| open_ssh(&format!("h2-{i}"))).collect();
+    let sandbox = crate::replicas::sandbox(rules).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = antibody::config::Config {
+        state: dir.path().join("journal.sqlite"),
+        google_endpoint: Some(sandbox.base_url()),
+        access_token: Some(crate::harness::ENGINE_TOKEN.into()),
+        identities: vec![crate::harness::ENGINE.into()],
+        ..antibody::config::Config::default()
+    };
+    config.safety.flap_threshold = 0;
+    config.safety.max_fixes_per_project_per_hour = 0;
+    config.safety.max_fixes_per_instance_per_hour = 0;
+    let context = antibody::build(config, antibody::notify::LogSink::memory())
+        .await
+        .expect("engine builds");
+    let engine = antibody::start(context, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("engine starts");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("an HTTP/2 client");
+    let deliveries: Vec<_> = (0..20)
+        .map(|i| {
+            let (client, url) = (h2.clone(), engine.url());
+            tokio::spawn(async move {
+                let entry =
+                    crate::replicas::entry_about(&format!("h2-{i}"), &format!("insert-h2-{i}"));
+                let response = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(entry.to_string())
+                    .send()
+                    .await
+                    .expect("an HTTP/2 answer");
+                assert_eq!(response.version(), reqwest::Version::HTTP_2);
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.expect("json");
+                (status, body)
+            })
+        })
+        .collect();
+    for delivery in deliveries {
+        let (status, body) = delivery.await.expect("task");
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("remediated")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        engine
+            .context
+            .journal
+            .entries(100)
+            .await
+            .expect("rows")
+            .len(),
+        20,
+        "one row per delivery"
+    );
+}

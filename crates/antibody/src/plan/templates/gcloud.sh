@@ -14,7 +14,7 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 {{journal}}
 {{image}}
 gcloud run deploy {{SERVICE}} --project "$PROJECT" --region "$REGION" --image "$IMAGE" \
-  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 \
+  --service-account "$SA" --no-allow-unauthenticated --ingress internal --memory 256Mi --concurrency 1000 --use-http2 \
   --set-env-vars "ANTIBODY_IDENTITY=$SA{{state_env}}"{{journal_flags}}
 
 # Pushes are verified: their OIDC token must name the service URL and this account.
