@@ -51,7 +51,7 @@ impl Firestore {
             return Ok((id, true));
         }
         self.transaction("recording an event", move |transaction| async move {
-            let (found, _) = self.get_all(keys, Some(&transaction)).await?;
+            let (found, _) = self.get_all(keys, Some(&*transaction)).await?;
             if let Some(id) = found[0].as_ref().and_then(|key| key.int("event")) {
                 let again = Write::update(&self.event_name(id), Map::new())
                     .mask(&[])
@@ -162,7 +162,7 @@ impl Firestore {
         keys: &[String; 2],
     ) -> Result<(Claim, Option<Doc>), Error> {
         self.transaction("claiming an event", move |transaction| async move {
-            let transaction = Some(transaction.as_str());
+            let transaction = Some(&*transaction);
             let (found, read_time) = self.get_all(keys, transaction).await?;
             let known = found
                 .iter()

@@ -282,13 +282,16 @@ impl Firestore {
     async fn get_all(
         &self,
         names: &[String],
-        transaction: Option<&str>,
+        transaction: Option<&Tx>,
     ) -> Result<(Vec<Option<Doc>>, i64), Fault> {
         let mut body = json!({"documents": names});
         if let Some(transaction) = transaction {
-            body["transaction"] = json!(transaction);
+            transaction.attach(&mut body);
         }
         let answers = self.post(":batchGet", &body).await?;
+        if let Some(transaction) = transaction {
+            transaction.adopt(&answers);
+        }
         let mut found: std::collections::HashMap<String, Doc> = Default::default();
         let mut read_time = 0;
         for answer in answers.as_array().into_iter().flatten() {
@@ -305,7 +308,7 @@ impl Firestore {
         ))
     }
 
-    async fn get(&self, name: String, transaction: Option<&str>) -> Result<Option<Doc>, Fault> {
+    async fn get(&self, name: String, transaction: Option<&Tx>) -> Result<Option<Doc>, Fault> {
         Ok(self.get_all(&[name], transaction).await?.0.pop().flatten())
     }
 
@@ -314,30 +317,23 @@ impl Firestore {
         &self,
         collection: &str,
         mut query: Map<String, Value>,
-        transaction: Option<&str>,
+        transaction: Option<&Tx>,
     ) -> Result<Vec<Doc>, Fault> {
         query.insert("from".into(), json!([{"collectionId": collection}]));
         let mut body = json!({"structuredQuery": query});
         if let Some(transaction) = transaction {
-            body["transaction"] = json!(transaction);
+            transaction.attach(&mut body);
         }
         let answers = self.post(":runQuery", &body).await?;
+        if let Some(transaction) = transaction {
+            transaction.adopt(&answers);
+        }
         Ok(answers
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|answer| Doc::from_value(&answer["document"]))
             .collect())
-    }
-
-    async fn begin(&self) -> Result<String, Fault> {
-        let answer = self
-            .post(":beginTransaction", &json!({"options": {"readWrite": {}}}))
-            .await?;
-        answer["transaction"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| Fault::Permanent("beginTransaction answered no transaction".into()))
     }
 
     /// Runs `work` until it succeeds, retrying contention and transient failures with jittered backoff, all within
@@ -374,34 +370,37 @@ impl Firestore {
         }
     }
 
-    /// A read-write transaction: `work` reads through the transaction it is given and returns the writes to commit
-    /// and its answer; a conflicting write (`ABORTED`) runs it again. A failed attempt is rolled back, so that no
-    /// lock outlives it.
+    /// A read-write transaction: `work` reads through the transaction it is given (its first read begins it, with
+    /// `newTransaction`: no round trip of its own) and returns the writes to commit and its answer; a conflicting
+    /// write (`ABORTED`) runs it again. A failed attempt is rolled back, so that no lock outlives it.
     async fn transaction<T, Fut>(
         &self,
         what: &str,
-        work: impl Fn(String) -> Fut,
+        work: impl Fn(Arc<Tx>) -> Fut,
     ) -> Result<T, Error>
     where
         Fut: Future<Output = Result<(Vec<Write>, T), Fault>>,
     {
         self.retrying(what, || async {
-            let transaction = self.begin().await?;
-            match work(transaction.clone()).await {
-                Ok((writes, answer)) => {
-                    // Everything the writes depend on was read in the transaction: a failed precondition at commit
-                    // (a document created or changed meanwhile, a row id taken by another replica) is a lost race.
-                    self.commit(writes, Some(&transaction))
-                        .await
-                        .map_err(Fault::raced)?;
+            let transaction = Arc::new(Tx::default());
+            let done = work(transaction.clone()).await;
+            match (done, transaction.id()) {
+                (Ok((writes, answer)), begun) => {
+                    if !writes.is_empty() || begun.is_some() {
+                        // Everything the writes depend on was read in the transaction: a failed precondition at
+                        // commit (a document created or changed meanwhile, a row id taken by another replica) is a
+                        // lost race.
+                        self.commit(writes, begun.as_deref())
+                            .await
+                            .map_err(Fault::raced)?;
+                    }
                     Ok(answer)
                 }
-                Err(fault) => {
-                    let _ = self
-                        .post(":rollback", &json!({"transaction": transaction}))
-                        .await;
+                (Err(fault), Some(begun)) => {
+                    let _ = self.post(":rollback", &json!({"transaction": begun})).await;
                     Err(fault)
                 }
+                (Err(fault), None) => Err(fault),
             }
         })
         .await
@@ -425,6 +424,39 @@ impl Firestore {
             }
         })
         .await
+    }
+}
+
+/// A read-write transaction as its reads carry it: begun by the first (`newTransaction`), named by the rest.
+#[derive(Debug, Default)]
+pub(super) struct Tx(std::sync::Mutex<Option<String>>);
+
+impl Tx {
+    /// The transaction id, once a read has begun it.
+    fn id(&self) -> Option<String> {
+        self.0.lock().map(|id| id.clone()).unwrap_or(None)
+    }
+
+    /// Names the transaction in a read, or asks the read to begin it.
+    fn attach(&self, body: &mut Value) {
+        match self.id() {
+            Some(id) => body["transaction"] = json!(id),
+            None => body["newTransaction"] = json!({"readWrite": {}}),
+        }
+    }
+
+    /// Keeps the id a read that began the transaction answered with.
+    fn adopt(&self, answers: &Value) {
+        let began = answers.as_array().and_then(|answers| {
+            answers
+                .iter()
+                .find_map(|answer| answer["transaction"].as_str())
+        });
+        if let (Some(began), Ok(mut id)) = (began, self.0.lock())
+            && id.is_none()
+        {
+            *id = Some(began.to_string());
+        }
     }
 }
 

@@ -121,7 +121,7 @@ impl Firestore {
         let name = &self.alert_name(id);
         let fields = &fields;
         self.transaction(what, move |transaction| async move {
-            let Some(doc) = self.get(name.clone(), Some(&transaction)).await? else {
+            let Some(doc) = self.get(name.clone(), Some(&*transaction)).await? else {
                 return Ok((Vec::new(), ()));
             };
             let old = doc.string("state");

@@ -115,7 +115,7 @@ impl Firestore {
         &self,
         project: &str,
         cap: u32,
-        transaction: &str,
+        transaction: &super::Tx,
     ) -> Result<Option<Write>, Fault> {
         let name = self.project_doc(project);
         let doc = self.get(name.clone(), Some(transaction)).await?;
@@ -244,7 +244,7 @@ impl Firestore {
         let resource = &self.resource_doc(resource_key);
         self.transaction("releasing a resource", move |transaction| async move {
             let held = self
-                .get(quarantined.clone(), Some(&transaction))
+                .get(quarantined.clone(), Some(&*transaction))
                 .await?
                 .is_some();
             let mut fields = Map::new();
@@ -270,7 +270,7 @@ impl Firestore {
         let name = &self.name(collection::DEFERRED, &hashed(resource_key));
         self.transaction("deferring a decision", move |transaction| async move {
             let earlier = self
-                .get(name.clone(), Some(&transaction))
+                .get(name.clone(), Some(&*transaction))
                 .await?
                 .and_then(|doc| doc.int("dueEpoch"));
             let mut fields = Map::new();
