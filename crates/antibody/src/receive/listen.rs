@@ -51,18 +51,7 @@ pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
         tokio::spawn(async move {
             // The first bytes decide the protocol; a connection that sends none within the header deadline is closed.
             let served = match tokio::time::timeout(HEADER_TIMEOUT, speaks_http2(&stream)).await {
-                Ok(true) => {
-                    let mut builder =
-                        hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                    builder
-                        .timer(TokioTimer::new())
-                        .max_concurrent_streams(MAX_STREAMS)
-                        .keep_alive_interval(HEADER_TIMEOUT)
-                        .keep_alive_timeout(HEADER_TIMEOUT);
-                    builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                }
+                Ok(true) => serve_http2(stream, service).await,
                 Ok(false) => {
                     let mut builder = hyper::server::conn::http1::Builder::new();
                     builder
@@ -79,6 +68,126 @@ pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
             }
             drop(permit);
         });
+    }
+}
+
+/// Serves an HTTP/2 connection until its peer closes it, or until it has carried no request for `HEADER_TIMEOUT`
+/// (then it is closed gracefully, as an idle HTTP/1.1 connection is): a peer that only answers pings cannot keep a
+/// connection, and its slot, forever.
+async fn serve_http2<S>(stream: tokio::net::TcpStream, service: S) -> Result<(), hyper::Error>
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<axum::body::Body>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let activity = Arc::new(Activity::default());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(HEADER_TIMEOUT)
+        .keep_alive_timeout(HEADER_TIMEOUT);
+    let connection = builder.serve_connection(
+        TokioIo::new(stream),
+        Watched {
+            inner: service,
+            activity: activity.clone(),
+        },
+    );
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => return served,
+            () = tokio::time::sleep(HEADER_TIMEOUT / 4), if !closing => {
+                if activity.idle_for() >= HEADER_TIMEOUT {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Requests in progress on a connection, and when the last one ended.
+struct Activity {
+    active: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            active: Default::default(),
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    /// How long the connection has carried no request (zero while one is in progress).
+    fn idle_for(&self) -> Duration {
+        if self.active.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        self.last
+            .lock()
+            .map(|last| last.elapsed())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// A request counted on its connection's activity while it runs.
+struct Active(Arc<Activity>);
+
+impl Active {
+    fn new(activity: Arc<Activity>) -> Active {
+        activity
+            .active
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Active(activity)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Ok(mut last) = self.0.last.lock() {
+            *last = tokio::time::Instant::now();
+        }
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A service that counts its requests on the connection's activity.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, R> hyper::service::Service<R> for Watched<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let active = Active::new(self.activity.clone());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answered = answer.await;
+            drop(active);
+            answered
+        })
     }
 }
 

@@ -312,6 +312,65 @@ async fn a_silent_connection_is_closed_after_the_header_deadline() {
     );
 }
 
+// An HTTP/2 connection that carries no request is closed after the same deadline, even though its peer answers every
+// ping (HTTP/2's keep-alive would keep it forever): idle connections cannot hold the server's connection slots.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let harness = Harness::start().await;
+    let mut socket = tokio::net::TcpStream::connect(harness.engine.addr)
+        .await
+        .expect("connect");
+    // The client preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5); then only answers to pings.
+    socket
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let started = std::time::Instant::now();
+    let mut received: Vec<u8> = Vec::new();
+    let mut types = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+            // Whole frames: a 9-byte header (length, type, flags, stream) and the payload.
+            while received.len() >= 9 {
+                let length = usize::from(received[0]) << 16
+                    | usize::from(received[1]) << 8
+                    | usize::from(received[2]);
+                if received.len() < 9 + length {
+                    break;
+                }
+                let frame: Vec<u8> = received.drain(..9 + length).collect();
+                types.push(frame[3]);
+                if frame[3] == 6 && frame[4] & 1 == 0 {
+                    // PING without ACK: answer it, as a live peer does.
+                    let mut ack = frame.clone();
+                    ack[4] = 1;
+                    let _ = socket.write_all(&ack).await;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the idle connection was never closed: {types:?}"
+    );
+    assert!(
+        started.elapsed() < antibody::receive::listen::HEADER_TIMEOUT + Duration::from_secs(5),
+        "closed for idleness: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        types.contains(&7),
+        "a GOAWAY frame before the close: {types:?}"
+    );
+}
+
 // Cloud Scheduler's call to /sweep is verified exactly as a push is; only a verified caller starts a sweep.
 #[tokio::test]
 async fn the_scheduled_sweep_is_verified_like_a_push() {
