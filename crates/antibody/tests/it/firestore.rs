@@ -287,3 +287,40 @@ fn the_state_commands_reach_firestore_like_serve() {
             .starts_with('[')
     );
 }
+
+// A delivery near the receiver's 1 MiB limit cannot make a row larger than a document (a rejected write would be
+// answered 503 and redelivered forever): what the sender wrote is clipped, and the event is recorded once.
+#[tokio::test]
+async fn a_huge_sender_written_field_is_clipped_not_refused() {
+    let (_sandbox, journal) = firestore_journal(Clock::system()).await;
+    let huge = format!("projects/p-firestore/{}", "x\"".repeat(450_000));
+    let entry = json!({"insertId": "huge", "logName": "projects/p-firestore/logs/x",
+        "protoPayload": {"serviceName": "unwatched.googleapis.com", "methodName": "m",
+            "resourceName": huge, "authenticationInfo": {"principalEmail": "someone@example.com"}}});
+    let event =
+        AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("an audit entry");
+    let ignored = Record {
+        outcome: "ignored".into(),
+        ..Record::default()
+    };
+    let (id, first) = journal
+        .record_settled(&event, &ignored)
+        .await
+        .expect("recorded");
+    assert!(first);
+    let row = journal.entry(id).await.expect("entry").expect("row");
+    assert!(
+        row.resource_name.len() < 20_000,
+        "{}",
+        row.resource_name.len()
+    );
+    assert!(huge.starts_with(row.resource_name.split('…').next().expect("head")));
+    assert_eq!(
+        journal
+            .record_settled(&event, &ignored)
+            .await
+            .expect("again"),
+        (id, false),
+        "a redelivery is still recognised: the keys are hashed whole"
+    );
+}

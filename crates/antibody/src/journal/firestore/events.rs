@@ -79,20 +79,22 @@ impl Firestore {
             fields.insert(name.into(), value);
         };
         let (delivery, log) = crate::journal::key_of(event);
+        // What the sender wrote is clipped to fit a document (the dedup keys are hashed whole, elsewhere).
+        let text = |text: &str| wire::string(&clip(text));
         put("id", wire::integer(id));
-        put("deliveryKey", wire::string(delivery));
-        put("logKey", wire::string(log));
+        put("deliveryKey", text(delivery));
+        put("logKey", text(log));
         put("receivedAt", wire::string(&self.now_text()));
         put("transport", wire::string(event.transport.as_str()));
         put("deliveries", wire::integer(1));
-        put("serviceName", wire::string(&event.service_name));
-        put("methodName", wire::string(&event.method_name));
-        put("resourceName", wire::string(&event.resource_name));
-        put("project", wire::string(&event.project));
-        put("principal", wire::string(&event.principal));
+        put("serviceName", text(&event.service_name));
+        put("methodName", text(&event.method_name));
+        put("resourceName", text(&event.resource_name));
+        put("project", text(&event.project));
+        put("principal", text(&event.principal));
         put(
             "operationId",
-            wire::optional_string(event.operation.as_ref().map(|op| op.id.as_str())),
+            wire::optional_string(event.operation.as_ref().map(|op| clip(&op.id)).as_deref()),
         );
         put("expireAt", self.expire_at());
         fields
@@ -434,6 +436,25 @@ pub(super) fn where_equal(field: &str, value: Value) -> Map<String, Value> {
     query
 }
 
+/// The most of one sender-written field a row keeps: a 1 MiB delivery cannot make a row larger than a document.
+const CLIP_BYTES: usize = 16 * 1024;
+
+/// `text`, or its first `CLIP_BYTES` and a note of how much was left out.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= CLIP_BYTES {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = CLIP_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}…[{} more bytes not kept]",
+        &text[..end],
+        text.len() - end
+    ))
+}
+
 /// `text` in pieces of at most `size` bytes, cut at character boundaries.
 fn split(text: &str, size: usize) -> Vec<String> {
     let mut pieces = Vec::new();
@@ -460,5 +481,15 @@ mod tests {
         assert!(pieces.iter().all(|piece| piece.len() <= 301));
         assert_eq!(pieces.concat(), text);
         assert!(split("", 10).is_empty());
+    }
+
+    #[test]
+    fn sender_written_fields_are_clipped_to_fit_a_document() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(20_000);
+        let clipped = clip(&long);
+        assert!(clipped.len() < CLIP_BYTES + 64, "{}", clipped.len());
+        assert!(clipped.ends_with("more bytes not kept]"));
+        assert!(long.starts_with(clipped.split('…').next().expect("a head")));
     }
 }
