@@ -534,7 +534,8 @@ pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
 }
 
 pub async fn wait_for(url: &str, client: &reqwest::Client) {
-    for _ in 0..200 {
+    // Up to 20 s: a process starts in milliseconds, but a loaded two-core machine may keep it waiting.
+    for _ in 0..800 {
         if client
             .get(url)
             .send()

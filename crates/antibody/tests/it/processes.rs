@@ -289,21 +289,20 @@ async fn replay_pushes_recorded_events_through_the_same_pipeline() {
 /// exactly once.
 #[tokio::test]
 async fn an_alert_survives_kill_9_of_antibody_and_is_delivered_once_after_restart() {
-    let (engine_port, hook_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("dir");
     let state = dir.path().join("journal.sqlite");
     let mut sandbox_config = gcp_sandbox::SandboxConfig::default();
     sandbox_config
         .principals
         .insert("bot".into(), "bot@p.iam.gserviceaccount.com".into());
-    sandbox_config
-        .deliveries
-        .push(gcp_sandbox::Delivery::eventarc(format!(
-            "http://127.0.0.1:{engine_port}/"
-        )));
     let sandbox = gcp_sandbox::start(sandbox_config, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sandbox");
+    // Ports picked once the sandbox holds its own, so that it cannot be given one of them.
+    let (engine_port, hook_port) = (free_port(), free_port());
+    sandbox.add_delivery(gcp_sandbox::Delivery::eventarc(format!(
+        "http://127.0.0.1:{engine_port}/"
+    )));
     let engine_args = |port: u16| -> Vec<String> {
         [
             "serve",
