@@ -70,6 +70,11 @@ pub async fn build_with(
     Ok(Arc::new(Context::new(config, client, journal, log)))
 }
 
+/// Bytes in lowercase hex (digests, signatures).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// How a `firestore://` journal is reached: the configured endpoint and credentials, the ones every Google call uses.
 pub fn journal_access(config: &Config) -> Result<journal::Access, journal::Error> {
     let credentials =

@@ -348,7 +348,7 @@ fn project_of(url: &str) -> Option<String> {
 }
 
 /// Between half and one and a half times `backoff`, so that many clients backing off do not retry in step.
-fn jittered(backoff: Duration) -> Duration {
+pub(crate) fn jittered(backoff: Duration) -> Duration {
     let unit = (uuid::Uuid::new_v4().as_u128() >> 64) as f64 / u64::MAX as f64;
     backoff.mul_f64(0.5 + unit)
 }

@@ -81,13 +81,7 @@ fn console_url(resource: &str, project: &str) -> String {
 /// Stable per resource (each resource kind has one policy), so a later compliant check can resolve the incident.
 pub fn dedup_key(resource: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, resource.as_bytes());
-    format!(
-        "antibody-{}",
-        digest.as_ref()[..12]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    )
+    format!("antibody-{}", crate::hex(&digest.as_ref()[..12]))
 }
 
 impl Alert {
@@ -359,11 +353,5 @@ fn or_dash(text: &str) -> &str {
 pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
-    format!(
-        "v1={}",
-        tag.as_ref()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    )
+    format!("v1={}", crate::hex(tag.as_ref()))
 }

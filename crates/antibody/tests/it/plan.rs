@@ -143,7 +143,6 @@ fn firestore_is_the_default_journal_and_the_service_scales_to_zero() {
         assert!(hcl.contains(expected), "{expected} missing from:\n{hcl}");
     }
     assert!(!hcl.contains("max_instance_count"), "{hcl}");
-    golden("plan.firestore.tf", &hcl);
 }
 
 #[test]

@@ -432,3 +432,36 @@ async fn the_scheduled_sweep_is_verified_like_a_push() {
     assert_eq!(report["violations"], 1, "{report}");
     assert_eq!(harness.rule("found-by-sweep").await["disabled"], true);
 }
+
+// A self-hosted scheduler signs its call to /sweep with the shared secret, as self-hosted senders sign pushes.
+#[tokio::test]
+async fn the_scheduled_sweep_can_be_signed_with_the_shared_secret() {
+    let options = Options {
+        seed: vec![open_ssh("swept-by-secret")],
+        tweak: Box::new(|config| {
+            config.push_secret = Some(SECRET.into());
+            config.sweep_projects = vec![crate::harness::PROJECT.into()];
+        }),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let now = antibody::clock::Clock::system().now_secs();
+    let sweep = |signature: String| {
+        harness
+            .http
+            .post(format!("{}sweep", harness.engine.url()))
+            .header("x-antibody-timestamp", now.to_string())
+            .header("x-antibody-signature", signature)
+            .send()
+    };
+    let forged = sweep(antibody::notify::alert::sign("wrong", now, ""))
+        .await
+        .expect("post");
+    assert_eq!(forged.status().as_u16(), 401);
+    assert_ne!(harness.rule("swept-by-secret").await["disabled"], true);
+    let signed = sweep(antibody::notify::alert::sign(SECRET, now, ""))
+        .await
+        .expect("post");
+    assert_eq!(signed.status().as_u16(), 200);
+    assert_eq!(harness.rule("swept-by-secret").await["disabled"], true);
+}

@@ -179,10 +179,7 @@ impl Firestore {
                     Some(claimer) if claimer == self.instance() => false,
                     Some(claimer) => {
                         let seen = self
-                            .get(
-                                self.name(collection::INSTANCES, &hashed_or_id(claimer)),
-                                None,
-                            )
+                            .get(self.name(collection::INSTANCES, &hashed(claimer)), None)
                             .await?
                             .and_then(|instance| instance.updated_micros());
                         seen.is_none_or(|seen| seen < read_time - INSTANCE_SILENCE_MICROS)
@@ -289,14 +286,5 @@ impl Firestore {
             .filter_map(|row| row.int("id"))
             .filter(|other| *other != id)
             .min())
-    }
-}
-
-/// The id an instance document has: replica ids are UUIDs, used as they are; anything else is hashed.
-fn hashed_or_id(instance: &str) -> String {
-    if instance.len() <= 64 && instance.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        instance.to_string()
-    } else {
-        hashed(instance)
     }
 }

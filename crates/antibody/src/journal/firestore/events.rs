@@ -49,7 +49,7 @@ impl Firestore {
         if changes.is_empty() {
             return None;
         }
-        let shard = (super::rand_unit() * f64::from(SHARDS)) as u32 % SHARDS;
+        let shard = (uuid::Uuid::new_v4().as_u128() % u128::from(SHARDS)) as u32;
         let mut write = Write::update(
             &self.name(collection::COUNTERS, &shard.to_string()),
             Map::new(),

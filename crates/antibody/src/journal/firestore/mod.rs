@@ -63,22 +63,10 @@ impl Location {
                 "{url}: expected firestore://PROJECT[/DATABASE], with nothing after the database"
             ));
         }
-        let project_ok = (6..=30).contains(&project.len())
-            && project.starts_with(|c: char| c.is_ascii_lowercase())
-            && project
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !project_ok {
-            return Err(format!(
-                "{url}: {project:?} is not a Google Cloud project id"
-            ));
-        }
+        // Project ids as every other name antibody reads; a database id is a lowercase name of 4 to 63 characters.
+        crate::kinds::names::project(&project).map_err(|err| format!("{url}: {err}"))?;
         let database_ok = database == "(default)"
-            || ((4..=63).contains(&database.len())
-                && database.starts_with(|c: char| c.is_ascii_lowercase())
-                && database
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            || (database.len() >= 4 && crate::kinds::names::compute(&database).is_ok());
         if !database_ok {
             return Err(format!(
                 "{url}: {database:?} is not a Firestore database id"
@@ -160,12 +148,7 @@ pub mod collection {
 /// A document id for an arbitrary key (a resource name, a delivery id): its SHA-256 in hex, so that no key can
 /// name another collection or a reserved id.
 pub(crate) fn hashed(key: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::hex(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref())
 }
 
 impl Firestore {
@@ -193,7 +176,7 @@ impl Firestore {
                 clock,
                 retention_secs: location.retention_days * 86_400,
                 last_id: AtomicI64::new(0),
-                salt: (rand_unit() * 1000.0) as i64 % 1000,
+                salt: (uuid::Uuid::new_v4().as_u128() % 1000) as i64,
             }),
         };
         store.heartbeat().await?;
@@ -358,7 +341,7 @@ impl Firestore {
             if !failure.is_retryable() {
                 return Err(Error::Unavailable(format!("Firestore: {what}: {failure}")));
             }
-            let wait = pause.mul_f64(0.5 + rand_unit());
+            let wait = crate::gcp::jittered(pause);
             if tokio::time::Instant::now() + wait >= deadline {
                 return Err(Error::Unavailable(format!(
                     "Firestore: {what}: still failing after {} s: {failure}",
@@ -406,9 +389,32 @@ impl Firestore {
         .await
     }
 
+    /// Takes each document with its own write, conditioned on the version read, so that of several replicas taking
+    /// the same documents exactly one takes each: the documents this one took. A failure part-way returns what was
+    /// taken (the rest stay for the next round); a failure before any is an error.
+    async fn take_each(
+        &self,
+        docs: Vec<Doc>,
+        what: &str,
+        write: impl Fn(&Doc) -> Write,
+    ) -> Result<Vec<Doc>, Error> {
+        let mut taken = Vec::new();
+        for doc in docs {
+            match self.commit(vec![write(&doc)], None).await {
+                Ok(_) => taken.push(doc),
+                Err(Fault::Precondition(_) | Fault::NotFound(_)) => {}
+                Err(err) if taken.is_empty() => {
+                    return Err(Error::Unavailable(format!("Firestore: {what}: {err}")));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(taken)
+    }
+
     /// Proves this replica alive (`antibody_instances/ID`, stamped with Firestore's time).
     async fn heartbeat(&self) -> Result<(), Error> {
-        let name = self.name(collection::INSTANCES, self.instance());
+        let name = self.name(collection::INSTANCES, &hashed(self.instance()));
         self.retrying("heartbeat", || {
             let name = name.clone();
             async move {
@@ -460,13 +466,6 @@ impl Tx {
     }
 }
 
-/// A number in [0, 1) for jitter, from the system's randomness.
-fn rand_unit() -> f64 {
-    let mut bytes = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,9 +498,9 @@ mod tests {
 
     #[test]
     fn keys_become_fixed_length_hex_ids() {
-        let id = hashed("projects/p/global/firewalls/../../x");
+        let id = hashed("projects/p/things/../../x");
         assert_eq!(id.len(), 64);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(id, hashed("projects/p/global/firewalls/x"));
+        assert_ne!(id, hashed("projects/p/things/x"));
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Map, json};
 
 use super::events::where_equal;
-use super::wire::{self, Doc, Fault, Write};
+use super::wire::{self, Doc, Write};
 use super::{Firestore, SHARDS, collection};
 use crate::journal::{Error, Metrics, OutboxItem};
 
@@ -72,28 +72,19 @@ impl Firestore {
                 self.query(collection::OUTBOX, query, None).await
             })
             .await?;
-        let mut taken = Vec::new();
-        for doc in due {
-            let mut fields = Map::new();
-            fields.insert(
-                "dueMs".into(),
-                wire::integer(now_ms.saturating_add(OUTBOX_LEASE_MS)),
-            );
-            let write = Write::update(&doc.name, fields)
-                .mask(&["dueMs"])
-                .unchanged_since(&doc.update_time);
-            match self.commit(vec![write], None).await {
-                Ok(_) => taken.push(outbox_item(&doc)),
-                Err(Fault::Precondition(_) | Fault::NotFound(_)) => {}
-                Err(err) if taken.is_empty() => {
-                    return Err(Error::Unavailable(format!(
-                        "Firestore: taking an alert: {err}"
-                    )));
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(by_id(taken))
+        let taken = self
+            .take_each(due, "taking an alert", |doc| {
+                let mut fields = Map::new();
+                fields.insert(
+                    "dueMs".into(),
+                    wire::integer(now_ms.saturating_add(OUTBOX_LEASE_MS)),
+                );
+                Write::update(&doc.name, fields)
+                    .mask(&["dueMs"])
+                    .unchanged_since(&doc.update_time)
+            })
+            .await?;
+        Ok(by_id(taken.iter().map(outbox_item).collect()))
     }
 
     pub async fn next_alert_due(&self) -> Result<Option<i64>, Error> {

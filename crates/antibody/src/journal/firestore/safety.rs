@@ -299,26 +299,15 @@ impl Firestore {
                 self.query(collection::DEFERRED, query, None).await
             })
             .await?;
-        let mut taken = Vec::new();
-        for doc in due {
-            match self
-                .commit(
-                    vec![Write::delete(&doc.name).unchanged_since(&doc.update_time)],
-                    None,
-                )
-                .await
-            {
-                Ok(_) => taken.push((doc.string("resourceKey"), doc.string("project"))),
-                Err(Fault::Precondition(_) | Fault::NotFound(_)) => {}
-                Err(err) if taken.is_empty() => {
-                    return Err(Error::Unavailable(format!(
-                        "Firestore: taking a decision: {err}"
-                    )));
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(taken)
+        let taken = self
+            .take_each(due, "taking a decision", |doc| {
+                Write::delete(&doc.name).unchanged_since(&doc.update_time)
+            })
+            .await?;
+        Ok(taken
+            .iter()
+            .map(|doc| (doc.string("resourceKey"), doc.string("project")))
+            .collect())
     }
 
     /// A durable write that changes nothing that matters: this replica's heartbeat.
