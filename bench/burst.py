@@ -4,9 +4,10 @@ Eventarc event; how long until the last is closed, each rule's time from its cre
 sandbox's own audit timestamps), the healer's CPU and peak RSS. antibody (`serve`, caps off) and, when
 ANTIBODY_BASELINE names its directory, the reference service (gunicorn, 2 workers × 8 threads) heal the same burst.
 
-Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 delivers over
-HTTP/2 cleartext as Cloud Run does to a service deployed with --use-http2 — antibody only, gunicorn has no HTTP/2;
-bench/burst.sh builds)
+Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 speaks HTTP/2
+both ways, as the deployment does: delivery over cleartext HTTP/2 as Cloud Run does to a service deployed with
+--use-http2, and antibody's calls to the sandbox over cleartext HTTP/2 (`--google-http2`) as its calls to Google's
+https:// endpoints negotiate it — antibody only, gunicorn has no HTTP/2; bench/burst.sh builds)
 """
 import concurrent.futures
 import json
@@ -151,6 +152,8 @@ def burst(label, start_healer, healer_principal):
                 break
             time.sleep(OPERATION_MS / 1000 / 4)
             times, span = heal_times(healer_principal)
+        if healer.poll() is not None:
+            sys.exit(f"the healer exited during the burst (status {healer.returncode})")
         cpu, rss = proc_stat(healer.pid)
         sandbox_cpu = proc_stat(sandbox.pid)[0] - sandbox_cpu_before
         script_cpu = time.process_time() - script_cpu_before
@@ -179,10 +182,12 @@ def antibody(work):
         with open(config, "w") as handle:
             handle.write(os.environ.get("EXTRA_CONFIG", "").replace("\\n", "\n") + "[safety]\nflap_threshold = 0\nmax_fixes_per_project_per_hour = 0\n"
                          "max_fixes_per_instance_per_hour = 0\n")
-        process = subprocess.Popen([ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config,
+        # HEALER_WRAP runs antibody under a profiler (e.g. "heaptrack -o /tmp/burst").
+        process = subprocess.Popen(os.environ.get("HEALER_WRAP", "").split() + [ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config,
                                     "--google-endpoint", BASE, "--state", os.path.join(work, "journal.sqlite"),
                                     "--access-token", "healer", "--identity", "antibody@bench.iam.gserviceaccount.com",
-                                    "--insecure-no-auth"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    "--insecure-no-auth"] + (["--google-http2"] if os.environ.get("HTTP2") else []),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_up(f"http://127.0.0.1:{HEALER_PORT}/healthz")
         return process
     return start

@@ -63,7 +63,7 @@ pub async fn build_with(
     let access = journal_access(&config)?;
     let journal = journal::Journal::open_using(&config.state, clock, Some(&access)).await?;
     let client = gcp::Client::with_shared_credentials(
-        gcp::Endpoints::new(config.google_endpoint.as_deref()),
+        gcp::Endpoints::new(config.google_endpoint.as_deref()).speaking_http2(config.google_http2),
         access.credentials,
     )
     .with_rate_limit(config.max_requests_per_second_per_project);
@@ -81,6 +81,7 @@ pub fn journal_access(config: &Config) -> Result<journal::Access, journal::Error
         credentials(config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
     Ok(journal::Access {
         endpoint: config.google_endpoint.clone(),
+        http2: config.google_http2,
         credentials: Arc::new(credentials),
     })
 }

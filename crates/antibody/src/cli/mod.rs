@@ -22,6 +22,9 @@ pub(crate) struct EngineArgs {
     /// Base URL replacing every Google API host (e.g. the sandbox's).
     #[arg(long, env = "ANTIBODY_GOOGLE_ENDPOINT")]
     pub google_endpoint: Option<String>,
+    /// Speak HTTP/2 without TLS to an `http://` --google-endpoint (the sandbox serves it); `https://` negotiates it.
+    #[arg(long, env = "ANTIBODY_GOOGLE_HTTP2")]
+    pub google_http2: bool,
     /// The state store: a SQLite file (`PATH` or `sqlite://PATH`), or `postgres://…` shared by several replicas.
     #[arg(long, env = "ANTIBODY_STATE")]
     pub state: Option<PathBuf>,
@@ -79,6 +82,7 @@ pub(crate) fn engine_config(args: &EngineArgs) -> anyhow::Result<Config> {
     if let Some(endpoint) = &args.google_endpoint {
         config.google_endpoint = Some(endpoint.trim_end_matches('/').to_string());
     }
+    config.google_http2 |= args.google_http2;
     if let Some(state) = &args.state {
         config.state = state.clone();
     }

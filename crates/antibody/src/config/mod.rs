@@ -58,6 +58,9 @@ pub struct RawServe {
     pub state: Option<PathBuf>,
     /// Base URL that replaces every Google API host (for the sandbox); unset means Google's real endpoints.
     pub google_endpoint: Option<String>,
+    /// Speak HTTP/2 without TLS to a plain `http://` `google_endpoint` (antibody's sandbox serves it), so that calls
+    /// share a connection as they do with Google, whose `https://` endpoints negotiate HTTP/2 by themselves.
+    pub google_http2: Option<bool>,
     /// Bearer token to send to Google. Unset: tokens come from the metadata server (Cloud Run, GCE), or, with a
     /// `google_endpoint` override and no metadata host, no Authorization header is sent (the sandbox accepts that).
     pub access_token: Option<Secret>,
@@ -104,6 +107,7 @@ pub struct Config {
     pub port: u16,
     pub state: PathBuf,
     pub google_endpoint: Option<String>,
+    pub google_http2: bool,
     pub access_token: Option<Secret>,
     pub metadata_host: Option<String>,
     pub impersonate: Option<String>,
@@ -220,6 +224,7 @@ impl Config {
                 .serve
                 .google_endpoint
                 .map(|url| url.trim_end_matches('/').to_string()),
+            google_http2: raw.serve.google_http2.unwrap_or(false),
             access_token: raw.serve.access_token,
             metadata_host: raw
                 .serve

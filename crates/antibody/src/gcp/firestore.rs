@@ -84,7 +84,7 @@ fn answer(status: u16, bytes: &[u8]) -> Result<Value, Fault> {
 /// One Firestore database's documents: `{base}/v1/projects/P/databases/D/documents`.
 #[derive(Debug)]
 pub struct Database {
-    http: reqwest::Client,
+    http: super::connections::Connections,
     credentials: Arc<Credentials>,
     url: String,
 }
@@ -93,6 +93,7 @@ impl Database {
     /// `base` is Google's host, or one base URL for every API (the sandbox); every call ends within `bound`.
     pub fn new(
         base: Option<&str>,
+        http2: bool,
         credentials: Arc<Credentials>,
         project: &str,
         database: &str,
@@ -102,11 +103,7 @@ impl Database {
             .map(|base| base.trim_end_matches('/').to_string())
             .unwrap_or_else(|| "https://firestore.googleapis.com".into());
         Database {
-            http: crate::http_client(bound, |builder| {
-                builder
-                    .connect_timeout(Duration::from_secs(5))
-                    .redirect(reqwest::redirect::Policy::none())
-            }),
+            http: super::connections::Connections::new(bound, http2),
             credentials,
             // Both ids are checked when the state URL is parsed (`[a-z0-9-]`, or `(default)`).
             url: format!("{base}/v1/projects/{project}/databases/{database}/documents"),
@@ -115,7 +112,8 @@ impl Database {
 
     /// One call to `…/documents{suffix}` (`:commit` and the other verbs).
     pub async fn post(&self, suffix: &str, body: &Value) -> Result<Value, Fault> {
-        let mut request = self.http.post(format!("{}{suffix}", self.url)).json(body);
+        let (http, _seat) = self.http.take();
+        let mut request = http.post(format!("{}{suffix}", self.url)).json(body);
         match self.credentials.token().await {
             Ok(Some(token)) => request = request.bearer_auth(token),
             Ok(None) => {}

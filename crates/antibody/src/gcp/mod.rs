@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod bigquery;
 pub mod compute;
+mod connections;
 pub mod firestore;
 pub mod iam;
 pub mod iam_admin;
@@ -84,6 +85,8 @@ pub struct Endpoints {
     pub sql: String,
     /// The one base URL every API is served from (the sandbox), if any.
     pub base: Option<String>,
+    /// HTTP/2 without TLS to `base` (`serve.google_http2`).
+    pub http2: bool,
 }
 
 impl Endpoints {
@@ -101,15 +104,40 @@ impl Endpoints {
             bigquery: host("https://bigquery.googleapis.com"),
             sql: host("https://sqladmin.googleapis.com"),
             base: override_base.map(|base| base.trim_end_matches('/').to_string()),
+            http2: false,
         }
     }
+
+    /// Speaks HTTP/2 with prior knowledge to a plain `http://` base URL when `on`; Google's `https://` hosts
+    /// negotiate HTTP/2 by themselves (ALPN), so it changes nothing for them.
+    pub fn speaking_http2(mut self, on: bool) -> Self {
+        self.http2 = on
+            && self
+                .base
+                .as_deref()
+                .is_some_and(|base| base.starts_with("http://"));
+        self
+    }
+}
+
+/// The HTTP client for Google's APIs: every call ends within `bound`; redirects are errors to report, not hops to take
+/// with a bearer token; `http2` speaks HTTP/2 without TLS (see `Endpoints::speaking_http2`).
+pub(crate) fn http_client(bound: Duration, http2: bool) -> reqwest::Client {
+    crate::http_client(bound, |builder| {
+        let builder = builder
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none());
+        match http2 {
+            true => builder.http2_prior_knowledge(),
+            false => builder,
+        }
+    })
 }
 
 /// A client for every Google API antibody uses.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Built on first use (or by `warm`): loading the system's root certificates is most of a cold start.
-    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    http: std::sync::Arc<connections::Connections>,
     endpoints: Endpoints,
     credentials: std::sync::Arc<auth::Credentials>,
     attempts: u32,
@@ -150,7 +178,10 @@ impl Client {
         credentials: std::sync::Arc<auth::Credentials>,
     ) -> Self {
         Client {
-            http: Default::default(),
+            http: std::sync::Arc::new(connections::Connections::new(
+                Duration::from_secs(30),
+                endpoints.http2,
+            )),
             endpoints,
             credentials,
             attempts: 3,
@@ -162,19 +193,7 @@ impl Client {
     /// Builds the HTTP client now, so that the first call does not wait for it (a server calls this on a
     /// blocking thread once it listens).
     pub fn warm(&self) {
-        self.http();
-    }
-
-    fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            crate::http_client(Duration::from_secs(30), |builder| {
-                builder
-                    .connect_timeout(Duration::from_secs(5))
-                    // Google's APIs answer, they do not redirect: a redirect is an error to report, not a hop to
-                    // take with a bearer token.
-                    .redirect(reqwest::redirect::Policy::none())
-            })
-        })
+        self.http.warm();
     }
 
     /// Sends at most `per_second` requests per second about any one project (0 = no limit), evenly spaced: a burst
@@ -217,8 +236,13 @@ impl Client {
         &self.endpoints
     }
 
-    async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, Error> {
-        let request = self.http().request(method, url);
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        url: &str,
+    ) -> Result<RequestBuilder, Error> {
+        let request = http.request(method, url);
         Ok(match self.credentials.token().await? {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -267,7 +291,8 @@ impl Client {
             {
                 limiter.until_key_ready(&project).await;
             }
-            let sent = match self.request(method.clone(), url).await {
+            let (http, seat) = self.http.take();
+            let sent = match self.request(http, method.clone(), url).await {
                 Ok(request) => {
                     let request = match body {
                         Some(body) => request.json(body),
@@ -281,6 +306,7 @@ impl Client {
                 }
                 Err(err) => Err(err),
             };
+            drop(seat);
             match sent {
                 Err(Error::Retryable { after, .. }) if attempt < self.attempts => {
                     let wait = after.unwrap_or_else(|| jittered(backoff));
@@ -396,6 +422,27 @@ mod tests {
         assert_eq!(
             client.started.lock().expect("lock").order.len(),
             REMEMBERED_OPERATIONS
+        );
+    }
+
+    #[test]
+    fn http2_without_tls_only_for_a_plain_http_endpoint() {
+        assert!(
+            Endpoints::new(Some("http://127.0.0.1:8085"))
+                .speaking_http2(true)
+                .http2
+        );
+        assert!(
+            !Endpoints::new(Some("http://127.0.0.1:8085"))
+                .speaking_http2(false)
+                .http2
+        );
+        // Google's hosts, and any https:// endpoint, negotiate HTTP/2 over TLS by themselves.
+        assert!(!Endpoints::new(None).speaking_http2(true).http2);
+        assert!(
+            !Endpoints::new(Some("https://example.test"))
+                .speaking_http2(true)
+                .http2
         );
     }
 }

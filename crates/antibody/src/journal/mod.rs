@@ -140,8 +140,8 @@ impl Journal {
         let seconds = seconds as f64;
         let taken = match &self.backend {
             Backend::Sqlite(_) => return Ok(Some(Hold { lease: None })),
-            Backend::Postgres(store) => store.try_lease(key, &holder, seconds).await?,
-            Backend::Firestore(store) => store.try_lease(key, &holder, seconds).await?,
+            Backend::Postgres(store) => Box::pin(store.try_lease(key, &holder, seconds)).await?,
+            Backend::Firestore(store) => Box::pin(store.try_lease(key, &holder, seconds)).await?,
         };
         Ok(taken.then(|| Hold {
             lease: Some((self.backend.clone(), key.to_string(), holder)),
@@ -247,10 +247,12 @@ macro_rules! delegate {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, Error> {
+                    // The servers' futures are boxed: a handling in flight holds only the backend it uses, so
+                    // thousands of them waiting at once stay small.
                     match &self.backend {
                         Backend::Sqlite(store) => store.$name($($arg),*).await,
-                        Backend::Postgres(store) => store.$name($($arg),*).await,
-                        Backend::Firestore(store) => store.$name($($arg),*).await,
+                        Backend::Postgres(store) => Box::pin(store.$name($($arg),*)).await,
+                        Backend::Firestore(store) => Box::pin(store.$name($($arg),*)).await,
                     }
                 }
             )*

@@ -321,7 +321,8 @@ macro_rules! registry {
             /// Always re-reads: the event is only a pointer.
             pub async fn fetch(&self, gcp: &Client) -> Result<(Resource, Value), gcp::Error> {
                 match self.kind {
-                    $(KindId::$variant => <$kind as Kind>::fetch(gcp, self)
+                    // Boxed, like `enrich` and `apply`: a handling holds only its own kind's future, not the largest.
+                    $(KindId::$variant => Box::pin(<$kind as Kind>::fetch(gcp, self))
                         .await
                         .map(|(resource, raw)| (Resource::$variant(resource), raw)),)*
                 }
@@ -336,7 +337,7 @@ macro_rules! registry {
             /// What the kind reads besides the resource before its policy runs (see `Kind::enrich`).
             pub async fn enrich(&mut self, config: &Config, gcp: &Client, now_secs: i64) -> Result<(), gcp::Error> {
                 match self {
-                    $(Resource::$variant(resource) => <$kind as Kind>::enrich(config, gcp, resource, now_secs).await),*
+                    $(Resource::$variant(resource) => Box::pin(<$kind as Kind>::enrich(config, gcp, resource, now_secs)).await),*
                 }
             }
 
@@ -387,7 +388,7 @@ macro_rules! registry {
 
             /// Applies the fix, re-reads and verifies (called by `apply::run` only).
             pub(crate) async fn apply(&self, config: &Config, gcp: &Client) -> Result<Option<Value>, apply::Error> {
-                match self { $(Fix::$variant(fix) => <$kind as Kind>::apply(config, gcp, fix).await),* }
+                match self { $(Fix::$variant(fix) => Box::pin(<$kind as Kind>::apply(config, gcp, fix)).await),* }
             }
 
             /// Restores the before-state the fix recorded (called by `undo::undo` only).

@@ -284,6 +284,9 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
             return (rejection.status, Json(json!({"error": rejection.message}))).into_response();
         }
     };
+    // What arrived is parsed: the body (over HTTP/2 a slice of the connection's read buffer, which it keeps alive)
+    // and the headers are not held while the handling waits on Google.
+    drop((body, headers));
     pipeline::crash_point("received");
     // The pipeline runs in a task of its own: if the sender gives up (an ack deadline, a dropped connection), the
     // handling still finishes and its row is completed, instead of being cancelled half-way.

@@ -128,6 +128,8 @@ impl Harness {
             && !options.sqlite_only
         {
             config.state = "firestore://harness-journal".into();
+            // And every call to Google's APIs over HTTP/2, as the deployment makes them.
+            config.google_http2 = true;
         }
         (options.tweak)(&mut config);
         // Push tokens are signed by the sandbox: their keys are at its JWKS endpoint.
@@ -181,6 +183,7 @@ impl Harness {
     pub async fn reopen_journal(&self) -> antibody::journal::Journal {
         let access = antibody::journal::Access {
             endpoint: Some(self.sandbox.base_url()),
+            http2: self.cx().config.google_http2,
             credentials: Arc::new(antibody::gcp::auth::Credentials::Token(ENGINE_TOKEN.into())),
         };
         antibody::journal::Journal::open_using(

@@ -103,6 +103,8 @@ impl Location {
 #[derive(Debug, Clone)]
 pub struct Access {
     pub endpoint: Option<String>,
+    /// HTTP/2 without TLS to a plain `http://` endpoint (`serve.google_http2`).
+    pub http2: bool,
     pub credentials: Arc<Credentials>,
 }
 
@@ -166,6 +168,7 @@ impl Firestore {
             inner: Arc::new(Inner {
                 database: crate::gcp::firestore::Database::new(
                     access.endpoint.as_deref(),
+                    access.http2,
                     access.credentials.clone(),
                     &location.project,
                     &location.database,
