@@ -6,7 +6,8 @@ they name; the healer's CPU is read from /proc before and after.
 antibody journals in a SQLite file, and again (a second row) in Firestore — the sandbox's, what `antibody plan`
 deploys — unless JOURNALS says otherwise (`JOURNALS=sqlite`).
 
-Usage: python3 bench/cost.py   (env: RATE=200 SECONDS=10 RUNS=3 JOURNALS=sqlite,firestore; bench/cost.sh builds)
+Usage: python3 bench/cost.py   (env: RATE=200 SECONDS=10 RUNS=3 JOURNALS=sqlite,firestore
+MODES=ignored,compliant,violating; bench/cost.sh builds)
 """
 import json
 import os
@@ -23,6 +24,7 @@ ANTIBODY = os.path.join(ROOT, "target/release/antibody")
 RATE = int(os.environ.get("RATE", "200"))
 SECONDS = int(os.environ.get("SECONDS", "10"))
 RUNS = int(os.environ.get("RUNS", "3"))
+MODES = os.environ.get("MODES", "ignored,compliant,violating").split(",")
 SANDBOX_PORT, HEALER_PORT = 18491, 18492
 EVENTS = RATE * SECONDS
 
@@ -131,11 +133,11 @@ def main():
                 healers.append(("reference service", start_reference(os.environ["ANTIBODY_BASELINE"]),
                                 len(journals) * EVENTS * RUNS))
             print(f"CPU per event at a steady {RATE} events/s ({SECONDS} s per run, median of {RUNS})")
-            print("| healer | ignored | compliant | violating |")
-            print("|---|---|---|---|")
+            print("| healer | " + " | ".join(MODES) + " |")
+            print("|---" * (len(MODES) + 1) + "|")
             for label, start, base in healers:
                 cells = []
-                for mode in ["ignored", "compliant", "violating"]:
+                for mode in MODES:
                     # Each violating run fixes rules of its own.
                     costs = [one(start, mode, base + run * EVENTS, work) for run in range(RUNS)]
                     cells.append(f"{statistics.median(costs):.0f} µs ({min(costs):.0f}–{max(costs):.0f})")

@@ -3,7 +3,8 @@ folders, each with 100 firewall rules (5 open), 10 buckets and its IAM policy, a
 after LATENCY ms and at most QUOTA requests per project per second. Prints wall time, peak RSS, the requests made,
 and the floors the quota and the latency set.
 
-Usage: python3 bench/org_sweep.py [PROJECTS...]   (env: LATENCY_MS=30, QUOTA=20, RUNS=1, FORMAT=json; bench/org_sweep.sh builds)
+Usage: python3 bench/org_sweep.py [PROJECTS...]   (env: LATENCY_MS=30, QUOTA=20, RUNS=1, FORMAT=json; HTTP2=1
+calls the sandbox over HTTP/2 cleartext, as antibody calls Google over HTTP/2; bench/org_sweep.sh builds)
 """
 import json
 import os
@@ -88,7 +89,8 @@ def sweep(projects):
                 subprocess.run([sys.executable, "-c", MEASURED, usage_path,
                                 ANTIBODY, "scan", "--organization", "123456789012", "--format", os.environ.get("FORMAT", "json"),
                                 "--config", config,
-                                "--google-endpoint", f"http://127.0.0.1:{PORT}", "--access-token", "b"],
+                                "--google-endpoint", f"http://127.0.0.1:{PORT}", "--access-token", "b"]
+                               + (["--google-http2"] if os.environ.get("HTTP2") else []),
                                stdout=out, stderr=err)
                 wall = time.monotonic() - started
                 with open(usage_path) as handle:

@@ -16,28 +16,32 @@ end
 
 local padding = string.rep("x", 1200)
 
-local function body(insert_id, method, rule)
+local function body(insert_id, method, rule, resource)
   return string.format([[{"insertId":"%s","logName":"projects/bench-project/logs/cloudaudit.googleapis.com%%2Factivity",
 "operation":{"id":"operation-%s","producer":"compute.googleapis.com","first":true},
 "protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","serviceName":"compute.googleapis.com",
-"methodName":"%s","resourceName":"projects/bench-project/global/firewalls/%s",
+"methodName":"%s","resourceName":"%s",
 "authenticationInfo":{"principalEmail":"careless.user@example.com"},
 "requestMetadata":{"callerIp":"203.0.113.7","callerSuppliedUserAgent":"google-cloud-sdk gcloud/450.0.0 %s"},
 "request":{"@type":"type.googleapis.com/compute.firewalls.insert","name":"%s","alloweds":[{"IPProtocol":"tcp","ports":["22"]}],"sourceRanges":["0.0.0.0/0"]}},
 "resource":{"type":"gce_firewall_rule","labels":{"project_id":"bench-project","firewall_rule_id":"123"}},
 "severity":"NOTICE","timestamp":"2026-11-26T10:00:00.000Z","receiveTimestamp":"2026-11-26T10:00:00.100Z"}]],
-    insert_id, insert_id, method, rule, padding, rule)
+    insert_id, insert_id, method, resource, padding, rule)
 end
 
 request = function()
   counter = counter + 1
   local index = offset + counter * threads + thread_id
   local insert_id = string.format("bench-%d-%d", thread_id, counter)
-  local method, rule = "v1.compute.instances.insert", "ignored"
+  -- ignored: a change no policy watches (a disk), answered 200 after its journal row.
+  local method, rule = "v1.compute.disks.insert", "ignored"
+  local resource = "projects/bench-project/zones/us-central1-a/disks/ignored"
   if mode == "compliant" then
     method, rule = "v1.compute.firewalls.patch", "closed-" .. (index % 100)
+    resource = "projects/bench-project/global/firewalls/" .. rule
   elseif mode == "violating" then
     method, rule = "v1.compute.firewalls.patch", "open-" .. index
+    resource = "projects/bench-project/global/firewalls/" .. rule
   end
   local headers = {
     ["Content-Type"] = "application/json; charset=utf-8",
@@ -47,9 +51,9 @@ request = function()
     ["ce-type"] = "google.cloud.audit.log.v1.written",
     ["ce-methodname"] = method,
     ["ce-servicename"] = "compute.googleapis.com",
-    ["ce-resourcename"] = "projects/bench-project/global/firewalls/" .. rule,
+    ["ce-resourcename"] = resource,
   }
-  return wrk.format("POST", "/", headers, body(insert_id, method, rule))
+  return wrk.format("POST", "/", headers, body(insert_id, method, rule, resource))
 end
 
 -- RATE (events/s over all threads): paced instead of as fast as possible. Each thread hands out send times on a fixed
