@@ -4,8 +4,8 @@ Eventarc event; how long until the last is closed, each rule's time from its cre
 sandbox's own audit timestamps), the healer's CPU and peak RSS. antibody (`serve`, caps off) and, when
 ANTIBODY_BASELINE names its directory, the reference service (gunicorn, 2 workers × 8 threads) heal the same burst.
 
-Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 speaks HTTP/2
-both ways, as the deployment does: delivery over cleartext HTTP/2 as Cloud Run does to a service deployed with
+Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 adds a run
+speaking HTTP/2 both ways, as the deployment does: delivery over cleartext HTTP/2 as Cloud Run does to a service deployed with
 --use-http2, and antibody's calls to the sandbox over cleartext HTTP/2 (`--google-http2`) as its calls to Google's
 https:// endpoints negotiate it — antibody only, gunicorn has no HTTP/2; bench/burst.sh builds)
 """
@@ -93,7 +93,7 @@ def timestamp(text):
 def heal_times(healer):
     """Each rule's seconds from its insertion to the DONE entry of the healer's fix."""
     entries = call("GET", "/_sandbox/audit-log")
-    created, fixed = {}, {}
+    created, fixed, fixes = {}, {}, {}
     for entry in entries:
         payload = entry.get("protoPayload", {})
         name = payload.get("resourceName", "")
@@ -104,17 +104,19 @@ def heal_times(healer):
         elif method.endswith("firewalls.patch") and last and payload.get("authenticationInfo", {}).get(
                 "principalEmail") == healer:
             fixed.setdefault(name, timestamp(entry["timestamp"]))
+            fixes[name] = fixes.get(name, 0) + 1
     span = (max(fixed.values()) - min(created.values())) if fixed and created else float("nan")
-    return sorted(fixed[name] - created[name] for name in fixed if name in created), span
+    twice = sum(1 for count in fixes.values() if count > 1)
+    return sorted(fixed[name] - created[name] for name in fixed if name in created), span, twice
 
 
-def burst(label, start_healer, healer_principal):
+def burst(label, start_healer, healer_principal, http2=False):
     rules = [(f"burst-project-{index % PROJECTS:03d}", f"open-{index}") for index in range(RULES)]
     sandbox = subprocess.Popen([SANDBOX, "--port", str(SANDBOX_PORT), "--latency-ms", str(LATENCY_MS),
                                 "--operation-delay-ms", str(OPERATION_MS), "--history", str(RULES * 8),
                                 "--deliver-to", f"http://127.0.0.1:{HEALER_PORT}/",
                                 "--principal", f"healer={healer_principal}"]
-                               + (["--deliver-http2"] if os.environ.get("HTTP2") else []),
+                               + (["--deliver-http2"] if http2 else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     healer = None
     try:
@@ -146,12 +148,12 @@ def burst(label, start_healer, healer_principal):
             while time.monotonic() < deadline and sum(pool.map(still_open, projects)) > 0:
                 time.sleep(0.2)
         # A fix counts once its operation is DONE: the last ones end an operation's delay after the rules changed.
-        times, span = heal_times(healer_principal)
+        times, span, twice = heal_times(healer_principal)
         for _ in range(20):
             if len(times) >= RULES:
                 break
             time.sleep(OPERATION_MS / 1000 / 4)
-            times, span = heal_times(healer_principal)
+            times, span, twice = heal_times(healer_principal)
         if healer.poll() is not None:
             sys.exit(f"the healer exited during the burst (status {healer.returncode})")
         cpu, rss = proc_stat(healer.pid)
@@ -170,13 +172,13 @@ def burst(label, start_healer, healer_principal):
     # The floor: one fix's chain of waits (read, PATCH, the operation and its poll, the verifying read) after all the
     # CPU this machine's two cores must spend on the burst (the healer's, the sandbox's and this script's).
     floor = (4 * LATENCY_MS + OPERATION_MS) / 1000 + (cpu + sandbox_cpu + script_cpu) / 2
-    print(f"| {label} | {published:.2f} s | {healed:,} of {RULES:,} | {span:.2f} s | {last:.2f} s | {p50 * 1000:.0f} ms "
+    print(f"| {label} | {published:.2f} s | {healed:,} of {RULES:,}, {twice} twice | {span:.2f} s | {last:.2f} s | {p50 * 1000:.0f} ms "
           f"| {p99 * 1000:.0f} ms | {cpu:.2f} s | {sandbox_cpu:.2f} s | {script_cpu:.2f} s | {floor:.2f} s "
           f"| {span / floor:.2f}× | {rss:.0f} MiB |", flush=True)
     return span, cpu
 
 
-def antibody(work):
+def antibody(work, http2=False):
     def start():
         config = os.path.join(work, "antibody.toml")
         with open(config, "w") as handle:
@@ -184,9 +186,9 @@ def antibody(work):
                          "max_fixes_per_instance_per_hour = 0\n")
         # HEALER_WRAP runs antibody under a profiler (e.g. "heaptrack -o /tmp/burst").
         process = subprocess.Popen(os.environ.get("HEALER_WRAP", "").split() + [ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config,
-                                    "--google-endpoint", BASE, "--state", os.path.join(work, "journal.sqlite"),
+                                    "--google-endpoint", BASE, "--state", os.path.join(work, f"journal-{time.monotonic_ns()}.sqlite"),
                                     "--access-token", "healer", "--identity", "antibody@bench.iam.gserviceaccount.com",
-                                    "--insecure-no-auth"] + (["--google-http2"] if os.environ.get("HTTP2") else []),
+                                    "--insecure-no-auth"] + (["--google-http2"] if http2 else []),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_up(f"http://127.0.0.1:{HEALER_PORT}/healthz")
         return process
@@ -212,6 +214,9 @@ print("| healer | burst published in | healed | first created → last DONE | sl
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 with tempfile.TemporaryDirectory() as work:
     ours = burst("antibody", antibody(work), "antibody@bench.iam.gserviceaccount.com")
+    if os.environ.get("HTTP2"):
+        burst("antibody, HTTP/2 both ways", antibody(work, http2=True), "antibody@bench.iam.gserviceaccount.com",
+              http2=True)
 baseline = os.environ.get("ANTIBODY_BASELINE")
 if baseline:
     # The reference sends no credentials: the sandbox names an anonymous caller.

@@ -7,7 +7,8 @@ antibody journals in a SQLite file, and again (a second row) in Firestore — th
 deploys — unless JOURNALS says otherwise (`JOURNALS=sqlite`).
 
 Usage: python3 bench/cost.py   (env: RATE=200 SECONDS=10 RUNS=3 JOURNALS=sqlite,firestore
-MODES=ignored,compliant,violating; bench/cost.sh builds)
+MODES=ignored,compliant,violating; HTTP2=1 calls
+the sandbox over HTTP/2 cleartext, as antibody calls Google over HTTP/2; bench/cost.sh builds)
 """
 import json
 import os
@@ -74,7 +75,8 @@ def start_antibody(work, journal="sqlite"):
         state = f"firestore://cost-bench-{time.monotonic_ns() % 10**9}"
     process = subprocess.Popen([ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config, "--google-endpoint",
                                 f"http://127.0.0.1:{SANDBOX_PORT}", "--state", state, "--access-token", "engine",
-                                "--identity", "antibody@bench.iam.gserviceaccount.com", "--insecure-no-auth"],
+                                "--identity", "antibody@bench.iam.gserviceaccount.com", "--insecure-no-auth"]
+                               + (["--google-http2"] if os.environ.get("HTTP2") else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_up(f"http://127.0.0.1:{HEALER_PORT}/healthz")
     return process

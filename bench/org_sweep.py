@@ -1,9 +1,10 @@
 """An organization's sweep under Google-like latency and quotas: `antibody scan --organization` over N projects in two
-folders, each with 100 firewall rules (5 open), 10 buckets and its IAM policy, against a sandbox answering every call
+folders, each with 100 firewall rules (OPEN of them open, 5 by default), 10 buckets and its IAM policy, against a sandbox answering every call
 after LATENCY ms and at most QUOTA requests per project per second. Prints wall time, peak RSS, the requests made,
 and the floors the quota and the latency set.
 
-Usage: python3 bench/org_sweep.py [PROJECTS...]   (env: LATENCY_MS=30, QUOTA=20, RUNS=1, FORMAT=json; HTTP2=1
+Usage: python3 bench/org_sweep.py [PROJECTS...]   (env: LATENCY_MS=30, QUOTA=20, RUNS=1, FORMAT=json, OPEN=5 rules
+open per project; HTTP2=1
 calls the sandbox over HTTP/2 cleartext, as antibody calls Google over HTTP/2; bench/org_sweep.sh builds)
 """
 import json
@@ -21,6 +22,7 @@ PORT = 18471
 LATENCY_MS = int(os.environ.get("LATENCY_MS", "30"))
 QUOTA = int(os.environ.get("QUOTA", "20"))
 RUNS = int(os.environ.get("RUNS", "1"))
+OPEN = int(os.environ.get("OPEN", "5"))
 
 
 def seed(projects):
@@ -29,9 +31,9 @@ def seed(projects):
         project = f"org-project-{index:05d}"
         parents[project] = "folders/1" if index % 2 else "folders/2"
         rules = [{"name": f"rule-{n}", "allowed": [{"IPProtocol": "tcp", "ports": ["443"]}],
-                  "sourceRanges": ["10.0.0.0/8"]} for n in range(95)]
+                  "sourceRanges": ["10.0.0.0/8"]} for n in range(100 - OPEN)]
         rules += [{"name": f"open-{n}", "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}],
-                   "sourceRanges": ["0.0.0.0/0"]} for n in range(5)]
+                   "sourceRanges": ["0.0.0.0/0"]} for n in range(OPEN)]
         firewalls[project] = rules
         buckets[project] = [{"name": f"{project}-b{n}"} for n in range(10)]
     return {"firewalls": firewalls, "buckets": buckets, "parents": parents,
