@@ -4,7 +4,8 @@ Eventarc event; how long until the last is closed, each rule's time from its cre
 sandbox's own audit timestamps), the healer's CPU and peak RSS. antibody (`serve`, caps off) and, when
 ANTIBODY_BASELINE names its directory, the reference service (gunicorn, 2 workers × 8 threads) heal the same burst.
 
-Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; HTTP2=1 adds a run
+Usage: python3 bench/burst.py   (env: RULES=5000 PROJECTS=100 LATENCY_MS=50 OPERATION_MS=500; JOURNAL=firestore journals in
+the sandbox's Firestore; HTTP2=1 adds a run
 speaking HTTP/2 both ways, as the deployment does: delivery over cleartext HTTP/2 as Cloud Run does to a service deployed with
 --use-http2, and antibody's calls to the sandbox over cleartext HTTP/2 (`--google-http2`) as its calls to Google's
 https:// endpoints negotiate it — antibody only, gunicorn has no HTTP/2; bench/burst.sh builds)
@@ -180,13 +181,17 @@ def burst(label, start_healer, healer_principal, http2=False):
 
 def antibody(work, http2=False):
     def start():
+        # JOURNAL=firestore journals in the sandbox's Firestore, as the default deployment journals in Firestore.
+        state = os.path.join(work, f"journal-{time.monotonic_ns()}.sqlite")
+        if os.environ.get("JOURNAL") == "firestore":
+            state = f"firestore://burst-{time.monotonic_ns() % 10**9}"
         config = os.path.join(work, "antibody.toml")
         with open(config, "w") as handle:
             handle.write(os.environ.get("EXTRA_CONFIG", "").replace("\\n", "\n") + "[safety]\nflap_threshold = 0\nmax_fixes_per_project_per_hour = 0\n"
                          "max_fixes_per_instance_per_hour = 0\n")
         # HEALER_WRAP runs antibody under a profiler (e.g. "heaptrack -o /tmp/burst").
         process = subprocess.Popen(os.environ.get("HEALER_WRAP", "").split() + [ANTIBODY, "serve", "--port", str(HEALER_PORT), "--config", config,
-                                    "--google-endpoint", BASE, "--state", os.path.join(work, f"journal-{time.monotonic_ns()}.sqlite"),
+                                    "--google-endpoint", BASE, "--state", state,
                                     "--access-token", "healer", "--identity", "antibody@bench.iam.gserviceaccount.com",
                                     "--insecure-no-auth"] + (["--google-http2"] if http2 else []),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -355,7 +355,16 @@ impl Firestore {
         let orders = query::orderings(query);
         let mut rows: Vec<(Vec<Value>, String)> = Vec::new();
         let prefix = format!("{parent}/");
-        for (name, document) in self.documents.range(prefix.clone()..) {
+        // A collection's documents sit together in name order: a query of one collection reads its range only, not
+        // every document under the parent (a collection group's query still reads them all).
+        let start = match descendants {
+            true => prefix.clone(),
+            false => format!("{prefix}{collection}/"),
+        };
+        for (name, document) in self.documents.range(start.clone()..) {
+            if !name.starts_with(&start) {
+                break;
+            }
             let Some(rest) = name.strip_prefix(&prefix) else {
                 break;
             };
