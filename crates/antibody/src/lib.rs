@@ -62,11 +62,8 @@ pub async fn build_with(
 ) -> Result<Arc<Context>, journal::Error> {
     let access = journal_access(&config)?;
     let journal = journal::Journal::open_using(&config.state, clock, Some(&access)).await?;
-    let client = gcp::Client::with_shared_credentials(
-        gcp::Endpoints::new(config.google_endpoint.as_deref()).speaking_http2(config.google_http2),
-        access.credentials,
-    )
-    .with_rate_limit(config.max_requests_per_second_per_project);
+    let client = gcp::Client::with_shared_credentials(access.endpoints, access.credentials)
+        .with_rate_limit(config.max_requests_per_second_per_project);
     Ok(Arc::new(Context::new(config, client, journal, log)))
 }
 
@@ -80,8 +77,8 @@ pub fn journal_access(config: &Config) -> Result<journal::Access, journal::Error
     let credentials =
         credentials(config).map_err(|err| journal::Error::Unavailable(err.to_string()))?;
     Ok(journal::Access {
-        endpoint: config.google_endpoint.clone(),
-        http2: config.google_http2,
+        endpoints: gcp::Endpoints::new(config.google_endpoint.as_deref())
+            .speaking_http2(config.google_http2),
         credentials: Arc::new(credentials),
     })
 }

@@ -112,17 +112,7 @@ impl Outbox {
             pending: AtomicUsize::new(0),
             idle: Notify::new(),
             attempts: Mutex::new(crate::history::History::new(history)),
-            client: match http2 {
-                true => {
-                    let _ = rustls::crypto::ring::default_provider().install_default();
-                    reqwest::Client::builder()
-                        .timeout(retry.timeout)
-                        .http2_prior_knowledge()
-                        .build()
-                        .expect("an HTTP/2 client with a crypto provider installed")
-                }
-                false => crate::http_client(retry.timeout),
-            },
+            client: crate::client_speaking(retry.timeout, http2),
             retry,
             sequence: AtomicU64::new(0),
         });

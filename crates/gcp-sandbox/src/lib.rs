@@ -439,12 +439,20 @@ pub(crate) fn json_response(value: &Value) -> axum::response::Response {
 
 /// An HTTP client for plain-http deliveries on loopback and for TLS where a subscriber uses it.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    client_speaking(timeout, false)
+}
+
+/// `http_client`, speaking HTTP/2 with prior knowledge (cleartext) when `http2`.
+pub(crate) fn client_speaking(timeout: Duration, http2: bool) -> reqwest::Client {
     // reqwest is built without a bundled crypto provider; ring is the one provider in this workspace.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("an HTTP client with a crypto provider installed")
+    let builder = reqwest::Client::builder().timeout(timeout);
+    match http2 {
+        true => builder.http2_prior_knowledge(),
+        false => builder,
+    }
+    .build()
+    .expect("an HTTP client with a crypto provider installed")
 }
 
 /// A stable project number for a project id, shared by every emulated API.

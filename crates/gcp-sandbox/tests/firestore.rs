@@ -186,6 +186,11 @@ async fn structured_queries_filter_order_page_and_project() {
             "fields": {"state": {"stringValue": state}, "due": {"integerValue": due.to_string()}}}}));
     }
     writes.push(json!({"update": {"name": name("outbox/a/attempts/1"), "fields": {"due": {"integerValue": "1"}}}}));
+    // Collections named before and after it, one starting with its name: a query reads its own collection only.
+    for other in ["alerts/y", "outboxes/z"] {
+        writes.push(json!({"update": {"name": name(other),
+            "fields": {"state": {"stringValue": "pending"}, "due": {"integerValue": "5"}}}}));
+    }
     api.commit(json!({"writes": writes})).await;
     let query = |structured: Value| {
         api.call(
@@ -213,7 +218,7 @@ async fn structured_queries_filter_order_page_and_project() {
     assert_eq!(
         ids(&due),
         ["c", "a"],
-        "the sub-collection's document is not in outbox"
+        "neither the sub-collection's document nor another collection's is in outbox"
     );
     let (_, after) = query(json!({"from": [{"collectionId": "outbox"}],
         "orderBy": [{"field": {"fieldPath": "due"}, "direction": "DESCENDING"}],

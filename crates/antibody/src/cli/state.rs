@@ -222,7 +222,8 @@ pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
     let config = engine_config(&args.engine)?;
     let journal = open_journal(&config).await?;
     let client = antibody::gcp::Client::with_credentials(
-        antibody::gcp::Endpoints::new(config.google_endpoint.as_deref()),
+        antibody::gcp::Endpoints::new(config.google_endpoint.as_deref())
+            .speaking_http2(config.google_http2),
         antibody::credentials(&config)?,
     );
     let operator = args.operator.clone().unwrap_or_else(|| {

@@ -433,8 +433,7 @@ pub async fn firestore_journal(clock: Clock) -> (gcp_sandbox::Running, Journal) 
     .await
     .expect("sandbox starts");
     let access = antibody::journal::Access {
-        endpoint: Some(sandbox.base_url()),
-        http2: true,
+        endpoints: antibody::gcp::Endpoints::new(Some(&sandbox.base_url())).speaking_http2(true),
         credentials: std::sync::Arc::new(antibody::gcp::auth::Credentials::Anonymous),
     };
     let journal = Journal::open_using(

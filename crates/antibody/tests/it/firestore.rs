@@ -25,8 +25,7 @@ fn event(insert_id: &str) -> AuditEvent {
 async fn second_replica(sandbox: &gcp_sandbox::Running, state: &str) -> Journal {
     // Over HTTP/2 without TLS, as the default deployment talks to Firestore (HTTP/2, over TLS).
     let access = antibody::journal::Access {
-        endpoint: Some(sandbox.base_url()),
-        http2: true,
+        endpoints: antibody::gcp::Endpoints::new(Some(&sandbox.base_url())).speaking_http2(true),
         credentials: Arc::new(antibody::gcp::auth::Credentials::Anonymous),
     };
     Journal::open_using(state.as_ref(), Clock::system(), Some(&access))
@@ -163,8 +162,7 @@ async fn rows_past_their_retention_are_not_read_even_before_ttl_deletes_them() {
     .expect("sandbox");
     let clock = Clock::manual();
     let access = antibody::journal::Access {
-        endpoint: Some(sandbox.base_url()),
-        http2: false,
+        endpoints: antibody::gcp::Endpoints::new(Some(&sandbox.base_url())),
         credentials: Arc::new(antibody::gcp::auth::Credentials::Anonymous),
     };
     let journal = Journal::open_using(

@@ -182,8 +182,8 @@ impl Harness {
     /// The engine's journal opened again, as another process would open it (a file, or the sandbox's Firestore).
     pub async fn reopen_journal(&self) -> antibody::journal::Journal {
         let access = antibody::journal::Access {
-            endpoint: Some(self.sandbox.base_url()),
-            http2: self.cx().config.google_http2,
+            endpoints: antibody::gcp::Endpoints::new(Some(&self.sandbox.base_url()))
+                .speaking_http2(self.cx().config.google_http2),
             credentials: Arc::new(antibody::gcp::auth::Credentials::Token(ENGINE_TOKEN.into())),
         };
         antibody::journal::Journal::open_using(

@@ -126,8 +126,7 @@ async fn ten_concurrent_deliveries_over_two_processes_make_one_fix_one_outcome_o
 /// A journal as the state commands open it: `firestore://` through the sandbox, as `serve` reaches it.
 pub async fn open_state(state: &str, sandbox: &gcp_sandbox::Running) -> Journal {
     let access = antibody::journal::Access {
-        endpoint: Some(sandbox.base_url()),
-        http2: false,
+        endpoints: antibody::gcp::Endpoints::new(Some(&sandbox.base_url())),
         credentials: std::sync::Arc::new(antibody::gcp::auth::Credentials::Token(
             ENGINE_TOKEN.into(),
         )),

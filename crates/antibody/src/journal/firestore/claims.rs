@@ -37,14 +37,8 @@ impl Firestore {
         // exists already (a redelivery, or the same entry through another path) fails the commit as a whole, and the
         // transaction below decides.
         let first = self
-            .retrying("recording an event", || async {
-                let id = self.next_id();
-                let writes = self.settled_writes(id, event, record, keys, true);
-                match self.commit(writes, None).await {
-                    Ok(_) => Ok(Some(id)),
-                    Err(Fault::AlreadyExists(_)) => Ok(None),
-                    Err(other) => Err(other),
-                }
+            .first_sight("recording an event", |id| {
+                self.settled_writes(id, event, record, keys, [true, true])
             })
             .await?;
         if let Some(id) = first {
@@ -60,21 +54,57 @@ impl Firestore {
                 return Ok((vec![again], (id, false)));
             }
             let id = self.next_id();
-            let writes = self.settled_writes(id, event, record, keys, found[1].is_none());
+            let writes = self.settled_writes(id, event, record, keys, [true, found[1].is_none()]);
             Ok((writes, (id, true)))
         })
         .await
     }
 
-    /// The writes of a settled event's new row: the row, its delivery key, its log key if `log_key` (absent yet),
-    /// and its count.
+    /// First sight of an event, in one commit: `writes(id)` creates its row and keys, each only if absent. A key that
+    /// exists fails the commit as a whole (`None`), and the caller's transaction decides.
+    async fn first_sight(
+        &self,
+        what: &str,
+        writes: impl Fn(i64) -> Vec<Write>,
+    ) -> Result<Option<i64>, Error> {
+        self.retrying(what, || async {
+            let id = self.next_id();
+            match self.commit(writes(id), None).await {
+                Ok(_) => Ok(Some(id)),
+                Err(Fault::AlreadyExists(_)) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })
+        .await
+    }
+
+    /// A new row's writes: the row, the keys still `missing`, and its count under `counted`.
+    fn row_writes(
+        &self,
+        id: i64,
+        fields: Map<String, serde_json::Value>,
+        keys: &[String; 2],
+        missing: [bool; 2],
+        counted: &str,
+    ) -> Vec<Write> {
+        let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
+        for (key, missing) in keys.iter().zip(missing) {
+            if missing {
+                writes.push(self.key_doc(key, id));
+            }
+        }
+        writes.extend(self.count(&[(&["events", counted], 1)]));
+        writes
+    }
+
+    /// The writes of a settled event's new row (see `row_writes`).
     fn settled_writes(
         &self,
         id: i64,
         event: &AuditEvent,
         record: &Record,
         keys: &[String; 2],
-        log_key: bool,
+        missing: [bool; 2],
     ) -> Vec<Write> {
         let mut fields = self.new_row(id, event);
         fields.insert("state".into(), wire::string("done"));
@@ -88,18 +118,10 @@ impl Firestore {
             "finishedEpoch".into(),
             wire::integer(self.clock().now_secs()),
         );
-        let mut writes = vec![
-            Write::update(&self.event_name(id), fields).create(),
-            self.key_doc(&keys[0], id),
-        ];
-        if log_key {
-            writes.push(self.key_doc(&keys[1], id));
-        }
-        writes.extend(self.count(&[(&["events", &record.outcome], 1)]));
-        writes
+        self.row_writes(id, fields, keys, missing, &record.outcome)
     }
 
-    /// The writes of a claimed event's new row: the row, both keys, and its count.
+    /// The writes of a claimed event's new row (see `row_writes`).
     fn claimed_writes(
         &self,
         id: i64,
@@ -113,14 +135,7 @@ impl Firestore {
         fields.insert("label".into(), wire::string("processing"));
         fields.insert("claimedEpoch".into(), wire::integer(now));
         fields.insert("claimedBy".into(), wire::string(self.instance()));
-        let mut writes = vec![Write::update(&self.event_name(id), fields).create()];
-        for (key, missing) in keys.iter().zip(missing) {
-            if missing {
-                writes.push(self.key_doc(key, id));
-            }
-        }
-        writes.extend(self.count(&[(&["events", "processing"], 1)]));
-        writes
+        self.row_writes(id, fields, keys, missing, "processing")
     }
 
     /// The same rules as the SQL backends' claim: the key documents, read and created in one transaction, make
@@ -129,27 +144,12 @@ impl Firestore {
         let keys = &self.key_names(event);
         // First sight, in one commit; a key that exists fails it, and the transaction below decides.
         let first = self
-            .retrying("claiming an event", || async {
-                let id = self.next_id();
-                match self
-                    .commit(self.claimed_writes(id, event, keys, [true, true]), None)
-                    .await
-                {
-                    Ok(_) => Ok(Some(id)),
-                    Err(Fault::AlreadyExists(_)) => Ok(None),
-                    Err(other) => Err(other),
-                }
+            .first_sight("claiming an event", |id| {
+                self.claimed_writes(id, event, keys, [true, true])
             })
             .await?;
         let (claim, row) = match first {
-            Some(id) => (
-                Claim::New {
-                    id,
-                    remediated_by: None,
-                    interrupted: None,
-                },
-                None,
-            ),
+            Some(id) => (fresh(id), None),
             None => self.claim_again(event, keys).await?,
         };
         self.claimed(event, claim, row).await
@@ -201,11 +201,7 @@ impl Firestore {
                         fields.insert("state".into(), wire::string("processing"));
                         fields.insert("claimedEpoch".into(), wire::integer(now));
                         fields.insert("claimedBy".into(), wire::string(self.instance()));
-                        let claim = Claim::New {
-                            id,
-                            remediated_by: None,
-                            interrupted: None,
-                        };
+                        let claim = fresh(id);
                         let write = Write::update(&self.event_name(id), fields).mask(&[
                             "state",
                             "claimedEpoch",
@@ -224,12 +220,7 @@ impl Firestore {
             let id = self.next_id();
             let writes =
                 self.claimed_writes(id, event, keys, [found[0].is_none(), found[1].is_none()]);
-            let claim = Claim::New {
-                id,
-                remediated_by: None,
-                interrupted: None,
-            };
-            Ok((writes, (claim, None)))
+            Ok((writes, (fresh(id), None)))
         })
         .await
     }
@@ -286,5 +277,14 @@ impl Firestore {
             .filter_map(|row| row.int("id"))
             .filter(|other| *other != id)
             .min())
+    }
+}
+
+/// A new claim, before `claimed` completes it.
+fn fresh(id: i64) -> Claim {
+    Claim::New {
+        id,
+        remediated_by: None,
+        interrupted: None,
     }
 }

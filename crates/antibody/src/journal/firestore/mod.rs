@@ -102,9 +102,8 @@ impl Location {
 /// How the journal reaches Firestore: Google's host or one base URL (the sandbox), and the credentials `serve` uses.
 #[derive(Debug, Clone)]
 pub struct Access {
-    pub endpoint: Option<String>,
-    /// HTTP/2 without TLS to a plain `http://` endpoint (`serve.google_http2`).
-    pub http2: bool,
+    /// The same endpoints, and the same HTTP/2 choice, as every other Google call.
+    pub endpoints: crate::gcp::Endpoints,
     pub credentials: Arc<Credentials>,
 }
 
@@ -167,8 +166,8 @@ impl Firestore {
         let store = Firestore {
             inner: Arc::new(Inner {
                 database: crate::gcp::firestore::Database::new(
-                    access.endpoint.as_deref(),
-                    access.http2,
+                    access.endpoints.base.as_deref(),
+                    access.endpoints.http2,
                     access.credentials.clone(),
                     &location.project,
                     &location.database,
@@ -270,14 +269,9 @@ impl Firestore {
         names: &[String],
         transaction: Option<&Tx>,
     ) -> Result<(Vec<Option<Doc>>, i64), Fault> {
-        let mut body = json!({"documents": names});
-        if let Some(transaction) = transaction {
-            transaction.attach(&mut body);
-        }
-        let answers = self.post(":batchGet", &body).await?;
-        if let Some(transaction) = transaction {
-            transaction.adopt(&answers);
-        }
+        let answers = self
+            .read(":batchGet", json!({"documents": names}), transaction)
+            .await?;
         let mut found: std::collections::HashMap<String, Doc> = Default::default();
         let mut read_time = 0;
         for answer in answers.as_array().into_iter().flatten() {
@@ -294,6 +288,23 @@ impl Firestore {
         ))
     }
 
+    /// A read (`:batchGet`, `:runQuery`), inside `transaction` if given: the first read begins it.
+    async fn read(
+        &self,
+        verb: &str,
+        mut body: Value,
+        transaction: Option<&Tx>,
+    ) -> Result<Value, Fault> {
+        if let Some(transaction) = transaction {
+            transaction.attach(&mut body);
+        }
+        let answers = self.post(verb, &body).await?;
+        if let Some(transaction) = transaction {
+            transaction.adopt(&answers);
+        }
+        Ok(answers)
+    }
+
     async fn get(&self, name: String, transaction: Option<&Tx>) -> Result<Option<Doc>, Fault> {
         Ok(self.get_all(&[name], transaction).await?.0.pop().flatten())
     }
@@ -306,14 +317,9 @@ impl Firestore {
         transaction: Option<&Tx>,
     ) -> Result<Vec<Doc>, Fault> {
         query.insert("from".into(), json!([{"collectionId": collection}]));
-        let mut body = json!({"structuredQuery": query});
-        if let Some(transaction) = transaction {
-            transaction.attach(&mut body);
-        }
-        let answers = self.post(":runQuery", &body).await?;
-        if let Some(transaction) = transaction {
-            transaction.adopt(&answers);
-        }
+        let answers = self
+            .read(":runQuery", json!({"structuredQuery": query}), transaction)
+            .await?;
         Ok(answers
             .as_array()
             .into_iter()
