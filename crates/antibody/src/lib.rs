@@ -106,8 +106,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub context: Arc<Context>,
     task: tokio::task::JoinHandle<()>,
-    alerts: tokio::task::JoinHandle<()>,
-    rechecks: tokio::task::JoinHandle<()>,
+    /// The timers beside the receiver: the outbox worker and the re-checks (none with `serve.cpu = "request"`).
+    alerts: Option<tokio::task::JoinHandle<()>>,
+    rechecks: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -117,13 +118,16 @@ impl Server {
 
     /// Stops the alert worker only (as a crash between decision and delivery would).
     pub fn shutdown_alerts(&self) {
-        self.alerts.abort();
+        if let Some(alerts) = &self.alerts {
+            alerts.abort();
+        }
     }
 
     pub fn shutdown(self) {
         self.task.abort();
-        self.alerts.abort();
-        self.rechecks.abort();
+        for timer in [self.alerts, self.rechecks].into_iter().flatten() {
+            timer.abort();
+        }
     }
 
     /// Stops as Cloud Run asks (SIGTERM, then `grace` before SIGKILL): new deliveries are answered 503 at once (and
@@ -134,16 +138,15 @@ impl Server {
         // A tenth of the grace is kept for the process to exit.
         let deadline = started + grace.mul_f64(0.9);
         let finished = self.context.drain(deadline).await;
-        self.rechecks.abort();
+        if let Some(rechecks) = self.rechecks {
+            rechecks.abort();
+        }
         // The worker stops between deliveries of its own; the flush below takes what is due.
-        self.alerts.abort();
-        let _ = self.alerts.await;
-        let undelivered = notify::outbox::flush(
-            &self.context.journal,
-            &self.context.config.channels,
-            deadline,
-        )
-        .await;
+        if let Some(alerts) = self.alerts {
+            alerts.abort();
+            let _ = alerts.await;
+        }
+        let undelivered = pipeline::deliver_due(&self.context, deadline).await;
         self.task.abort();
         Stopped {
             in_flight_finished: finished,
@@ -176,12 +179,16 @@ pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<S
         app,
         receive::listen::MAX_CONNECTIONS,
     ));
-    let alerts = tokio::spawn(notify::outbox::run(
-        context.journal.clone(),
-        context.config.channels.clone(),
-        context.alerts_waiting.clone(),
-    ));
-    let rechecks = tokio::spawn(pipeline::rechecks(context.clone()));
+    // Timers only where the process has CPU between requests; otherwise `POST /tick` runs what is due.
+    let timers = context.config.cpu == config::Cpu::Always;
+    let alerts = timers.then(|| {
+        tokio::spawn(notify::outbox::run(
+            context.journal.clone(),
+            context.config.channels.clone(),
+            context.alerts_waiting.clone(),
+        ))
+    });
+    let rechecks = timers.then(|| tokio::spawn(pipeline::rechecks(context.clone())));
     Ok(Server {
         addr,
         context,

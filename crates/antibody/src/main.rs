@@ -209,6 +209,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             deployment.organization = args.organization.clone();
+            // The configuration reaches the service as a secret made from this file, named as the script will
+            // find it from wherever it is run.
+            deployment.config_file = match &args.config {
+                Some(path) => Some(
+                    std::path::absolute(path)
+                        .map_err(|err| anyhow::anyhow!("locating {}: {err}", path.display()))?
+                        .to_str()
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("{}: the path is not UTF-8", path.display())
+                        })?
+                        .to_string(),
+                ),
+                None => None,
+            };
             match args.format {
                 PlanFormat::Gcloud => print!("{}", antibody::plan::gcloud(&deployment)),
                 PlanFormat::Terraform => print!("{}", antibody::plan::terraform(&deployment)),

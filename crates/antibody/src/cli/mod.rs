@@ -16,8 +16,9 @@ pub mod state;
 
 #[derive(clap::Args)]
 pub(crate) struct EngineArgs {
-    /// Configuration file (antibody.toml); flags override it.
-    #[arg(long, short)]
+    /// Configuration file (antibody.toml); flags override it. Also `ANTIBODY_CONFIG` (the deployment `plan` prints
+    /// mounts the configuration it was made from there).
+    #[arg(long, short, env = "ANTIBODY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Base URL replacing every Google API host (e.g. the sandbox's).
     #[arg(long, env = "ANTIBODY_GOOGLE_ENDPOINT")]
@@ -63,6 +64,7 @@ pub(crate) fn environment() -> Environment {
         push_audience: var("ANTIBODY_PUSH_AUDIENCE"),
         push_emails: var("ANTIBODY_PUSH_EMAILS"),
         push_secret: var("ANTIBODY_PUSH_SECRET").map(Secret::from),
+        cpu: var("ANTIBODY_CPU"),
     }
 }
 

@@ -31,6 +31,10 @@ pub(crate) struct ServeArgs {
     /// instance. Events being handled finish and their alerts go out within it; new deliveries get 503.
     #[arg(long, default_value_t = 10)]
     pub stop_grace_seconds: u64,
+    /// When the process has CPU (over `serve.cpu` and `ANTIBODY_CPU`): `always`, or `request` — Cloud Run's
+    /// request-based billing, where nothing runs on a timer and `POST /tick` does what is due.
+    #[arg(long, value_enum)]
+    pub cpu: Option<antibody::config::Cpu>,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -39,6 +43,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.port = port;
     }
     config.insecure_no_auth |= args.insecure_no_auth;
+    if let Some(cpu) = args.cpu {
+        config.cpu = cpu;
+    }
     if config.insecure_no_auth {
         config.push_audience = None;
         config.push_secret = None;
@@ -67,12 +74,15 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(minutes) = args.sweep_minutes {
         config.sweep_minutes = minutes;
     }
-    let sweep = (!config.sweep_projects.is_empty() && config.sweep_minutes > 0).then(|| {
-        (
-            config.sweep_projects.clone(),
-            std::time::Duration::from_secs(u64::from(config.sweep_minutes) * 60),
-        )
-    });
+    // Without CPU between requests a timer would never fire: Cloud Scheduler calls /sweep instead.
+    let timers = config.cpu == antibody::config::Cpu::Always;
+    let sweep =
+        (timers && !config.sweep_projects.is_empty() && config.sweep_minutes > 0).then(|| {
+            (
+                config.sweep_projects.clone(),
+                std::time::Duration::from_secs(u64::from(config.sweep_minutes) * 60),
+            )
+        });
     let context = antibody::build(config, LogSink::Stdout).await?;
     if let Some((projects, every)) = sweep {
         tokio::spawn(antibody::scan::periodically(

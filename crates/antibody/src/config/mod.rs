@@ -99,6 +99,22 @@ pub struct RawServe {
     pub sweep_projects: Vec<String>,
     /// Minutes between sweeps (default 15; 0 turns the timer off).
     pub sweep_minutes: Option<u32>,
+    /// When the process has CPU: `always` (the default: alerts, their retries and deferred decisions run on timers
+    /// beside the receiver) or `request` (Cloud Run's request-based billing: the instance has CPU only while it
+    /// answers, so a decision's alerts go out before its push is acknowledged and the rest runs on `POST /tick`,
+    /// which Cloud Scheduler calls every minute). Also `ANTIBODY_CPU`.
+    pub cpu: Option<Cpu>,
+}
+
+/// When the process has CPU to spend on work that is due later (`serve.cpu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Cpu {
+    /// Always: timers beside the receiver deliver alerts and decide deferred changes again.
+    #[default]
+    Always,
+    /// Only while answering a request: nothing runs on a timer; due work runs on `POST /tick`.
+    Request,
 }
 
 /// Validated configuration.
@@ -121,6 +137,7 @@ pub struct Config {
     pub push_secret: Option<Secret>,
     pub sweep_projects: Vec<String>,
     pub sweep_minutes: u32,
+    pub cpu: Cpu,
     pub max_in_flight: usize,
     /// Every kind's policy, by the field its registry line names (`config.policies.<field>`).
     pub policies: Policies,
@@ -133,6 +150,9 @@ pub struct Config {
 
 /// The fewest bytes a shared secret may have.
 pub const MIN_SECRET: usize = 32;
+
+/// The fewest different characters a shared secret may have (`openssl rand -hex 32` has about 16).
+pub const MIN_DISTINCT: usize = 8;
 
 /// Every problem found, each naming its key.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +175,8 @@ pub struct Environment {
     pub push_emails: Option<String>,
     /// `ANTIBODY_PUSH_SECRET`.
     pub push_secret: Option<Secret>,
+    /// `ANTIBODY_CPU`: `always` or `request`.
+    pub cpu: Option<String>,
 }
 
 impl Config {
@@ -194,17 +216,43 @@ impl Config {
             .serve
             .push_secret
             .or_else(|| environment.push_secret.clone());
-        if let Some(secret) = push_secret
-            .as_ref()
-            .filter(|secret| secret.len() < MIN_SECRET)
-        {
-            // An empty secret would turn authentication off without a word; a short one can be guessed.
-            problems.push(format!(
-                "serve.push_secret (or ANTIBODY_PUSH_SECRET): {} bytes is too short; a shared secret needs at least \
-                 {MIN_SECRET} (e.g. `openssl rand -hex 32`)",
-                secret.len()
-            ));
+        if let Some(secret) = &push_secret {
+            // An empty secret would turn authentication off without a word; a short one can be guessed, and so can
+            // one of spaces or of one repeated character, whatever its length.
+            let text = secret.expose();
+            let meaningful = text
+                .bytes()
+                .filter(|byte| !byte.is_ascii_whitespace())
+                .count();
+            let distinct = text
+                .bytes()
+                .collect::<std::collections::BTreeSet<u8>>()
+                .len();
+            if meaningful < MIN_SECRET {
+                problems.push(format!(
+                    "serve.push_secret (or ANTIBODY_PUSH_SECRET): {meaningful} bytes besides white space is too short; \
+                     a shared secret needs at least {MIN_SECRET} (e.g. `openssl rand -hex 32`)"
+                ));
+            } else if distinct < MIN_DISTINCT {
+                problems.push(format!(
+                    "serve.push_secret (or ANTIBODY_PUSH_SECRET): only {distinct} different characters; a shared \
+                     secret is random (e.g. `openssl rand -hex 32`)"
+                ));
+            }
         }
+        let cpu = match (raw.serve.cpu, environment.cpu.as_deref()) {
+            (Some(cpu), _) => cpu,
+            (None, None) => Cpu::Always,
+            (None, Some(text)) => {
+                <Cpu as clap::ValueEnum>::from_str(text, true).unwrap_or_else(|_| {
+                    problems.push(format!(
+                        "ANTIBODY_CPU: '{}' is not one of always, request",
+                        text.escape_debug()
+                    ));
+                    Cpu::Always
+                })
+            }
+        };
         let endpoint = raw.serve.google_endpoint.as_deref().unwrap_or("https://");
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             problems.push(format!(
@@ -255,6 +303,7 @@ impl Config {
             push_secret,
             sweep_projects: raw.serve.sweep_projects,
             sweep_minutes: raw.serve.sweep_minutes.unwrap_or(15),
+            cpu,
             max_in_flight: raw.serve.max_in_flight.unwrap_or(2048).max(1),
             policies,
             safety,

@@ -40,6 +40,16 @@ pub struct Watch {
     pub method: &'static str,
 }
 
+impl Watch {
+    /// Whether the method's entries are written only in a folder's or an organization's audit logs, which a
+    /// project's Eventarc trigger never sees (an organization sink carries them).
+    pub fn above_projects(&self) -> bool {
+        [".Folders.", ".Organizations."]
+            .iter()
+            .any(|container| self.method.contains(container))
+    }
+}
+
 /// What an event points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

@@ -23,6 +23,8 @@ pub struct Context {
     google_calls: Mutex<std::collections::VecDeque<bool>>,
     /// Wakes the outbox worker when a decision wrote alerts.
     pub alerts_waiting: Arc<tokio::sync::Notify>,
+    /// Held while this process delivers alerts outside the worker (`serve.cpu = "request"`), one delivery at a time.
+    pub(super) delivering: tokio::sync::Mutex<()>,
     /// Each project's ancestry and when (engine-clock milliseconds) it is to be read again.
     ancestry: Mutex<std::collections::HashMap<String, (Vec<String>, i64)>>,
     /// Events being handled now, at most `serve.max_in_flight`: every permit back means none is.
@@ -42,6 +44,7 @@ impl Context {
             locks: ResourceLocks::default(),
             fixes: Mutex::new(std::collections::VecDeque::new()),
             alerts_waiting: Arc::new(tokio::sync::Notify::new()),
+            delivering: tokio::sync::Mutex::new(()),
             google_calls: Mutex::new(std::collections::VecDeque::new()),
             ancestry: Mutex::new(std::collections::HashMap::new()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config_in_flight)),

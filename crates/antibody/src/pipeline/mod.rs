@@ -1,11 +1,12 @@
 //! handle(): the stages in order — route, screen, claim, serialise, re-read, evaluate, admit, apply, journal, notify.
 
 mod context;
+mod due;
 mod locks;
 
 pub use context::Context;
+pub use due::{Ticked, deliver_due, recheck_due, rechecks, tick};
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -29,6 +30,9 @@ pub struct Handled {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The decision wrote alerts to the outbox.
+    #[serde(skip)]
+    pub alerted: bool,
 }
 
 /// Handles one event. `Err` means nothing durable was written, so the sender must redeliver.
@@ -47,7 +51,7 @@ async fn handle_counted(cx: &Context, event: &AuditEvent) -> Result<Handled, jou
     }
     let (id, interrupted) = match claim(cx, event).await? {
         Claimed::New { id, interrupted } => (id, interrupted),
-        Claimed::Answered(handled) => return Ok(handled),
+        Claimed::Answered(handled) => return Ok(*handled),
     };
     let mut decision = Decision::default();
     let outcome = match route {
@@ -131,6 +135,7 @@ async fn settle(
         id,
         outcome,
         findings: Vec::new(),
+        alerted: false,
     })
 }
 
@@ -141,17 +146,18 @@ enum Claimed {
         interrupted: Option<Box<(Fix, Value)>>,
     },
     /// Another delivery has it, or had it: the answer is already known.
-    Answered(Handled),
+    Answered(Box<Handled>),
 }
 
 /// Claims the event's journal row, deduplicating redeliveries and copies through other pipelines.
 async fn claim(cx: &Context, event: &AuditEvent) -> Result<Claimed, journal::Error> {
     let answered = |id: i64, outcome: Outcome| {
-        Claimed::Answered(Handled {
+        Claimed::Answered(Box::new(Handled {
             id,
             outcome,
             findings: Vec::new(),
-        })
+            alerted: false,
+        }))
     };
     Ok(match cx.journal.claim(event).await? {
         Claim::Duplicate { of } => answered(of, Outcome::Duplicate { of }),
@@ -476,29 +482,8 @@ async fn journal(
         id,
         outcome,
         findings: record.findings,
+        alerted: wake,
     })
-}
-
-/// Decides again, on the live state, every resource whose grace period is over. Runs beside the receiver.
-pub async fn rechecks(cx: Arc<Context>) {
-    let mut timer = tokio::time::interval(std::time::Duration::from_millis(500));
-    loop {
-        timer.tick().await;
-        let due = match cx.journal.take_due_rechecks(cx.clock().now_secs()).await {
-            Ok(due) => due,
-            Err(err) => {
-                tracing::error!(%err, "reading the deferred decisions");
-                continue;
-            }
-        };
-        for (resource, project) in due {
-            let event =
-                AuditEvent::synthetic(crate::event::Transport::Recheck, &project, &resource);
-            if let Err(err) = handle(&cx, &event).await {
-                tracing::error!(%err, %resource, "re-deciding after the grace period");
-            }
-        }
-    }
 }
 
 /// Fault injection for the crash tests: `ANTIBODY_CRASH_AT=received|decided|applied|journaled` makes the process die

@@ -6,7 +6,9 @@ mod store;
 
 use std::collections::BTreeSet;
 
-pub use store::{REPOSITORY, Store, firestore_state, schedule};
+pub use store::{
+    CONFIG_PATH, CONFIG_SECRET, REPOSITORY, SWEEP_DEADLINE_SECS, Store, firestore_state, schedule,
+};
 
 use crate::config::Config;
 use crate::kinds;
@@ -42,11 +44,43 @@ pub struct Deployment {
     pub organization: Option<String>,
     /// The filter of a log sink delivering to this deployment (`sink_filter`), its own account left out.
     pub sink_filter: String,
+    /// The configuration file the plan was made from: the deployment puts it into a secret the service reads.
+    pub config_file: Option<String>,
 }
 
 impl Deployment {
     pub fn service_account(&self) -> String {
         format!("{ACCOUNT}@{}.iam.gserviceaccount.com", self.project)
+    }
+
+    /// The Eventarc triggers this deployment makes: one per watched method a project's audit log can carry; none for
+    /// an organization, whose sink carries every entry.
+    pub fn project_triggers(&self) -> &[Trigger] {
+        match self.organization {
+            Some(_) => &[],
+            None => &self.triggers,
+        }
+    }
+
+    /// Every API the deployment calls or the service needs, in the order they are enabled.
+    pub fn apis(&self) -> Vec<&'static str> {
+        let mut apis = vec![
+            "run.googleapis.com",
+            "iam.googleapis.com",
+            "cloudresourcemanager.googleapis.com",
+            "logging.googleapis.com",
+            "pubsub.googleapis.com",
+            "cloudscheduler.googleapis.com",
+        ];
+        if self.organization.is_none() {
+            apis.push("eventarc.googleapis.com");
+        }
+        for api in store::gcloud_store(self).apis {
+            if !apis.contains(&api) {
+                apis.push(api);
+            }
+        }
+        apis
     }
 
     /// The custom role's permissions. An organization deployment also watches the organization's and folders'
@@ -116,6 +150,7 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
     }
     let triggers = kinds::watches(config)
         .into_iter()
+        .filter(|watch| !watch.above_projects())
         .map(|watch| trigger(watch.service, watch.method))
         .collect();
     let mut identities = vec![format!("{ACCOUNT}@{project}.iam.gserviceaccount.com")];
@@ -135,6 +170,7 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
         sweep: (!config.sweep_projects.is_empty() && config.sweep_minutes > 0)
             .then(|| (config.sweep_projects.clone(), config.sweep_minutes)),
         organization: None,
+        config_file: None,
     }
 }
 
@@ -265,17 +301,13 @@ pub fn gcloud(deployment: &Deployment) -> String {
         .into_iter()
         .collect::<Vec<_>>()
         .join(",");
-    let (apis, journal, state_env, journal_flags) = store::gcloud_store(deployment);
+    let store = store::gcloud_store(deployment);
     let role = match &deployment.organization {
         Some(organization) => fill(
             include_str!("templates/gcloud-role-organization.sh"),
             &[("organization", organization)],
         ),
         None => include_str!("templates/gcloud-role-project.sh").to_string(),
-    };
-    let apis = match &deployment.organization {
-        Some(_) => format!(" pubsub.googleapis.com{apis}"),
-        None => apis.to_string(),
     };
     let delivery = match &deployment.organization {
         Some(organization) => fill(
@@ -289,6 +321,13 @@ pub fn gcloud(deployment: &Deployment) -> String {
         ),
         None => include_str!("templates/gcloud-eventarc.sh").to_string(),
     };
+    let mut flags = store.flags.clone();
+    if !store.secrets.is_empty() {
+        flags.push_str(&format!(
+            " \\\n  --set-secrets \"{}\"",
+            store.secrets.join(",")
+        ));
+    }
     let mut script = fill(
         include_str!("templates/gcloud.sh"),
         &[
@@ -296,25 +335,23 @@ pub fn gcloud(deployment: &Deployment) -> String {
             ("project", project),
             ("region", region),
             ("account", &account),
-            ("apis", &apis),
+            ("apis", &deployment.apis().join(" ")),
             ("ACCOUNT", ACCOUNT),
             ("ROLE", ROLE),
             ("permissions", &permissions),
-            ("journal", &journal),
+            ("journal", &store.journal),
+            ("config", &store::gcloud_config(deployment)),
             ("SERVICE", SERVICE),
             ("image", &store::gcloud_image(deployment)),
-            ("state_env", &state_env),
-            ("journal_flags", &journal_flags),
+            ("timeout", &SWEEP_DEADLINE_SECS.to_string()),
+            ("state_env", &store.env),
+            ("journal_flags", &flags),
             ("sweep", &store::gcloud_sweep(deployment)),
             // Last: the sink filter inside it is data, never a template.
             ("delivery", &delivery),
         ],
     );
-    let triggers = match deployment.organization {
-        Some(_) => &[][..],
-        None => &deployment.triggers[..],
-    };
-    for trigger in triggers {
+    for trigger in deployment.project_triggers() {
         script.push_str(&fill(
             include_str!("templates/gcloud-trigger.sh"),
             &[
@@ -369,6 +406,14 @@ pub fn terraform(deployment: &Deployment) -> String {
     };
     let store = store::terraform_store(deployment);
     let (image, image_build) = store::terraform_image(deployment);
+    let mut depends = vec!["google_project_service.antibody"];
+    depends.extend(&store.depends);
+    let apis = deployment
+        .apis()
+        .iter()
+        .map(|api| format!("\"{api}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut hcl = fill(
         include_str!("templates/terraform.tf"),
         &[
@@ -376,12 +421,17 @@ pub fn terraform(deployment: &Deployment) -> String {
             ("ACCOUNT", ACCOUNT),
             ("SERVICE", SERVICE),
             ("region", region),
-            ("depends", store.depends),
+            ("apis", &apis),
+            (
+                "depends",
+                &format!("\n  depends_on          = [{}]", depends.join(", ")),
+            ),
+            ("timeout", &SWEEP_DEADLINE_SECS.to_string()),
             ("scaling", &store.scaling),
             ("volumes", &store.volumes),
             ("image_build", &image_build),
             ("image", &image),
-            ("mounts", store.mounts),
+            ("mounts", &store.mounts),
             ("state_env", &store.env),
             ("journal", &store.journal),
             ("sweep", ""),
@@ -389,11 +439,7 @@ pub fn terraform(deployment: &Deployment) -> String {
             ("role", &role),
         ],
     );
-    let triggers = match deployment.organization {
-        Some(_) => &[][..],
-        None => &deployment.triggers[..],
-    };
-    for trigger in triggers {
+    for trigger in deployment.project_triggers() {
         let resource = trigger.name.replace('-', "_");
         hcl.push_str(&fill(
             include_str!("templates/terraform-trigger.tf"),

@@ -33,6 +33,10 @@ pub fn firestore_state(project: &str, database: &str) -> String {
     }
 }
 
+/// How long Cloud Scheduler waits for a sweep (its most for an HTTP target), and so how long the service lets a
+/// request run: a sweep cut short by either would leave projects unswept.
+pub const SWEEP_DEADLINE_SECS: u32 = 1800;
+
 /// A Cloud Scheduler schedule for a sweep every `minutes`.
 pub fn schedule(minutes: u32) -> String {
     match minutes {
@@ -41,19 +45,28 @@ pub fn schedule(minutes: u32) -> String {
     }
 }
 
-/// The gcloud parts: APIs to enable, the journal's block, the service's extra environment and its deploy flags.
-pub(super) fn gcloud_store(deployment: &Deployment) -> (String, String, String, String) {
+/// The gcloud parts of a deployment's journal.
+pub(super) struct GcloudStore {
+    /// APIs the journal needs.
+    pub apis: Vec<&'static str>,
+    /// The block that makes the journal.
+    pub journal: String,
+    /// `,NAME=VALUE` pairs for the service's environment.
+    pub env: String,
+    /// `NAME=SECRET:VERSION` (or `PATH=SECRET:VERSION`) for `--set-secrets`.
+    pub secrets: Vec<String>,
+    /// More deploy flags.
+    pub flags: String,
+}
+
+/// The gcloud parts: APIs to enable, the journal's block, the service's extra environment, secrets and flags.
+pub(super) fn gcloud_store(deployment: &Deployment) -> GcloudStore {
     let project = &deployment.project;
-    let mut apis = String::new();
-    let mut env = String::new();
-    let (journal, flags) = match &deployment.store {
-        Store::Firestore { database } => {
-            apis.push_str(" firestore.googleapis.com");
-            env.push_str(&format!(
-                ",ANTIBODY_STATE={}",
-                firestore_state(project, database)
-            ));
-            let journal = fill(
+    let mut store = match &deployment.store {
+        Store::Firestore { database } => GcloudStore {
+            apis: vec!["firestore.googleapis.com"],
+            env: format!(",ANTIBODY_STATE={}", firestore_state(project, database)),
+            journal: fill(
                 include_str!("templates/gcloud-firestore.sh"),
                 &[
                     ("database", database),
@@ -64,12 +77,14 @@ pub(super) fn gcloud_store(deployment: &Deployment) -> (String, String, String, 
                         &crate::journal::FIRESTORE_TTL_COLLECTIONS.join(" "),
                     ),
                 ],
-            );
-            (journal, " \\\n  --min-instances 0".to_string())
-        }
-        Store::CloudSql(instance) => {
-            apis.push_str(" sqladmin.googleapis.com secretmanager.googleapis.com");
-            let journal = format!(
+            ),
+            secrets: Vec::new(),
+            flags: " \\\n  --min-instances 0".to_string(),
+        },
+        Store::CloudSql(instance) => GcloudStore {
+            apis: vec!["sqladmin.googleapis.com", "secretmanager.googleapis.com"],
+            env: String::new(),
+            journal: format!(
                 r#"# The journal: PostgreSQL on Cloud SQL ({instance}), shared by every instance of the service.
 # Its URL, password included, is the secret {STATE_SECRET}: {url}
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
@@ -78,27 +93,58 @@ gcloud secrets add-iam-policy-binding {STATE_SECRET} --project "$PROJECT" --memb
   --role roles/secretmanager.secretAccessor >/dev/null
 "#,
                 url = cloudsql_state_url(instance)
-            );
-            let flags = format!(
-                " \\\n  --min-instances 0 --add-cloudsql-instances \"{instance}\" --set-secrets \"ANTIBODY_STATE={STATE_SECRET}:latest\""
-            );
-            (journal, flags)
-        }
-        Store::Sqlite => (
-            "# The journal: a SQLite file in the instance's memory (Cloud Run's filesystem), so one instance, always on; a\n\
-             # replaced instance starts a new journal. The default, Firestore, shares a journal that outlives instances.\n"
+            ),
+            secrets: vec![format!("ANTIBODY_STATE={STATE_SECRET}:latest")],
+            flags: format!(" \\\n  --min-instances 0 --add-cloudsql-instances \"{instance}\""),
+        },
+        Store::Sqlite => GcloudStore {
+            apis: Vec::new(),
+            env: String::new(),
+            journal: "# The journal: a SQLite file in the instance's memory (Cloud Run's filesystem), so one instance, always on; a\n\
+                      # replaced instance starts a new journal. The default, Firestore, shares a journal that outlives instances.\n"
                 .to_string(),
-            " \\\n  --min-instances 1 --max-instances 1".to_string(),
-        ),
+            secrets: Vec::new(),
+            flags: " \\\n  --min-instances 1 --max-instances 1".to_string(),
+        },
     };
     if deployment.image.is_none() {
-        apis.push_str(" cloudbuild.googleapis.com artifactregistry.googleapis.com");
+        store.apis.extend([
+            "cloudbuild.googleapis.com",
+            "artifactregistry.googleapis.com",
+        ]);
+    }
+    if deployment.config_file.is_some() {
+        store.apis.push("secretmanager.googleapis.com");
+        store
+            .env
+            .push_str(&format!(",ANTIBODY_CONFIG={CONFIG_PATH}"));
+        store
+            .secrets
+            .push(format!("{CONFIG_PATH}={CONFIG_SECRET}:latest"));
     }
     if deployment.sweep.is_some() {
-        apis.push_str(" cloudscheduler.googleapis.com");
-        env.push_str(",ANTIBODY_SWEEP_MINUTES=0");
+        store.env.push_str(",ANTIBODY_SWEEP_MINUTES=0");
     }
-    (apis, journal, env, flags)
+    store
+}
+
+/// The secret holding the configuration the deployment was planned from, and where the service finds it.
+pub const CONFIG_SECRET: &str = "antibody-config";
+pub const CONFIG_PATH: &str = "/etc/antibody/antibody.toml";
+
+/// The block that puts the configuration file into its secret, if the plan was made from one.
+pub(super) fn gcloud_config(deployment: &Deployment) -> String {
+    match &deployment.config_file {
+        Some(file) => fill(
+            include_str!("templates/gcloud-config.sh"),
+            &[
+                ("CONFIG_SECRET", CONFIG_SECRET),
+                ("CONFIG_PATH", CONFIG_PATH),
+                ("file", file),
+            ],
+        ),
+        None => String::new(),
+    }
 }
 
 /// The image block: the one given, or a Cloud Build of the repository.
@@ -120,6 +166,8 @@ pub(super) fn gcloud_sweep(deployment: &Deployment) -> String {
             &[
                 ("projects", &projects.join(", ")),
                 ("schedule", &schedule(*minutes)),
+                ("deadline", &SWEEP_DEADLINE_SECS.to_string()),
+                ("SERVICE", super::SERVICE),
             ],
         ),
         None => String::new(),
@@ -130,10 +178,11 @@ pub(super) fn gcloud_sweep(deployment: &Deployment) -> String {
 pub(super) struct TerraformStore {
     pub scaling: String,
     pub volumes: String,
-    pub mounts: &'static str,
+    pub mounts: String,
     pub env: String,
     pub journal: String,
-    pub depends: &'static str,
+    /// What the service waits for besides the APIs (a revision that cannot read its journal does not start).
+    pub depends: Vec<&'static str>,
 }
 
 pub(super) fn terraform_store(deployment: &Deployment) -> TerraformStore {
@@ -162,13 +211,13 @@ pub(super) fn terraform_store(deployment: &Deployment) -> TerraformStore {
             TerraformStore {
                 scaling: "\n      min_instance_count = 0".into(),
                 volumes: String::new(),
-                mounts: "",
+                mounts: String::new(),
                 env: format!(
                     "\n      env {{\n        name  = \"ANTIBODY_STATE\"\n        value = \"{}\"\n      }}",
                     firestore_state(project, database)
                 ),
                 journal,
-                depends: "\n\n  depends_on = [google_project_iam_member.antibody_datastore_user]",
+                depends: vec!["google_project_iam_member.antibody_datastore_user"],
             }
         }
         Store::CloudSql(instance) => TerraformStore {
@@ -181,7 +230,8 @@ pub(super) fn terraform_store(deployment: &Deployment) -> TerraformStore {
       volume_mounts {
         name       = "cloudsql"
         mount_path = "/cloudsql"
-      }"#,
+      }"#
+            .into(),
             env: fill(
                 include_str!("templates/terraform-cloudsql-env.tf"),
                 &[("STATE_SECRET", STATE_SECRET)],
@@ -195,20 +245,56 @@ pub(super) fn terraform_store(deployment: &Deployment) -> TerraformStore {
                     ("project", project),
                 ],
             ),
-            // A revision that cannot read its secret does not start.
-            depends: "\n\n  depends_on = [google_secret_manager_secret_iam_member.antibody_state]",
+            depends: vec!["google_secret_manager_secret_iam_member.antibody_state"],
         },
         Store::Sqlite => TerraformStore {
             scaling: "\n      # The journal is a SQLite file in the instance's memory: one instance, always on.\n      \
                       min_instance_count = 1\n      max_instance_count = 1"
                 .into(),
             volumes: String::new(),
-            mounts: "",
+            mounts: String::new(),
             env: String::new(),
             journal: String::new(),
-            depends: "",
+            depends: Vec::new(),
         },
     };
+    if let Some(file) = &deployment.config_file {
+        store.volumes.push_str(
+            r#"
+    volumes {
+      name = "config"
+      secret {
+        secret = google_secret_manager_secret.antibody_config.secret_id
+        items {
+          version = google_secret_manager_secret_version.antibody_config.version
+          path    = "antibody.toml"
+        }
+      }
+    }"#,
+        );
+        store.mounts.push_str(
+            r#"
+      volume_mounts {
+        name       = "config"
+        mount_path = "/etc/antibody"
+      }"#,
+        );
+        store.env.push_str(&format!(
+            "\n      env {{\n        name  = \"ANTIBODY_CONFIG\"\n        value = \"{CONFIG_PATH}\"\n      }}"
+        ));
+        store.journal.push_str(&fill(
+            include_str!("templates/terraform-config.tf"),
+            &[
+                ("CONFIG_SECRET", CONFIG_SECRET),
+                ("CONFIG_PATH", CONFIG_PATH),
+                ("project", project),
+                ("file", &file.replace('\\', "\\\\").replace('"', "\\\"")),
+            ],
+        ));
+        store
+            .depends
+            .push("google_secret_manager_secret_iam_member.antibody_config");
+    }
     if let Some((projects, minutes)) = &deployment.sweep {
         store.env.push_str(
             "\n      env {\n        name  = \"ANTIBODY_SWEEP_MINUTES\"\n        value = \"0\"\n      }",
@@ -218,20 +304,24 @@ pub(super) fn terraform_store(deployment: &Deployment) -> TerraformStore {
             &[
                 ("projects", &projects.join(", ")),
                 ("schedule", &schedule(*minutes)),
+                ("deadline", &SWEEP_DEADLINE_SECS.to_string()),
                 ("project", project),
                 ("region", &deployment.region),
             ],
         ));
     }
+    if deployment.image.is_none() {
+        store.depends.push("terraform_data.image");
+    }
     store
 }
 
-/// The Terraform image: the one given, or a variable naming one built into the repository it creates.
+/// The Terraform image: the one given, or the one the same apply builds into the repository it creates.
 pub(super) fn terraform_image(deployment: &Deployment) -> (String, String) {
     match &deployment.image {
         Some(image) => (format!("\"{image}\""), String::new()),
         None => (
-            "var.image".into(),
+            "local.image".into(),
             fill(
                 include_str!("templates/terraform-image.tf"),
                 &[

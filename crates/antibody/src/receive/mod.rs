@@ -5,6 +5,7 @@ pub mod auth;
 mod eventarc;
 pub mod listen;
 mod pubsub;
+mod scheduled;
 
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ pub struct Receiver {
     /// Verifies Google-signed push tokens; `None` when pushes are not authenticated by token.
     verifier: Option<auth::Verifier>,
     /// One sweep at a time per process (`POST /sweep`).
-    sweeping: tokio::sync::Mutex<()>,
+    sweeping: Arc<tokio::sync::Mutex<()>>,
     /// Bodies read before their sender is verified (a self-hosted sender's signature covers the body): a quarter
     /// of the capacity, so that unverified senders can never take what verified ones need.
     unverified: Arc<tokio::sync::Semaphore>,
@@ -77,14 +78,15 @@ pub fn router(cx: Arc<Context>) -> Router {
             (cx.config.max_in_flight / 4).max(1),
         )),
         verifier,
-        sweeping: tokio::sync::Mutex::new(()),
+        sweeping: Arc::new(tokio::sync::Mutex::new(())),
         cx: cx.clone(),
     });
     let ready = cx.clone();
     let metrics_cx = cx.clone();
     Router::new()
         .route("/", post(receive))
-        .route("/sweep", post(sweep))
+        .route("/sweep", post(scheduled::sweep))
+        .route("/tick", post(scheduled::tick))
         .with_state(receiver)
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -296,7 +298,16 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         // process think the event is done.
         async move {
             let _handling = handling;
-            pipeline::handle(&cx, &event).await
+            let handled = pipeline::handle(&cx, &event).await;
+            // Without CPU after the answer, the decision's alerts go out before it (what is left, the next tick
+            // delivers).
+            if cx.config.cpu == crate::config::Cpu::Request
+                && matches!(&handled, Ok(handled) if handled.alerted)
+            {
+                let deadline = tokio::time::Instant::now() + scheduled::ALERT_BUDGET;
+                pipeline::deliver_due(&cx, deadline).await;
+            }
+            handled
         }
     })
     .await
@@ -333,60 +344,6 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
-}
-
-/// `POST /sweep`: a sweep of `serve.sweep_projects` now, with `--fix` semantics — what Cloud Scheduler calls, so that
-/// sweeps need no instance kept up for a timer. The caller is verified exactly as a push is (a Google-signed token
-/// for the service's audience from an allowed account, or the shared secret's signature); the body is not read
-/// beyond that signature, so a caller can start a sweep and nothing else.
-async fn sweep(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
-    let cx = &receiver.cx;
-    if cx.draining() {
-        return stopping();
-    }
-    let (parts, body) = request.into_parts();
-    let bearer = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
-    match (&receiver.verifier, cx.config.push_secret.as_ref()) {
-        (Some(verifier), None) => {
-            if let Err(rejection) = verifier.verify(&parts.headers).await {
-                return answer(rejection.status, rejection.message);
-            }
-        }
-        (Some(verifier), Some(_)) if bearer => {
-            if let Err(rejection) = verifier.verify(&parts.headers).await {
-                return answer(rejection.status, rejection.message);
-            }
-        }
-        (_, Some(secret)) => {
-            let Ok(Ok(body)) =
-                tokio::time::timeout(listen::BODY_TIMEOUT, axum::body::to_bytes(body, 4096)).await
-            else {
-                return answer(StatusCode::BAD_REQUEST, "the body could not be read");
-            };
-            if let Err(rejection) = auth::verify_signature(secret.expose(), &parts.headers, &body) {
-                return answer(rejection.status, rejection.message);
-            }
-        }
-        (None, None) => {}
-    }
-    let projects = &cx.config.sweep_projects;
-    if projects.is_empty() {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            "nothing to sweep: serve.sweep_projects names no project",
-        );
-    }
-    let Ok(_one) = receiver.sweeping.try_lock() else {
-        return answer(StatusCode::CONFLICT, "a sweep is already running here");
-    };
-    (
-        StatusCode::OK,
-        Json(crate::scan::sweep_once(cx, projects).await),
-    )
-        .into_response()
 }
 
 /// The trace id of a delivery: W3C `traceparent` (also as the CloudEvents extension `ce-traceparent`) or Google's

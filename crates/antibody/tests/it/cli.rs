@@ -187,11 +187,15 @@ fn secrets_never_print() {
     );
 }
 
-// Issue 17, item 6: an empty push secret turned authentication off without a word.
+// Issue 17, item 6: an empty push secret turned authentication off without a word. Issue 35: forty spaces, or one
+// character repeated, passed as long enough.
 #[test]
 fn short_or_empty_push_secrets_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
-    for secret in ["", "hunter2"] {
+    let spaces = " ".repeat(40);
+    let repeated = "a".repeat(64);
+    let padded = format!("hunter2{}", " ".repeat(40));
+    for secret in ["", "hunter2", &spaces, &repeated, &padded] {
         let file = dir.path().join("antibody.toml");
         std::fs::write(&file, format!("[serve]\npush_secret = \"{secret}\"\n")).expect("write");
         let output = antibody(

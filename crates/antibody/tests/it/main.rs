@@ -3,6 +3,7 @@
 
 mod audit_config;
 mod auth;
+mod billing;
 mod bucket;
 mod cli;
 mod contract;

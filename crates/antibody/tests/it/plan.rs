@@ -36,6 +36,8 @@ pub(crate) fn assert_bash_parses(script: &str) {
     );
 }
 
+// Issue 32: a project's Eventarc triggers on folder and organization `SetIamPolicy` could never fire (a project's
+// audit log never carries them); every other watched method has its trigger.
 #[test]
 fn every_watched_method_has_exactly_one_trigger() {
     let deployment = plan::deployment(&Config::default(), "p", "europe-west1", "image");
@@ -47,9 +49,22 @@ fn every_watched_method_has_exactly_one_trigger() {
     let expected: Vec<&str> = antibody::kinds::KindId::ALL
         .iter()
         .flat_map(|kind| kind.watches())
+        .filter(|watch| {
+            !watch.method.contains(".Folders.") && !watch.method.contains(".Organizations.")
+        })
         .map(|watch| watch.method)
         .collect();
     assert_eq!(methods, expected);
+    assert!(
+        methods.contains(&"SetIamPolicy")
+            && methods.contains(&"google.cloud.resourcemanager.v3.Projects.SetIamPolicy")
+    );
+    let script = plan::gcloud(&deployment);
+    for dead in ["v3.Folders.SetIamPolicy", "v3.Organizations.SetIamPolicy"] {
+        assert!(!script.contains(dead), "{dead} has a trigger in:\n{script}");
+    }
+    // An organization's sink carries them instead.
+    assert!(deployment.sink_filter.contains("v3.Folders.SetIamPolicy"));
     let names: BTreeSet<&str> = deployment
         .triggers
         .iter()
@@ -156,7 +171,8 @@ fn without_an_image_the_plan_builds_one_and_sweeps_run_from_cloud_scheduler() {
     deployment.image = None;
     let script = plan::gcloud(&deployment);
     for expected in [
-        "cloudbuild.googleapis.com artifactregistry.googleapis.com",
+        "cloudbuild.googleapis.com",
+        "artifactregistry.googleapis.com",
         "gcloud artifacts repositories create antibody --repository-format docker",
         "gcloud builds submit \"$SOURCE\" --tag \"$IMAGE\"",
         "--image \"$IMAGE\"",
@@ -172,13 +188,17 @@ fn without_an_image_the_plan_builds_one_and_sweeps_run_from_cloud_scheduler() {
     }
     assert_bash_parses(&script);
     golden("plan.build.gcloud.sh", &script);
+    // Issue 32: one apply from nothing — the image is built in the same apply, after the repository it goes to,
+    // and the service waits for it; the URL is known before the service exists.
     let hcl = plan::terraform(&deployment);
     for expected in [
-        "variable \"image\"",
-        "image = var.image",
+        "resource \"terraform_data\" \"image\"",
+        "image = local.image",
+        "depends_on = [google_artifact_registry_repository.antibody]",
         "resource \"google_artifact_registry_repository\" \"antibody\"",
         "resource \"google_cloud_scheduler_job\" \"antibody_sweep\"",
-        "uri         = \"${var.push_audience}/sweep\"",
+        "uri         = \"${local.url}/sweep\"",
+        "url = \"https://antibody-${data.google_project.antibody.number}.europe-west1.run.app\"",
     ] {
         assert!(hcl.contains(expected), "{expected} missing from:\n{hcl}");
     }
@@ -470,12 +490,21 @@ async fn the_image_opens_the_journal_its_deployment_names() {
     assert!(named.exists(), "the journal the deployment named");
 }
 
-/// The environment a gcloud script's `--set-env-vars` gives the service, with `$SA` filled in.
+/// The environment a gcloud script's `gcloud run deploy` gives the service, with `$SA` and `$URL` filled in.
 fn deployed_environment(script: &str, account: &str) -> Vec<(String, String)> {
-    let line = script
+    let deploy: Vec<&str> = script
+        .split("\n\n")
+        .filter(|command| command.contains("gcloud run deploy"))
+        .collect();
+    assert_eq!(deploy.len(), 1, "one deploy");
+    assert!(
+        !script.contains("gcloud run services update"),
+        "the deploy alone configures the service"
+    );
+    let line = deploy[0]
         .lines()
         .find(|line| line.contains("--set-env-vars \""))
-        .expect("a --set-env-vars line");
+        .expect("a --set-env-vars line in the deploy");
     let value = line
         .split("--set-env-vars \"")
         .nth(1)
@@ -484,12 +513,19 @@ fn deployed_environment(script: &str, account: &str) -> Vec<(String, String)> {
     value
         .split(',')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(name, value)| (name.to_string(), value.replace("$SA", account)))
+        .map(|(name, value)| {
+            let value = value
+                .replace("$SA", account)
+                .replace("$URL", "https://antibody-123456789012.europe-west1.run.app");
+            (name.to_string(), value)
+        })
         .collect()
 }
 
 // The default deployment: the image's command line with the plan's environment journals in Firestore (here the
-// sandbox's), not in the instance's memory.
+// sandbox's), not in the instance's memory. Issue 32: that environment is the first deploy's alone — the push
+// audience came in a later command, and the first revision exited at once ("push authentication is not
+// configured"), which stopped the script.
 #[tokio::test]
 async fn the_image_with_the_default_plans_environment_journals_in_firestore() {
     let (command, defaults) = image_command();
@@ -524,11 +560,9 @@ async fn the_image_with_the_default_plans_environment_journals_in_firestore() {
         )
         .env("ANTIBODY_GOOGLE_ENDPOINT", sandbox.base_url())
         .env("PORT", port.to_string())
-        .env(
-            "ANTIBODY_PUSH_SECRET",
-            "0123456789abcdef0123456789abcdef-image",
-        )
         .env("ANTIBODY_ACCESS_TOKEN", "unused")
+        .env_remove("ANTIBODY_PUSH_SECRET")
+        .env_remove("ANTIBODY_CONFIG")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -560,4 +594,166 @@ async fn the_image_with_the_default_plans_environment_journals_in_firestore() {
         std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
         "and no journal file was made"
     );
+}
+
+/// Every variant of the deployment a user can ask for, each as gcloud and Terraform render it.
+fn variants() -> Vec<(&'static str, plan::Deployment)> {
+    let config = Config {
+        sweep_projects: vec!["acme-prod".into()],
+        sweep_minutes: 30,
+        ..Config::default()
+    };
+    let base = plan::deployment(&config, "acme-prod", "europe-west1", "image");
+    let mut variants = vec![("default", base.clone())];
+    let mut built = base.clone();
+    built.image = None;
+    variants.push(("built", built));
+    let mut sqlite = base.clone();
+    sqlite.store = plan::Store::Sqlite;
+    variants.push(("sqlite", sqlite));
+    let mut cloudsql = base.clone();
+    cloudsql.store = plan::Store::CloudSql("acme-prod:europe-west1:journal".into());
+    variants.push(("cloudsql", cloudsql));
+    let mut organization = base.clone();
+    organization.organization = Some("123456789".into());
+    variants.push(("organization", organization));
+    let mut configured = base;
+    configured.config_file = Some("/srv/antibody/antibody.toml".into());
+    variants.push(("configured", configured));
+    variants
+}
+
+// Issue 32: `terraform fmt -check` failed on every file the plan printed.
+#[test]
+fn every_terraform_variant_is_terraform_fmt_clean() {
+    use std::io::Write as _;
+    for (name, deployment) in variants() {
+        let hcl = plan::terraform(&deployment);
+        let mut child = std::process::Command::new("terraform")
+            .args(["fmt", "-no-color", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("terraform is installed (the README's test command needs it)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(hcl.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("terraform fmt");
+        assert!(
+            output.status.success(),
+            "{name}: terraform cannot parse it: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let formatted = String::from_utf8_lossy(&output.stdout);
+        let differs: Vec<(&str, &str)> = hcl
+            .lines()
+            .zip(formatted.lines())
+            .filter(|(ours, theirs)| ours != theirs)
+            .take(3)
+            .collect();
+        assert!(
+            differs.is_empty() && hcl.lines().count() == formatted.lines().count(),
+            "{name}: not terraform fmt clean: {differs:?}"
+        );
+    }
+}
+
+/// The words between the quotes after `prefix`, e.g. the APIs of `toset([...])`.
+fn quoted_after(text: &str, prefix: &str, end: &str) -> BTreeSet<String> {
+    let Some(start) = text.find(prefix) else {
+        return BTreeSet::new();
+    };
+    let rest = &text[start + prefix.len()..];
+    rest[..rest.find(end).unwrap_or(rest.len())]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+// Issue 32: the gcloud script and the Terraform describe the same deployment — the APIs they enable, the environment
+// the service gets, its billing mode and request timeout, the scheduled calls and the triggers.
+#[test]
+fn gcloud_and_terraform_deploy_the_same_service() {
+    for (name, deployment) in variants() {
+        let script = plan::gcloud(&deployment);
+        let hcl = plan::terraform(&deployment);
+        assert_bash_parses(&script);
+        let enabled: BTreeSet<String> = script
+            .lines()
+            .find_map(|line| line.strip_prefix("gcloud services enable "))
+            .expect("services enable")
+            .split_whitespace()
+            .filter(|word| word.ends_with(".googleapis.com"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            enabled,
+            quoted_after(&hcl, "toset([", "])"),
+            "{name}: the APIs"
+        );
+        for api in [
+            "iam.googleapis.com",
+            "logging.googleapis.com",
+            "run.googleapis.com",
+        ] {
+            assert!(enabled.contains(api), "{name}: {api} is not enabled");
+        }
+        let deployed: BTreeSet<String> = deployed_environment(&script, "sa")
+            .into_iter()
+            .map(|(variable, _)| variable)
+            .collect();
+        let mut declared: BTreeSet<String> = hcl
+            .split("env {")
+            .skip(1)
+            .filter_map(|block| quoted_after(block, "name", "\n").into_iter().next())
+            .collect();
+        // The Cloud SQL journal's URL is a secret in both (gcloud: --set-secrets).
+        if script.contains("--set-secrets \"ANTIBODY_STATE=") {
+            declared.remove("ANTIBODY_STATE");
+        }
+        assert_eq!(deployed, declared, "{name}: the service's environment");
+        assert!(deployed.contains("ANTIBODY_CPU"), "{name}");
+        assert!(
+            script.contains("--cpu-throttling") && hcl.contains("cpu_idle = true"),
+            "{name}: request-based billing in both"
+        );
+        assert!(
+            script.contains(&format!("--timeout {}", plan::SWEEP_DEADLINE_SECS))
+                && hcl.contains(&format!(
+                    "timeout                          = \"{}s\"",
+                    plan::SWEEP_DEADLINE_SECS
+                )),
+            "{name}: the request timeout"
+        );
+        for job in ["tick", "sweep"] {
+            assert!(
+                script.contains(&format!("antibody-{job} --location"))
+                    && script.contains(&format!("--uri \"$URL/{job}\""))
+                    && hcl.contains(&format!("\"${{local.url}}/{job}\"")),
+                "{name}: /{job} is called on a schedule in both"
+            );
+        }
+        let triggers_gcloud = script.matches("gcloud eventarc triggers create").count();
+        let triggers_terraform = hcl.matches("resource \"google_eventarc_trigger\"").count();
+        assert_eq!(triggers_gcloud, triggers_terraform, "{name}: the triggers");
+        assert_eq!(
+            triggers_gcloud,
+            deployment.project_triggers().len(),
+            "{name}"
+        );
+        assert!(
+            hcl.contains("deletion_protection = false"),
+            "{name}: terraform destroy can remove the service"
+        );
+        assert!(
+            !hcl.contains("var.push_audience"),
+            "{name}: nothing must be known before the service exists"
+        );
+    }
 }

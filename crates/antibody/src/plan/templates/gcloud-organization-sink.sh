@@ -3,7 +3,6 @@
 # intercepted) into a Pub/Sub topic, pushed to the service with OIDC tokens; after {{attempts}} failed deliveries a
 # message goes to the dead-letter topic instead of being lost. No Eventarc trigger: the sink already carries this
 # project's entries, so each change arrives once.
-NUMBER=$(gcloud projects describe "$PROJECT" --format 'value(projectNumber)')
 PUBSUB_AGENT="service-$NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 for topic in {{TOPIC}} {{TOPIC}}-dead-letter; do
   gcloud pubsub topics describe "$topic" --project "$PROJECT" >/dev/null 2>&1 ||

@@ -1,9 +1,10 @@
 resource "google_organization_iam_custom_role" "antibody" {
-  org_id      = "{{organization}}"
-  role_id     = "{{ROLE}}"
-  title       = "antibody remediator"
+  org_id  = "{{organization}}"
+  role_id = "{{ROLE}}"
+  title   = "antibody remediator"
   permissions = [
 {{permissions}}  ]
+  depends_on = [google_project_service.antibody]
 }
 
 # Exactly the permissions the enabled fixes need, granted at the organization: every project under it.
@@ -13,12 +14,8 @@ resource "google_organization_iam_member" "antibody_role" {
   member = "serviceAccount:${google_service_account.antibody.email}"
 }
 
-data "google_project" "host" {
-  project_id = "{{project}}"
-}
-
 locals {
-  pubsub_agent = "serviceAccount:service-${data.google_project.host.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_agent = "serviceAccount:service-${data.google_project.antibody.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
 # The organization's audit entries: an aggregated sink (every folder and project under the organization, none
@@ -26,13 +23,15 @@ locals {
 # message goes to the dead-letter topic instead of being lost. No Eventarc trigger: the sink already carries this
 # project's entries, so each change arrives once.
 resource "google_pubsub_topic" "audit" {
-  project = "{{project}}"
-  name    = "{{TOPIC}}"
+  project    = "{{project}}"
+  name       = "{{TOPIC}}"
+  depends_on = [google_project_service.antibody]
 }
 
 resource "google_pubsub_topic" "dead_letter" {
-  project = "{{project}}"
-  name    = "{{TOPIC}}-dead-letter"
+  project    = "{{project}}"
+  name       = "{{TOPIC}}-dead-letter"
+  depends_on = [google_project_service.antibody]
 }
 
 resource "google_logging_organization_sink" "antibody" {
@@ -77,7 +76,7 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = google_cloud_run_v2_service.antibody.uri
     oidc_token {
       service_account_email = google_service_account.antibody.email
-      audience              = var.push_audience
+      audience              = local.url
     }
   }
 

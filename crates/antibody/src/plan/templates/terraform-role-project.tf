@@ -1,9 +1,10 @@
 resource "google_project_iam_custom_role" "antibody" {
-  project     = "{{project}}"
-  role_id     = "{{ROLE}}"
-  title       = "antibody remediator"
+  project = "{{project}}"
+  role_id = "{{ROLE}}"
+  title   = "antibody remediator"
   permissions = [
 {{permissions}}  ]
+  depends_on = [google_project_service.antibody]
 }
 
 resource "google_project_iam_member" "antibody_role" {
