@@ -108,13 +108,22 @@ pub fn admit(
     }
     if config.safety.iac_hold
         && let Some(agent) = iac_user_agent(config, &event.user_agent)
+        && let Some(pipeline) = config
+            .safety
+            .iac_principals
+            .iter()
+            .find(|pattern| crate::policy::glob_match(pattern, &event.principal))
     {
+        // Only the pipeline's own accounts, never a user agent alone; and the hold ends: at its re-check the
+        // synthetic event carries no user agent, so a hole the code did not close by then is fixed.
         return Verdict::Held {
             fix: fix.clone(),
-            recheck_secs: None,
+            recheck_secs: Some(config.safety.held_recheck_secs),
             reason: format!(
-                "made through infrastructure as code (the caller's user agent contains \"{agent}\"): the next \
-                 apply would undo a fix, so the code is what needs the change (safety.iac = \"hold\")"
+                "made through infrastructure as code (by {} matching safety.iac_principals \"{pipeline}\", user \
+                 agent \"{agent}\"): the next apply would undo a fix, so the code is what needs the change; \
+                 decided again in {} s (safety.iac = \"hold\")",
+                event.principal, config.safety.held_recheck_secs
             ),
         };
     }
@@ -293,10 +302,40 @@ mod tests {
             "fixed by default"
         );
         config.safety.iac_hold = true;
-        let Verdict::Held { reason, .. } = verdict(&config, &event) else {
+        // Issue 35: anyone could write Terraform's name into their own user agent; only the pipeline's accounts
+        // are held.
+        assert!(
+            matches!(verdict(&config, &event), Verdict::Apply(_)),
+            "a user agent alone holds nothing"
+        );
+        config.safety.iac_principals = vec!["terraform@*.iam.gserviceaccount.com".into()];
+        assert!(
+            matches!(verdict(&config, &event), Verdict::Apply(_)),
+            "{} is not the pipeline",
+            event.principal
+        );
+        event.principal = "terraform@ops.iam.gserviceaccount.com".into();
+        let Verdict::Held {
+            reason,
+            recheck_secs,
+            ..
+        } = verdict(&config, &event)
+        else {
             panic!("expected the fix to be held")
         };
         assert!(reason.contains("terraform-provider-google"), "{reason}");
+        assert_eq!(
+            recheck_secs,
+            Some(config.safety.held_recheck_secs),
+            "and decided again"
+        );
+        let mut recheck = event.clone();
+        recheck.transport = Transport::Recheck;
+        recheck.user_agent = String::new();
+        assert!(
+            matches!(verdict(&config, &recheck), Verdict::Apply(_)),
+            "a hole the code left open is fixed at the re-check"
+        );
         event.user_agent =
             "kcc/1.120.1 (+https://github.com/GoogleCloudPlatform/k8s-config-connector)".into();
         assert!(matches!(verdict(&config, &event), Verdict::Held { .. }));

@@ -26,6 +26,10 @@ pub struct RawSafety {
     /// apply may re-open it, and flap detection then quarantines the resource), or "hold" it: alert, change nothing,
     /// and let the code be fixed.
     pub iac: Option<String>,
+    /// The principals (globs) of the infrastructure-as-code pipeline, e.g. its Terraform service account. A user
+    /// agent is written by the caller, so `iac = "hold"` holds only changes made by one of these; required with it.
+    #[serde(default)]
+    pub iac_principals: Vec<String>,
     /// Seconds after which a fix held by the kill switch or a blast-radius cap is decided again on the live state
     /// (default 300): a held fix is a hole left open, never forgotten.
     pub held_recheck_seconds: Option<u32>,
@@ -43,6 +47,8 @@ pub struct SafetyLimits {
     pub iac_user_agents: Vec<String>,
     /// Hold (alert, change nothing) violations made through infrastructure as code instead of fixing them.
     pub iac_hold: bool,
+    /// Whose changes count as infrastructure as code (globs).
+    pub iac_principals: Vec<String>,
     /// When a fix held by the kill switch or a cap is decided again.
     pub held_recheck_secs: u32,
 }
@@ -65,6 +71,22 @@ pub(super) fn validate_safety(raw: RawSafety, problems: &mut Vec<String>) -> Saf
             false
         }
     };
+    if iac_hold && raw.iac_principals.is_empty() {
+        problems.push(
+            "safety.iac = \"hold\" needs safety.iac_principals (the pipeline's own accounts): a user agent is \
+             written by the caller, so on its own it would let anyone hold a fix"
+                .into(),
+        );
+    }
+    if raw
+        .iac_principals
+        .iter()
+        .any(|principal| principal.trim().is_empty() || principal.trim() == "*")
+    {
+        problems.push(
+            "safety.iac_principals: an empty entry or \"*\" would match every principal".into(),
+        );
+    }
     if raw
         .iac_user_agents
         .iter()
@@ -94,6 +116,7 @@ pub(super) fn validate_safety(raw: RawSafety, problems: &mut Vec<String>) -> Saf
                 .collect()
         }),
         iac_hold,
+        iac_principals: raw.iac_principals,
     }
 }
 
@@ -104,7 +127,10 @@ mod tests {
 
     #[test]
     fn the_infrastructure_as_code_keys_are_checked() {
-        let config = Config::parse("[safety]\niac = \"hold\"\n").expect("valid");
+        let config = Config::parse(
+            "[safety]\niac = \"hold\"\niac_principals = [\"terraform@ops.iam.gserviceaccount.com\"]\n",
+        )
+        .expect("valid");
         assert!(config.safety.iac_hold);
         assert_eq!(config.safety.iac_user_agents, DEFAULT_IAC_USER_AGENTS);
         let err = Config::parse("[safety]\niac = \"maybe\"\niac_user_agents = [\" \"]\n")

@@ -446,14 +446,16 @@ impl Harness {
 
     /// Creates a rule as the principal `token` stands for.
     pub async fn inserts_as(&self, token: &str, body: Value) {
-        let response = self
-            .http
-            .post(self.firewalls_url())
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("insert");
+        self.inserts_as_with(token, None, body).await;
+    }
+
+    /// Creates a rule as the principal `token` stands for, through a tool that names itself in `User-Agent`.
+    pub async fn inserts_as_with(&self, token: &str, user_agent: Option<&str>, body: Value) {
+        let mut request = self.http.post(self.firewalls_url()).bearer_auth(token);
+        if let Some(agent) = user_agent {
+            request = request.header(reqwest::header::USER_AGENT, agent);
+        }
+        let response = request.json(&body).send().await.expect("insert");
         assert!(response.status().is_success(), "insert refused");
         self.sandbox.settled().await;
     }

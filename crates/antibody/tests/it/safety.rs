@@ -165,21 +165,37 @@ async fn a_fix_held_by_the_kill_switch_is_made_after_resume() {
     assert!(recorded, "the re-decision made the fix");
 }
 
-/// With `iac = "hold"`, a rule Terraform opened is alerted and left for the code to change (the next apply would
-/// undo a fix); the same rule opened by hand is fixed.
+/// With `iac = "hold"`, a rule the Terraform pipeline opened is alerted and left for the code to change (the next
+/// apply would undo a fix); the same rule opened by hand is fixed — and so is one opened by hand through a user agent
+/// that claims to be Terraform (issue 35: a hold on the caller's word).
 #[tokio::test]
 async fn a_rule_opened_through_terraform_is_held_when_asked_and_one_opened_by_hand_is_fixed() {
     const TERRAFORM: &str = "Terraform/1.9.5 (+https://www.terraform.io) Terraform-Plugin-SDK/2.33.0 \
                              terraform-provider-google/6.8.0";
     let options = Options {
-        tweak: Box::new(|config| config.safety.iac_hold = true),
+        tweak: Box::new(|config| {
+            config.safety.iac_hold = true;
+            config.safety.iac_principals = vec!["pipeline@*".into()];
+        }),
         ..Options::default()
     };
     let harness = Harness::with(options).await;
     harness
-        .user_inserts_with(Some(TERRAFORM), open_ssh("from-code"))
+        .inserts_as_with(
+            "pipeline@ops.iam.gserviceaccount.com",
+            Some(TERRAFORM),
+            open_ssh("from-code"),
+        )
         .await;
     harness.user_inserts(open_ssh("by-hand")).await;
+    harness
+        .user_inserts_with(Some(TERRAFORM), open_ssh("posing-as-code"))
+        .await;
+    assert_eq!(
+        harness.rule("posing-as-code").await["disabled"],
+        true,
+        "a user agent is not a principal"
+    );
     assert_eq!(harness.rule("by-hand").await["disabled"], true);
     assert_ne!(
         harness.rule("from-code").await["disabled"],
