@@ -81,7 +81,10 @@ pub fn router(cx: Arc<Context>) -> Router {
         sweeping: Arc::new(tokio::sync::Mutex::new(())),
         cx: cx.clone(),
     });
-    let ready = cx.clone();
+    let ready = Arc::new(Readiness {
+        cx: cx.clone(),
+        probed: tokio::sync::Mutex::new(None),
+    });
     let metrics_cx = cx.clone();
     Router::new()
         .route("/", post(receive))
@@ -92,8 +95,8 @@ pub fn router(cx: Arc<Context>) -> Router {
         .route(
             "/readyz",
             get(move || {
-                let cx = ready.clone();
-                async move { readiness(&cx).await }
+                let ready = ready.clone();
+                async move { ready.answer().await }
             }),
         )
         .route(
@@ -105,19 +108,41 @@ pub fn router(cx: Arc<Context>) -> Router {
         )
 }
 
+/// How long a successful probe of the journal answers `/readyz`: anyone may ask, and on Firestore every probe is a
+/// billed write, so callers share one per window (a failed probe is not kept: the next call probes again).
+pub const READINESS_WINDOW_MS: i64 = 5_000;
+
 /// Ready while the journal can be written (an instance that cannot journal cannot accept events) and the process is
 /// not stopping.
-async fn readiness(cx: &Context) -> Response {
-    if cx.draining() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
-    }
-    match cx.journal.writable().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(err) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the journal cannot be written: {err}\n"),
-        )
-            .into_response(),
+struct Readiness {
+    cx: Arc<Context>,
+    /// When (engine-clock milliseconds) the journal was last probed successfully.
+    probed: tokio::sync::Mutex<Option<i64>>,
+}
+
+impl Readiness {
+    async fn answer(&self) -> Response {
+        if self.cx.draining() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+        }
+        let now = self.cx.clock().now_ms();
+        let mut probed = self.probed.lock().await;
+        let found = match *probed {
+            Some(at) if (0..READINESS_WINDOW_MS).contains(&(now - at)) => Ok(()),
+            _ => {
+                let found = self.cx.journal.writable().await;
+                *probed = found.is_ok().then_some(now);
+                found
+            }
+        };
+        match found {
+            Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+            Err(err) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the journal cannot be written: {err}\n"),
+            )
+                .into_response(),
+        }
     }
 }
 

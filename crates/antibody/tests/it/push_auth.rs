@@ -465,3 +465,53 @@ async fn the_scheduled_sweep_can_be_signed_with_the_shared_secret() {
     assert_eq!(signed.status().as_u16(), 200);
     assert_eq!(harness.rule("swept-by-secret").await["disabled"], true);
 }
+
+// Issue 35: `/readyz` needs no token, and every call wrote the journal (on Firestore, a billed write each). Callers
+// share one probe per window; past it, the next call probes again.
+#[tokio::test]
+async fn readiness_probes_the_journal_once_per_window_whoever_asks() {
+    let clock = antibody::clock::Clock::manual();
+    let options = Options {
+        clock: clock.clone(),
+        sqlite_only: true,
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    let probed_at = || {
+        let connection =
+            rusqlite::Connection::open(&harness.cx().config.state).expect("the journal file");
+        connection
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'ready'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .ok()
+    };
+    let ready = |client: reqwest::Client, url: String| async move {
+        client
+            .get(format!("{url}readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16()
+    };
+    let url = harness.engine.url();
+    assert_eq!(ready(harness.http.clone(), url.clone()).await, 200);
+    let first = probed_at().expect("the first call probes");
+    clock.advance(Duration::from_secs(2));
+    for _ in 0..50 {
+        assert_eq!(ready(harness.http.clone(), url.clone()).await, 200);
+    }
+    assert_eq!(
+        probed_at(),
+        Some(first.clone()),
+        "no write within the window"
+    );
+    clock.advance(Duration::from_millis(
+        antibody::receive::READINESS_WINDOW_MS as u64,
+    ));
+    assert_eq!(ready(harness.http.clone(), url.clone()).await, 200);
+    assert_ne!(probed_at(), Some(first), "probed again after it");
+}
