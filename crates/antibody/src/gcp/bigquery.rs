@@ -13,7 +13,7 @@ use super::{Client, Error, segment};
 pub struct Dataset {
     #[serde(default)]
     pub etag: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub access: Vec<Value>,
 }
 

@@ -26,21 +26,53 @@ pub struct Firewall {
     pub direction: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub source_ranges: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub destination_ranges: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub source_tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub target_tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub source_service_accounts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub target_service_accounts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub allowed: Vec<Rule>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub denied: Vec<Rule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_config: Option<Value>,
@@ -51,7 +83,11 @@ pub struct Firewall {
 pub struct Rule {
     #[serde(rename = "IPProtocol", default)]
     pub ip_protocol: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ports: Vec<String>,
 }
 
@@ -123,7 +159,7 @@ impl Client {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             items: Vec<Firewall>,
             next_page_token: Option<String>,
         }

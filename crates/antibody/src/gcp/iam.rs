@@ -9,9 +9,17 @@ use serde_json::{Map, Value};
 pub struct Policy {
     #[serde(default)]
     pub version: i64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub bindings: Vec<Binding>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::gcp::null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub audit_configs: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
@@ -22,7 +30,7 @@ pub struct Policy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Binding {
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub members: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Value>,

@@ -77,7 +77,7 @@ impl Client {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             accounts: Vec<ServiceAccount>,
             next_page_token: Option<String>,
         }
@@ -110,7 +110,7 @@ impl Client {
     ) -> Result<(Vec<Key>, Value), Error> {
         #[derive(Deserialize)]
         struct Keys {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             keys: Vec<Key>,
         }
         let url = format!(

@@ -15,7 +15,7 @@ use super::{Client, Error, segment};
 pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub items: Vec<MetadataItem>,
 }
 
@@ -52,7 +52,7 @@ impl Metadata {
 pub struct ServiceAccount {
     #[serde(default)]
     pub email: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub scopes: Vec<String>,
 }
 
@@ -74,9 +74,9 @@ pub struct AccessConfig {
 pub struct NetworkInterface {
     #[serde(default)]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub access_configs: Vec<AccessConfig>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub ipv6_access_configs: Vec<AccessConfig>,
 }
 
@@ -102,9 +102,9 @@ pub struct Instance {
     pub status: String,
     #[serde(default)]
     pub metadata: Metadata,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub service_accounts: Vec<ServiceAccount>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub network_interfaces: Vec<NetworkInterface>,
     #[serde(default)]
     pub can_ip_forward: Option<bool>,
@@ -174,7 +174,7 @@ impl Client {
         }
         #[derive(Deserialize)]
         struct Scoped {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             instances: Vec<Instance>,
         }
         let mut instances = Vec::new();

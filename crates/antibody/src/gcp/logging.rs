@@ -32,7 +32,7 @@ pub struct Sink {
     pub filter: String,
     #[serde(default)]
     pub disabled: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub exclusions: Vec<Exclusion>,
     #[serde(default)]
     pub writer_identity: Option<String>,

@@ -20,6 +20,16 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// Reads a field Google may send as `null` the way it reads an absent one: as its default (an empty list). A field
+/// read as `null` must never fail the read of the whole resource, and with it the fix.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// One path segment or query value as it goes into a URL: everything but RFC 3986's unreserved characters is
 /// percent-encoded, so that no name can add a segment, a query or a fragment to a call.
 pub(crate) fn segment(text: &str) -> std::borrow::Cow<'_, str> {

@@ -44,7 +44,7 @@ impl Client {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             folders: Vec<Folder>,
             #[serde(default)]
             next_page_token: String,
@@ -87,7 +87,7 @@ impl Client {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             projects: Vec<Project>,
             #[serde(default)]
             next_page_token: String,

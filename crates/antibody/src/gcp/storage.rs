@@ -23,9 +23,9 @@ pub struct Bucket {
     #[serde(default)]
     pub iam_configuration: IamConfiguration,
     /// Absent when uniform bucket-level access is on.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub acl: Vec<AccessControl>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
     pub default_object_acl: Vec<AccessControl>,
 }
 
@@ -81,7 +81,7 @@ impl Client {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             items: Vec<Bucket>,
             next_page_token: Option<String>,
         }

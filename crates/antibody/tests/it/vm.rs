@@ -355,3 +355,41 @@ async fn a_sweep_lists_instances_and_the_projects_metadata() {
         Some("false")
     );
 }
+
+// Issue 33: an instance created without `accessConfigs` came back from the sandbox with `"accessConfigs": null` (a
+// shape Google never sends) and antibody then failed to read the instance at all. The sandbox now omits the field,
+// as Google does, and antibody reads a `null` list as empty wherever Google might send one.
+#[tokio::test]
+async fn a_vm_without_an_external_address_is_read_and_fixed() {
+    let harness = Harness::start().await;
+    let mut body = vm(
+        "private-only",
+        json!([{"key": "serial-port-enable", "value": "true"}]),
+    );
+    body["networkInterfaces"] = json!([{"network": "global/networks/default"}]);
+    create(&harness, USER_TOKEN, body).await;
+    let read = instance(&harness, "private-only").await;
+    let interface = read["networkInterfaces"][0]
+        .as_object()
+        .expect("an interface");
+    assert!(
+        !interface.contains_key("accessConfigs"),
+        "absent, never null: {read}"
+    );
+    assert_eq!(item(&read, "serial-port-enable"), Some("false"), "{read}");
+
+    let with_nulls = json!({
+        "name": "i", "zone": "zones/us-central1-a",
+        "networkInterfaces": [{"name": "nic0", "accessConfigs": null, "ipv6AccessConfigs": null}],
+        "serviceAccounts": null,
+        "metadata": {"items": null},
+    });
+    let instance: antibody::gcp::instances::Instance =
+        serde_json::from_value(with_nulls).expect("null lists read as empty");
+    assert!(instance.network_interfaces[0].access_configs.is_empty());
+    let policy: antibody::gcp::iam::Policy = serde_json::from_value(
+        json!({"bindings": [{"role": "roles/viewer", "members": null}], "auditConfigs": null}),
+    )
+    .expect("null lists read as empty");
+    assert!(policy.bindings[0].members.is_empty());
+}

@@ -147,7 +147,11 @@ pub(super) fn normalise(
                 ordinal / 250 % 250,
                 ordinal % 250 + 2
             ));
-            if let Some(configs) = interface["accessConfigs"].as_array_mut() {
+            // `get_mut`, not indexing: indexing a missing key for writing inserts `null`, a shape Google never sends.
+            if let Some(configs) = interface
+                .get_mut("accessConfigs")
+                .and_then(Value::as_array_mut)
+            {
                 for config in configs {
                     *config = access_config(config.clone(), ordinal);
                 }
@@ -425,7 +429,9 @@ fn change(
                 })?;
             if verb == "deleteAccessConfig" {
                 let config = query.get("accessConfig").cloned().unwrap_or_default();
-                let configs = interface["accessConfigs"].as_array_mut();
+                let configs = interface
+                    .get_mut("accessConfigs")
+                    .and_then(Value::as_array_mut);
                 let before = configs.as_ref().map_or(0, |configs| configs.len());
                 if let Some(configs) = configs {
                     configs.retain(|existing| existing["name"] != config.as_str());

@@ -294,7 +294,9 @@ pub(crate) fn remove(fields: &mut Map<String, Value>, path: &[String]) {
     }
     if let Some(inner) = fields
         .get_mut(first)
-        .and_then(|value| value["mapValue"]["fields"].as_object_mut())
+        .and_then(|value| value.get_mut("mapValue"))
+        .and_then(|map| map.get_mut("fields"))
+        .and_then(Value::as_object_mut)
     {
         remove(inner, rest);
     }
