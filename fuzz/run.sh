@@ -8,13 +8,13 @@ cd "$(dirname "$0")"
 SECONDS_EACH=${1:-10}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(receive log_entry resources config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(receive log_entry resources config log_filter)
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
 
 # Seeds: the fixtures as bodies of each push shape (the first byte picks the headers), as log entries and as
 # resources (the first byte picks the kind), and the example config.
-mkdir -p corpus/receive corpus/log_entry corpus/resources corpus/config
+mkdir -p corpus/receive corpus/log_entry corpus/resources corpus/config corpus/log_filter
 for fixture in ../crates/antibody/tests/fixtures/*.json; do
   name=$(basename "$fixture" .json)
   cp "$fixture" "corpus/log_entry/$name"
@@ -24,6 +24,11 @@ for fixture in ../crates/antibody/tests/fixtures/*.json; do
   done
 done
 cp ../antibody.example.toml corpus/config/example.toml
+# Filters as users write them: Google's own _Default and _Required filters, and exclusions.
+printf '%s' 'NOT LOG_ID("cloudaudit.googleapis.com/activity") AND NOT LOG_ID("cloudaudit.googleapis.com/system_event")' \
+  > corpus/log_filter/default
+printf '%s' 'resource.type="k8s_container" AND severity<WARNING AND sample(insertId, 0.9)' > corpus/log_filter/sampled
+printf '%s' 'logName=~"audit" OR (protoPayload.serviceName:"storage" -labels."k8s-pod/app"="x")' > corpus/log_filter/mixed
 
 # Instrumented for coverage, without a sanitizer: the code under test is safe Rust, and this halves build and run time.
 cargo fuzz build --sanitizer none

@@ -21,7 +21,7 @@ mod history;
 mod iam;
 mod iam_admin;
 mod logging_config;
-pub mod logquery;
+pub use logquery;
 mod metadata;
 pub mod oauth;
 pub mod oidc;

@@ -152,3 +152,66 @@ async fn a_protected_sink_redirected_disabled_or_deleted_is_restored() {
         404
     );
 }
+
+// Issue 34: exclusions were judged by spelling — `logName:"data_access"`, a regular expression, a severity range or
+// "everything but syslog" all drop Data Access audit logs and passed; one that keeps every audit log was disabled.
+// `_Default` re-filtered to select nothing, or re-routed, passed because only `disabled` was checked.
+#[tokio::test]
+async fn filters_are_judged_by_what_they_select_and_default_keeps_its_filter_and_bucket() {
+    let harness = Harness::start().await;
+    for (name, filter, dropped) in [
+        ("by-substring", r#"logName:"data_access""#, true),
+        ("by-pattern", r#"logName=~"audit""#, true),
+        ("by-severity", "severity>=DEFAULT", true),
+        ("all-but-syslog", r#"NOT logName:"syslog""#, true),
+        (
+            "keeps-audit",
+            r#"NOT logName:"cloudaudit" AND NOT logName:"externalaudit""#,
+            false,
+        ),
+    ] {
+        let (status, created) = logging(
+            &harness,
+            Method::POST,
+            "/exclusions",
+            Some(json!({"name": name, "filter": filter})),
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+        let (_, read) = logging(&harness, Method::GET, &format!("/exclusions/{name}"), None).await;
+        assert_eq!(
+            read.get("disabled") == Some(&json!(true)),
+            dropped,
+            "{name}: {read}"
+        );
+    }
+
+    let (status, _) = logging(
+        &harness,
+        Method::PATCH,
+        "/sinks/_Default?updateMask=filter",
+        Some(json!({"filter": r#"logName:"syslog""#})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, default) = logging(&harness, Method::GET, "/sinks/_Default", None).await;
+    assert_eq!(
+        default["filter"],
+        antibody::kinds::log_routing::policy::DEFAULT_SINK_FILTER,
+        "{default}"
+    );
+    let (status, _) = logging(
+        &harness,
+        Method::PATCH,
+        "/sinks/_Default?updateMask=destination",
+        Some(json!({"destination": "storage.googleapis.com/somewhere-else"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, default) = logging(&harness, Method::GET, "/sinks/_Default", None).await;
+    assert_eq!(
+        default["destination"],
+        format!("logging.googleapis.com/projects/{PROJECT}/locations/global/buckets/_Default"),
+        "{default}"
+    );
+}

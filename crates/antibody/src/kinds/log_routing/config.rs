@@ -18,10 +18,11 @@ pub struct RawLogTamperPolicy {
     pub fix: Option<String>,
     /// The findings' severity (default HIGH).
     pub severity: Option<String>,
-    /// Text that names audit logs in a filter, case-insensitive (default: `cloudaudit.googleapis.com`,
-    /// `externalaudit.googleapis.com`, `google.cloud.audit.AuditLog`).
+    /// No longer used, accepted so that older configurations still load: a filter is judged by evaluating it
+    /// against the project's audit entries, not by the text it contains.
     pub audit_log_markers: Option<Vec<String>>,
-    /// Keep the `_Default` sink enabled (default true).
+    /// Keep the `_Default` sink enabled, routed to the `_Default` bucket, selecting the audit logs it carries (Data
+    /// Access, Policy Denied), and without exclusions of them (default true).
     pub protect_default_sink: Option<bool>,
     /// Sinks that must exist and route exactly so: `[{name, destination, filter}]`.
     #[serde(default)]
@@ -67,7 +68,6 @@ pub fn validate_log_tamper(raw: RawLogTamperPolicy, problems: &mut Vec<String>) 
             problems,
         )
         .unwrap_or(defaults.severity),
-        audit_log_markers: raw.audit_log_markers.unwrap_or(defaults.audit_log_markers),
         protect_default_sink: raw.protect_default_sink.unwrap_or(true),
         protected_sinks,
     }

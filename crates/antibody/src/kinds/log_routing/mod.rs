@@ -142,7 +142,7 @@ fn evaluate_routing(policy: &LogTamperPolicy, read: &Routing) -> (Vec<Finding>, 
             name,
             sink,
         } => {
-            let (findings, planned) = policy.evaluate_sink(name, sink.as_ref());
+            let (findings, planned) = policy.evaluate_sink(project, name, sink.as_ref());
             (
                 findings,
                 planned.map(|planned| fix_of(project, "sinks", name, planned)),
@@ -154,7 +154,7 @@ fn evaluate_routing(policy: &LogTamperPolicy, read: &Routing) -> (Vec<Finding>, 
             exclusion,
         } => match exclusion {
             Some(exclusion) => {
-                let (findings, planned) = policy.evaluate_exclusion(exclusion);
+                let (findings, planned) = policy.evaluate_exclusion(project, exclusion);
                 (
                     findings,
                     planned.map(|planned| fix_of(project, "exclusions", name, planned)),

@@ -1,5 +1,10 @@
-//! The `log-tamper` policy: exclusions that drop Cloud Audit Logs, and protected sinks disabled, redirected or
-//! deleted — the moves that erase an intruder's tracks. Pure.
+//! The `log-tamper` policy: exclusions that drop Cloud Audit Logs, and protected sinks disabled, redirected,
+//! re-filtered or deleted — the moves that erase an intruder's tracks. Filters are judged by what they select
+//! (`entries.rs`), never by how they are spelled. Pure.
+
+mod entries;
+
+use entries::{Selection, audit_entries_selected, default_sink_misses};
 
 use std::collections::BTreeSet;
 
@@ -31,9 +36,8 @@ pub struct LogTamperPolicy {
     /// Restore (default) or only report.
     pub restore: bool,
     pub severity: Severity,
-    /// Text that names audit logs in a filter (case-insensitive).
-    pub audit_log_markers: Vec<String>,
-    /// `_Default` must stay enabled (it carries Data Access audit logs and most others).
+    /// `_Default` must stay enabled, routed to its bucket and selecting the audit logs it carries (Data Access,
+    /// Policy Denied and most others).
     pub protect_default_sink: bool,
     pub protected_sinks: Vec<ProtectedSink>,
 }
@@ -46,93 +50,29 @@ impl Default for LogTamperPolicy {
             grace_secs: 0,
             restore: true,
             severity: Severity::High,
-            audit_log_markers: vec![
-                "cloudaudit.googleapis.com".into(),
-                "externalaudit.googleapis.com".into(),
-                "google.cloud.audit.AuditLog".into(),
-            ],
             protect_default_sink: true,
             protected_sinks: Vec::new(),
         }
     }
 }
 
-/// Whether a Logging filter selects entries that a marker names, in a term that is not negated: terms are split on
-/// whitespace outside quotes; `NOT` and a leading `-` negate the next term or parenthesised group.
-pub fn names_audit_logs(filter: &str, markers: &[String]) -> bool {
-    let markers: Vec<String> = markers
-        .iter()
-        .map(|marker| marker.to_ascii_lowercase())
-        .collect();
-    let mut negated_groups = vec![false];
-    let mut pending = false;
-    for token in tokens(filter) {
-        let mut term = token.as_str();
-        let upper = term.to_ascii_uppercase();
-        if upper == "NOT" {
-            pending = !pending;
-            continue;
-        }
-        if upper == "AND" || upper == "OR" {
-            pending = false;
-            continue;
-        }
-        let outer = *negated_groups.last().unwrap_or(&false);
-        let mut dash = false;
-        if let Some(rest) = term.strip_prefix('-') {
-            dash = true;
-            term = rest;
-        }
-        while let Some(rest) = term.strip_prefix('(') {
-            negated_groups.push(outer ^ pending ^ dash);
-            pending = false;
-            dash = false;
-            term = rest;
-        }
-        let current = *negated_groups.last().unwrap_or(&false);
-        let negated = current ^ pending ^ dash;
-        pending = false;
-        let lower = term.to_ascii_lowercase();
-        if !negated && markers.iter().any(|marker| lower.contains(marker.as_str())) {
-            return true;
-        }
-        let closing = term
-            .chars()
-            .filter(|c| *c == ')')
-            .count()
-            .saturating_sub(term.chars().filter(|c| *c == '(').count());
-        for _ in 0..closing {
-            if negated_groups.len() > 1 {
-                negated_groups.pop();
-            }
-        }
-    }
-    false
+/// The filter Google gives a project's `_Default` sink: everything but the logs `_Required` keeps.
+pub const DEFAULT_SINK_FILTER: &str = "NOT LOG_ID(\"cloudaudit.googleapis.com/activity\") AND NOT LOG_ID(\"externalaudit.googleapis.com/activity\") AND NOT LOG_ID(\"cloudaudit.googleapis.com/system_event\") AND NOT LOG_ID(\"externalaudit.googleapis.com/system_event\") AND NOT LOG_ID(\"cloudaudit.googleapis.com/access_transparency\") AND NOT LOG_ID(\"externalaudit.googleapis.com/access_transparency\")";
+
+/// Where a project's `_Default` sink routes: the project's `_Default` log bucket.
+pub fn default_sink_destination(project: &str) -> String {
+    format!("logging.googleapis.com/projects/{project}/locations/global/buckets/_Default")
 }
 
-/// Whitespace-separated tokens, quoted strings kept whole.
-fn tokens(filter: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in filter.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !current.is_empty() {
-                    tokens.push(std::mem::take(&mut current));
-                }
-            }
-            c => current.push(c),
-        }
+/// Whether an exclusion's filter drops any of the project's audit entries: the entries it selects, described.
+pub fn drops_audit_logs(filter: &str, project: &str) -> Option<String> {
+    match audit_entries_selected(filter, project, |_| true) {
+        Selection::Selects(what) => Some(what),
+        Selection::None => None,
+        Selection::Unreadable(reason) => Some(format!(
+            "what Google accepted as a filter and antibody cannot read ({reason}), so possibly audit entries"
+        )),
     }
-    if !current.is_empty() {
-        tokens.push(current);
-    }
-    tokens
 }
 
 /// What restoring a resource changes.
@@ -154,19 +94,27 @@ impl LogTamperPolicy {
         }
     }
 
-    fn excludes_audit_logs(&self, exclusion: &Exclusion) -> bool {
-        !exclusion.disabled && names_audit_logs(&exclusion.filter, &self.audit_log_markers)
+    /// What an enabled exclusion drops of the project's audit entries, if anything.
+    fn excludes_audit_logs(&self, project: &str, exclusion: &Exclusion) -> Option<String> {
+        if exclusion.disabled {
+            return None;
+        }
+        drops_audit_logs(&exclusion.filter, project)
     }
 
-    /// A standalone exclusion.
-    pub fn evaluate_exclusion(&self, exclusion: &Exclusion) -> (Vec<Finding>, Option<Planned>) {
-        if !self.excludes_audit_logs(exclusion) {
+    /// A standalone exclusion of `project`.
+    pub fn evaluate_exclusion(
+        &self,
+        project: &str,
+        exclusion: &Exclusion,
+    ) -> (Vec<Finding>, Option<Planned>) {
+        let Some(dropped) = self.excludes_audit_logs(project, exclusion) else {
             return (Vec::new(), None);
-        }
+        };
         let finding = self.finding(
             AUDIT_LOG_EXCLUSION,
             format!(
-                "exclusion {} drops audit logs (filter: {})",
+                "exclusion {} drops audit logs: {dropped} (filter: {})",
                 exclusion.name, exclusion.filter
             ),
         );
@@ -177,9 +125,10 @@ impl LogTamperPolicy {
         (vec![finding], fix)
     }
 
-    /// A sink (`None`: it does not exist) named `name`.
+    /// A sink of `project` (`None`: it does not exist) named `name`.
     pub fn evaluate_sink(
         &self,
+        project: &str,
         name: &str,
         sink: Option<&Sink>,
     ) -> (Vec<Finding>, Option<Planned>) {
@@ -222,17 +171,45 @@ impl LogTamperPolicy {
             body.insert("filter".into(), json!(protected.filter));
             mask.extend(["destination", "filter"]);
         }
-        let dropping: Vec<&Exclusion> = sink
+        if self.protect_default_sink && name == "_Default" && protected.is_none() {
+            let destination = default_sink_destination(project);
+            let misses = default_sink_misses(&sink.filter, project);
+            if sink.destination != destination || misses.is_some() {
+                let why = match &misses {
+                    Some(missed) => format!("its filter no longer selects {missed}"),
+                    None => format!("it routes to {} instead of {destination}", sink.destination),
+                };
+                findings.push(self.finding(
+                    SINK_CHANGED,
+                    format!(
+                        "the _Default sink was changed: {why} (filter: {:?})",
+                        sink.filter
+                    ),
+                ));
+                if sink.destination != destination {
+                    body.insert("destination".into(), json!(destination));
+                    mask.insert("destination");
+                }
+                if misses.is_some() {
+                    body.insert("filter".into(), json!(DEFAULT_SINK_FILTER));
+                    mask.insert("filter");
+                }
+            }
+        }
+        let dropping: Vec<(&Exclusion, String)> = sink
             .exclusions
             .iter()
-            .filter(|exclusion| self.excludes_audit_logs(exclusion))
+            .filter_map(|exclusion| {
+                self.excludes_audit_logs(project, exclusion)
+                    .map(|dropped| (exclusion, dropped))
+            })
             .collect();
         if !dropping.is_empty() {
-            for exclusion in &dropping {
+            for (exclusion, dropped) in &dropping {
                 findings.push(self.finding(
                     AUDIT_LOG_EXCLUSION,
                     format!(
-                        "sink {name}'s exclusion {} drops audit logs (filter: {})",
+                        "sink {name}'s exclusion {} drops audit logs: {dropped} (filter: {})",
                         exclusion.name, exclusion.filter
                     ),
                 ));
@@ -241,7 +218,8 @@ impl LogTamperPolicy {
                 .exclusions
                 .iter()
                 .map(|exclusion| Exclusion {
-                    disabled: exclusion.disabled || self.excludes_audit_logs(exclusion),
+                    disabled: exclusion.disabled
+                        || self.excludes_audit_logs(project, exclusion).is_some(),
                     ..exclusion.clone()
                 })
                 .collect();

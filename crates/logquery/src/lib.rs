@@ -1,8 +1,10 @@
-//! Cloud Logging's query language, for `entries:list` and sink filters: comparisons (`=`, `!=`, `:` "has", `<`,
-//! `<=`, `>`, `>=`, `=~`, `!~`), `AND`, `OR`, `NOT` (and `-`), parentheses, implicit AND between terms (a new line
-//! included), `log_id("…")`, quoted path segments (`labels."k8s-pod/app"`), booleans and numbers, and repeated
-//! fields that match when any element does. Precedence as Logging's reference gives it: NOT, then OR, then AND.
-//! What it does not understand is refused, never read as "everything".
+//! Cloud Logging's query language — what the sandbox's `entries:list` and sink filters select, and what antibody
+//! judges an exclusion or a sink by: comparisons (`=`, `!=`, `:` "has", `<`, `<=`, `>`, `>=`, `=~`, `!~`), `AND`,
+//! `OR`, `NOT` (and `-`), parentheses, implicit AND between terms (a new line included), `log_id("…")`,
+//! `sample(FIELD, FRACTION)`, quoted path segments (`labels."k8s-pod/app"`), booleans and numbers, severities in
+//! their order (`severity>=WARNING` selects ERROR), and repeated fields that match when any element does.
+//! Precedence as Logging's reference gives it: NOT, then OR, then AND. What it does not understand is refused, never
+//! read as "everything".
 
 use regex::Regex;
 use serde_json::Value;
@@ -19,6 +21,11 @@ pub enum Query {
         pattern: Option<Regex>,
     },
     LogId(String),
+    /// `sample(FIELD, FRACTION)`: a share of the entries, chosen by a hash of the field's value.
+    Sample {
+        path: Vec<String>,
+        fraction: f64,
+    },
     /// The empty query: every entry.
     Everything,
 }
@@ -45,6 +52,7 @@ enum Token {
     Word(String),
     Quoted(String),
     Dot,
+    Comma,
 }
 
 impl Query {
@@ -68,9 +76,59 @@ impl Query {
         Ok(query)
     }
 
+    /// Whether the query may select an entry of this shape whatever a `sample()` draws: `Some(answer)` when the
+    /// answer does not depend on sampling, `None` when it does. What a judge of filters asks ("could this exclusion
+    /// drop such an entry?" is "not `Some(false)`").
+    pub fn selects(&self, entry: &Value) -> Option<bool> {
+        match self {
+            Query::Sample { fraction, .. } => match *fraction {
+                f if f <= 0.0 => Some(false),
+                f if f >= 1.0 => Some(true),
+                _ => None,
+            },
+            Query::Not(term) => term.selects(entry).map(|selected| !selected),
+            Query::All(terms) => {
+                let answers: Vec<Option<bool>> =
+                    terms.iter().map(|term| term.selects(entry)).collect();
+                if answers.contains(&Some(false)) {
+                    Some(false)
+                } else if answers.contains(&None) {
+                    None
+                } else {
+                    Some(true)
+                }
+            }
+            Query::Any(terms) => {
+                let answers: Vec<Option<bool>> =
+                    terms.iter().map(|term| term.selects(entry)).collect();
+                if answers.contains(&Some(true)) {
+                    Some(true)
+                } else if answers.contains(&None) {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+            other => Some(other.matches(entry)),
+        }
+    }
+
     pub fn matches(&self, entry: &Value) -> bool {
         match self {
             Query::Everything => true,
+            Query::Sample { path, fraction } => {
+                let mut found = Vec::new();
+                collect(entry, path, &mut found);
+                // FNV-1a of the value: the same entry is always in or out, as Google's sample is.
+                let hash = found.first().map_or(0u64, |value| {
+                    text(value)
+                        .bytes()
+                        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+                            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                        })
+                });
+                (hash as f64 / u64::MAX as f64) < *fraction
+            }
             Query::All(terms) => terms.iter().all(|term| term.matches(entry)),
             Query::Any(terms) => terms.iter().any(|term| term.matches(entry)),
             Query::Not(term) => !term.matches(entry),
@@ -95,6 +153,15 @@ impl Query {
                         pattern
                             .as_ref()
                             .is_some_and(|pattern| pattern.is_match(&text(actual)))
+                    });
+                }
+                if path.len() == 1 && path[0] == "severity" {
+                    // An entry without a severity has DEFAULT.
+                    if found.is_empty() {
+                        found.push(&Value::Null);
+                    }
+                    return found.iter().any(|actual| {
+                        compare_severity(actual, *operator, value, pattern.as_ref())
                     });
                 }
                 found
@@ -168,12 +235,57 @@ fn compare(actual: &Value, operator: Operator, expected: &str, pattern: Option<&
     }
 }
 
+/// A severity's rank: Logging's names (any case) or their numbers (DEFAULT 0 … EMERGENCY 800).
+fn severity_rank(text: &str) -> Option<i64> {
+    const NAMES: [&str; 9] = [
+        "DEFAULT",
+        "DEBUG",
+        "INFO",
+        "NOTICE",
+        "WARNING",
+        "ERROR",
+        "CRITICAL",
+        "ALERT",
+        "EMERGENCY",
+    ];
+    NAMES
+        .iter()
+        .position(|name| name.eq_ignore_ascii_case(text))
+        .map(|index| index as i64 * 100)
+        .or_else(|| text.parse().ok())
+}
+
+/// `severity` compares by rank; an entry without one is DEFAULT.
+fn compare_severity(
+    actual: &Value,
+    operator: Operator,
+    expected: &str,
+    pattern: Option<&Regex>,
+) -> bool {
+    let (Some(actual_rank), Some(expected_rank)) = (
+        severity_rank(&text(actual)).or(actual.is_null().then_some(0)),
+        severity_rank(expected),
+    ) else {
+        return compare(actual, operator, expected, pattern);
+    };
+    let order = actual_rank.cmp(&expected_rank);
+    match operator {
+        Operator::Equal => order.is_eq(),
+        Operator::Less => order.is_lt(),
+        Operator::LessOrEqual => order.is_le(),
+        Operator::Greater => order.is_gt(),
+        Operator::GreaterOrEqual => order.is_ge(),
+        _ => compare(actual, operator, expected, pattern),
+    }
+}
+
 fn describe(token: &Token) -> String {
     match token {
         Token::Open => "'('".into(),
         Token::Close => "')'".into(),
         Token::Minus => "'-'".into(),
         Token::Dot => "'.'".into(),
+        Token::Comma => "','".into(),
         Token::Operator(operator) => format!("the operator {operator:?}"),
         Token::Word(word) => format!("'{word}'"),
         Token::Quoted(text) => format!("\"{text}\""),
@@ -195,6 +307,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             ('(', _) => (Token::Open, 1),
             (')', _) => (Token::Close, 1),
             ('.', _) => (Token::Dot, 1),
+            (',', _) => (Token::Comma, 1),
             ('-', _) => (Token::Minus, 1),
             ('!', Some('=')) => (Token::Operator(Operator::NotEqual), 2),
             ('!', Some('~')) => (Token::Operator(Operator::NotMatches), 2),
@@ -226,8 +339,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             }
             _ => {
                 let mut end = index;
+                // A number keeps its decimal point (`0.25`); elsewhere a dot separates a path's fields.
+                let number = c.is_ascii_digit();
                 while let Some(c) = chars.get(end) {
-                    if c.is_whitespace() || "().=!:<>\"".contains(*c) {
+                    if c.is_whitespace() || "()=!:<>\",".contains(*c) || (*c == '.' && !number) {
                         break;
                     }
                     end += 1;
@@ -310,7 +425,7 @@ impl Parser {
                 self.position += 1;
                 Ok(inner)
             }
-            Some(Token::Word(word)) if word == "log_id" => {
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("log_id") => {
                 self.position += 1;
                 let (Some(Token::Open), Some(Token::Quoted(id)), Some(Token::Close)) = (
                     self.tokens.get(self.position).cloned(),
@@ -321,6 +436,42 @@ impl Parser {
                 };
                 self.position += 3;
                 Ok(Query::LogId(id))
+            }
+            Some(Token::Word(word)) if word.eq_ignore_ascii_case("sample") => {
+                self.position += 1;
+                if self.peek() != Some(&Token::Open) {
+                    return Err("sample takes a field and a fraction: sample(insertId, 0.1)".into());
+                }
+                self.position += 1;
+                let mut path = Vec::new();
+                while let Some(Token::Word(segment) | Token::Quoted(segment)) = self.peek().cloned()
+                {
+                    path.push(segment);
+                    self.position += 1;
+                    if self.peek() != Some(&Token::Dot) {
+                        break;
+                    }
+                    self.position += 1;
+                }
+                let fraction = match (
+                    self.peek().cloned(),
+                    self.tokens.get(self.position + 1).cloned(),
+                    self.tokens.get(self.position + 2).cloned(),
+                ) {
+                    (Some(Token::Comma), Some(Token::Word(number)), Some(Token::Close)) => {
+                        number.parse::<f64>().ok()
+                    }
+                    _ => None,
+                };
+                let Some(fraction) = fraction.filter(|fraction| (0.0..=1.0).contains(fraction))
+                else {
+                    return Err("sample takes a field and a fraction between 0 and 1: sample(insertId, 0.1)".into());
+                };
+                if path.is_empty() {
+                    return Err("sample takes a field and a fraction: sample(insertId, 0.1)".into());
+                }
+                self.position += 3;
+                Ok(Query::Sample { path, fraction })
             }
             Some(Token::Word(_)) | Some(Token::Quoted(_)) => self.comparison(),
             Some(other) => Err(format!("unexpected {} in the filter", describe(&other))),
@@ -475,6 +626,54 @@ mod tests {
             "severity = ERROR)",
         ] {
             assert!(Query::parse(filter).is_err(), "{filter}");
+        }
+    }
+
+    #[test]
+    fn severities_compare_in_their_order() {
+        let error = json!({"severity": "ERROR"});
+        let info = json!({"severity": "INFO"});
+        let unset = json!({});
+        let selects =
+            |filter: &str, entry: &Value| Query::parse(filter).expect(filter).matches(entry);
+        assert!(selects("severity>=WARNING", &error));
+        assert!(!selects("severity>=WARNING", &info));
+        assert!(selects("severity<NOTICE", &info));
+        assert!(selects("severity>=DEFAULT", &unset));
+        assert!(selects("severity=error", &error));
+        assert!(selects("severity>=400", &error));
+    }
+
+    #[test]
+    fn a_sample_may_select_an_entry_and_its_negation_may_too() {
+        let entry = json!({"insertId": "abc", "logName": "projects/p/logs/syslog"});
+        let sample = Query::parse("sample(insertId, 0.25)").expect("sample");
+        assert_eq!(sample.selects(&entry), None);
+        assert_eq!(
+            Query::parse("NOT sample(insertId, 0.25)")
+                .expect("not")
+                .selects(&entry),
+            None
+        );
+        assert_eq!(
+            Query::parse("logName:\"audit\" AND sample(insertId, 0.25)")
+                .expect("and")
+                .selects(&entry),
+            Some(false)
+        );
+        assert_eq!(
+            Query::parse("sample(insertId, 1)")
+                .expect("all")
+                .selects(&entry),
+            Some(true)
+        );
+        assert_eq!(
+            sample.matches(&entry),
+            sample.matches(&entry),
+            "the same entry, the same draw"
+        );
+        for bad in ["sample(insertId)", "sample(insertId, 2)", "sample(, 0.5)"] {
+            assert!(Query::parse(bad).is_err(), "{bad}");
         }
     }
 }
