@@ -276,3 +276,32 @@ async fn the_last_organization_administrator_is_never_removed() {
         "{row:?}"
     );
 }
+
+// Issue 34: a service account of a project outside the organization given roles/editor, and a federated principal of
+// a pool the insider controls given token-creator rights, were kept even with the organization's domains set.
+#[tokio::test]
+async fn a_foreign_service_account_and_a_federated_principal_are_outsiders() {
+    const FOREIGN: &str = "serviceAccount:backdoor@attacker-sandbox.iam.gserviceaccount.com";
+    const FEDERATED: &str = "principalSet://iam.googleapis.com/projects/999/locations/global/workloadIdentityPools/mine/*";
+    const OURS: &str = "serviceAccount:deployer@test-project.iam.gserviceaccount.com";
+    let mut options = seeded();
+    options.tweak = Box::new(|config| {
+        let policy = &mut config.policies.project_iam;
+        policy.allowed_domains = vec!["example.com".into()];
+        policy.allowed_projects = vec!["test-*".into()];
+    });
+    let harness = Harness::with(options).await;
+    harness
+        .user_edits_project_policy("v1", |policy| {
+            grant(policy, "roles/editor", FOREIGN);
+            grant(policy, "roles/editor", OURS);
+            grant(policy, "roles/iam.serviceAccountTokenCreator", FEDERATED);
+        })
+        .await;
+    let policy = harness.project_policy().await;
+    assert_eq!(members_of(&policy, "roles/editor"), vec![OURS], "{policy}");
+    assert!(
+        members_of(&policy, "roles/iam.serviceAccountTokenCreator").is_empty(),
+        "{policy}"
+    );
+}

@@ -20,8 +20,22 @@ pub struct RawProjectIamPolicy {
     /// count as outsiders.
     #[serde(default)]
     pub allowed_domains: Vec<String>,
-    /// Consumer e-mail domains (default: gmail.com, googlemail.com, yahoo.com, outlook.com and other webmail).
+    /// Consumer e-mail domains (default: gmail.com, googlemail.com, yahoo.com, outlook.com, googlegroups.com and other
+    /// webmail, national variants included). Replaces the list; `more_consumer_domains` extends it.
     pub consumer_domains: Option<Vec<String>>,
+    /// Consumer domains added to the list above.
+    #[serde(default)]
+    pub more_consumer_domains: Vec<String>,
+    /// Project-id globs whose service accounts are insiders (e.g. `["acme-*"]`). Set, a service account of any other
+    /// project is an outsider; unset, service accounts are judged by the other rules only.
+    #[serde(default)]
+    pub allowed_projects: Vec<String>,
+    /// Workload and workforce identity pools whose principals (`principal://…`, `principalSet://…`) are insiders,
+    /// as globs over `projects/NUMBER/locations/global/workloadIdentityPools/POOL` or
+    /// `locations/global/workforcePools/POOL`. A federated principal of any other pool is an outsider: whoever
+    /// controls the pool's identity provider holds the grant.
+    #[serde(default)]
+    pub allowed_pools: Vec<String>,
     /// Flag any role held by an outsider (default: on).
     pub external_members: Option<bool>,
     /// Flag roles/owner and roles/editor held by an outsider (default: on).
@@ -126,7 +140,15 @@ pub fn validate_project_iam(
             .iter()
             .map(|domain| domain.to_ascii_lowercase())
             .collect(),
-        consumer_domains: raw.consumer_domains.unwrap_or(defaults.consumer_domains),
+        consumer_domains: raw
+            .consumer_domains
+            .unwrap_or(defaults.consumer_domains)
+            .into_iter()
+            .chain(raw.more_consumer_domains)
+            .map(|domain| domain.to_ascii_lowercase())
+            .collect(),
+        allowed_projects: raw.allowed_projects,
+        allowed_pools: raw.allowed_pools,
         external_members: raw.external_members.unwrap_or(defaults.external_members),
         primitive_roles: raw.primitive_roles.unwrap_or(defaults.primitive_roles),
         primitive_roles_for_service_accounts: raw

@@ -20,6 +20,10 @@ pub struct ProjectIamPolicy {
     pub grace_secs: u32,
     pub allowed_domains: Vec<String>,
     pub consumer_domains: Vec<String>,
+    /// Project-id globs whose service accounts are insiders (empty: service accounts are not judged by project).
+    pub allowed_projects: Vec<String>,
+    /// Identity pools (globs) whose federated principals are insiders.
+    pub allowed_pools: Vec<String>,
     pub external_members: bool,
     pub primitive_roles: bool,
     pub primitive_roles_for_service_accounts: bool,
@@ -36,28 +40,12 @@ impl Default for ProjectIamPolicy {
             dry_run: false,
             grace_secs: 0,
             allowed_domains: Vec::new(),
-            consumer_domains: [
-                "gmail.com",
-                "googlemail.com",
-                "yahoo.com",
-                "hotmail.com",
-                "outlook.com",
-                "live.com",
-                "icloud.com",
-                "me.com",
-                "aol.com",
-                "proton.me",
-                "protonmail.com",
-                "gmx.com",
-                "gmx.net",
-                "mail.com",
-                "yandex.com",
-                "yandex.ru",
-                "qq.com",
-                "163.com",
-            ]
-            .map(String::from)
-            .to_vec(),
+            consumer_domains: CONSUMER_DOMAINS
+                .iter()
+                .map(|domain| domain.to_string())
+                .collect(),
+            allowed_projects: Vec::new(),
+            allowed_pools: Vec::new(),
             external_members: true,
             primitive_roles: true,
             primitive_roles_for_service_accounts: false,
@@ -77,6 +65,86 @@ impl Default for ProjectIamPolicy {
             audit: super::audit_config::AuditConfigPolicy::default(),
         }
     }
+}
+
+/// Domains anyone can get an address or a group in: webmail, its national variants, and Google Groups' public
+/// domain (a group there is joinable by whoever its owner lets in).
+pub const CONSUMER_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "googlegroups.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.co.jp",
+    "yahoo.co.in",
+    "yahoo.fr",
+    "yahoo.de",
+    "yahoo.es",
+    "yahoo.it",
+    "yahoo.com.br",
+    "ymail.com",
+    "rocketmail.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "hotmail.de",
+    "hotmail.es",
+    "hotmail.it",
+    "outlook.com",
+    "outlook.fr",
+    "outlook.de",
+    "live.com",
+    "live.co.uk",
+    "live.fr",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "pm.me",
+    "tutanota.com",
+    "gmx.com",
+    "gmx.net",
+    "gmx.de",
+    "web.de",
+    "mail.com",
+    "mail.ru",
+    "yandex.com",
+    "yandex.ru",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "naver.com",
+];
+
+/// The project id of a user-managed service account (`serviceAccount:NAME@PROJECT.iam.gserviceaccount.com`).
+pub fn service_account_project(member: &str) -> Option<&str> {
+    member
+        .strip_prefix("serviceAccount:")?
+        .rsplit_once('@')?
+        .1
+        .strip_suffix(".iam.gserviceaccount.com")
+}
+
+/// The identity pool of a federated principal: `projects/N/locations/global/workloadIdentityPools/POOL` or
+/// `locations/global/workforcePools/POOL`.
+pub fn federation_pool(member: &str) -> Option<&str> {
+    let path = member
+        .strip_prefix("principal://iam.googleapis.com/")
+        .or_else(|| member.strip_prefix("principalSet://iam.googleapis.com/"))?;
+    let segments: Vec<&str> = path.split('/').collect();
+    let at = segments
+        .iter()
+        .position(|segment| *segment == "workloadIdentityPools" || *segment == "workforcePools")?;
+    segments.get(at + 1).filter(|pool| !pool.is_empty())?;
+    let length: usize = segments[..=at + 1]
+        .iter()
+        .map(|segment| segment.len() + 1)
+        .sum();
+    Some(&path[..length - 1])
 }
 
 /// Google-managed service agents: removing their grants breaks Google's own services.
@@ -128,6 +196,21 @@ impl ProjectIamPolicy {
     /// Whether the member belongs outside the organisation: not in an allowed domain when some are configured,
     /// otherwise a consumer domain.
     pub fn outsider(&self, member: &str) -> bool {
+        if member.starts_with("principal://") || member.starts_with("principalSet://") {
+            // Whoever runs the pool's identity provider holds the grant.
+            return !federation_pool(member).is_some_and(|pool| {
+                self.allowed_pools
+                    .iter()
+                    .any(|pattern| glob_match(pattern, pool))
+            });
+        }
+        if let Some(project) = service_account_project(member) {
+            return !self.allowed_projects.is_empty()
+                && !self
+                    .allowed_projects
+                    .iter()
+                    .any(|pattern| glob_match(pattern, project));
+        }
         let Some(domain) = member_domain(member) else {
             return false;
         };

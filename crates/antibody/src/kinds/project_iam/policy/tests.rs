@@ -231,3 +231,80 @@ proptest! {
         }
     }
 }
+
+// Issue 34: only `user:`, `group:` and `domain:` members could be outsiders — a service account of a project outside
+// the organization and a federated principal of a pool the insider controls were kept even with allowed domains set;
+// and the consumer list missed Google Groups' public domain and national webmail.
+#[test]
+fn outsiders_of_every_kind() {
+    let settings = ProjectIamPolicy {
+        allowed_domains: vec!["example.com".into()],
+        allowed_projects: vec!["acme-*".into()],
+        allowed_pools: vec![
+            "projects/111/locations/global/workloadIdentityPools/github-acme".into(),
+        ],
+        ..ProjectIamPolicy::default()
+    };
+    for (member, outsider) in [
+        (
+            "serviceAccount:deployer@acme-prod.iam.gserviceaccount.com",
+            false,
+        ),
+        (
+            "serviceAccount:backdoor@attacker-sandbox.iam.gserviceaccount.com",
+            true,
+        ),
+        (
+            "serviceAccount:123-compute@developer.gserviceaccount.com",
+            false,
+        ),
+        (
+            "principalSet://iam.googleapis.com/projects/111/locations/global/workloadIdentityPools/github-acme/attribute.repository/acme/infra",
+            false,
+        ),
+        (
+            "principalSet://iam.googleapis.com/projects/999/locations/global/workloadIdentityPools/mine/*",
+            true,
+        ),
+        (
+            "principal://iam.googleapis.com/locations/global/workforcePools/contractors/subject/bob",
+            true,
+        ),
+        (
+            "principal://iam.googleapis.com/projects/111/locations/global/workloadIdentityPools",
+            true,
+        ),
+        ("user:alice@example.com", false),
+    ] {
+        assert_eq!(settings.outsider(member), outsider, "{member}");
+    }
+    assert_eq!(
+        federation_pool(
+            "principal://iam.googleapis.com/locations/global/workforcePools/contractors/subject/bob"
+        ),
+        Some("locations/global/workforcePools/contractors")
+    );
+    // Without allowed projects, a service account is judged by the other rules only.
+    assert!(
+        !ProjectIamPolicy::default().outsider("serviceAccount:x@elsewhere.iam.gserviceaccount.com")
+    );
+    let consumer = ProjectIamPolicy::default();
+    for member in [
+        "group:anyone-can-join@googlegroups.com",
+        "user:a@yahoo.co.uk",
+        "user:b@hotmail.fr",
+    ] {
+        assert!(consumer.outsider(member), "{member}");
+    }
+    let found = categories(
+        &settings,
+        json!([
+            {"role": "roles/editor", "members": ["serviceAccount:backdoor@attacker-sandbox.iam.gserviceaccount.com"]},
+            {"role": "roles/iam.serviceAccountTokenCreator", "members": ["principalSet://iam.googleapis.com/projects/999/locations/global/workloadIdentityPools/mine/*"]},
+        ]),
+    );
+    assert_eq!(
+        found,
+        vec!["PRIMITIVE_ROLE_OUTSIDER", "HIGH_RISK_ROLE_OUTSIDER"]
+    );
+}
