@@ -86,8 +86,9 @@ pub struct RawServe {
     /// Service accounts allowed to push (the trigger's or subscription's account).
     #[serde(default)]
     pub push_emails: Vec<String>,
-    /// Shared secret for self-hosted senders: pushes carry `X-Antibody-Timestamp` and `X-Antibody-Signature: v1=HEX`,
-    /// HMAC-SHA256 over `TIMESTAMP.BODY` (the same scheme antibody's webhooks use); also `ANTIBODY_PUSH_SECRET`.
+    /// Shared secret for self-hosted senders: requests carry `X-Antibody-Timestamp`, `X-Antibody-Nonce` and
+    /// `X-Antibody-Signature: v2=HEX`, HMAC-SHA256 over `TIMESTAMP.NONCE.METHOD.PATH.BODY` (pushes also accept `v1`
+    /// over `TIMESTAMP.BODY`, the scheme antibody's webhooks use); also `ANTIBODY_PUSH_SECRET`.
     pub push_secret: Option<Secret>,
     /// Where the token signing keys are published (default Google's https://www.googleapis.com/oauth2/v3/certs).
     pub jwks_url: Option<String>,

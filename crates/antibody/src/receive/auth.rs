@@ -191,10 +191,92 @@ fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
 /// How far a signed push's timestamp may be from now.
 const SIGNATURE_WINDOW_SECS: i64 = 300;
 
-/// Checks a self-hosted sender's HMAC signature over `TIMESTAMP.BODY`, rejecting stale timestamps (replays).
-pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+/// The nonces of `v2` signatures seen within the window: a request signed once is accepted once (per process).
+#[derive(Default)]
+pub struct Nonces {
+    seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Nonces {
+    /// Remembers `nonce` (signed at `timestamp`); `false` if it was seen already. Only requests whose signature
+    /// verified are remembered, so a sender without the secret cannot fill the memory.
+    fn first_use(&self, nonce: &str, timestamp: i64, now: i64) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.retain(|_, at| (now - *at).abs() <= SIGNATURE_WINDOW_SECS);
+        seen.insert(nonce.to_string(), timestamp).is_none()
+    }
+}
+
+/// Checks a self-hosted sender's `v2` signature: HMAC-SHA256 over `TIMESTAMP.NONCE.METHOD.PATH.BODY`
+/// (`X-Antibody-Timestamp`, `X-Antibody-Nonce`, `X-Antibody-Signature: v2=HEX`), so that a signature is good for one
+/// request to one endpoint, once: a stale timestamp, another path or a nonce seen before is refused.
+pub fn verify_request_signature(
+    secret: &str,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    nonces: &Nonces,
+) -> Result<(), Rejection> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let timestamp: i64 = header("x-antibody-timestamp")
+    let timestamp = fresh_timestamp(headers)?;
+    let nonce = header("x-antibody-nonce")
+        .filter(|nonce| {
+            (16..=128).contains(&nonce.len())
+                && nonce
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        })
+        .ok_or_else(|| {
+            unauthorized("a v2-signed request must carry X-Antibody-Nonce: 16 to 128 letters, digits, - or _")
+        })?;
+    let tag = signature_tag(headers, "v2=")?;
+    let mut message = format!("{timestamp}.{nonce}.{method}.{path}.").into_bytes();
+    message.extend_from_slice(body);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::verify(&key, &message, &tag)
+        .map_err(|_| unauthorized("the signature does not verify (for this method and path)"))?;
+    if !nonces.first_use(nonce, timestamp, crate::clock::Clock::system().now_secs()) {
+        return Err(unauthorized(
+            "this signed request was used already (its nonce is spent)",
+        ));
+    }
+    Ok(())
+}
+
+/// The `X-Antibody-Signature` value a sender with `secret` puts on a request (`v2`).
+pub fn sign_request(
+    secret: &str,
+    timestamp: i64,
+    nonce: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> String {
+    let mut message = format!("{timestamp}.{nonce}.{method}.{path}.").into_bytes();
+    message.extend_from_slice(body);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    format!(
+        "v2={}",
+        crate::hex(ring::hmac::sign(&key, &message).as_ref())
+    )
+}
+
+/// `v2` signature over the request, or `v1` over the body only: `v1` is accepted on pushes alone, where the journal's
+/// dedup keys make a replayed push a duplicate.
+pub fn is_v2(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-antibody-signature")
+        .is_some_and(|value| value.as_bytes().starts_with(b"v2="))
+}
+
+fn fresh_timestamp(headers: &HeaderMap) -> Result<i64, Rejection> {
+    let timestamp: i64 = headers
+        .get("x-antibody-timestamp")
+        .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
         .ok_or_else(|| unauthorized("a signed push must carry X-Antibody-Timestamp"))?;
     if (crate::clock::Clock::system().now_secs() - timestamp).abs() > SIGNATURE_WINDOW_SECS {
@@ -202,10 +284,20 @@ pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Resul
             "the signed push's timestamp is too far from now",
         ));
     }
-    let signature = header("x-antibody-signature")
-        .and_then(|value| value.strip_prefix("v1="))
-        .ok_or_else(|| unauthorized("a signed push must carry X-Antibody-Signature: v1=HEX"))?;
-    let tag: Vec<u8> = (0..signature.len())
+    Ok(timestamp)
+}
+
+fn signature_tag(headers: &HeaderMap, version: &str) -> Result<Vec<u8>, Rejection> {
+    let signature = headers
+        .get("x-antibody-signature")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix(version))
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "a signed request must carry X-Antibody-Signature: {version}HEX"
+            ))
+        })?;
+    (0..signature.len())
         .step_by(2)
         .map(|at| {
             signature
@@ -213,7 +305,13 @@ pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Resul
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
         })
         .collect::<Option<_>>()
-        .ok_or_else(|| unauthorized("the signature is not hex"))?;
+        .ok_or_else(|| unauthorized("the signature is not hex"))
+}
+
+/// Checks a self-hosted sender's HMAC signature over `TIMESTAMP.BODY`, rejecting stale timestamps (replays).
+pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    let timestamp = fresh_timestamp(headers)?;
+    let tag = signature_tag(headers, "v1=")?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let mut message = timestamp.to_string().into_bytes();
     message.push(b'.');

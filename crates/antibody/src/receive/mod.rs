@@ -60,6 +60,8 @@ pub struct Receiver {
     verifier: Option<auth::Verifier>,
     /// One sweep at a time per process (`POST /sweep`).
     sweeping: Arc<tokio::sync::Mutex<()>>,
+    /// The nonces of `v2`-signed requests seen within the signature window.
+    nonces: auth::Nonces,
     /// Bodies read before their sender is verified (a self-hosted sender's signature covers the body): a quarter
     /// of the capacity, so that unverified senders can never take what verified ones need.
     unverified: Arc<tokio::sync::Semaphore>,
@@ -79,6 +81,7 @@ pub fn router(cx: Arc<Context>) -> Router {
         )),
         verifier,
         sweeping: Arc::new(tokio::sync::Mutex::new(())),
+        nonces: auth::Nonces::default(),
         cx: cx.clone(),
     });
     let ready = Arc::new(Readiness {
@@ -222,7 +225,7 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         return stopping();
     }
     let (parts, body) = request.into_parts();
-    let headers = parts.headers;
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     // A Google-signed token is checked from the headers alone, before any of the body is read, so a sender without
     // one costs a header parse and nothing else.
     let bearer = headers
@@ -280,11 +283,21 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
             );
         }
     };
-    if !token_verified
-        && let Some(secret) = secret
-        && let Err(rejection) = auth::verify_signature(secret.expose(), &headers, &body)
-    {
-        return answer(rejection.status, rejection.message);
+    if !token_verified && let Some(secret) = secret {
+        let verified = match auth::is_v2(&headers) {
+            true => auth::verify_request_signature(
+                secret.expose(),
+                method.as_str(),
+                uri.path(),
+                &headers,
+                &body,
+                &receiver.nonces,
+            ),
+            false => auth::verify_signature(secret.expose(), &headers, &body),
+        };
+        if let Err(rejection) = verified {
+            return answer(rejection.status, rejection.message);
+        }
     }
     drop(reading);
     // Saturated: ask the sender to come back rather than queueing without bound.

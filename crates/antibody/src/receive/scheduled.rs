@@ -20,8 +20,8 @@ pub(super) const ALERT_BUDGET: Duration = Duration::from_secs(10);
 pub(super) const TICK_BUDGET: Duration = Duration::from_secs(60);
 
 /// Verifies the caller as a push is verified (a Google-signed token for the service's audience from an allowed
-/// account, or the shared secret's signature); the body is not read beyond that signature, so a caller can start
-/// the work and nothing else.
+/// account), or by the shared secret's `v2` signature over this method and path with a fresh nonce; the body is not
+/// read beyond that signature, so a caller can start the work and nothing else.
 async fn verify_caller(receiver: &Receiver, request: Request) -> Result<(), Response> {
     let cx = &receiver.cx;
     let (parts, body) = request.into_parts();
@@ -47,8 +47,17 @@ async fn verify_caller(receiver: &Receiver, request: Request) -> Result<(), Resp
                     "the body could not be read",
                 ));
             };
-            auth::verify_signature(secret.expose(), &parts.headers, &body)
-                .map_err(|rejection| answer(rejection.status, rejection.message))
+            // Only a signature over this method and path, used once: a captured push (or an earlier call)
+            // cannot start a sweep.
+            auth::verify_request_signature(
+                secret.expose(),
+                parts.method.as_str(),
+                parts.uri.path(),
+                &parts.headers,
+                &body,
+                &receiver.nonces,
+            )
+            .map_err(|rejection| answer(rejection.status, rejection.message))
         }
         (None, None) => Ok(()),
     }

@@ -195,6 +195,27 @@ async fn self_hosted_senders_sign_with_a_shared_secret() {
         .await
         .expect("post");
     assert_eq!(unsigned.status().as_u16(), 401);
+    // A v2 signature covers the method, the path and a nonce: accepted once.
+    let nonce = "push-0123456789abcdef";
+    let signed =
+        antibody::receive::auth::sign_request(SECRET, now, nonce, "POST", "/", body.as_bytes());
+    let v2 = || {
+        harness
+            .http
+            .post(harness.engine.url())
+            .header("content-type", "application/json")
+            .header("x-antibody-timestamp", now.to_string())
+            .header("x-antibody-nonce", nonce)
+            .header("x-antibody-signature", signed.clone())
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(v2().await.expect("post").status().as_u16(), 200);
+    assert_eq!(
+        v2().await.expect("post").status().as_u16(),
+        401,
+        "a spent nonce"
+    );
 }
 
 // Issue 17, item 8: an outage of the key server answered 401 for a minute, so Pub/Sub and Eventarc gave up on the
@@ -446,24 +467,39 @@ async fn the_scheduled_sweep_can_be_signed_with_the_shared_secret() {
     };
     let harness = Harness::with(options).await;
     let now = antibody::clock::Clock::system().now_secs();
-    let sweep = |signature: String| {
+    let sweep = |signature: String, nonce: &str| {
         harness
             .http
             .post(format!("{}sweep", harness.engine.url()))
             .header("x-antibody-timestamp", now.to_string())
+            .header("x-antibody-nonce", nonce)
             .header("x-antibody-signature", signature)
             .send()
     };
-    let forged = sweep(antibody::notify::alert::sign("wrong", now, ""))
-        .await
-        .expect("post");
-    assert_eq!(forged.status().as_u16(), 401);
+    let status = |response: reqwest::Response| response.status().as_u16();
+    use antibody::receive::auth::sign_request;
+    const NONCE: &str = "sweep-0123456789abcdef";
+    let forged = sweep(
+        sign_request("wrong", now, NONCE, "POST", "/sweep", b""),
+        NONCE,
+    );
+    assert_eq!(status(forged.await.expect("post")), 401);
+    // Issue 35: a signature that does not cover the path — a captured push's (v1, body only), or a v2 one made for
+    // another endpoint — no longer starts a sweep.
+    let body_only = sweep(antibody::notify::alert::sign(SECRET, now, ""), NONCE);
+    assert_eq!(status(body_only.await.expect("post")), 401);
+    let for_pushes = sweep(sign_request(SECRET, now, NONCE, "POST", "/", b""), NONCE);
+    assert_eq!(status(for_pushes.await.expect("post")), 401);
     assert_ne!(harness.rule("swept-by-secret").await["disabled"], true);
-    let signed = sweep(antibody::notify::alert::sign(SECRET, now, ""))
-        .await
-        .expect("post");
-    assert_eq!(signed.status().as_u16(), 200);
+    let signed = sign_request(SECRET, now, NONCE, "POST", "/sweep", b"");
+    assert_eq!(
+        status(sweep(signed.clone(), NONCE).await.expect("post")),
+        200
+    );
     assert_eq!(harness.rule("swept-by-secret").await["disabled"], true);
+    // The same signed request again: its nonce is spent.
+    let replayed = sweep(signed, NONCE).await.expect("post");
+    assert_eq!(status(replayed), 401);
 }
 
 // Issue 35: `/readyz` needs no token, and every call wrote the journal (on Firestore, a billed write each). Callers
