@@ -66,6 +66,26 @@ pub enum Verdict {
     Nothing,
 }
 
+/// The budget a fix is charged to under `max_fixes_per_project_per_hour`: the project's slots, counted apart for each
+/// policy and for CRITICAL findings, so that a burst of cheap violations of one kind (decoys healed in milliseconds)
+/// cannot spend the slots a different, graver hole needs. The journal counts slots by this key.
+pub fn cap_budget(project: &str, findings: &[crate::policy::Finding]) -> String {
+    format!("{project} {}", budget_class(findings))
+}
+
+/// A policy's name, with ` CRITICAL` when the fix closes a CRITICAL finding: decoys of another policy, or milder
+/// ones of the same, never spend its slots.
+fn budget_class(findings: &[crate::policy::Finding]) -> String {
+    let critical = findings
+        .iter()
+        .find(|finding| finding.severity == crate::policy::Severity::Critical);
+    match critical.or(findings.first()) {
+        Some(finding) if critical.is_some() => format!("{} CRITICAL", finding.policy),
+        Some(finding) => finding.policy.clone(),
+        None => "other".into(),
+    }
+}
+
 /// How much this process has fixed lately (the per-instance cap).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
@@ -180,9 +200,15 @@ pub fn admit(
     if limits.max_fixes_per_project_per_hour > 0
         && safety.recent_fixes_in_project >= limits.max_fixes_per_project_per_hour
     {
+        let class = budget_class(&plan.findings);
+        let open = match class.ends_with(" CRITICAL") {
+            true => "THE HOLE IS STILL OPEN: ",
+            false => "",
+        };
         return held(
             format!(
-                "blast-radius cap: {} fixes in project {} within the last hour (max_fixes_per_project_per_hour = {})",
+                "{open}blast-radius cap: {} fixes of {class} findings in project {} within the last hour \
+                 (max_fixes_per_project_per_hour = {}, counted per policy and for CRITICAL findings apart)",
                 safety.recent_fixes_in_project,
                 resource.target().project(),
                 limits.max_fixes_per_project_per_hour

@@ -246,7 +246,7 @@ async fn decide(
         .journal
         .safety(
             target.key(),
-            target.project(),
+            &gate::cap_budget(target.project(), &plan.findings),
             cx.config.safety.flap_window_secs,
         )
         .await
@@ -328,7 +328,13 @@ async fn decide(
             let before = decision.before.clone().unwrap_or_default();
             match cx
                 .journal
-                .announce_fix(id, target.project(), cap, &fix, &before)
+                .announce_fix(
+                    id,
+                    &gate::cap_budget(target.project(), &decision.findings),
+                    cap,
+                    &fix,
+                    &before,
+                )
                 .await
             {
                 Ok(true) => {
@@ -336,10 +342,11 @@ async fn decide(
                     apply_fix(cx, fix, decision).await
                 }
                 Ok(false) => {
+                    // Another handling took the budget's last slot between the gate's read and this claim.
                     let reason = format!(
-                        "blast-radius cap: {cap} fixes in project {} within the last hour \
-                         (max_fixes_per_project_per_hour = {cap})",
-                        target.project()
+                        "blast-radius cap: {cap} fixes charged to {} within the last hour \
+                         (max_fixes_per_project_per_hour = {cap}, counted per policy and for CRITICAL findings apart)",
+                        gate::cap_budget(target.project(), &decision.findings)
                     );
                     hold(cx, target, reason, Some(cx.config.safety.held_recheck_secs)).await
                 }

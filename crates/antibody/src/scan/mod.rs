@@ -401,13 +401,17 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) {
 /// beyond the slots the hour has left, and then those beyond the instance's cap.
 async fn would_hold(cx: &Context, report: &Report) -> usize {
     let limits = &cx.config.safety;
-    let mut per_project: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per budget: a project's slots are counted apart for each policy and for CRITICAL findings.
+    let mut per_budget: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for violation in &report.violations {
-        *per_project.entry(violation.project.as_str()).or_default() += 1;
+        let budget = crate::gate::cap_budget(&violation.project, &violation.findings);
+        *per_budget
+            .entry((violation.project.as_str(), budget))
+            .or_default() += 1;
     }
     let mut held = 0;
     let mut admitted = 0;
-    for (project, count) in per_project {
+    for ((project, budget), count) in per_budget {
         let remaining = match limits.max_fixes_per_project_per_hour {
             0 => count,
             cap => {
@@ -415,7 +419,7 @@ async fn would_hold(cx: &Context, report: &Report) -> usize {
                     .journal
                     .safety(
                         &format!("projects/{project}"),
-                        project,
+                        &budget,
                         limits.flap_window_secs,
                     )
                     .await
