@@ -86,6 +86,15 @@ fn budget_class(findings: &[crate::policy::Finding]) -> String {
     }
 }
 
+/// How long a quarantined resource waits before antibody closes it again: a minute after the quarantine begins,
+/// doubling with every fix since, at most a flap window.
+pub fn quarantine_backoff_secs(config: &Config, recent_fixes_of_resource: u32) -> i64 {
+    let doublings = recent_fixes_of_resource
+        .saturating_sub(config.safety.flap_threshold)
+        .min(20);
+    (60_i64 << doublings).clamp(60, config.safety.flap_window_secs.max(60))
+}
+
 /// How much this process has fixed lately (the per-instance cap).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Load {
@@ -162,7 +171,11 @@ pub fn admit(
             config.safety.held_recheck_secs,
         );
     }
-    if let Some(quarantine) = &safety.quarantined {
+    // A quarantine slows antibody down, never stops it: events about a quarantined resource wait, and the re-check
+    // a quarantine schedules (after a backoff that doubles with every re-break) closes the hole again. Only an
+    // operator stops it for good (an exemption, or `antibody quarantine release` once the fight is settled).
+    let rechecking = event.transport == crate::event::Transport::Recheck;
+    if let Some(quarantine) = safety.quarantined.as_ref().filter(|_| !rechecking) {
         return Verdict::Quarantined {
             fix: fix.clone(),
             reason: format!(
@@ -178,7 +191,10 @@ pub fn admit(
         };
     }
     let limits = &config.safety;
-    if limits.flap_threshold > 0 && safety.recent_fixes_of_resource >= limits.flap_threshold {
+    if limits.flap_threshold > 0
+        && safety.recent_fixes_of_resource >= limits.flap_threshold
+        && !(rechecking && safety.quarantined.is_some())
+    {
         let mut principals: Vec<String> = Vec::new();
         for principal in std::iter::once(&event.principal).chain(&safety.recent_breakers) {
             if !principal.is_empty() && !principals.contains(principal) {

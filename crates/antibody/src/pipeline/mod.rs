@@ -308,9 +308,10 @@ async fn decide(
                     .map(|_| ()),
                 false => Ok(()),
             };
-            // The open hole is looked at again once a flap window has passed: still open, it is alerted again;
-            // closed, the quarantine is lifted.
-            let due = cx.clock().now_secs() + cx.config.safety.flap_window_secs;
+            // The open hole is looked at again after a backoff that doubles with every re-break: still open, it
+            // is closed again (a quarantine slows antibody down, never stops it); closed, the quarantine is lifted.
+            let due = cx.clock().now_secs()
+                + gate::quarantine_backoff_secs(&cx.config, safety.recent_fixes_of_resource);
             let stored = match stored {
                 Ok(()) => cx.journal.defer(target.key(), target.project(), due).await,
                 Err(err) => Err(err),

@@ -546,3 +546,74 @@ async fn decoys_of_one_kind_cannot_spend_the_cap_a_graver_hole_needs() {
         assert!(reason.contains("project-iam CRITICAL"), "{reason}");
     }
 }
+
+/// Polls a rule until it reads disabled, up to five seconds of wall time.
+async fn closed_soon(harness: &Harness, name: &str) -> bool {
+    for _ in 0..200 {
+        if harness.rule(name).await["disabled"] == true {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+// Issue 35: re-opening a rule four times got it quarantined, after which antibody stopped fixing it until an
+// operator stepped in — a way to keep a hole open. A quarantine now slows antibody down: the hole is closed again
+// after a backoff that doubles with every re-break.
+#[tokio::test]
+async fn a_quarantined_hole_is_closed_again_after_a_backoff() {
+    let clock = antibody::clock::Clock::manual();
+    let options = Options {
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let harness = Harness::with(options).await;
+    harness.user_inserts(open_ssh("fought")).await;
+    for _ in 0..4 {
+        harness
+            .user_patches("fought", json!({"disabled": false}))
+            .await;
+    }
+    assert_eq!(
+        harness.rule("fought").await["disabled"],
+        false,
+        "quarantined"
+    );
+    assert_eq!(
+        harness
+            .cx()
+            .journal
+            .quarantined()
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    clock.advance(std::time::Duration::from_secs(61));
+    assert!(
+        closed_soon(&harness, "fought").await,
+        "closed again after a minute"
+    );
+
+    harness
+        .user_patches("fought", json!({"disabled": false}))
+        .await;
+    assert_eq!(
+        harness.rule("fought").await["disabled"],
+        false,
+        "waits again"
+    );
+    clock.advance(std::time::Duration::from_secs(61));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        harness.rule("fought").await["disabled"],
+        false,
+        "the backoff doubled"
+    );
+    clock.advance(std::time::Duration::from_secs(120));
+    assert!(
+        closed_soon(&harness, "fought").await,
+        "and then it is closed again"
+    );
+}
