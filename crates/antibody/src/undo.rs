@@ -101,8 +101,9 @@ pub async fn undo(
     else {
         return Err(Error::NotAFix(id, outcome));
     };
-    // One change of a resource at a time, across replicas and this command alike.
-    let Some(_lease) = journal.hold(&entry.resource).await? else {
+    // One change of a resource at a time, across replicas and this command alike (with a shared journal; a SQLite
+    // file has no leases, and this command's process is the only writer it serialises with).
+    let Some(lease) = journal.hold(&entry.resource).await? else {
         return Err(Error::Busy(entry.resource.clone()));
     };
     let exemption = match request.keep_exempt_secs.filter(|secs| *secs > 0) {
@@ -163,6 +164,9 @@ pub async fn undo(
     )
     .await?;
     journal.finish_with(journal_id, &record, alerts).await?;
+    // Released before the command exits: a lease left to expire would make every replica answer the undo's own
+    // audit event `retry` until it did.
+    lease.release().await;
     Ok(Undone {
         journal_id,
         resource,

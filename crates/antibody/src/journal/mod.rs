@@ -154,21 +154,34 @@ pub struct Hold {
     lease: Option<(Backend, String, String)>,
 }
 
+impl Hold {
+    /// Releases the lease now and waits until the store has it: what a short-lived process (the `undo` command)
+    /// must do before it exits, or its lease would outlive it until it expires.
+    pub async fn release(mut self) {
+        if let Some(lease) = self.lease.take() {
+            end_lease(lease).await;
+        }
+    }
+}
+
+async fn end_lease((store, key, holder): (Backend, String, String)) {
+    let ended = match &store {
+        Backend::Sqlite(_) => Ok(()),
+        Backend::Postgres(store) => store.end_lease(&key, &holder).await,
+        Backend::Firestore(store) => store.end_lease(&key, &holder).await,
+    };
+    if let Err(err) = ended {
+        tracing::warn!(%err, %key, "releasing a resource lease; it expires by itself");
+    }
+}
+
 impl Drop for Hold {
+    /// Dropped without `release` (an early return), the lease is ended in the background.
     fn drop(&mut self) {
-        if let Some((store, key, holder)) = self.lease.take()
+        if let Some(lease) = self.lease.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move {
-                let ended = match &store {
-                    Backend::Sqlite(_) => Ok(()),
-                    Backend::Postgres(store) => store.end_lease(&key, &holder).await,
-                    Backend::Firestore(store) => store.end_lease(&key, &holder).await,
-                };
-                if let Err(err) = ended {
-                    tracing::warn!(%err, %key, "releasing a resource lease; it expires by itself");
-                }
-            });
+            runtime.spawn(end_lease(lease));
         }
     }
 }

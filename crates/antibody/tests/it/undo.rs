@@ -236,3 +236,59 @@ async fn undoing_an_organization_removal_restores_the_grant_there() {
         "{restored}"
     );
 }
+
+// Issue 35: `antibody undo` left the resource leased for about two minutes after the command exited (the release
+// was spawned on a runtime that was shutting down), so the undo's own audit event was answered `retry` until the
+// lease expired. The command releases its lease before it exits.
+#[tokio::test]
+async fn the_undo_command_releases_its_lease_before_it_exits() {
+    let options = crate::harness::Options {
+        tweak: Box::new(|config| config.state = "firestore://undo-lease".into()),
+        ..crate::harness::Options::default()
+    };
+    let harness = crate::harness::Harness::with(options).await;
+    harness
+        .user_inserts(crate::harness::open_ssh("undone-by-cli"))
+        .await;
+    let rows = harness.cx().journal.entries(10).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .expect("a fix");
+    let id = fixed.id.to_string();
+    let endpoint = harness.sandbox.base_url();
+    let command = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+            .args([
+                "undo",
+                &id,
+                "--state",
+                "firestore://undo-lease",
+                "--google-endpoint",
+                &endpoint,
+                "--access-token",
+                crate::harness::USER_TOKEN,
+                "--operator",
+                "oncall@example.com",
+            ])
+            .output()
+            .expect("antibody undo runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        command.status.success(),
+        "{}",
+        String::from_utf8_lossy(&command.stderr)
+    );
+    let lease = harness
+        .cx()
+        .journal
+        .try_hold(&fixed.resource)
+        .await
+        .expect("journal");
+    assert!(
+        lease.is_some(),
+        "the command's lease was released when it exited"
+    );
+}
