@@ -16,6 +16,7 @@ mod firestore;
 mod firewall;
 mod fixtures;
 mod folders;
+mod gcloud;
 mod harness;
 mod hostile;
 mod live;

@@ -259,10 +259,16 @@ fn int_field(value: &Value) -> Option<i64> {
 }
 
 fn network_url(project: &str, network: &str) -> Result<String, ApiError> {
-    let relative = network
-        .strip_prefix("https://www.googleapis.com/compute/v1/")
-        .or_else(|| network.strip_prefix("https://compute.googleapis.com/compute/v1/"))
-        .or_else(|| network.strip_prefix("https://www.googleapis.com/compute/beta/"))
+    // A full URL names the network on whichever host the client speaks to: Google's, or the endpoint a client was
+    // pointed at (gcloud with an endpoint override sends this sandbox's own URL).
+    let relative = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| network.strip_prefix(scheme))
+        .and_then(|rest| rest.split_once('/').map(|(_, path)| path))
+        .and_then(|path| {
+            path.strip_prefix("compute/v1/")
+                .or_else(|| path.strip_prefix("compute/beta/"))
+        })
         .unwrap_or(network);
     let relative = if relative.starts_with("projects/") {
         relative.to_string()

@@ -1,0 +1,129 @@
+//! gcloud, unchanged, as a user drives the sandbox: its everyday commands work against Google's API shapes as the
+//! sandbox serves them, and what a user opens with gcloud antibody closes. gcloud must be installed (it is on every
+//! machine this project builds on); a missing gcloud fails these tests rather than skipping them.
+
+use serde_json::Value;
+
+use crate::harness::{Harness, PROJECT, USER_TOKEN};
+
+/// Runs gcloud against the sandbox as the user, every API it touches pointed at the sandbox, nothing leaving the
+/// machine; returns the exit status and the parsed `--format json` output (`Null` when there is none).
+async fn gcloud(
+    harness: &Harness,
+    config: &std::path::Path,
+    args: &[&str],
+) -> (bool, Value, String) {
+    let base = harness.sandbox.base_url();
+    let mut command = tokio::process::Command::new("gcloud");
+    command
+        .args(args)
+        .args(["--format", "json", "--quiet"])
+        .env("CLOUDSDK_CONFIG", config)
+        .env("CLOUDSDK_AUTH_ACCESS_TOKEN", USER_TOKEN)
+        .env("CLOUDSDK_CORE_PROJECT", PROJECT)
+        .env("CLOUDSDK_CORE_CHECK_GCE_METADATA", "false")
+        .env("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING", "true")
+        .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+        .env("GCE_METADATA_ROOT", "127.0.0.1:1")
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+            format!("{base}/compute/v1/"),
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE",
+            format!("{base}/storage/v1/"),
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER",
+            format!("{base}/"),
+        )
+        .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM", format!("{base}/"))
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING",
+            format!("{base}/"),
+        );
+    let output = command
+        .output()
+        .await
+        .expect("gcloud is installed (the README's test command needs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let parsed = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        output.status.success(),
+        parsed,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// Issue 33: `gcloud compute firewall-rules create` was answered 400 — gcloud sends the network as a URL on the host
+// it speaks to, and the sandbox accepted only Google's hosts.
+#[tokio::test]
+async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
+    let harness = Harness::start().await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let (ok, created, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &[
+            "compute",
+            "firewall-rules",
+            "create",
+            "debug-ssh",
+            "--allow",
+            "tcp:22",
+            "--source-ranges",
+            "0.0.0.0/0",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(created[0]["name"], "debug-ssh", "{created}");
+    assert!(
+        created[0]["network"].as_str().is_some_and(
+            |network| network.ends_with("/projects/test-project/global/networks/default")
+        ),
+        "{created}"
+    );
+    harness.sandbox.settled().await;
+    let (ok, described, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["compute", "firewall-rules", "describe", "debug-ssh"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        described["disabled"], true,
+        "antibody closed it: {described}"
+    );
+    let (ok, listed, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["compute", "firewall-rules", "list"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|rules| rules.iter().any(|rule| rule["name"] == "debug-ssh")),
+        "{listed}"
+    );
+    // Re-enabled with gcloud: closed again.
+    let (ok, _, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &[
+            "compute",
+            "firewall-rules",
+            "update",
+            "debug-ssh",
+            "--no-disabled",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    harness.sandbox.settled().await;
+    assert_eq!(harness.rule("debug-ssh").await["disabled"], true);
+    assert_eq!(harness.count("remediated").await, 2);
+}
