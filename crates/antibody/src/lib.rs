@@ -137,6 +137,8 @@ impl Server {
         let started = tokio::time::Instant::now();
         // A tenth of the grace is kept for the process to exit.
         let deadline = started + grace.mul_f64(0.9);
+        // Re-checks and sweeps hold work-in-flight permits like deliveries, so the drain waits for them too; the
+        // timer loop is stopped once it is idle.
         let finished = self.context.drain(deadline).await;
         if let Some(rechecks) = self.rechecks {
             rechecks.abort();

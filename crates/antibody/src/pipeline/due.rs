@@ -21,6 +21,14 @@ pub struct Ticked {
 
 /// Decides again, on the live state, every resource whose grace period is over; returns how many.
 pub async fn recheck_due(cx: &Context) -> usize {
+    // Taken as work in flight, so that a stopping process waits for the batch it took (taken rows are gone from
+    // the schedule); a stopping process takes none.
+    if cx.draining() {
+        return 0;
+    }
+    let Ok(_working) = cx.in_flight.clone().acquire_owned().await else {
+        return 0;
+    };
     let due = match cx.journal.take_due_rechecks(cx.clock().now_secs()).await {
         Ok(due) => due,
         Err(err) => {

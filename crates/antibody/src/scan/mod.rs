@@ -496,6 +496,13 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
 /// One sweep of `projects` with `--fix` semantics (the timer's, or Cloud Scheduler's through `/sweep`): logs one line
 /// in Cloud Run's format and returns it.
 pub async fn sweep_once(cx: &Arc<Context>, projects: &[String]) -> serde_json::Value {
+    // Work in flight: a stopping process waits for a sweep under way (within its grace) and starts none.
+    if cx.draining() {
+        return serde_json::json!({"severity": "WARNING", "message": "antibody is stopping; no sweep started"});
+    }
+    let Ok(_working) = cx.in_flight.clone().acquire_owned().await else {
+        return serde_json::json!({"severity": "WARNING", "message": "antibody is stopping; no sweep started"});
+    };
     let report = sweep(cx, projects, true, &Quiet).await;
     let line = serde_json::json!({
         "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },

@@ -145,3 +145,48 @@ async fn sandbox_rule_state(sandbox: &gcp_sandbox::Running, rule: &str) -> serde
         .expect("json");
     rule["disabled"].clone()
 }
+
+// Issue 36: on SIGTERM a re-check was aborted mid-handling — its row left without an outcome, the fix it had begun
+// unverified. Re-checks now count as work in flight: the stop waits for the one under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_for_the_recheck_under_way() {
+    let clock = antibody::clock::Clock::manual();
+    let options = crate::harness::Options {
+        clock: clock.clone(),
+        operation_delay: Duration::from_millis(1500),
+        tweak: Box::new(|config| config.policies.firewall.grace_secs = 60),
+        ..crate::harness::Options::default()
+    };
+    let harness = crate::harness::Harness::with(options).await;
+    harness.user_inserts(open_ssh("deferred")).await;
+    assert_eq!(harness.count("deferred").await, 1);
+    clock.advance(Duration::from_secs(61));
+    // Wait until the re-check has written its fix (the operation then runs for 1.5 s), and stop then.
+    let started = Instant::now();
+    while !harness.sandbox.audit_entries().iter().any(|entry| {
+        entry["protoPayload"]["authenticationInfo"]["principalEmail"] == ENGINE
+            && entry["protoPayload"]["resourceName"]
+                .as_str()
+                .is_some_and(|name| name.ends_with("/deferred"))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the re-check never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let crate::harness::Harness { engine, .. } = harness;
+    let journal = engine.context.journal.clone();
+    let stopped = engine.stop_gracefully(Duration::from_secs(10)).await;
+    assert!(stopped.in_flight_finished, "{stopped:?}");
+    let rows = journal.entries(10).await.expect("journal");
+    let recheck = rows
+        .iter()
+        .find(|row| row.transport == "recheck")
+        .expect("the re-check's row");
+    assert_eq!(
+        recheck.outcome.as_deref(),
+        Some("remediated"),
+        "{recheck:?}"
+    );
+}
