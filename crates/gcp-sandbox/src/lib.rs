@@ -25,6 +25,7 @@ pub use logquery;
 mod metadata;
 pub mod oauth;
 pub mod oidc;
+mod pubsub;
 pub mod realism;
 mod resource_iam;
 mod resourcemanager;

@@ -2,7 +2,8 @@
 //! Secret Manager secrets, Cloud KMS key rings and crypto keys, Artifact Registry repositories, Cloud Run services
 //! (v2) and Cloud Functions (v1)
 //! (`RESOURCE:getIamPolicy`, `RESOURCE:setIamPolicy`), with the etag, version and condition rules every IAM policy
-//! shares and each service's `SetIamPolicy` audit entry. A resource appears on its first `setIamPolicy`.
+//! shares and each service's `SetIamPolicy` audit entry. A resource appears on its first `setIamPolicy`, or, for
+//! Pub/Sub topics and subscriptions, when created (`pubsub.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -37,7 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/v1/projects/{project}/{collection}/{target}",
-            get(flat).post(flat),
+            get(flat).post(flat).put(flat).delete(flat),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/{collection}/{target}",
@@ -69,6 +70,11 @@ impl ResourcePolicies {
         self.policies
             .entry(name.to_string())
             .or_insert_with(|| StoredPolicy::new(Vec::new()));
+    }
+
+    /// A resource deleted through its API: its policy goes with it.
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.policies.remove(name);
     }
 }
 
@@ -296,6 +302,7 @@ async fn list_located_v2(
 
 async fn flat(
     State(shared): State<Arc<Shared>>,
+    method_of: axum::http::Method,
     Path((project, collection, target)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -305,6 +312,18 @@ async fn flat(
         return Err(not_found(format!(
             "projects/{project}/{collection}/{target} not found"
         )));
+    }
+    // A topic or subscription itself (not one of its `:methods`).
+    if !target.contains(':') && collection != "secrets" {
+        return crate::pubsub::resource(
+            &shared,
+            &method_of,
+            &project,
+            &collection,
+            &target,
+            &headers,
+            &body,
+        );
     }
     // Secret Manager names a secret under its project's number, as its responses and audit entries do.
     let parent = if collection == "secrets" && !project.bytes().all(|byte| byte.is_ascii_digit()) {

@@ -41,7 +41,11 @@ async fn gcloud(
         .env(
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING",
             format!("{base}/"),
-        );
+        )
+        .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB", format!("{base}/"))
+        // An API left without an override fails at once instead of reaching for Google.
+        .env("HTTPS_PROXY", "http://127.0.0.1:1")
+        .env("https_proxy", "http://127.0.0.1:1");
     let output = command
         .output()
         .await
@@ -126,4 +130,80 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
     harness.sandbox.settled().await;
     assert_eq!(harness.rule("debug-ssh").await["disabled"], true);
     assert_eq!(harness.count("remediated").await, 2);
+}
+
+// Issue 33: `gcloud pubsub topics create` was answered 405 (a topic appeared only on its first setIamPolicy) and
+// `describe` 404. A topic made public with gcloud is closed again.
+#[tokio::test]
+async fn a_topic_made_public_with_gcloud_is_closed() {
+    let harness = Harness::start().await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let (ok, created, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "create", "orders"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        created[0]["name"], "projects/test-project/topics/orders",
+        "{created}"
+    );
+    let (ok, _, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "create", "orders"],
+    )
+    .await;
+    assert!(!ok && stderr.contains("already exists"), "{stderr}");
+    let (ok, described, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "describe", "orders"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(described["name"], "projects/test-project/topics/orders");
+    let (ok, _, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &[
+            "pubsub",
+            "topics",
+            "add-iam-policy-binding",
+            "orders",
+            "--member",
+            "allUsers",
+            "--role",
+            "roles/pubsub.subscriber",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    harness.sandbox.settled().await;
+    let (ok, policy, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "get-iam-policy", "orders"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        !policy.to_string().contains("allUsers"),
+        "antibody closed it: {policy}"
+    );
+    let (ok, _, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "delete", "orders"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let (ok, _, _) = gcloud(
+        &harness,
+        config.path(),
+        &["pubsub", "topics", "describe", "orders"],
+    )
+    .await;
+    assert!(!ok, "deleted");
 }
