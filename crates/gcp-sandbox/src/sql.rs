@@ -248,7 +248,8 @@ fn entry(
     audit::admin_entry(audit::AdminWrite {
         service_name: "cloudsql.googleapis.com",
         method_name: &format!("cloudsql.instances.{verb}"),
-        resource_name: &format!("projects/{project}/instances/{instance}"),
+        // As Cloud SQL writes it: the instance alone, its project in the resource's labels.
+        resource_name: &format!("instances/{instance}"),
         resource: json!({"type": "cloudsql_database", "labels": {"project_id": project,
             "database_id": format!("{project}:{instance}"), "region": "us-central1"}}),
         permission: &format!("cloudsql.instances.{verb}"),

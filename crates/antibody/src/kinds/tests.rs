@@ -41,3 +41,44 @@ fn a_split_whose_index_cannot_be_read_is_checked_rather_than_skipped() {
         );
     }
 }
+
+// Issue 34: Cloud SQL's Admin Activity entries, as Google writes them, name the instance `instances/NAME`, the
+// project only in `resource.labels.project_id` (and `database_id` = `PROJECT:INSTANCE`); only
+// `projects/P/instances/I` was routed, so the public-SQL fix would never have run on Google.
+#[test]
+fn cloud_sql_entries_route_in_the_form_google_writes_them() {
+    let entry = |resource_name: &str, project: &str| {
+        json!({"insertId": "sql-1", "logName": format!("projects/{project}/logs/cloudaudit.googleapis.com%2Factivity"),
+            "protoPayload": {"serviceName": "cloudsql.googleapis.com", "methodName": "cloudsql.instances.update",
+                "resourceName": resource_name},
+            "resource": {"type": "cloudsql_database", "labels": {"project_id": project,
+                "database_id": format!("{project}:orders-db"), "region": "europe-north1"}}})
+    };
+    for (resource_name, project) in [
+        ("instances/orders-db", "acme-prod"),
+        ("projects/acme-prod/instances/orders-db", "acme-prod"),
+    ] {
+        let event =
+            AuditEvent::from_log_entry(&entry(resource_name, project), Transport::LogEntry, None)
+                .expect("valid entry");
+        let Route::Check(target) = route(&event) else {
+            panic!("{resource_name}: {:?}", route(&event));
+        };
+        assert_eq!(target.project(), "acme-prod");
+        assert_eq!(target.key(), "projects/acme-prod/instances/orders-db");
+    }
+    // Without a project to place it in, the short form is refused, never guessed.
+    let event = AuditEvent::from_log_entry(
+        &json!({"insertId": "sql-2", "logName": "organizations/1/logs/x",
+            "protoPayload": {"serviceName": "cloudsql.googleapis.com", "methodName": "cloudsql.instances.update",
+                "resourceName": "instances/orders-db"}}),
+        Transport::LogEntry,
+        None,
+    )
+    .expect("valid entry");
+    assert!(
+        matches!(route(&event), Route::Refuse(_)),
+        "{:?}",
+        route(&event)
+    );
+}

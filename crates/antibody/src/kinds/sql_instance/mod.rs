@@ -202,13 +202,19 @@ fn target(project: &str, instance: &str) -> Target {
     )
 }
 
-fn parse(resource_name: &str) -> Result<Target, names::NameError> {
+/// `projects/P/instances/I`, or `instances/I` — the form Cloud SQL's own audit entries use, their project only in
+/// `resource.labels.project_id` (`entry_project`).
+fn parse(resource_name: &str, entry_project: &str) -> Result<Target, names::NameError> {
     let parts: Vec<&str> = names::relative(resource_name).split('/').collect();
-    let ["projects", project, "instances", instance] = parts.as_slice() else {
-        return Err(format!(
-            "'{}' is not a Cloud SQL instance",
-            names::printable(resource_name)
-        ));
+    let (project, instance) = match parts.as_slice() {
+        ["projects", project, "instances", instance] => (*project, *instance),
+        ["instances", instance] if !entry_project.is_empty() => (entry_project, *instance),
+        _ => {
+            return Err(format!(
+                "'{}' is not a Cloud SQL instance",
+                names::printable(resource_name)
+            ));
+        }
     };
     let valid = (1..=98).contains(&instance.len())
         && instance.starts_with(|c: char| c.is_ascii_lowercase())
@@ -230,7 +236,7 @@ impl Kind for SqlInstances {
     const NAME: &'static str = "sql-instance";
     const NOUN: &'static str = "Cloud SQL instances";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/instances/[^/]+$";
+    const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+/)?instances/[^/]+$";
     const INPUTS: &'static [&'static str] = &["sql-instance"];
     type RawPolicy = RawSqlPolicy;
     type Policy = SqlPolicy;
@@ -253,7 +259,7 @@ impl Kind for SqlInstances {
             return None;
         }
         let verb = event.method_name.strip_prefix("cloudsql.instances.")?;
-        let target = match parse(&event.resource_name) {
+        let target = match parse(&event.resource_name, &event.project) {
             Ok(target) => target,
             Err(reason) => return Some(Route::Refuse(reason)),
         };
@@ -264,8 +270,8 @@ impl Kind for SqlInstances {
         })
     }
 
-    fn target(resource_name: &str, _project: &str) -> Option<Target> {
-        parse(resource_name).ok()
+    fn target(resource_name: &str, project: &str) -> Option<Target> {
+        parse(resource_name, project).ok()
     }
 
     fn permissions(config: &Config, enforcing: bool) -> Vec<&'static str> {
