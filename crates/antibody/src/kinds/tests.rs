@@ -82,3 +82,26 @@ fn cloud_sql_entries_route_in_the_form_google_writes_them() {
         route(&event)
     );
 }
+
+// Issue 34: a dataset's access changed through the IAM API is logged as `google.iam.v1.IAMPolicy.SetIamPolicy` on
+// `projects/P/datasets/D`, which no policy watched.
+#[test]
+fn a_dataset_policy_set_through_the_iam_api_is_checked() {
+    let entry = |resource_name: &str| {
+        json!({"insertId": "bq-1", "logName": "projects/acme-data/logs/cloudaudit.googleapis.com%2Factivity",
+            "protoPayload": {"serviceName": "bigquery.googleapis.com",
+                "methodName": "google.iam.v1.IAMPolicy.SetIamPolicy", "resourceName": resource_name},
+            "resource": {"type": "bigquery_dataset", "labels": {"project_id": "acme-data", "dataset_id": "sales"}}})
+    };
+    let event = AuditEvent::from_log_entry(
+        &entry("projects/acme-data/datasets/sales"),
+        Transport::LogEntry,
+        None,
+    )
+    .expect("valid entry");
+    let Route::Check(target) = route(&event) else {
+        panic!("{:?}", route(&event));
+    };
+    assert_eq!(target.key(), "projects/acme-data/datasets/sales");
+    assert_eq!(target.kind, KindId::Dataset);
+}

@@ -148,10 +148,26 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
         // `[scope]` by organization or folder reads each project's ancestry.
         permissions.insert("resourcemanager.projects.get");
     }
+    // A method name several services log (IAM's generic `SetIamPolicy`) names its first trigger alone; later ones
+    // carry their service's name too, so that every trigger's name is its own.
+    let mut named: Vec<&str> = Vec::new();
     let triggers = kinds::watches(config)
         .into_iter()
         .filter(|watch| !watch.above_projects())
-        .map(|watch| trigger(watch.service, watch.method))
+        .map(|watch| {
+            let mut trigger = trigger(watch.service, watch.method);
+            if named.contains(&watch.method) && watch.method.contains('.') {
+                let service = watch.service.split('.').next().unwrap_or(watch.service);
+                let name: String =
+                    format!("antibody-{service}-{}", &trigger.name["antibody-".len()..])
+                        .chars()
+                        .take(63)
+                        .collect();
+                trigger.name = name.trim_end_matches('-').to_string();
+            }
+            named.push(watch.method);
+            trigger
+        })
         .collect();
     let mut identities = vec![format!("{ACCOUNT}@{project}.iam.gserviceaccount.com")];
     for identity in &config.identities {

@@ -366,6 +366,12 @@ gcloud eventarc triggers describe antibody-google-cloud-bigquery-v2-datasetservi
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=bigquery.googleapis.com --event-filters methodName=google.cloud.bigquery.v2.DatasetService.UpdateDataset \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-bigquery-google-iam-v1-iampolicy-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-bigquery-google-iam-v1-iampolicy-setiampolicy --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=bigquery.googleapis.com --event-filters methodName=google.iam.v1.IAMPolicy.SetIamPolicy \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-cloudsql-instances-create --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-cloudsql-instances-create --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \

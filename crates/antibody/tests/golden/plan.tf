@@ -1610,6 +1610,33 @@ resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetser
   }
 }
 
+resource "google_eventarc_trigger" "antibody_bigquery_google_iam_v1_iampolicy_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-bigquery-google-iam-v1-iampolicy-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "bigquery.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.v1.IAMPolicy.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_cloudsql_instances_create" {
   project         = "acme-prod"
   name            = "antibody-cloudsql-instances-create"

@@ -107,7 +107,11 @@ const WATCHES: &[Watch] = &[
     watch("google.cloud.bigquery.v2.DatasetService.InsertDataset"),
     watch("google.cloud.bigquery.v2.DatasetService.PatchDataset"),
     watch("google.cloud.bigquery.v2.DatasetService.UpdateDataset"),
+    // A dataset's access changed through the IAM API is logged with IAM's generic method name.
+    watch(IAM_SET_POLICY),
 ];
+
+const IAM_SET_POLICY: &str = "google.iam.v1.IAMPolicy.SetIamPolicy";
 
 const fn watch(method: &'static str) -> Watch {
     Watch {
@@ -174,6 +178,13 @@ impl Kind for Datasets {
     fn route(event: &AuditEvent) -> Option<Route> {
         if event.service_name != "bigquery.googleapis.com" {
             return None;
+        }
+        if event.method_name == IAM_SET_POLICY {
+            // A table's or routine's own policy is not the dataset's access: not this kind's.
+            return match parse(&event.resource_name) {
+                Ok(target) => Some(Route::Check(target)),
+                Err(_) => None,
+            };
         }
         let verb = event
             .method_name
