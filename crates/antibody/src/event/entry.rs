@@ -149,6 +149,9 @@ pub(super) struct Resource<'a> {
 pub(super) struct Labels<'a> {
     #[serde(borrow)]
     pub project_id: Text<'a>,
+    /// The region of a regional resource (Cloud Run's `location`), which some names leave out.
+    #[serde(borrow)]
+    pub location: Text<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]

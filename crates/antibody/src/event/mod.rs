@@ -81,6 +81,9 @@ pub struct AuditEvent {
     pub resource_name: String,
     pub resource_type: String,
     pub project: String,
+    /// `resource.labels.location`: the region of a resource whose name leaves it out (Cloud Run v1's
+    /// `namespaces/P/services/S`).
+    pub location: String,
     pub principal: String,
     pub caller_ip: String,
     pub user_agent: String,
@@ -197,6 +200,7 @@ impl AuditEvent {
             method_name,
             resource_name,
             resource_type: resource.kind.get().to_string(),
+            location: labelled.location.get().to_string(),
             project,
             principal: authentication.principal_email.get().to_string(),
             caller_ip: metadata.caller_ip.get().to_string(),
@@ -221,6 +225,7 @@ impl AuditEvent {
             method_name: format!("antibody.{}", transport.as_str()),
             resource_name: resource.to_string(),
             resource_type: String::new(),
+            location: String::new(),
             project: project.to_string(),
             principal: String::new(),
             caller_ip: String::new(),

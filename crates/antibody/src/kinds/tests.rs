@@ -105,3 +105,44 @@ fn a_dataset_policy_set_through_the_iam_api_is_checked() {
     assert_eq!(target.key(), "projects/acme-data/datasets/sales");
     assert_eq!(target.kind, KindId::Dataset);
 }
+
+// Issue 32/34: `gcloud run deploy` and `gcloud run services update` write Run Admin v1's `CreateService` and
+// `ReplaceService`, naming the service `namespaces/P/services/S` with its region in the resource's labels; nothing
+// watched them, so a service deployed with `--no-invoker-iam-check` was only found by a sweep.
+#[test]
+fn run_v1_service_writes_are_checked_in_their_region() {
+    let entry = |method: &str, location: Option<&str>| {
+        let mut labels = json!({"project_id": "acme-web", "service_name": "site"});
+        if let Some(location) = location {
+            labels["location"] = json!(location);
+        }
+        json!({"insertId": "run-1", "logName": "projects/acme-web/logs/cloudaudit.googleapis.com%2Factivity",
+            "protoPayload": {"serviceName": "run.googleapis.com", "methodName": method,
+                "resourceName": "namespaces/acme-web/services/site"},
+            "resource": {"type": "cloud_run_revision", "labels": labels}})
+    };
+    for method in [
+        "google.cloud.run.v1.Services.CreateService",
+        "google.cloud.run.v1.Services.ReplaceService",
+    ] {
+        let event = AuditEvent::from_log_entry(
+            &entry(method, Some("europe-west1")),
+            Transport::LogEntry,
+            None,
+        )
+        .expect("valid entry");
+        let Route::Check(target) = route(&event) else {
+            panic!("{method}: {:?}", route(&event));
+        };
+        assert_eq!(
+            target.key(),
+            "projects/acme-web/locations/europe-west1/services/site"
+        );
+        let event = AuditEvent::from_log_entry(&entry(method, None), Transport::LogEntry, None)
+            .expect("valid entry");
+        assert!(
+            matches!(route(&event), Route::Refuse(_)),
+            "no region, no guess"
+        );
+    }
+}

@@ -326,6 +326,18 @@ gcloud eventarc triggers describe antibody-google-cloud-run-v2-services-updatese
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=run.googleapis.com --event-filters methodName=google.cloud.run.v2.Services.UpdateService \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-run-v1-services-createservice --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-run-v1-services-createservice --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=run.googleapis.com --event-filters methodName=google.cloud.run.v1.Services.CreateService \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-cloud-run-v1-services-replaceservice --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-cloud-run-v1-services-replaceservice --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=run.googleapis.com --event-filters methodName=google.cloud.run.v1.Services.ReplaceService \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-google-cloud-functions-v1-cloudfunctionsservice-setiam --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-google-cloud-functions-v1-cloudfunctionsservice-setiam --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \

@@ -1405,6 +1405,60 @@ resource "google_eventarc_trigger" "antibody_google_cloud_run_v2_services_update
   }
 }
 
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v1_services_createservice" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v1-services-createservice"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v1.Services.CreateService"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_cloud_run_v1_services_replaceservice" {
+  project         = "acme-prod"
+  name            = "antibody-google-cloud-run-v1-services-replaceservice"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "run.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.cloud.run.v1.Services.ReplaceService"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_google_cloud_functions_v1_cloudfunctionsservice_setiam" {
   project         = "acme-prod"
   name            = "antibody-google-cloud-functions-v1-cloudfunctionsservice-setiam"

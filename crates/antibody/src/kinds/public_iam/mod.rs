@@ -89,6 +89,16 @@ const WATCHES: &[Watch] = &[
         "run.googleapis.com",
         "google.cloud.run.v2.Services.UpdateService",
     ),
+    // `gcloud run deploy` and `gcloud run services update` speak Run Admin v1 (Knative): its entries name the
+    // service `namespaces/PROJECT/services/SERVICE`, the region in `resource.labels.location`.
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v1.Services.CreateService",
+    ),
+    watch(
+        "run.googleapis.com",
+        "google.cloud.run.v1.Services.ReplaceService",
+    ),
     watch(
         "cloudfunctions.googleapis.com",
         "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy",
@@ -117,6 +127,27 @@ fn id(text: &str) -> Result<&str, names::NameError> {
 
 /// The service a resource name belongs to and the project it is in (an all-digit project is the project's number,
 /// as Secret Manager writes it: then the event's own project stands for it).
+/// Run Admin v1's `namespaces/PROJECT/services/SERVICE`, placed in its region (`resource.labels.location`) as v2's
+/// `projects/PROJECT/locations/REGION/services/SERVICE`; `None` for any other name.
+fn knative_service(
+    resource_name: &str,
+    location: &str,
+) -> Option<Result<String, names::NameError>> {
+    let parts: Vec<&str> = names::relative(resource_name).split('/').collect();
+    let ["namespaces", project, "services", service] = parts.as_slice() else {
+        return None;
+    };
+    if location.is_empty() || id(location).is_err() {
+        return Some(Err(format!(
+            "'{}' names a Cloud Run service, but the entry does not say its region",
+            names::printable(resource_name)
+        )));
+    }
+    Some(Ok(format!(
+        "projects/{project}/locations/{location}/services/{service}"
+    )))
+}
+
 fn parse(
     resource_name: &str,
     event_project: &str,
@@ -225,7 +256,7 @@ impl Kind for PublicIam {
     const NAME: &'static str = "resource-iam";
     const NOUN: &'static str = "IAM-bearing resources";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+|services/[^/]+|functions/[^/]+))$";
+    const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+|services/[^/]+|functions/[^/]+))|namespaces/[^/]+/services/[^/]+)$";
     const INPUTS: &'static [&'static str] = &["resource-iam"];
     type RawPolicy = config::RawPublicIamPolicy;
     type Policy = PublicIamPolicy;
@@ -249,7 +280,8 @@ impl Kind for PublicIam {
             .any(|watch| watch.service == event.service_name);
         let run_service_write = event.service_name == "run.googleapis.com"
             && (event.method_name.ends_with(".CreateService")
-                || event.method_name.ends_with(".UpdateService"));
+                || event.method_name.ends_with(".UpdateService")
+                || event.method_name.ends_with(".ReplaceService"));
         if !service_watched || !(event.method_name.ends_with("SetIamPolicy") || run_service_write) {
             return None;
         }
@@ -259,7 +291,12 @@ impl Kind for PublicIam {
         {
             return None;
         }
-        Some(match parse(&event.resource_name, &event.project) {
+        let resource_name = match knative_service(&event.resource_name, &event.location) {
+            Some(Ok(name)) => name,
+            Some(Err(reason)) => return Some(Route::Refuse(reason)),
+            None => event.resource_name.clone(),
+        };
+        Some(match parse(&resource_name, &event.project) {
             Ok((_, project, resource)) => Route::Check(target(&project, &resource)),
             Err(reason) => Route::Refuse(reason),
         })
