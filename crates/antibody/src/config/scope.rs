@@ -67,6 +67,12 @@ impl Scope {
         None
     }
 
+    /// Whether project-id globs decide anything (`projects` or `exclude_projects`): a project named by its number
+    /// must then be read for its id first.
+    pub fn has_project_globs(&self) -> bool {
+        !self.projects.is_empty() || !self.exclude_projects.is_empty()
+    }
+
     /// Whether deciding needs the project's ancestry (organization or folder rules).
     pub fn needs_ancestry(&self) -> bool {
         self.organization.is_some() || !self.folders.is_empty() || !self.exclude_folders.is_empty()

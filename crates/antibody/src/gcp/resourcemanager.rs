@@ -154,6 +154,23 @@ impl Client {
         Ok(read["parent"].as_str().unwrap_or_default().to_string())
     }
 
+    /// A project's id, from its id or its number (Resource Manager v1 `projects.get` takes either).
+    pub async fn project_id(&self, project: &str) -> Result<String, Error> {
+        let url = format!(
+            "{}/v1/projects/{}",
+            self.endpoints().resource_manager,
+            segment(project)
+        );
+        let read: serde_json::Value = self.call(Method::GET, &url, None).await?;
+        match read["projectId"].as_str() {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(Error::Permanent {
+                status: 200,
+                message: format!("project {project} was read without its projectId"),
+            }),
+        }
+    }
+
     /// A project's number (Resource Manager v1 `projects.get`).
     pub async fn project_number(&self, project: &str) -> Result<String, Error> {
         let url = format!(

@@ -85,6 +85,8 @@ fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
             Route::Refuse(reason) => Some(Outcome::Rejected {
                 reason: reason.clone(),
             }),
+            // A project named by its number is placed by its id once that is read (`placed`): globs name ids.
+            Route::Check(target) if is_number(&target.project) => None,
             Route::Check(target) | Route::Deleted(target) => cx
                 .config
                 .scope
@@ -98,6 +100,15 @@ fn screen(cx: &Context, event: &AuditEvent, route: &Route) -> Option<Outcome> {
 /// Resource Manager, cached); before the resource is re-read.
 async fn placed(cx: &Context, target: &kinds::Target) -> Result<Option<String>, gcp::Error> {
     let scope = &cx.config.scope;
+    if is_number(&target.project) && scope.has_project_globs() {
+        let id = cx.gcp.project_id(&target.project).await?;
+        if let Some(reason) = scope.excludes(&id) {
+            return Ok(Some(format!(
+                "{reason} (named by its number {})",
+                target.project
+            )));
+        }
+    }
     // A project's resource is placed by its project; an organization's or folder's policy by the container itself.
     let placed = if target.project.is_empty() {
         target.key()
@@ -109,6 +120,11 @@ async fn placed(cx: &Context, target: &kinds::Target) -> Result<Option<String>, 
     }
     let ancestors = cx.ancestry(placed).await?;
     Ok(scope.excludes_by_ancestry(placed, &ancestors))
+}
+
+/// Whether a project is named by its number rather than its id.
+fn is_number(project: &str) -> bool {
+    !project.is_empty() && project.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// Journals a screened event with one write; a copy of one already journaled is a duplicate.

@@ -144,8 +144,9 @@ fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
 /// The deployment for the enabled kinds, from the registry. A kind in dry-run needs only the permissions to read.
 pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> Deployment {
     let mut permissions = kinds::permissions(config);
-    if config.scope.needs_ancestry() {
-        // `[scope]` by organization or folder reads each project's ancestry.
+    if config.scope.needs_ancestry() || config.scope.has_project_globs() {
+        // `[scope]` by organization or folder reads each project's ancestry; by project globs, the id of a project
+        // an entry names by its number.
         permissions.insert("resourcemanager.projects.get");
     }
     // A method name several services log (IAM's generic `SetIamPolicy`) names its first trigger alone; later ones

@@ -305,3 +305,53 @@ async fn a_foreign_service_account_and_a_federated_principal_are_outsiders() {
         "{policy}"
     );
 }
+
+// Issue 35: `[scope]` globs compared against a project *number* when an entry named the project by it, so a project
+// excluded by id was acted on. A number is read for its id first, and the globs judge the id.
+#[tokio::test]
+async fn scope_globs_judge_a_project_named_by_its_number() {
+    let mut options = seeded();
+    options.project_policy = Some(json!({"bindings": [
+        {"role": "roles/owner", "members": ["user:owner@example.com"]},
+        {"role": "roles/editor", "members": ["user:someone@gmail.com"]},
+    ]}));
+    options.tweak = Box::new(|config| config.scope.exclude_projects = vec!["test-*".into()]);
+    let harness = Harness::with(options).await;
+    let project: Value = harness
+        .http
+        .get(format!(
+            "{}/v1/projects/{PROJECT}",
+            harness.sandbox.base_url()
+        ))
+        .bearer_auth(crate::harness::USER_TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let number = project["projectNumber"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let entry = json!({"insertId": "by-number", "logName": format!("projects/{number}/logs/cloudaudit.googleapis.com%2Factivity"),
+        "protoPayload": {"serviceName": "cloudresourcemanager.googleapis.com",
+            "methodName": "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+            "resourceName": format!("projects/{number}"),
+            "authenticationInfo": {"principalEmail": "user@example.com"}},
+        "resource": {"type": "project", "labels": {}}});
+    let (status, answer) = harness.post(&[], entry.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("exclude_projects") && reason.contains(&number)),
+        "{answer}"
+    );
+    assert_eq!(
+        members_of(&harness.project_policy().await, "roles/editor"),
+        vec!["user:someone@gmail.com"],
+        "left alone: the project is excluded"
+    );
+}
