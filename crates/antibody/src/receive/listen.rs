@@ -195,13 +195,19 @@ where
 /// connection that closes or sends something else is HTTP/1.1 (whose parser then answers or ends it).
 async fn speaks_http2(stream: &tokio::net::TcpStream) -> bool {
     let mut first = [0u8; PREFACE.len()];
+    // Peeking returns at once while the bytes seen are unchanged, and readiness stays set, so a prefix is looked at
+    // again after a pause that grows: a client sends the preface in one packet, and a peer that stalls half-way
+    // (until the header deadline) costs a few looks a second, not hundreds.
+    let mut pause = Duration::from_millis(5);
     loop {
         match stream.peek(&mut first).await {
             Ok(0) | Err(_) => return false,
             Ok(seen) if first[..seen] != PREFACE[..seen] => return false,
             Ok(seen) if seen == PREFACE.len() => return true,
-            // A prefix of the preface so far: wait for more (peek returns at once while the bytes are unchanged).
-            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
         }
     }
 }
