@@ -281,12 +281,19 @@ async fn the_undo_command_releases_its_lease_before_it_exits() {
         "{}",
         String::from_utf8_lossy(&command.stderr)
     );
-    let lease = harness
-        .cx()
-        .journal
-        .try_hold(&fixed.resource)
-        .await
-        .expect("journal");
+    // The engine handles the undo's own audit event under the same lease for a few milliseconds; the command's
+    // lease, left to expire, would last two minutes.
+    let started = std::time::Instant::now();
+    let mut lease = None;
+    while lease.is_none() && started.elapsed() < std::time::Duration::from_secs(5) {
+        lease = harness
+            .cx()
+            .journal
+            .try_hold(&fixed.resource)
+            .await
+            .expect("journal");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
         lease.is_some(),
         "the command's lease was released when it exited"
