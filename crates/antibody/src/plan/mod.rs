@@ -120,9 +120,10 @@ impl Deployment {
 }
 
 /// A trigger per watched method, named after it; a bare method name (`SetIamPolicy`, which Resource Manager and Cloud
-/// KMS both log) is prefixed with its service's name so that every trigger's name is its own.
-fn trigger(service_name: &'static str, method_name: &'static str) -> Trigger {
-    let qualified = if method_name.contains('.') {
+/// KMS both log), or one another service's trigger already carries (`shared`), is prefixed with its service's name
+/// so that every trigger's name is its own.
+fn trigger(service_name: &'static str, method_name: &'static str, shared: bool) -> Trigger {
+    let qualified = if method_name.contains('.') && !shared {
         method_name.to_string()
     } else {
         let service = service_name.split('.').next().unwrap_or(service_name);
@@ -156,18 +157,9 @@ pub fn deployment(config: &Config, project: &str, region: &str, image: &str) -> 
         .into_iter()
         .filter(|watch| !watch.above_projects())
         .map(|watch| {
-            let mut trigger = trigger(watch.service, watch.method);
-            if named.contains(&watch.method) && watch.method.contains('.') {
-                let service = watch.service.split('.').next().unwrap_or(watch.service);
-                let name: String =
-                    format!("antibody-{service}-{}", &trigger.name["antibody-".len()..])
-                        .chars()
-                        .take(63)
-                        .collect();
-                trigger.name = name.trim_end_matches('-').to_string();
-            }
+            let shared = named.contains(&watch.method);
             named.push(watch.method);
-            trigger
+            trigger(watch.service, watch.method, shared)
         })
         .collect();
     let mut identities = vec![format!("{ACCOUNT}@{project}.iam.gserviceaccount.com")];

@@ -497,10 +497,11 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
 /// in Cloud Run's format and returns it.
 pub async fn sweep_once(cx: &Arc<Context>, projects: &[String]) -> serde_json::Value {
     // Work in flight: a stopping process waits for a sweep under way (within its grace) and starts none.
-    if cx.draining() {
-        return serde_json::json!({"severity": "WARNING", "message": "antibody is stopping; no sweep started"});
-    }
-    let Ok(_working) = cx.in_flight.clone().acquire_owned().await else {
+    let working = match cx.draining() {
+        true => None,
+        false => cx.in_flight.clone().acquire_owned().await.ok(),
+    };
+    let Some(_working) = working else {
         return serde_json::json!({"severity": "WARNING", "message": "antibody is stopping; no sweep started"});
     };
     let report = sweep(cx, projects, true, &Quiet).await;

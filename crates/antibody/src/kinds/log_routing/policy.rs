@@ -214,12 +214,15 @@ impl LogTamperPolicy {
                     ),
                 ));
             }
+            // Judged once above: the exclusions found dropping audit logs are the ones disabled.
             let kept: Vec<Exclusion> = sink
                 .exclusions
                 .iter()
                 .map(|exclusion| Exclusion {
                     disabled: exclusion.disabled
-                        || self.excludes_audit_logs(project, exclusion).is_some(),
+                        || dropping
+                            .iter()
+                            .any(|(found, _)| std::ptr::eq(*found, exclusion)),
                     ..exclusion.clone()
                 })
                 .collect();
