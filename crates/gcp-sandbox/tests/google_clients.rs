@@ -1,29 +1,35 @@
 //! Google's own client libraries work against the sandbox with only the endpoint changed.
-//! The Python clients come from PyPI (`.ci/run` installs them); without them this test says so loudly, and fails in CI.
+//! The clients come from PyPI and npm, installed by `scripts/test` (the README's test command); a test whose client is
+//! missing fails, saying how to install it — it never passes without having run.
 
 use std::process::Command;
 use std::time::Duration;
 
 use gcp_sandbox::SandboxConfig;
 
-fn python_has(module: &str) -> bool {
-    Command::new("python3")
+/// The Python that holds Google's clients: `ANTIBODY_TEST_PYTHON`, or the virtualenv `scripts/test` fills.
+fn python() -> String {
+    std::env::var("ANTIBODY_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/test-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+fn python_has(python: &str, module: &str) -> bool {
+    Command::new(python)
         .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|output| output.status.success())
 }
 
-/// Whether a client is there to run; without it the test says so loudly, and fails in CI.
-fn installed(ready: bool, missing: &str) -> bool {
-    if !ready {
-        let message = format!("SKIPPED: {missing}");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{message} (required in CI)"
-        );
-        eprintln!("\n*** {message} ***\n");
-    }
-    ready
+/// Fails the test, saying what is missing and how to get it, unless the client is there to run.
+fn require(ready: bool, missing: &str) {
+    assert!(
+        ready,
+        "{missing}; `scripts/test` (the README's test command) installs it"
+    );
 }
 
 /// Starts a sandbox (operations RUNNING for 30 ms), runs the command `client` builds for its base URL, and fails the
@@ -50,15 +56,14 @@ async fn run_against_sandbox(what: &str, client: impl FnOnce(String) -> Command 
 }
 
 async fn run_client_script(script: &str, module: &str) {
-    if !installed(
-        python_has(module),
-        &format!("python3 cannot import {module}; `pip install` it to run {script}"),
-    ) {
-        return;
-    }
+    let python = python();
+    require(
+        python_has(&python, module),
+        &format!("{python} cannot import {module}, which {script} needs"),
+    );
     let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     run_against_sandbox(script, move |base| {
-        let mut command = Command::new("python3");
+        let mut command = Command::new(python);
         command.arg(path).arg(base);
         command
     })
@@ -104,7 +109,7 @@ async fn python_resource_manager_hierarchy_clients() {
     run_client_script("hierarchy_python.py", "google.cloud.resourcemanager_v3").await;
 }
 
-/// Cloud Custodian, pinned (`tests/custodian/requirements.txt`), in its own virtualenv (`.ci/run` makes it at
+/// Cloud Custodian, pinned (`tests/custodian/requirements.txt`), in its own virtualenv (`scripts/test` makes it at
 /// `target/custodian-venv`, or `ANTIBODY_CUSTODIAN_PYTHON` names its Python): its stock GCP policies run against the
 /// sandbox with only the endpoint and credentials redirected, and change what they should.
 #[tokio::test(flavor = "multi_thread")]
@@ -115,18 +120,10 @@ async fn cloud_custodian_stock_policies() {
             env!("CARGO_MANIFEST_DIR")
         )
     });
-    let ready = Command::new(&python)
-        .args(["-c", "import c7n_gcp"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !installed(
-        ready,
-        &format!(
-            "{python} cannot import c7n_gcp; make the virtualenv as .ci/run does to run Cloud Custodian"
-        ),
-    ) {
-        return;
-    }
+    require(
+        python_has(&python, "c7n_gcp"),
+        &format!("{python} cannot import c7n_gcp (Cloud Custodian)"),
+    );
     let script = format!(
         "{}/tests/custodian/stock_policies.py",
         env!("CARGO_MANIFEST_DIR")
@@ -140,7 +137,7 @@ async fn cloud_custodian_stock_policies() {
 }
 
 /// Google's Node.js Firestore client over REST (`preferRest: true`), pinned in `tests/clients/node/package.json`
-/// (`.ci/run` installs it with npm).
+/// (`scripts/test` installs it with npm).
 #[tokio::test(flavor = "multi_thread")]
 async fn node_firestore_client() {
     let dir = format!("{}/tests/clients/node", env!("CARGO_MANIFEST_DIR"));
@@ -150,12 +147,10 @@ async fn node_firestore_client() {
             .arg("--version")
             .output()
             .is_ok_and(|output| output.status.success());
-    if !installed(
+    require(
         ready,
-        &format!("node or {dir}/node_modules missing; `npm install` there to run firestore.js"),
-    ) {
-        return;
-    }
+        &format!("node or {dir}/node_modules is missing, which firestore.js needs"),
+    );
     run_against_sandbox("firestore.js", move |base| {
         let mut command = Command::new("node");
         command
