@@ -1,12 +1,12 @@
 //! BigQuery datasets (`/bigquery/v2/projects/P/datasets[/D]`): insert, get, list, patch guarded by `If-Match` (412 on a
 //! stale etag), delete, the dataset's `access` list as BigQuery keeps it, and the audit entries BigQuery writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -134,18 +134,26 @@ async fn insert(
 async fn list(
     State(shared): State<Arc<Shared>>,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let state = shared.bigquery.lock().expect("bigquery lock poisoned");
-    let datasets: Vec<Value> = state
-        .datasets
-        .iter()
-        .filter(|((p, _), _)| *p == project)
-        .map(|(_, dataset)| json!({"kind": "bigquery#dataset", "id": dataset["id"], "datasetReference": dataset["datasetReference"], "location": dataset["location"]}))
-        .collect();
-    let mut body = json!({"kind": "bigquery#datasetList", "etag": "list"});
-    if !datasets.is_empty() {
-        body["datasets"] = json!(datasets);
-    }
+    let datasets: Vec<Value> = {
+        let state = shared.bigquery.lock().expect("bigquery lock poisoned");
+        state
+            .datasets
+            .iter()
+            .filter(|((p, _), _)| *p == project)
+            .map(|(_, dataset)| json!({"kind": "bigquery#dataset", "id": dataset["id"], "datasetReference": dataset["datasetReference"], "location": dataset["location"]}))
+            .collect()
+    };
+    let mut body = crate::paged(
+        &shared,
+        datasets,
+        "datasets",
+        &query,
+        crate::Paging::DATASETS,
+    )?;
+    body["kind"] = json!("bigquery#datasetList");
+    body["etag"] = json!("list");
     Ok(crate::json_response(&body))
 }
 

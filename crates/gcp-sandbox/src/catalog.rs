@@ -174,7 +174,13 @@ async fn search(
         .into_iter()
         .filter(|project| terms.is_empty() || terms.iter().any(|term| term.matches(project)))
         .collect();
-    Ok(Json(crate::page(found, "projects", &query)))
+    Ok(Json(crate::paged(
+        &shared,
+        found,
+        "projects",
+        &query,
+        crate::Paging::RESOURCE_MANAGER,
+    )?))
 }
 
 /// `GET /v3/projects?parent=…`: the parent's direct children.
@@ -189,7 +195,13 @@ async fn list_v3(
         .into_iter()
         .filter(|project| project["parent"] == parent.as_str())
         .collect();
-    Ok(Json(crate::page(found, "projects", &query)))
+    Ok(Json(crate::paged(
+        &shared,
+        found,
+        "projects",
+        &query,
+        crate::Paging::RESOURCE_MANAGER,
+    )?))
 }
 
 /// `POST /v3/projects`: a finished operation whose `response` is the new project.
@@ -261,5 +273,11 @@ async fn list_v1(
                 "createTime": "2024-01-01T00:00:00.000Z"})
         })
         .collect();
-    Ok(Json(crate::page(found, "projects", &query)))
+    Ok(Json(crate::paged(
+        &shared,
+        found,
+        "projects",
+        &query,
+        crate::Paging::RESOURCE_MANAGER,
+    )?))
 }

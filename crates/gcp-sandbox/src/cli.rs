@@ -64,6 +64,9 @@ pub struct Args {
     #[arg(long, value_name = "NUMBER", default_value = crate::hierarchy::DEFAULT_ORGANIZATION,
           value_parser = organization_number)]
     pub organization: String,
+    /// Answer every list at most N items a page, whatever the API's own page size: paging seen with a few resources.
+    #[arg(long = "page-size", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
 }
 
 fn organization_number(text: &str) -> Result<String, String> {
@@ -137,6 +140,7 @@ impl Args {
         }
         config.operation_delay = Duration::from_millis(self.operation_delay_ms);
         config.deliver_http2 = self.deliver_http2;
+        config.page_size = self.page_size.map(|size| size as usize);
         Ok((config, SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))))
     }
 

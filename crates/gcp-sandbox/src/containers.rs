@@ -75,7 +75,13 @@ async fn list_folders(
         .lock()
         .expect("hierarchy lock poisoned")
         .children(parent)?;
-    Ok(Json(crate::page(children, "folders", &query)))
+    Ok(Json(crate::paged(
+        &shared,
+        children,
+        "folders",
+        &query,
+        crate::Paging::RESOURCE_MANAGER,
+    )?))
 }
 
 /// Organization and folder policies by name (`organizations/N`, `folders/N`); each appears on first use with its

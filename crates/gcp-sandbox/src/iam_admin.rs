@@ -3,12 +3,12 @@
 //! `:disable`, `:enable`, delete, list by `keyTypes`, each system-managed key Google keeps beside them, and the audit
 //! entries IAM writes (one per call, no operation).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -213,18 +213,24 @@ async fn create_account(
 async fn list_accounts(
     State(shared): State<Arc<Shared>>,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let state = shared.iam_admin.lock().expect("iam lock poisoned");
-    let accounts: Vec<&Value> = state
-        .accounts
-        .values()
-        .filter(|account| account["projectId"] == project.as_str())
-        .collect();
-    let body = if accounts.is_empty() {
-        json!({})
-    } else {
-        json!({"accounts": accounts})
+    let accounts: Vec<Value> = {
+        let state = shared.iam_admin.lock().expect("iam lock poisoned");
+        state
+            .accounts
+            .values()
+            .filter(|account| account["projectId"] == project.as_str())
+            .cloned()
+            .collect()
     };
+    let body = crate::paged(
+        &shared,
+        accounts,
+        "accounts",
+        &query,
+        crate::Paging::SERVICE_ACCOUNTS,
+    )?;
     Ok(crate::json_response(&body))
 }
 

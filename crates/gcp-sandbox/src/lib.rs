@@ -83,6 +83,9 @@ pub struct SandboxConfig {
     /// Deliver over HTTP/2 cleartext (prior knowledge), as Cloud Run's front end speaks to a service deployed with
     /// `--use-http2`: concurrent deliveries share a connection.
     pub deliver_http2: bool,
+    /// Every list answers at most this many items a page, whatever its API's default and whatever the request asks:
+    /// paging exercised with a handful of resources. `None`: each API's own page sizes.
+    pub page_size: Option<usize>,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +104,7 @@ impl Default for SandboxConfig {
             organization: hierarchy::DEFAULT_ORGANIZATION.to_string(),
             quota_per_project_per_s: None,
             deliver_http2: false,
+            page_size: None,
         }
     }
 }
@@ -466,28 +470,83 @@ pub(crate) fn project_number(project: &str) -> u64 {
     100_000_000_000 + hash % 900_000_000_000
 }
 
-/// One page of a Resource Manager list: `items` under `field`, from `pageToken` (an offset), `pageSize` at a time
-/// (default and most 500), with `nextPageToken` while more remain.
-pub(crate) fn page(
+/// How one of Google's list methods pages: the query parameter that sizes a page, the size when none is asked for,
+/// and the most it gives (a larger ask is cut to it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Paging {
+    pub(crate) size: &'static str,
+    pub(crate) default: usize,
+    pub(crate) most: usize,
+}
+
+impl Paging {
+    /// Resource Manager v1/v3 (`projects:search`, `folders.list`): 500.
+    pub(crate) const RESOURCE_MANAGER: Paging = Paging::new("pageSize", 500, 500);
+    /// IAM `serviceAccounts.list`: 20 unless asked, at most 100.
+    pub(crate) const SERVICE_ACCOUNTS: Paging = Paging::new("pageSize", 20, 100);
+    /// Cloud SQL `instances.list`: "at most 500 instances" unless asked, at most 1,000.
+    pub(crate) const SQL_INSTANCES: Paging = Paging::new("maxResults", 500, 1000);
+    /// BigQuery `datasets.list` (`maxResults`).
+    pub(crate) const DATASETS: Paging = Paging::new("maxResults", 50, 1000);
+    /// Cloud Logging sinks and exclusions.
+    pub(crate) const LOGGING: Paging = Paging::new("pageSize", 100, 200);
+    /// Firestore `listDocuments`.
+    pub(crate) const FIRESTORE: Paging = Paging::new("pageSize", 500, 500);
+    /// Pub/Sub, Secret Manager, KMS, Artifact Registry, Cloud Run and Cloud Functions lists (most 1,000).
+    pub(crate) const RESOURCES: Paging = Paging::new("pageSize", 100, 1000);
+
+    const fn new(size: &'static str, default: usize, most: usize) -> Paging {
+        Paging {
+            size,
+            default,
+            most,
+        }
+    }
+}
+
+/// One page of a list: `items` under `field`, from `pageToken` (an opaque token Google gives; here an offset), as
+/// many as `paging` and the request allow — and never more than the sandbox's `page_size` —, with `nextPageToken`
+/// while more remain. An empty list is `{}`: Google's JSON leaves an empty repeated field out.
+pub(crate) fn paged(
+    shared: &Shared,
     items: Vec<serde_json::Value>,
     field: &str,
     query: &HashMap<String, String>,
-) -> serde_json::Value {
-    let size = query
-        .get("pageSize")
-        .and_then(|size| size.parse::<usize>().ok())
-        .filter(|size| *size > 0)
-        .unwrap_or(500)
-        .min(500);
-    let start = query
-        .get("pageToken")
-        .and_then(|token| token.parse::<usize>().ok())
-        .unwrap_or(0);
+    paging: Paging,
+) -> Result<serde_json::Value, ApiError> {
+    let asked = match query.get(paging.size).filter(|size| !size.is_empty()) {
+        None => paging.default,
+        Some(size) => match size.parse::<i64>() {
+            Ok(size) if size > 0 => usize::try_from(size).unwrap_or(usize::MAX),
+            Ok(_) => paging.default,
+            Err(_) => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid value at '{}' (TYPE_INT32), \"{size}\"",
+                    paging.size
+                )));
+            }
+        },
+    };
+    let size = asked
+        .min(paging.most)
+        .min(shared.config.page_size.unwrap_or(usize::MAX))
+        .max(1);
+    let start = match query.get("pageToken").filter(|token| !token.is_empty()) {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .ok()
+            .filter(|start| *start <= items.len())
+            .ok_or_else(|| ApiError::invalid("The page token is not valid.".to_string()))?,
+    };
     let total = items.len();
     let page: Vec<serde_json::Value> = items.into_iter().skip(start).take(size).collect();
-    let mut answer = serde_json::json!({ field: page });
+    let mut answer = serde_json::json!({});
+    if !page.is_empty() {
+        answer[field] = serde_json::Value::Array(page);
+    }
     if start + size < total {
         answer["nextPageToken"] = serde_json::json!((start + size).to_string());
     }
-    answer
+    Ok(answer)
 }

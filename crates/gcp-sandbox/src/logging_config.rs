@@ -95,21 +95,20 @@ fn valid_name(name: &str) -> bool {
 async fn list(
     State(shared): State<Arc<Shared>>,
     Path((project, kind)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let kind = collection(&kind)?;
-    let mut state = shared.logging.lock().expect("logging lock poisoned");
-    state.ensure(&project);
-    let items: Vec<&Value> = state
-        .items
-        .iter()
-        .filter(|((p, k, _), _)| *p == project && *k == kind)
-        .map(|(_, item)| item)
-        .collect();
-    let body = if items.is_empty() {
-        json!({})
-    } else {
-        json!({kind: items})
+    let items: Vec<Value> = {
+        let mut state = shared.logging.lock().expect("logging lock poisoned");
+        state.ensure(&project);
+        state
+            .items
+            .iter()
+            .filter(|((p, k, _), _)| *p == project && *k == kind)
+            .map(|(_, item)| item.clone())
+            .collect()
     };
+    let body = crate::paged(&shared, items, kind, &query, crate::Paging::LOGGING)?;
     Ok(crate::json_response(&body))
 }
 

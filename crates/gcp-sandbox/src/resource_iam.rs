@@ -159,6 +159,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 async fn list(
     State(shared): State<Arc<Shared>>,
     Path((project, collection)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     if collection == "locations" {
         return Ok(crate::json_response(&locations(&shared, &project)));
@@ -184,11 +185,14 @@ async fn list(
         .filter(|name| name.starts_with(&prefix) && !name[prefix.len()..].contains('/'))
         .map(|name| json!({"name": name}))
         .collect();
-    let body = if items.is_empty() {
-        json!({})
-    } else {
-        json!({collection: items})
-    };
+    drop(policies);
+    let body = crate::paged(
+        &shared,
+        items,
+        &collection,
+        &query,
+        crate::Paging::RESOURCES,
+    )?;
     Ok(crate::json_response(&body))
 }
 
@@ -227,9 +231,14 @@ fn locations(shared: &Shared, project: &str) -> Value {
     json!({"locations": items})
 }
 
-/// The resources of `collection` directly under `parent` (a location of `-` matching every location), as a list
-/// answer; nothing at all is `{}`, as Google answers an empty list.
-fn listed(shared: &Shared, parent: &str, collection: &str) -> Value {
+/// A page of the resources of `collection` directly under `parent` (a location of `-` matching every location), as a
+/// list answer; nothing at all is `{}`, as Google answers an empty list.
+fn listed(
+    shared: &Shared,
+    parent: &str,
+    collection: &str,
+    query: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
     let policies = shared
         .resource_policies
         .lock()
@@ -253,17 +262,15 @@ fn listed(shared: &Shared, parent: &str, collection: &str) -> Value {
         })
         .map(|name| json!({"name": name}))
         .collect();
-    if items.is_empty() {
-        json!({})
-    } else {
-        json!({collection: items})
-    }
+    drop(policies);
+    crate::paged(shared, items, collection, query, crate::Paging::RESOURCES)
 }
 
 /// `GET /v1/projects/P/locations/L/keyRings|repositories|functions` (`-` for every location where Google allows it).
 async fn list_located(
     State(shared): State<Arc<Shared>>,
     Path((project, location, collection)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let wildcard_allowed = collection == "functions";
     if !matches!(
@@ -276,28 +283,45 @@ async fn list_located(
         )));
     }
     let parent = format!("projects/{project}/locations/{location}");
-    Ok(crate::json_response(&listed(&shared, &parent, &collection)))
+    Ok(crate::json_response(&listed(
+        &shared,
+        &parent,
+        &collection,
+        &query,
+    )?))
 }
 
 /// `GET /v1/projects/P/locations/L/keyRings/R/cryptoKeys`.
 async fn list_crypto_keys(
     State(shared): State<Arc<Shared>>,
     Path((project, location, ring)): Path<(String, String, String)>,
-) -> Response {
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
-    crate::json_response(&listed(&shared, &parent, "cryptoKeys"))
+    Ok(crate::json_response(&listed(
+        &shared,
+        &parent,
+        "cryptoKeys",
+        &query,
+    )?))
 }
 
 /// `GET /v2/projects/P/locations/L/services` (Cloud Run; `-` for every location).
 async fn list_located_v2(
     State(shared): State<Arc<Shared>>,
     Path((project, location, collection)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     if collection != "services" {
         return Err(not_found(format!("{collection} not found")));
     }
     let parent = format!("projects/{project}/locations/{location}");
-    Ok(crate::json_response(&listed(&shared, &parent, &collection)))
+    Ok(crate::json_response(&listed(
+        &shared,
+        &parent,
+        &collection,
+        &query,
+    )?))
 }
 
 async fn flat(

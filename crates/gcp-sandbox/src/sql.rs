@@ -2,12 +2,12 @@
 //! authorised networks replaced as a whole, `settingsVersion` as the optimistic-concurrency check), each write an
 //! operation (`/v1/projects/P/operations/OP`), with the audit entries Cloud SQL writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -143,18 +143,25 @@ async fn create(
 async fn list(
     State(shared): State<Arc<Shared>>,
     Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let state = shared.sql.lock().expect("sql lock poisoned");
-    let items: Vec<&Value> = state
-        .instances
-        .iter()
-        .filter(|((p, _), _)| *p == project)
-        .map(|(_, instance)| instance)
-        .collect();
-    let mut body = json!({"kind": "sql#instancesList"});
-    if !items.is_empty() {
-        body["items"] = json!(items);
-    }
+    let items: Vec<Value> = {
+        let state = shared.sql.lock().expect("sql lock poisoned");
+        state
+            .instances
+            .iter()
+            .filter(|((p, _), _)| *p == project)
+            .map(|(_, instance)| instance.clone())
+            .collect()
+    };
+    let mut body = crate::paged(
+        &shared,
+        items,
+        "items",
+        &query,
+        crate::Paging::SQL_INSTANCES,
+    )?;
+    body["kind"] = json!("sql#instancesList");
     Ok(crate::json_response(&body))
 }
 

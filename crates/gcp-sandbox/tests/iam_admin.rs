@@ -213,3 +213,72 @@ async fn keys_are_created_once_listed_by_type_disabled_and_audited() {
         );
     }
 }
+
+/// Lists page as Google's do: IAM's `serviceAccounts.list` gives 20 unless asked and at most 100, with an opaque
+/// `nextPageToken` while more remain; a token it never gave is 400.
+#[tokio::test]
+async fn accounts_are_listed_a_page_at_a_time() {
+    use reqwest::Method;
+    let (sandbox, client, _) = common::sandbox(SandboxConfig::default()).await;
+    let accounts = format!(
+        "{}/v1/projects/paged-project/serviceAccounts",
+        sandbox.base_url()
+    );
+    let (_, empty) = call(&client, Method::GET, &accounts, None).await;
+    assert_eq!(empty, json!({}), "an empty list leaves the field out");
+    for n in 0..25 {
+        let (status, _) = call(
+            &client,
+            Method::POST,
+            &accounts,
+            Some(json!({"accountId": format!("worker-{n:02}")})),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, first) = call(&client, Method::GET, &accounts, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["accounts"].as_array().map(Vec::len), Some(20));
+    let token = first["nextPageToken"].as_str().expect("a next page");
+    let (_, second) = call(
+        &client,
+        Method::GET,
+        &format!("{accounts}?pageToken={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(second["accounts"].as_array().map(Vec::len), Some(5));
+    assert!(second.get("nextPageToken").is_none(), "{second}");
+    let (_, big) = call(
+        &client,
+        Method::GET,
+        &format!("{accounts}?pageSize=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(big["accounts"].as_array().map(Vec::len), Some(25));
+    let (_, small) = call(
+        &client,
+        Method::GET,
+        &format!("{accounts}?pageSize=7"),
+        None,
+    )
+    .await;
+    assert_eq!(small["accounts"].as_array().map(Vec::len), Some(7));
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{accounts}?pageToken=999"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{accounts}?pageSize=many"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+}

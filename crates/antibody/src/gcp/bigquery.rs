@@ -44,32 +44,21 @@ impl Client {
 
     /// The ids of a project's datasets, following `nextPageToken`.
     pub async fn list_datasets(&self, project: &str) -> Result<Vec<String>, Error> {
-        let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/bigquery/v2/projects/{}/datasets?maxResults=1000&all=true",
-                self.endpoints().bigquery,
-                segment(project)
-            );
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: Value = self.call(Method::GET, &url, None).await?;
-            ids.extend(
-                page["datasets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|dataset| dataset["datasetReference"]["datasetId"].as_str())
-                    .map(str::to_string),
-            );
-            match page["nextPageToken"].as_str() {
-                Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                _ => return Ok(ids),
-            }
-        }
+        let url = format!(
+            "{}/bigquery/v2/projects/{}/datasets?maxResults=1000&all=true",
+            self.endpoints().bigquery,
+            segment(project)
+        );
+        self.every_page(&url, |page| {
+            Ok(page["datasets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|dataset| dataset["datasetReference"]["datasetId"].as_str())
+                .map(str::to_string)
+                .collect())
+        })
+        .await
     }
 
     /// Replaces the dataset's access list if its etag is still `etag` (else `Conflict`, 412).

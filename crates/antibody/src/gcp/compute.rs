@@ -161,23 +161,10 @@ impl Client {
         struct Page {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             items: Vec<Firewall>,
-            next_page_token: Option<String>,
         }
-        let mut firewalls = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!("{}?maxResults=500", self.firewalls_url(project));
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            firewalls.extend(page.items);
-            match page.next_page_token {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(firewalls),
-            }
-        }
+        let url = format!("{}?maxResults=500", self.firewalls_url(project));
+        self.every_page(&url, |page| Ok(crate::gcp::decode::<Page>(page)?.items))
+            .await
     }
 
     /// JSON merge-patches a rule and waits for the operation to finish.

@@ -79,27 +79,14 @@ impl Client {
         struct Page {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             accounts: Vec<ServiceAccount>,
-            next_page_token: Option<String>,
         }
-        let mut accounts = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/v1/projects/{}/serviceAccounts?pageSize=100",
-                self.endpoints().iam,
-                segment(project)
-            );
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            accounts.extend(page.accounts);
-            match page.next_page_token {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(accounts),
-            }
-        }
+        let url = format!(
+            "{}/v1/projects/{}/serviceAccounts?pageSize=100",
+            self.endpoints().iam,
+            segment(project)
+        );
+        self.every_page(&url, |page| Ok(crate::gcp::decode::<Page>(page)?.accounts))
+            .await
     }
 
     /// The account's user-managed keys (typed, and the list as JSON for the journal).

@@ -170,31 +170,25 @@ impl Client {
         struct Page {
             #[serde(default)]
             items: BTreeMap<String, Scoped>,
-            next_page_token: Option<String>,
         }
         #[derive(Deserialize)]
         struct Scoped {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             instances: Vec<Instance>,
         }
-        let mut instances = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/aggregated/instances?maxResults=500",
-                self.compute_project_url(project)
-            );
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            instances.extend(page.items.into_values().flat_map(|scoped| scoped.instances));
-            match page.next_page_token {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(instances),
-            }
-        }
+        let url = format!(
+            "{}/aggregated/instances?maxResults=500",
+            self.compute_project_url(project)
+        );
+        self.every_page(&url, |page| {
+            let page: Page = crate::gcp::decode(page)?;
+            Ok(page
+                .items
+                .into_values()
+                .flat_map(|scoped| scoped.instances)
+                .collect())
+        })
+        .await
     }
 
     /// Compute's project: common instance metadata (typed and raw).

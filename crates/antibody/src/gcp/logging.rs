@@ -94,21 +94,12 @@ impl Client {
     }
 
     async fn list_pages(&self, project: &str, collection: &str) -> Result<Vec<Value>, Error> {
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!("{}?pageSize=200", self.logging_url(project, collection));
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: Value = self.call(Method::GET, &url, None).await?;
-            items.extend(page[collection].as_array().cloned().unwrap_or_default());
-            match page["nextPageToken"].as_str() {
-                Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                _ => return Ok(items),
-            }
-        }
+        let url = format!("{}?pageSize=200", self.logging_url(project, collection));
+        self.every_page(&url, |mut page| match page[collection].take() {
+            Value::Array(items) => Ok(items),
+            _ => Ok(Vec::new()),
+        })
+        .await
     }
 
     /// Updates the fields `mask` names (comma-separated) of a sink or an exclusion (`collection`).

@@ -329,6 +329,38 @@ impl Client {
         }
     }
 
+    /// Every item of a Google list, page after page: `first` is the first page's URL, `items` takes a page's items
+    /// out of it, and `nextPageToken` is followed until Google gives none. A token Google has already given ends the
+    /// walk with an error instead of a loop.
+    pub(crate) async fn every_page<T>(
+        &self,
+        first: &str,
+        mut items: impl FnMut(Value) -> Result<Vec<T>, Error>,
+    ) -> Result<Vec<T>, Error> {
+        let joiner = if first.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut url = first.to_string();
+        loop {
+            let page: Value = self.call(Method::GET, &url, None).await?;
+            let next = page["nextPageToken"]
+                .as_str()
+                .filter(|token| !token.is_empty())
+                .map(str::to_string);
+            all.extend(items(page)?);
+            let Some(token) = next else {
+                return Ok(all);
+            };
+            url = format!("{first}{joiner}pageToken={}", segment(&token));
+            if !seen.insert(token) {
+                return Err(Error::Permanent {
+                    status: 200,
+                    message: format!("Google gave the same page token twice listing {first}"),
+                });
+            }
+        }
+    }
+
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, Error> {
         let response = request.send().await.map_err(|err| Error::Retryable {
             status: 0,
@@ -359,6 +391,14 @@ impl Client {
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
         Err(classify(status, message, after))
     }
+}
+
+/// A value read from Google's JSON as `T`, or the error an unexpected answer is.
+pub(crate) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|err| Error::Permanent {
+        status: 200,
+        message: format!("unexpected answer from Google: {err}"),
+    })
 }
 
 tokio::task_local! {

@@ -120,31 +120,20 @@ impl Client {
             .map(|part| segment(part).into_owned())
             .collect();
         let parent = parent.join("/");
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{base}/{}/{parent}/{}?pageSize=1000",
-                service.version(),
-                segment(collection)
-            );
-            if let Some(token) = &token {
-                url.push_str("&pageToken=");
-                url.push_str(&segment(token));
-            }
-            let page: serde_json::Value = self.call(Method::GET, &url, None).await?;
-            names.extend(
-                page[collection]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|item| item["name"].as_str().map(str::to_string)),
-            );
-            match page["nextPageToken"].as_str() {
-                Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                _ => return Ok(names),
-            }
-        }
+        let url = format!(
+            "{base}/{}/{parent}/{}?pageSize=1000",
+            service.version(),
+            segment(collection)
+        );
+        self.every_page(&url, |page| {
+            Ok(page[collection]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item["name"].as_str().map(str::to_string))
+                .collect())
+        })
+        .await
     }
 
     /// Whether a Cloud Run service (`projects/P/locations/L/services/S`, API v2) has `invokerIamDisabled`.

@@ -46,41 +46,32 @@ impl Client {
         struct Page {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             folders: Vec<Folder>,
-            #[serde(default)]
-            next_page_token: String,
         }
         #[derive(serde::Deserialize)]
         struct Folder {
             name: String,
         }
-        let mut folders = Vec::new();
-        let mut token = String::new();
-        loop {
-            let url = format!(
-                "{}/v3/folders?parent={}&pageSize=500&pageToken={}",
-                self.endpoints().resource_manager,
-                segment(parent),
-                segment(&token)
-            );
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            folders.extend(
-                page.folders
-                    .into_iter()
-                    .map(|folder| folder.name)
-                    // Only a well-formed folder name goes on into URLs and queries.
-                    .filter(|name| {
-                        name.strip_prefix("folders/").is_some_and(|id| {
-                            !id.is_empty()
-                                && id.len() <= 20
-                                && id.bytes().all(|byte| byte.is_ascii_digit())
-                        })
-                    }),
-            );
-            if page.next_page_token.is_empty() {
-                return Ok(folders);
-            }
-            token = page.next_page_token;
-        }
+        let url = format!(
+            "{}/v3/folders?parent={}&pageSize=500",
+            self.endpoints().resource_manager,
+            segment(parent)
+        );
+        self.every_page(&url, |page| {
+            Ok(crate::gcp::decode::<Page>(page)?
+                .folders
+                .into_iter()
+                .map(|folder| folder.name)
+                // Only a well-formed folder name goes on into URLs and queries.
+                .filter(|name| {
+                    name.strip_prefix("folders/").is_some_and(|id| {
+                        !id.is_empty()
+                            && id.len() <= 20
+                            && id.bytes().all(|byte| byte.is_ascii_digit())
+                    })
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn search_projects(&self, query: &str) -> Result<Vec<String>, Error> {
@@ -89,8 +80,6 @@ impl Client {
         struct Page {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             projects: Vec<Project>,
-            #[serde(default)]
-            next_page_token: String,
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -99,27 +88,20 @@ impl Client {
             #[serde(default)]
             state: String,
         }
-        let mut projects = Vec::new();
-        let mut token = String::new();
-        loop {
-            let url = format!(
-                "{}/v3/projects:search?query={}&pageSize=500&pageToken={}",
-                self.endpoints().resource_manager,
-                segment(query),
-                segment(&token)
-            );
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            projects.extend(
-                page.projects
-                    .into_iter()
-                    .filter(|project| project.state.is_empty() || project.state == "ACTIVE")
-                    .map(|project| project.project_id),
-            );
-            if page.next_page_token.is_empty() {
-                return Ok(projects);
-            }
-            token = page.next_page_token;
-        }
+        let url = format!(
+            "{}/v3/projects:search?query={}&pageSize=500",
+            self.endpoints().resource_manager,
+            segment(query)
+        );
+        self.every_page(&url, |page| {
+            Ok(crate::gcp::decode::<Page>(page)?
+                .projects
+                .into_iter()
+                .filter(|project| project.state.is_empty() || project.state == "ACTIVE")
+                .map(|project| project.project_id)
+                .collect())
+        })
+        .await
     }
 
     /// The folders and the organization above a project, nearest first (`folders/N`, `organizations/N`;

@@ -74,16 +74,19 @@ impl Client {
         Ok((SqlInstance::from_raw(&raw)?, raw))
     }
 
+    /// Every instance of a project, following `nextPageToken` (Google answers at most 500 a page unless asked for
+    /// up to 1,000).
     pub async fn list_sql_instances(&self, project: &str) -> Result<Vec<SqlInstance>, Error> {
-        let page: Value = self
-            .call(Method::GET, &self.sql_url(project, "instances"), None)
-            .await?;
-        page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(SqlInstance::from_raw)
-            .collect()
+        let url = format!("{}?maxResults=1000", self.sql_url(project, "instances"));
+        self.every_page(&url, |page| {
+            page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(SqlInstance::from_raw)
+                .collect()
+        })
+        .await
     }
 
     /// Replaces the authorised networks if the settings are still at `settings_version` (else `Conflict`, 412), and

@@ -83,24 +83,14 @@ impl Client {
         struct Page {
             #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
             items: Vec<Bucket>,
-            next_page_token: Option<String>,
         }
-        let mut buckets = Vec::new();
-        let mut token = String::new();
-        loop {
-            let url = format!(
-                "{}/storage/v1/b?project={}&projection=full&pageToken={}",
-                self.endpoints().storage,
-                segment(project),
-                segment(&token)
-            );
-            let page: Page = self.call(Method::GET, &url, None).await?;
-            buckets.extend(page.items);
-            match page.next_page_token {
-                Some(next) if !next.is_empty() => token = next,
-                _ => return Ok(buckets),
-            }
-        }
+        let url = format!(
+            "{}/storage/v1/b?project={}&projection=full",
+            self.endpoints().storage,
+            segment(project)
+        );
+        self.every_page(&url, |page| Ok(crate::gcp::decode::<Page>(page)?.items))
+            .await
     }
 
     /// A merge patch guarded by `ifMetagenerationMatch`, so a concurrent change fails with `Conflict` (412).

@@ -52,6 +52,8 @@ pub struct Options {
     /// Keep the SQLite file even when the suite runs on Firestore (`ANTIBODY_TEST_JOURNAL=firestore`): the test
     /// reads the file itself.
     pub sqlite_only: bool,
+    /// The sandbox answers every list this many items a page (`None`: each API's own page size).
+    pub page_size: Option<usize>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             enforce_iam: false,
             sink_filter: None,
             sqlite_only: false,
+            page_size: None,
         }
     }
 }
@@ -90,6 +93,7 @@ impl Harness {
             .insert(ENGINE_TOKEN.into(), ENGINE.into());
         sandbox_config.operation_delay = options.operation_delay;
         sandbox_config.enforce_iam = options.enforce_iam;
+        sandbox_config.page_size = options.page_size;
         sandbox_config
             .seed
             .firewalls

@@ -360,3 +360,75 @@ async fn a_sweep_skips_projects_outside_the_scope_and_says_so() {
     );
     assert_eq!(harness.rule("out-of-scope").await["disabled"], false);
 }
+
+/// Google answers lists a page at a time (Cloud SQL 500 instances, IAM 20 accounts, …): with a sandbox that answers
+/// one item a page, a sweep still sees every firewall, bucket, database and dataset.
+#[tokio::test]
+async fn a_sweep_reads_every_list_to_its_last_page() {
+    use reqwest::Method;
+    let harness = Harness::with(Options {
+        page_size: Some(1),
+        // Nobody is listening: what the user makes below stays as it is until the sweep.
+        sink_filter: Some("logName:\"nothing-selects-this\"".into()),
+        ..seeded()
+    })
+    .await;
+    register_exemptions(&harness).await;
+    for name in ["orders-db", "users-db", "events-db"] {
+        let (status, body) = harness
+            .google_as(
+                crate::harness::USER_TOKEN,
+                Method::POST,
+                &format!("/v1/projects/{PROJECT}/instances"),
+                Some(
+                    json!({"name": name, "settings": {"ipConfiguration": {"ipv4Enabled": true,
+                    "authorizedNetworks": [{"value": "0.0.0.0/0"}]}}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for id in ["sales", "ops", "hr"] {
+        let (status, body) = harness
+            .google_as(
+                crate::harness::USER_TOKEN,
+                Method::POST,
+                &format!("/bigquery/v2/projects/{PROJECT}/datasets"),
+                Some(json!({"datasetReference": {"datasetId": id},
+                    "access": [{"role": "READER", "specialGroup": "allAuthenticatedUsers"}]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let report = scan::sweep(harness.cx(), &[PROJECT.to_string()], false, &Quiet).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        (
+            report.swept["firewall"],
+            report.swept["bucket"],
+            report.swept["sql-instance"],
+            report.swept["dataset"]
+        ),
+        (4, 3, 3, 3)
+    );
+    let mut resources: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|violation| violation.resource.as_str())
+        .collect();
+    resources.sort_unstable();
+    assert_eq!(
+        resources,
+        vec![
+            "projects/_/buckets/public-acl",
+            "projects/test-project",
+            "projects/test-project/datasets/hr",
+            "projects/test-project/datasets/ops",
+            "projects/test-project/datasets/sales",
+            "projects/test-project/global/firewalls/ssh-world",
+            "projects/test-project/instances/events-db",
+            "projects/test-project/instances/orders-db",
+            "projects/test-project/instances/users-db",
+        ]
+    );
+}

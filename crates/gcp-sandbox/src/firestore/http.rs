@@ -205,10 +205,13 @@ pub(super) async fn document_path(
                     query.insert(key.to_string(), found);
                 }
             }
-            let mut page = crate::page(documents, "documents", &query);
-            if page["documents"].as_array().is_some_and(Vec::is_empty) {
-                page = json!({});
-            }
+            let page = crate::paged(
+                &shared,
+                documents,
+                "documents",
+                &query,
+                crate::Paging::FIRESTORE,
+            )?;
             Ok(Json(page))
         }
         (Method::POST, true) => {
