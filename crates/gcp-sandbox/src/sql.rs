@@ -1,6 +1,7 @@
-//! Cloud SQL Admin v1 instances (`/v1/projects/P/instances[/I]`): create, get, list, patch (settings merged, the
-//! authorised networks replaced as a whole, `settingsVersion` as the optimistic-concurrency check), each write an
-//! operation (`/v1/projects/P/operations/OP`), with the audit entries Cloud SQL writes.
+//! Cloud SQL Admin instances, under v1 (`/v1/projects/P/instances[/I]`) and v1beta4 (`/sql/v1beta4/…`, what gcloud
+//! and Cloud Custodian speak): create, get, list, patch (settings merged, the authorised networks replaced as a whole,
+//! `settingsVersion` as the optimistic-concurrency check), each write an operation (`…/operations/OP`) that is
+//! PENDING, then RUNNING, until the sandbox's operation delay has passed, with the audit entries Cloud SQL writes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,23 +20,50 @@ use crate::error::ApiError;
 use crate::time_fmt::logging_pair;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/v1/projects/{project}/instances", get(list).post(create))
-        .route(
-            "/v1/projects/{project}/instances/{instance}",
-            get(read).patch(patch),
-        )
-        .route(
-            "/v1/projects/{project}/operations/{operation}",
-            get(operation),
-        )
+    let mut router = Router::new();
+    for version in ["/v1", "/sql/v1beta4"] {
+        router = router
+            .route(
+                &format!("{version}/projects/{{project}}/instances"),
+                get(list).post(create),
+            )
+            .route(
+                &format!("{version}/projects/{{project}}/instances/{{instance}}"),
+                get(read).patch(patch),
+            )
+            .route(
+                &format!("{version}/projects/{{project}}/operations/{{operation}}"),
+                get(operation),
+            );
+    }
+    router
 }
 
 #[derive(Default)]
 pub(crate) struct Sql {
     instances: BTreeMap<(String, String), Value>,
-    operations: BTreeMap<(String, String), Value>,
+    /// Operations by (project, name), with the moment each is DONE.
+    operations: BTreeMap<(String, String), (Value, std::time::Instant)>,
     counter: u64,
+}
+
+/// An operation as it stands now: PENDING for the first half of its delay, RUNNING for the rest, then DONE.
+fn as_of(operation: &Value, done_at: std::time::Instant, delay: std::time::Duration) -> Value {
+    let now = std::time::Instant::now();
+    let mut operation = operation.clone();
+    if now < done_at {
+        let running = done_at
+            .checked_sub(delay / 2)
+            .is_some_and(|half| now >= half);
+        operation["status"] = json!(if running { "RUNNING" } else { "PENDING" });
+        if let Some(fields) = operation.as_object_mut() {
+            fields.remove("endTime");
+            if !running {
+                fields.remove("startTime");
+            }
+        }
+    }
+    operation
 }
 
 fn error(status: StatusCode, reason: &'static str, message: String) -> ApiError {
@@ -56,8 +84,15 @@ fn not_found(project: &str, instance: &str) -> ApiError {
 }
 
 impl Sql {
-    /// A finished operation about `instance`, remembered for `operations.get`.
-    fn operation(&mut self, project: &str, instance: &str, kind: &str, user: &str) -> Value {
+    /// An operation about `instance` that is DONE after `delay`, remembered for `operations.get`; as it stands now.
+    fn operation(
+        &mut self,
+        project: &str,
+        instance: &str,
+        kind: &str,
+        user: &str,
+        delay: std::time::Duration,
+    ) -> Value {
         self.counter += 1;
         let name = format!(
             "{:08x}-{:04x}-4000-8000-{:012x}",
@@ -80,9 +115,10 @@ impl Sql {
             "targetLink": format!("https://sqladmin.googleapis.com/v1/projects/{project}/instances/{instance}"),
             "selfLink": format!("https://sqladmin.googleapis.com/v1/projects/{project}/operations/{name}"),
         });
+        let done_at = std::time::Instant::now() + delay;
         self.operations
-            .insert((project.to_string(), name), operation.clone());
-        operation
+            .insert((project.to_string(), name), (operation.clone(), done_at));
+        as_of(&operation, done_at, delay)
     }
 }
 
@@ -134,7 +170,13 @@ async fn create(
         merge(&mut instance, &request);
         instance["settings"]["settingsVersion"] = json!("1");
         state.instances.insert(key, instance);
-        state.operation(&project, &name, "CREATE", &principal)
+        state.operation(
+            &project,
+            &name,
+            "CREATE",
+            &principal,
+            shared.config.operation_delay,
+        )
     };
     shared.emit(entry(&shared, &headers, &project, &name, "create", request));
     Ok(crate::json_response(&operation))
@@ -219,7 +261,13 @@ async fn patch(
         }
         let next = current.parse::<u64>().unwrap_or(1) + 1;
         instance["settings"]["settingsVersion"] = json!(next.to_string());
-        state.operation(&project, &name, "UPDATE", &principal)
+        state.operation(
+            &project,
+            &name,
+            "UPDATE",
+            &principal,
+            shared.config.operation_delay,
+        )
     };
     shared.emit(entry(&shared, &headers, &project, &name, "update", request));
     Ok(crate::json_response(&operation))
@@ -233,7 +281,9 @@ async fn operation(
     state
         .operations
         .get(&(project, operation.clone()))
-        .map(crate::json_response)
+        .map(|(found, done_at)| {
+            crate::json_response(&as_of(found, *done_at, shared.config.operation_delay))
+        })
         .ok_or_else(|| {
             error(
                 StatusCode::NOT_FOUND,

@@ -43,6 +43,19 @@ async fn gcloud(
             format!("{base}/"),
         )
         .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB", format!("{base}/"))
+        .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_SQL", format!("{base}/"))
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+            format!("{base}/"),
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS",
+            format!("{base}/"),
+        )
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY",
+            format!("{base}/"),
+        )
         // An API left without an override fails at once instead of reaching for Google.
         .env("HTTPS_PROXY", "http://127.0.0.1:1")
         .env("https_proxy", "http://127.0.0.1:1");
@@ -206,4 +219,68 @@ async fn a_topic_made_public_with_gcloud_is_closed() {
     )
     .await;
     assert!(!ok, "deleted");
+}
+
+// Issue 33: every `gcloud sql instances` command was 404 — gcloud speaks Cloud SQL Admin v1beta4 under
+// `/sql/v1beta4/`, and waits on operations that Google reports PENDING and RUNNING before DONE.
+#[tokio::test]
+async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
+    let harness = Harness::with(crate::harness::Options {
+        operation_delay: std::time::Duration::from_millis(400),
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let (ok, created, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &[
+            "sql",
+            "instances",
+            "create",
+            "orders-db",
+            "--database-version=POSTGRES_15",
+            "--tier=db-f1-micro",
+            "--region=us-central1",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(created["name"], "orders-db", "{created}");
+    let (ok, _, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &[
+            "sql",
+            "instances",
+            "patch",
+            "orders-db",
+            "--authorized-networks=0.0.0.0/0,203.0.113.0/24",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    harness.sandbox.settled().await;
+    let (ok, described, stderr) = gcloud(
+        &harness,
+        config.path(),
+        &["sql", "instances", "describe", "orders-db"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let networks: Vec<&str> = described["settings"]["ipConfiguration"]["authorizedNetworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|network| network["value"].as_str())
+        .collect();
+    assert_eq!(
+        networks,
+        ["203.0.113.0/24"],
+        "antibody closed it: {described}"
+    );
+    let (ok, listed, stderr) = gcloud(&harness, config.path(), &["sql", "instances", "list"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(listed[0]["name"], "orders-db", "{listed}");
+    assert_eq!(harness.count("remediated").await, 1);
 }
