@@ -11,6 +11,7 @@ mod catalog;
 pub mod cli;
 mod compute;
 mod containers;
+mod created;
 mod custom_roles;
 pub mod deliver;
 mod error;

@@ -23,14 +23,17 @@ use crate::iam::{self, StoredPolicy};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/v1/projects/{project}/{collection}", get(list))
+        .route(
+            "/v1/projects/{project}/{collection}",
+            get(list).post(create),
+        )
         .route(
             "/v1/projects/{project}/locations/{location}/{collection}",
-            get(list_located),
+            get(list_located).post(create_located),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys",
-            get(list_crypto_keys),
+            get(list_crypto_keys).post(create_crypto_key),
         )
         .route(
             "/v2/projects/{project}/locations/{location}/{collection}",
@@ -41,8 +44,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(flat).post(flat).put(flat).delete(flat),
         )
         .route(
+            "/v1/projects/{project}/secrets/{secret}/versions",
+            get(secret_versions),
+        )
+        .route(
             "/v1/projects/{project}/locations/{location}/{collection}/{target}",
-            get(located).post(located),
+            get(located).post(located).delete(located),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys/{target}",
@@ -58,6 +65,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 #[derive(Default)]
 pub(crate) struct ResourcePolicies {
     policies: BTreeMap<String, StoredPolicy>,
+    /// Resources created through their own API (`created.rs`), as it returns them.
+    pub(crate) bodies: BTreeMap<String, Value>,
 }
 
 impl ResourcePolicies {
@@ -183,7 +192,13 @@ async fn list(
         .policies
         .keys()
         .filter(|name| name.starts_with(&prefix) && !name[prefix.len()..].contains('/'))
-        .map(|name| json!({"name": name}))
+        .map(|name| {
+            policies
+                .bodies
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| json!({"name": name}))
+        })
         .collect();
     drop(policies);
     let body = crate::paged(
@@ -260,7 +275,13 @@ fn listed(
                             || (*want == "-" && index > 0 && wanted[index - 1] == "locations")
                     })
         })
-        .map(|name| json!({"name": name}))
+        .map(|name| {
+            policies
+                .bodies
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| json!({"name": name}))
+        })
         .collect();
     drop(policies);
     crate::paged(shared, items, collection, query, crate::Paging::RESOURCES)
@@ -355,6 +376,16 @@ async fn flat(
     } else {
         format!("projects/{project}")
     };
+    if !target.contains(':') {
+        return itself(
+            &shared,
+            &method_of,
+            crate::created::SECRET,
+            &project,
+            &format!("{parent}/secrets/{target}"),
+            &headers,
+        );
+    }
     method(
         &shared,
         &project,
@@ -369,6 +400,7 @@ async fn flat(
 
 async fn located(
     State(shared): State<Arc<Shared>>,
+    method_of: axum::http::Method,
     Path((project, location, collection, target)): Path<(String, String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -381,6 +413,18 @@ async fn located(
         return Err(not_found(format!("{collection} not found")));
     }
     let parent = format!("projects/{project}/locations/{location}");
+    if let Some(kind) = crate::created::kind(&collection)
+        && !target.contains(':')
+    {
+        return itself(
+            &shared,
+            &method_of,
+            kind,
+            &project,
+            &format!("{parent}/{collection}/{target}"),
+            &headers,
+        );
+    }
     method(
         &shared,
         &project,
@@ -451,12 +495,23 @@ async fn located_v2(
 
 async fn crypto_key(
     State(shared): State<Arc<Shared>>,
+    method_of: axum::http::Method,
     Path((project, location, ring, target)): Path<(String, String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
+    if !target.contains(':') {
+        return itself(
+            &shared,
+            &method_of,
+            crate::created::CRYPTO_KEY,
+            &project,
+            &format!("{parent}/cryptoKeys/{target}"),
+            &headers,
+        );
+    }
     method(
         &shared,
         &project,
@@ -470,6 +525,112 @@ async fn crypto_key(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A created resource itself (not one of its `:methods`): `GET` reads it, `DELETE` deletes it where Google allows.
+fn itself(
+    shared: &Shared,
+    method_of: &axum::http::Method,
+    kind: crate::created::Kind,
+    project: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    match *method_of {
+        axum::http::Method::GET => crate::created::read(shared, name),
+        axum::http::Method::DELETE => crate::created::delete(shared, kind, project, name, headers),
+        _ => Err(ApiError::esf(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{method_of} is not a method of {name}"),
+        )),
+    }
+}
+
+/// `GET /v1/projects/P/secrets/S/versions`: a secret's versions — none are kept, so an existing secret lists none.
+async fn secret_versions(
+    State(shared): State<Arc<Shared>>,
+    Path((project, secret)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let number = if project.bytes().all(|byte| byte.is_ascii_digit()) {
+        project
+    } else {
+        crate::project_number(&project).to_string()
+    };
+    crate::created::read(&shared, &format!("projects/{number}/secrets/{secret}"))?;
+    Ok(crate::json_response(&json!({})))
+}
+
+/// `POST /v1/projects/P/secrets?secretId=ID`.
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    Path((project, collection)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if collection != "secrets" {
+        return Err(not_found(format!(
+            "projects/{project}/{collection} not found"
+        )));
+    }
+    let parent = format!("projects/{}", crate::project_number(&project));
+    crate::created::create(
+        &shared,
+        crate::created::SECRET,
+        &project,
+        &parent,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
+/// `POST /v1/projects/P/locations/L/keyRings?keyRingId=ID` and `…/repositories?repositoryId=ID`.
+async fn create_located(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = crate::created::kind(&collection)
+        .filter(|_| matches!(collection.as_str(), "keyRings" | "repositories") && location != "-")
+        .ok_or_else(|| {
+            not_found(format!(
+                "projects/{project}/locations/{location}/{collection} not found"
+            ))
+        })?;
+    let parent = format!("projects/{project}/locations/{location}");
+    crate::created::create(&shared, kind, &project, &parent, &query, &headers, &body)
+}
+
+/// `POST /v1/projects/P/locations/L/keyRings/R/cryptoKeys?cryptoKeyId=ID`: in a key ring that exists.
+async fn create_crypto_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, ring)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
+    let exists = shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned")
+        .contains(&parent);
+    if !exists {
+        return Err(not_found(format!("KeyRing {parent} not found.")));
+    }
+    crate::created::create(
+        &shared,
+        crate::created::CRYPTO_KEY,
+        &project,
+        &parent,
+        &query,
+        &headers,
+        &body,
+    )
+}
+
 fn method(
     shared: &Shared,
     project: &str,

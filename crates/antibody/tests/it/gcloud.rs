@@ -284,3 +284,123 @@ async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
     assert_eq!(listed[0]["name"], "orders-db", "{listed}");
     assert_eq!(harness.count("remediated").await, 1);
 }
+
+// Issue 33: `gcloud secrets create`, `kms keyrings create`, `kms keys create` and `artifacts repositories create`
+// were answered 405 (a resource appeared only on its first setIamPolicy). Each is made with gcloud, opened to everyone
+// with gcloud, and closed by antibody; the three journeys run side by side.
+#[tokio::test]
+async fn a_secret_a_key_and_a_repository_made_public_with_gcloud_are_closed() {
+    let harness = Harness::start().await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let config = config.path();
+    let journey = |create: Vec<&'static str>, grant: Vec<&'static str>, read: Vec<&'static str>| {
+        let harness = &harness;
+        async move {
+            let (ok, created, stderr) = gcloud(harness, config, &create).await;
+            assert!(ok, "{create:?}: {stderr}");
+            let mut grant = grant;
+            grant.extend(["--member=allUsers"]);
+            let (ok, _, stderr) = gcloud(harness, config, &grant).await;
+            assert!(ok, "{grant:?}: {stderr}");
+            harness.sandbox.settled().await;
+            let (ok, policy, stderr) = gcloud(harness, config, &read).await;
+            assert!(ok, "{read:?}: {stderr}");
+            assert!(
+                !policy.to_string().contains("allUsers"),
+                "antibody closed {created}: {policy}"
+            );
+        }
+    };
+    tokio::join!(
+        journey(
+            vec![
+                "secrets",
+                "create",
+                "api-key",
+                "--replication-policy=automatic"
+            ],
+            vec![
+                "secrets",
+                "add-iam-policy-binding",
+                "api-key",
+                "--role=roles/secretmanager.secretAccessor"
+            ],
+            vec!["secrets", "get-iam-policy", "api-key"],
+        ),
+        async {
+            let (ok, _, stderr) = gcloud(
+                &harness,
+                config,
+                &["kms", "keyrings", "create", "ring", "--location=global"],
+            )
+            .await;
+            assert!(ok, "{stderr}");
+            journey(
+                vec![
+                    "kms",
+                    "keys",
+                    "create",
+                    "key",
+                    "--keyring=ring",
+                    "--location=global",
+                    "--purpose=encryption",
+                ],
+                vec![
+                    "kms",
+                    "keys",
+                    "add-iam-policy-binding",
+                    "key",
+                    "--keyring=ring",
+                    "--location=global",
+                    "--role=roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                ],
+                vec![
+                    "kms",
+                    "keys",
+                    "get-iam-policy",
+                    "key",
+                    "--keyring=ring",
+                    "--location=global",
+                ],
+            )
+            .await;
+        },
+        journey(
+            vec![
+                "artifacts",
+                "repositories",
+                "create",
+                "images",
+                "--location=us-central1",
+                "--repository-format=docker"
+            ],
+            vec![
+                "artifacts",
+                "repositories",
+                "add-iam-policy-binding",
+                "images",
+                "--location=us-central1",
+                "--role=roles/artifactregistry.reader"
+            ],
+            vec![
+                "artifacts",
+                "repositories",
+                "get-iam-policy",
+                "images",
+                "--location=us-central1"
+            ],
+        ),
+    );
+    assert_eq!(harness.count("remediated").await, 3);
+    let (ok, described, stderr) =
+        gcloud(&harness, config, &["secrets", "describe", "api-key"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        described["replication"],
+        serde_json::json!({"automatic": {}})
+    );
+    let (ok, _, stderr) = gcloud(&harness, config, &["secrets", "delete", "api-key"]).await;
+    assert!(ok, "{stderr}");
+    let (ok, _, _) = gcloud(&harness, config, &["secrets", "describe", "api-key"]).await;
+    assert!(!ok, "deleted");
+}
