@@ -106,6 +106,8 @@ fn permissions(method: &Method, path: &str, query: &str, body: &[u8]) -> Vec<&'s
             "deleteAccessConfig" => vec!["compute.instances.deleteAccessConfig"],
             "addAccessConfig" => vec!["compute.instances.addAccessConfig"],
             "setServiceAccount" => vec!["compute.instances.setServiceAccount"],
+            "setTags" => vec!["compute.instances.setTags"],
+            "setLabels" => vec!["compute.instances.setLabels"],
             _ => Vec::new(),
         },
         (&Method::GET, ["compute", _, "projects", _]) => vec!["compute.projects.get"],

@@ -29,7 +29,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{account}",
-            get(get_account),
+            get(get_account).post(account_method).delete(delete_account),
         )
         .route(
             "/v1/projects/{project}/serviceAccounts/{account}/{collection}",
@@ -198,6 +198,15 @@ async fn create_account(
             .insert(system, key);
         account
     };
+    // An account is a resource with an IAM policy of its own, empty at first.
+    shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned")
+        .ensure(&format!(
+            "projects/{project}/serviceAccounts/{}",
+            account["email"].as_str().unwrap_or_default()
+        ));
     shared.emit(entry(
         &shared,
         &headers,
@@ -232,6 +241,122 @@ async fn list_accounts(
         crate::Paging::SERVICE_ACCOUNTS,
     )?;
     Ok(crate::json_response(&body))
+}
+
+/// `POST …/serviceAccounts/ACCOUNT:disable|:enable` (the account's `disabled` flag, IAM's audit entry) and
+/// `:getIamPolicy|:setIamPolicy` (the account as a resource: an empty policy from its creation on).
+async fn account_method(
+    State(shared): State<Arc<Shared>>,
+    Path((project, target)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if target.ends_with(":generateAccessToken") {
+        return crate::oauth::generate_access_token(
+            State(shared),
+            Path((project, target)),
+            headers,
+        )
+        .await
+        .map(axum::response::IntoResponse::into_response);
+    }
+    let (account, verb) = target.split_once(':').ok_or_else(|| {
+        ApiError::esf(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("POST is not a method of projects/{project}/serviceAccounts/{target}"),
+        )
+    })?;
+    let found = {
+        let state = shared.iam_admin.lock().expect("iam lock poisoned");
+        state.find(&project, account)?.clone()
+    };
+    let email = found["email"].as_str().unwrap_or_default().to_string();
+    let owner = found["projectId"].as_str().unwrap_or_default().to_string();
+    match verb {
+        "getIamPolicy" | "setIamPolicy" => crate::resource_iam::method(
+            &shared,
+            &owner,
+            &format!("projects/{owner}"),
+            "serviceAccounts",
+            &format!("{email}:{verb}"),
+            &query,
+            &headers,
+            &body,
+        ),
+        "disable" | "enable" => {
+            let request = parse(&body)?;
+            let disabled = verb == "disable";
+            let account = {
+                let mut state = shared.iam_admin.lock().expect("iam lock poisoned");
+                let account = state
+                    .accounts
+                    .get_mut(&email)
+                    .ok_or_else(|| not_found(&format!("Service account {email}")))?;
+                match disabled {
+                    true => account["disabled"] = json!(true),
+                    false => {
+                        account
+                            .as_object_mut()
+                            .map(|fields| fields.remove("disabled"));
+                    }
+                }
+                account.clone()
+            };
+            let (method, permission) = match disabled {
+                true => ("DisableServiceAccount", "iam.serviceAccounts.disable"),
+                false => ("EnableServiceAccount", "iam.serviceAccounts.enable"),
+            };
+            shared.emit(entry(
+                &shared,
+                &headers,
+                &account,
+                method,
+                permission,
+                request,
+                json!({}),
+            ));
+            Ok(crate::json_response(&json!({})))
+        }
+        _ => Err(not_found(&format!("Method {verb}"))),
+    }
+}
+
+/// `DELETE …/serviceAccounts/ACCOUNT`: the account, its keys and its policy go.
+async fn delete_account(
+    State(shared): State<Arc<Shared>>,
+    Path((project, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let removed = {
+        let mut state = shared.iam_admin.lock().expect("iam lock poisoned");
+        let found = state.find(&project, &account)?.clone();
+        let email = found["email"].as_str().unwrap_or_default().to_string();
+        state.accounts.remove(&email);
+        state.keys.remove(&email);
+        found
+    };
+    let name = format!(
+        "projects/{}/serviceAccounts/{}",
+        removed["projectId"].as_str().unwrap_or_default(),
+        removed["email"].as_str().unwrap_or_default()
+    );
+    shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned")
+        .remove(&name);
+    shared.emit(entry(
+        &shared,
+        &headers,
+        &removed,
+        "DeleteServiceAccount",
+        "iam.serviceAccounts.delete",
+        json!({"name": name}),
+        json!({}),
+    ));
+    Ok(crate::json_response(&json!({})))
 }
 
 async fn get_account(

@@ -38,10 +38,8 @@ pub fn service_account_key(email: &str, token_uri: &str) -> Value {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/token", post(token)).route(
-        "/v1/projects/{project}/serviceAccounts/{account}",
-        post(generate_access_token),
-    )
+    // `…/serviceAccounts/EMAIL:generateAccessToken` is routed with the account's other methods (`iam_admin.rs`).
+    Router::new().route("/token", post(token))
 }
 
 /// The principal a JWT names, if the sandbox's key signed it (a self-signed service-account JWT or a JWT-bearer
@@ -139,7 +137,7 @@ async fn token(
 }
 
 /// `POST /v1/projects/-/serviceAccounts/EMAIL:generateAccessToken`: any principal the sandbox knows may impersonate.
-async fn generate_access_token(
+pub(crate) async fn generate_access_token(
     State(shared): State<Arc<Shared>>,
     Path((_project, account)): Path<(String, String)>,
     headers: HeaderMap,

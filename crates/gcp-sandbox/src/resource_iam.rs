@@ -139,6 +139,12 @@ fn surface(collection: &str) -> Option<Surface> {
             "cloud_run_revision",
             "run.services.setIamPolicy",
         ),
+        "serviceAccounts" => (
+            "iam.googleapis.com",
+            "google.iam.admin.v1.SetIAMPolicy",
+            "service_account",
+            "iam.serviceAccounts.setIamPolicy",
+        ),
         "functions" => (
             "cloudfunctions.googleapis.com",
             "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy",
@@ -524,7 +530,6 @@ async fn crypto_key(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 /// A created resource itself (not one of its `:methods`): `GET` reads it, `DELETE` deletes it where Google allows.
 fn itself(
     shared: &Shared,
@@ -631,7 +636,9 @@ async fn create_crypto_key(
     )
 }
 
-fn method(
+/// `NAME:getIamPolicy` and `NAME:setIamPolicy` for every resource with an IAM surface.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn method(
     shared: &Shared,
     project: &str,
     parent: &str,
@@ -691,7 +698,14 @@ fn method(
                 service_name: surface.service,
                 method_name: surface.method,
                 resource_name: &name,
-                resource: json!({"type": surface.resource_type, "labels": {"project_id": project}}),
+                resource: match surface.resource_type {
+                    // As Google writes it for services without a resource type of their own.
+                    "audited_resource" => {
+                        json!({"type": "audited_resource", "labels": {"project_id": project,
+                        "service": surface.service, "method": surface.method}})
+                    }
+                    other => json!({"type": other, "labels": {"project_id": project}}),
+                },
                 log_parent: &format!("projects/{project}"),
                 permission: surface.permission,
                 principal: &principal,

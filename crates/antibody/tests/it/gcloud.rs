@@ -72,6 +72,13 @@ async fn gcloud(
     )
 }
 
+/// gcloud as `gcloud` runs it, failing the test unless the command succeeds; its `--format json` output.
+async fn gcloud_ok(harness: &Harness, config: &std::path::Path, args: &[&str]) -> Value {
+    let (ok, out, stderr) = gcloud(harness, config, args).await;
+    assert!(ok, "{args:?}: {stderr}");
+    out
+}
+
 // Issue 33: `gcloud compute firewall-rules create` was answered 400 — gcloud sends the network as a URL on the host
 // it speaks to, and the sandbox accepted only Google's hosts.
 #[tokio::test]
@@ -403,4 +410,203 @@ async fn a_secret_a_key_and_a_repository_made_public_with_gcloud_are_closed() {
     assert!(ok, "{stderr}");
     let (ok, _, _) = gcloud(&harness, config, &["secrets", "describe", "api-key"]).await;
     assert!(!ok, "deleted");
+}
+
+// Issue 33: `gcloud iam service-accounts disable|enable|delete|get-iam-policy` were 404/405 and `gcloud compute
+// instances add-tags|add-labels` 404. A key downloaded with gcloud is disabled by antibody, and a VM created with its
+// serial port open is closed, while the account's and the VM's everyday commands work; the journeys run side by side.
+#[tokio::test]
+async fn service_accounts_and_vms_managed_with_gcloud_are_healed() {
+    let harness = Harness::start().await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let config = config.path();
+    let account = "builder@test-project.iam.gserviceaccount.com";
+    let key_file = config.join("key.json");
+    let key_file = key_file.to_str().expect("a UTF-8 path");
+    let accounts = async {
+        gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "create", "builder"],
+        )
+        .await;
+        gcloud_ok(
+            &harness,
+            config,
+            &[
+                "iam",
+                "service-accounts",
+                "keys",
+                "create",
+                key_file,
+                "--iam-account",
+                account,
+            ],
+        )
+        .await;
+        harness.sandbox.settled().await;
+        let keys = gcloud_ok(
+            &harness,
+            config,
+            &[
+                "iam",
+                "service-accounts",
+                "keys",
+                "list",
+                "--iam-account",
+                account,
+                "--managed-by=user",
+            ],
+        )
+        .await;
+        assert_eq!(
+            keys[0]["disabled"], true,
+            "antibody disabled the downloaded key: {keys}"
+        );
+        gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "disable", account],
+        )
+        .await;
+        let described = gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "describe", account],
+        )
+        .await;
+        assert_eq!(described["disabled"], true, "{described}");
+        gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "enable", account],
+        )
+        .await;
+        let policy = gcloud_ok(
+            &harness,
+            config,
+            &[
+                "iam",
+                "service-accounts",
+                "add-iam-policy-binding",
+                account,
+                "--member=user:bob@example.com",
+                "--role=roles/iam.serviceAccountUser",
+            ],
+        )
+        .await;
+        assert_eq!(
+            policy["bindings"][0]["members"][0], "user:bob@example.com",
+            "{policy}"
+        );
+        let policy = gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "get-iam-policy", account],
+        )
+        .await;
+        assert_eq!(
+            policy["bindings"][0]["role"], "roles/iam.serviceAccountUser",
+            "{policy}"
+        );
+        gcloud_ok(
+            &harness,
+            config,
+            &["iam", "service-accounts", "delete", account],
+        )
+        .await;
+        let (ok, _, _) = gcloud(
+            &harness,
+            config,
+            &["iam", "service-accounts", "describe", account],
+        )
+        .await;
+        assert!(!ok, "deleted");
+    };
+    let vms = async {
+        let zone = "--zone=us-central1-a";
+        gcloud_ok(
+            &harness,
+            config,
+            &[
+                "compute",
+                "instances",
+                "create",
+                "debug-vm",
+                zone,
+                "--metadata=serial-port-enable=true",
+            ],
+        )
+        .await;
+        gcloud_ok(
+            &harness,
+            config,
+            &[
+                "compute",
+                "instances",
+                "add-tags",
+                "debug-vm",
+                zone,
+                "--tags=web,ssh",
+            ],
+        )
+        .await;
+        gcloud_ok(
+            &harness,
+            config,
+            &[
+                "compute",
+                "instances",
+                "add-labels",
+                "debug-vm",
+                zone,
+                "--labels=env=dev",
+            ],
+        )
+        .await;
+        gcloud_ok(
+            &harness,
+            config,
+            &[
+                "compute",
+                "instances",
+                "remove-tags",
+                "debug-vm",
+                zone,
+                "--tags=ssh",
+            ],
+        )
+        .await;
+        harness.sandbox.settled().await;
+        let described = gcloud_ok(
+            &harness,
+            config,
+            &["compute", "instances", "describe", "debug-vm", zone],
+        )
+        .await;
+        assert_eq!(
+            described["tags"]["items"],
+            serde_json::json!(["web"]),
+            "{described}"
+        );
+        assert_eq!(
+            described["labels"],
+            serde_json::json!({"env": "dev"}),
+            "{described}"
+        );
+        let serial = described["metadata"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|item| item["key"] == "serial-port-enable")
+            .map(|item| item["value"].clone());
+        assert!(
+            matches!(
+                serial.as_ref().and_then(Value::as_str),
+                None | Some("false" | "FALSE")
+            ),
+            "antibody closed the serial port: {described}"
+        );
+    };
+    tokio::join!(accounts, vms);
 }

@@ -179,7 +179,39 @@ pub(super) fn normalise(
         "fingerprint".into(),
         json!(metadata::fingerprint(&json!(id))),
     );
+    // Tags and labels carry fingerprints of their own, which `setTags` and `setLabels` check.
+    let tags = instance
+        .get("tags")
+        .map(|tags| tags["items"].clone())
+        .unwrap_or(Value::Null);
+    instance.insert("tags".into(), stored_tags(&tags)?);
+    let labels = instance.get("labels").cloned().unwrap_or(json!({}));
+    instance.insert(
+        "labelFingerprint".into(),
+        json!(metadata::fingerprint(&labels)),
+    );
+    if labels == json!({}) {
+        instance.remove("labels");
+    }
     Ok(Value::Object(instance))
+}
+
+/// Network tags as Compute stores them: the items (when there are any) and their fingerprint.
+fn stored_tags(items: &Value) -> Result<Value, ApiError> {
+    let items = match items {
+        Value::Null => Vec::new(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+        _ => {
+            return Err(ApiError::bad_json(
+                "Invalid JSON payload received. Expected a list of strings for 'tags.items'.",
+            ));
+        }
+    };
+    let mut tags = json!({"fingerprint": metadata::fingerprint(&json!(items))});
+    if !items.is_empty() {
+        tags["items"] = json!(items);
+    }
+    Ok(tags)
 }
 
 /// An access config as Compute stores it: an ephemeral address is assigned when none is asked for.
@@ -346,6 +378,8 @@ pub(super) async fn act_on_instance(
         "deleteAccessConfig" => "deleteAccessConfig",
         "addAccessConfig" => "addAccessConfig",
         "setServiceAccount" => "setServiceAccount",
+        "setTags" => "setTags",
+        "setLabels" => "setLabels",
         _ => {
             return Err(ApiError::not_found(&format!(
                 "{}/{action}",
@@ -386,6 +420,41 @@ fn change(
         "setMetadata" => {
             metadata::check_fingerprint(&instance["metadata"], request)?;
             instance["metadata"] = metadata::stored(&request["items"])?;
+        }
+        "setTags" => {
+            if request["fingerprint"] != instance["tags"]["fingerprint"] {
+                return Err(ApiError::condition_not_met(
+                    "Supplied fingerprint does not match current tags fingerprint.",
+                ));
+            }
+            instance["tags"] = stored_tags(&request["items"])?;
+        }
+        "setLabels" => {
+            if request["labelFingerprint"] != instance["labelFingerprint"] {
+                return Err(ApiError::condition_not_met(
+                    "Labels fingerprint either invalid or resource labels have changed",
+                ));
+            }
+            let labels = match &request["labels"] {
+                Value::Null => json!({}),
+                Value::Object(labels) if labels.values().all(Value::is_string) => {
+                    json!(labels)
+                }
+                _ => {
+                    return Err(ApiError::bad_json(
+                        "Invalid JSON payload received. Expected a map of strings for 'labels'.",
+                    ));
+                }
+            };
+            instance["labelFingerprint"] = json!(metadata::fingerprint(&labels));
+            match labels == json!({}) {
+                true => {
+                    instance
+                        .as_object_mut()
+                        .map(|fields| fields.remove("labels"));
+                }
+                false => instance["labels"] = labels,
+            }
         }
         "stop" => {
             instance["status"] = json!("TERMINATED");
