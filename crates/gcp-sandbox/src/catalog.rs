@@ -18,7 +18,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v3/projects:search", get(search))
         .route("/v3/projects", get(list_v3).post(create))
-        .route("/v1/projects", get(list_v1))
+        .route("/v1/projects", get(list_v1).post(create_v1))
 }
 
 /// A v3 `Project`'s fields, output-only ones included.
@@ -226,6 +226,29 @@ async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<V
     Ok(Json(operation))
 }
 
+/// `POST /v1/projects` (gcloud's `projects create`): v3's create, answered in v1's shape.
+async fn create_v1(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
+    let id = request["projectId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let known = projects(&shared)
+        .iter()
+        .any(|project| project["projectId"] == id.as_str());
+    let operation = crate::older_versions::create_project_v1(&shared, &request, known)?;
+    shared
+        .resource_manager
+        .lock()
+        .expect("resource manager lock poisoned")
+        .register(&id);
+    Ok(Json(operation))
+}
+
 /// Resource Manager v1's `projects.list`: `filter` by `id`, `name`, `parent.type`, `parent.id` or `lifecycleState`
 /// (`field:value` terms joined by spaces or AND, all of which must hold; anything else is 400).
 async fn list_v1(
@@ -260,18 +283,7 @@ async fn list_v1(
     let found: Vec<Value> = projects(&shared)
         .into_iter()
         .filter(|project| terms.iter().all(|term| term.matches(project)))
-        .map(|project| {
-            let parent = project["parent"].as_str().unwrap_or_default();
-            let (kind, id) = match parent.split_once('/') {
-                Some(("folders", id)) => ("folder", id),
-                Some((_, id)) => ("organization", id),
-                None => ("organization", parent),
-            };
-            let number = project["name"].as_str().unwrap_or_default().trim_start_matches("projects/");
-            json!({"projectNumber": number, "projectId": project["projectId"], "lifecycleState": "ACTIVE",
-                "name": project["displayName"], "labels": project["labels"], "parent": {"type": kind, "id": id},
-                "createTime": "2024-01-01T00:00:00.000Z"})
-        })
+        .map(|project| crate::older_versions::project_v1(&project))
         .collect();
     Ok(Json(crate::paged(
         &shared,

@@ -142,12 +142,13 @@ async fn organization(
     method(&shared, ORGANIZATION, &version, &target, &headers, &body)
 }
 
-/// `GET /v3/organizations/N`: the sandbox's organization; any other is hidden as Google hides it (403).
+/// `GET /v1|v3/organizations/N`: the sandbox's organization in that version's shape; any other is hidden as Google
+/// hides it (403).
 async fn get_organization(
     State(shared): State<Arc<Shared>>,
     Path((version, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if version != "v3" {
+    if !matches!(version.as_str(), "v1" | "v3") {
         return Err(not_found(format!("API version {version} not found")));
     }
     let hierarchy = shared.hierarchy.lock().expect("hierarchy lock poisoned");
@@ -159,26 +160,29 @@ async fn get_organization(
             "The caller does not have permission",
         ));
     }
-    Ok(Json(
-        json!({"name": name, "displayName": "example.com", "directoryCustomerId": "C0sandbox", "state": "ACTIVE",
-            "createTime": "2024-01-01T00:00:00.000Z", "etag": format!("BwO{target}")}),
-    ))
+    Ok(Json(match version.as_str() {
+        "v1" => crate::older_versions::organization_v1(&name),
+        _ => crate::older_versions::organization_v3(&name),
+    }))
 }
 
-/// `GET /v3/folders/N`: the folder and its parent.
+/// `GET /v2|v3/folders/N`: the folder and its parent, in that version's shape.
 async fn get_folder(
     State(shared): State<Arc<Shared>>,
     Path((version, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if version != "v3" {
+    if !matches!(version.as_str(), "v2" | "v3") {
         return Err(not_found(format!("API version {version} not found")));
     }
-    shared
+    let folder = shared
         .hierarchy
         .lock()
         .expect("hierarchy lock poisoned")
-        .folder(&format!("folders/{target}"))
-        .map(Json)
+        .folder(&format!("folders/{target}"))?;
+    Ok(Json(match version.as_str() {
+        "v2" => crate::older_versions::folder_v2(&folder),
+        _ => folder,
+    }))
 }
 
 async fn folder(

@@ -26,11 +26,13 @@ pub use logquery;
 mod metadata;
 pub mod oauth;
 pub mod oidc;
+mod older_versions;
 mod pubsub;
 pub mod realism;
 mod resource_iam;
 mod resourcemanager;
 mod run_services;
+mod service_usage;
 mod sql;
 mod storage;
 mod time_fmt;
@@ -161,6 +163,8 @@ pub(crate) struct Shared {
     pub(crate) sql: Mutex<sql::Sql>,
     /// Folders and each project's parent.
     pub(crate) run_services: Mutex<run_services::RunServices>,
+    /// The APIs each project has enabled (Service Usage).
+    pub(crate) service_usage: Mutex<service_usage::ServiceUsage>,
     pub(crate) firestore: Mutex<firestore::Firestore>,
     pub(crate) hierarchy: Mutex<hierarchy::Hierarchy>,
     pub(crate) storage: Mutex<storage::StorageState>,
@@ -350,6 +354,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         sql: Mutex::new(sql::Sql::default()),
         firestore: Mutex::new(firestore::Firestore::default()),
         run_services: Mutex::new(run_services::RunServices::default()),
+        service_usage: Mutex::new(service_usage::ServiceUsage::default()),
         hierarchy: Mutex::new(hierarchy),
         storage: Mutex::new(storage),
         audit,
@@ -381,6 +386,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(resourcemanager::routes())
         .merge(catalog::routes())
         .merge(containers::routes())
+        .merge(older_versions::routes())
+        .merge(service_usage::routes())
         .merge(iam_admin::routes())
         .merge(logging_config::routes())
         .merge(resource_iam::routes())
@@ -496,7 +503,7 @@ impl Paging {
     /// Pub/Sub, Secret Manager, KMS, Artifact Registry, Cloud Run and Cloud Functions lists (most 1,000).
     pub(crate) const RESOURCES: Paging = Paging::new("pageSize", 100, 1000);
 
-    const fn new(size: &'static str, default: usize, most: usize) -> Paging {
+    pub(crate) const fn new(size: &'static str, default: usize, most: usize) -> Paging {
         Paging {
             size,
             default,

@@ -45,6 +45,10 @@ async fn gcloud(
         .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB", format!("{base}/"))
         .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_SQL", format!("{base}/"))
         .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE",
+            format!("{base}/"),
+        )
+        .env(
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
             format!("{base}/"),
         )
@@ -609,4 +613,133 @@ async fn service_accounts_and_vms_managed_with_gcloud_are_healed() {
         );
     };
     tokio::join!(accounts, vms);
+}
+
+// Issue 33: `gcloud organizations list|describe` (v1), `resource-manager folders create|list|describe` (v2) and
+// `projects create` (v1, then Service Usage) were 404/405. The hierarchy is built with gcloud, and an outsider granted
+// on the organization, on the new folder and in the new project is removed each time.
+#[tokio::test]
+async fn a_hierarchy_built_with_gcloud_is_guarded_at_every_level() {
+    let harness = Harness::with(crate::harness::Options {
+        tweak: Box::new(|config| {
+            config.scope.organization = Some("organizations/123456789012".into());
+        }),
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let config = config.path();
+    let organizations = gcloud_ok(&harness, config, &["organizations", "list"]).await;
+    assert_eq!(
+        organizations[0]["name"], "organizations/123456789012",
+        "{organizations}"
+    );
+    assert_eq!(organizations[0]["lifecycleState"], "ACTIVE");
+    let described = gcloud_ok(
+        &harness,
+        config,
+        &["organizations", "describe", "123456789012"],
+    )
+    .await;
+    assert_eq!(described["displayName"], "example.com", "{described}");
+    let folder = gcloud_ok(
+        &harness,
+        config,
+        &[
+            "resource-manager",
+            "folders",
+            "create",
+            "--display-name=Engineering",
+            "--organization=123456789012",
+        ],
+    )
+    .await;
+    let folder_id = folder["name"]
+        .as_str()
+        .and_then(|name| name.strip_prefix("folders/"))
+        .unwrap_or_else(|| panic!("a folder: {folder}"))
+        .to_string();
+    let listed = gcloud_ok(
+        &harness,
+        config,
+        &[
+            "resource-manager",
+            "folders",
+            "list",
+            "--organization=123456789012",
+        ],
+    )
+    .await;
+    assert_eq!(listed[0]["displayName"], "Engineering", "{listed}");
+    let described = gcloud_ok(
+        &harness,
+        config,
+        &["resource-manager", "folders", "describe", &folder_id],
+    )
+    .await;
+    assert_eq!(
+        described["parent"], "organizations/123456789012",
+        "{described}"
+    );
+    gcloud_ok(
+        &harness,
+        config,
+        &[
+            "projects",
+            "create",
+            "team-app-1",
+            &format!("--folder={folder_id}"),
+        ],
+    )
+    .await;
+    let project = gcloud_ok(&harness, config, &["projects", "describe", "team-app-1"]).await;
+    assert_eq!(
+        project["parent"],
+        serde_json::json!({"type": "folder", "id": folder_id}),
+        "{project}"
+    );
+    let outsider = "--member=user:stranger@gmail.com";
+    let on_organization = [
+        "organizations",
+        "add-iam-policy-binding",
+        "123456789012",
+        outsider,
+        "--role=roles/viewer",
+    ];
+    let on_folder = [
+        "resource-manager",
+        "folders",
+        "add-iam-policy-binding",
+        &folder_id,
+        outsider,
+        "--role=roles/viewer",
+    ];
+    let on_project = [
+        "projects",
+        "add-iam-policy-binding",
+        "team-app-1",
+        outsider,
+        "--role=roles/editor",
+    ];
+    tokio::join!(
+        gcloud_ok(&harness, config, &on_organization),
+        gcloud_ok(&harness, config, &on_folder),
+        gcloud_ok(&harness, config, &on_project),
+    );
+    harness.sandbox.settled().await;
+    let of_organization = ["organizations", "get-iam-policy", "123456789012"];
+    let of_folder = ["resource-manager", "folders", "get-iam-policy", &folder_id];
+    let of_project = ["projects", "get-iam-policy", "team-app-1"];
+    let (organization, folder_policy, project_policy) = tokio::join!(
+        gcloud_ok(&harness, config, &of_organization),
+        gcloud_ok(&harness, config, &of_folder),
+        gcloud_ok(&harness, config, &of_project),
+    );
+    for policy in [organization, folder_policy, project_policy] {
+        assert!(
+            !policy.to_string().contains("stranger@gmail.com"),
+            "antibody removed the outsider: {policy}"
+        );
+    }
+    assert_eq!(harness.count("remediated").await, 3);
 }
