@@ -225,6 +225,12 @@ fn shape(kind: Kind, name: &str, request: &Value, now: &str) -> Result<Value, Ap
                 resource["versionTemplate"] = json!({"protectionLevel": "SOFTWARE", "algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION"});
             }
             resource["destroyScheduledDuration"] = json!("2592000s");
+            // A symmetric key is made with its first version, which becomes the primary one.
+            if purpose == "ENCRYPT_DECRYPT" {
+                resource["primary"] = json!({"name": format!("{name}/cryptoKeyVersions/1"), "state": "ENABLED",
+                    "createTime": now, "generateTime": now, "protectionLevel": "SOFTWARE",
+                    "algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION"});
+            }
         }
         "repositories" => {
             if request["format"].as_str().unwrap_or("").is_empty() {

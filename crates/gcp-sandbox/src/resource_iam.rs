@@ -207,13 +207,18 @@ async fn list(
         })
         .collect();
     drop(policies);
-    let body = crate::paged(
+    let total = items.len();
+    let mut body = crate::paged(
         &shared,
         items,
         &collection,
         &query,
         crate::Paging::RESOURCES,
     )?;
+    // Secret Manager counts every secret of the list, across its pages.
+    if collection == "secrets" && total > 0 {
+        body["totalSize"] = json!(total);
+    }
     Ok(crate::json_response(&body))
 }
 

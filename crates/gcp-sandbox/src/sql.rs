@@ -122,6 +122,24 @@ impl Sql {
     }
 }
 
+/// An instance's etag: a digest of what it holds, new with every change.
+fn etag(instance: &Value) -> String {
+    let mut held = instance.clone();
+    if let Some(fields) = held.as_object_mut() {
+        fields.remove("etag");
+    }
+    let digest = held
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!(
+        "{digest:016x}{:016x}",
+        digest.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15
+    )
+}
+
 /// Deep merge for `settings` (objects merge, anything else replaces; lists such as `authorizedNetworks` whole).
 fn merge(target: &mut Value, patch: &Value) {
     match (target.as_object_mut(), patch.as_object()) {
@@ -169,6 +187,49 @@ async fn create(
             "settings": {"tier": "db-f1-micro", "ipConfiguration": {"ipv4Enabled": true}}});
         merge(&mut instance, &request);
         instance["settings"]["settingsVersion"] = json!("1");
+        let (now, _) = logging_pair();
+        let ordinal = state.instances.len() + 2;
+        let region = instance["region"]
+            .as_str()
+            .unwrap_or("us-central1")
+            .to_string();
+        for (field, value) in [
+            ("backendType", json!("SECOND_GEN")),
+            ("instanceType", json!("CLOUD_SQL_INSTANCE")),
+            ("gceZone", json!(format!("{region}-a"))),
+            (
+                "connectionName",
+                json!(format!("{project}:{region}:{name}")),
+            ),
+            (
+                "selfLink",
+                json!(format!(
+                    "https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{name}"
+                )),
+            ),
+            (
+                "ipAddresses",
+                json!([{"type": "PRIMARY", "ipAddress": format!("34.66.{}.{}", ordinal / 250 % 250, ordinal % 250)}]),
+            ),
+            (
+                "serviceAccountEmailAddress",
+                json!(format!(
+                    "p{}-sql@gcp-sa-cloud-sql.iam.gserviceaccount.com",
+                    crate::project_number(&project)
+                )),
+            ),
+            (
+                "serverCaCert",
+                json!({"kind": "sql#sslCert", "instance": name, "certSerialNumber": "0",
+                "commonName": "C=US,O=Google\\, Inc,CN=Google Cloud SQL Server CA,dnQualifier=sandbox",
+                "sha1Fingerprint": format!("{:040x}", crate::project_number(&name)),
+                "createTime": now, "expirationTime": "2034-01-01T00:00:00.000Z",
+                "cert": "-----BEGIN CERTIFICATE-----\nsandbox\n-----END CERTIFICATE-----"}),
+            ),
+        ] {
+            instance[field] = value;
+        }
+        instance["etag"] = json!(etag(&instance));
         state.instances.insert(key, instance);
         state.operation(
             &project,
@@ -261,6 +322,7 @@ async fn patch(
         }
         let next = current.parse::<u64>().unwrap_or(1) + 1;
         instance["settings"]["settingsVersion"] = json!(next.to_string());
+        instance["etag"] = json!(etag(instance));
         state.operation(
             &project,
             &name,

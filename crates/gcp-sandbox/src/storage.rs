@@ -181,6 +181,7 @@ fn new_bucket(project: &str, body: &Value, predefined: Option<&str>) -> Result<B
             (format!("project-viewers-{number}"), "READER".into()),
         ],
         policy: StoredPolicy::new(Vec::new()),
+        kept: BTreeMap::new(),
     };
     match predefined.unwrap_or("projectPrivate") {
         "projectPrivate" => {}
@@ -221,6 +222,32 @@ fn apply_patch(bucket: &mut Bucket, body: &Value, replace: bool) -> Result<(), A
         }
     } else if replace {
         bucket.labels.clear();
+    }
+    for field in bucket::KEPT {
+        match body.get(*field) {
+            Some(Value::Object(value)) => {
+                bucket
+                    .kept
+                    .insert(field.to_string(), Value::Object(value.clone()));
+            }
+            Some(Value::Array(value)) => {
+                bucket
+                    .kept
+                    .insert(field.to_string(), Value::Array(value.clone()));
+            }
+            Some(Value::Null) => {
+                bucket.kept.remove(*field);
+            }
+            Some(_) => {
+                return Err(invalid(format!(
+                    "Invalid value for {field}: expected an object."
+                )));
+            }
+            None if replace => {
+                bucket.kept.remove(*field);
+            }
+            None => {}
+        }
     }
     if let Some(config) = body.get("iamConfiguration") {
         let uniform = config

@@ -53,7 +53,8 @@ pub(crate) fn normalise(
         if !WRITABLE.contains(&key.as_str()) {
             continue;
         }
-        if !value.is_null() && value != json!([]) && value != json!("") {
+        // An empty description sent is kept (Google's recordings echo `"description": ""`); other empty fields go.
+        if !value.is_null() && value != json!([]) && (value != json!("") || key == "description") {
             firewall.insert(key, value);
         }
     }
@@ -480,7 +481,7 @@ mod tests {
             json!({"name": "a", "allowed": [{"IPProtocol": "icmp"}], "targetTags": [], "description": ""}),
         );
         assert!(firewall.get("targetTags").is_none());
-        assert!(firewall.get("description").is_none());
+        assert_eq!(firewall["description"], "", "as Google echoes it");
     }
 
     #[test]

@@ -142,6 +142,13 @@ pub(super) fn normalise(
                     "{API_ROOT}/projects/{project}/global/networks/default"
                 ));
             }
+            if interface["subnetwork"].is_null() {
+                interface["subnetwork"] = json!(format!(
+                    "{API_ROOT}/projects/{project}/regions/{}/subnetworks/default",
+                    region_of(zone)
+                ));
+            }
+            interface["fingerprint"] = json!(metadata::fingerprint(&json!([id, index])));
             interface["networkIP"] = json!(format!(
                 "10.128.{}.{}",
                 ordinal / 250 % 250,
@@ -160,6 +167,25 @@ pub(super) fn normalise(
         })
         .collect();
     instance.insert("networkInterfaces".into(), json!(interfaces));
+    let disks = instance
+        .get("disks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let disks: Vec<Value> = disks
+        .into_iter()
+        .enumerate()
+        .map(|(index, disk)| attached_disk(project, zone, &name, index, disk))
+        .collect();
+    instance.insert("disks".into(), json!(disks));
+    instance.entry("scheduling").or_insert_with(
+        || json!({"onHostMaintenance": "MIGRATE", "automaticRestart": true, "preemptible": false}),
+    );
+    instance
+        .entry("deletionProtection")
+        .or_insert_with(|| json!(false));
+    instance.insert("startRestricted".into(), json!(false));
+    instance.insert("cpuPlatform".into(), json!("Intel Broadwell"));
     instance
         .entry("canIpForward")
         .or_insert_with(|| json!(false));
@@ -194,6 +220,48 @@ pub(super) fn normalise(
         instance.remove("labels");
     }
     Ok(Value::Object(instance))
+}
+
+/// The region a zone is in (`us-central1-a` → `us-central1`).
+fn region_of(zone: &str) -> &str {
+    zone.rsplit_once('-').map_or(zone, |(region, _)| region)
+}
+
+/// A disk as an instance lists it: the disk it made from `initializeParams` (or the one it was given as `source`),
+/// attached at `index` — never the parameters themselves, which Compute does not echo.
+fn attached_disk(project: &str, zone: &str, instance: &str, index: usize, disk: Value) -> Value {
+    let device = disk["deviceName"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| match index {
+            0 => instance.to_string(),
+            n => format!("persistent-disk-{n}"),
+        });
+    let source = disk["source"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let name = disk["initializeParams"]["diskName"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| device.clone());
+            format!("{API_ROOT}/projects/{project}/zones/{zone}/disks/{name}")
+        });
+    json!({
+        "kind": "compute#attachedDisk",
+        "type": disk["type"].as_str().unwrap_or("PERSISTENT"),
+        "mode": disk["mode"].as_str().unwrap_or("READ_WRITE"),
+        "source": source,
+        "deviceName": device,
+        "index": index,
+        "boot": disk["boot"].as_bool().unwrap_or(index == 0),
+        "autoDelete": disk["autoDelete"].as_bool().unwrap_or(index == 0),
+        "interface": disk["interface"].as_str().unwrap_or("SCSI"),
+        "guestOsFeatures": [{"type": "VIRTIO_SCSI_MULTIQUEUE"}, {"type": "UEFI_COMPATIBLE"}],
+        "licenses": [format!("{API_ROOT}/projects/debian-cloud/global/licenses/debian-12-bookworm")],
+        "diskSizeGb": disk["initializeParams"]["diskSizeGb"].as_str().unwrap_or("10"),
+        "architecture": "X86_64",
+    })
 }
 
 /// Network tags as Compute stores them: the items (when there are any) and their fingerprint.

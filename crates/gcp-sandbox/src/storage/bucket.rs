@@ -30,7 +30,23 @@ pub(crate) struct Bucket {
     pub default_object_acl: Vec<(String, String)>,
     /// Non-legacy bindings (and legacy object roles, which have no bucket ACL).
     pub policy: StoredPolicy,
+    /// Configuration Storage keeps as written (`lifecycle`, `versioning`, `website`, …), by field.
+    pub kept: BTreeMap<String, Value>,
 }
+
+/// The bucket fields Storage stores as the caller wrote them.
+pub(crate) const KEPT: &[&str] = &[
+    "lifecycle",
+    "versioning",
+    "website",
+    "cors",
+    "logging",
+    "retentionPolicy",
+    "softDeletePolicy",
+    "encryption",
+    "autoclass",
+    "billing",
+];
 
 /// `CAQ=`: Cloud Storage etags are the metageneration as a protobuf varint field 1.
 pub(crate) fn etag(metageneration: u64) -> String {
@@ -209,6 +225,9 @@ impl Bucket {
         });
         if !self.labels.is_empty() {
             bucket["labels"] = json!(self.labels);
+        }
+        for (field, value) in &self.kept {
+            bucket[field.as_str()] = value.clone();
         }
         if full && !self.uniform_access {
             bucket["acl"] = Value::Array(self.acl_view());
