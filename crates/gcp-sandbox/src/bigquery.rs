@@ -69,6 +69,40 @@ impl BigQuery {
     }
 }
 
+/// The fields of a `Dataset` (BigQuery v2's discovery document): a request naming another is 400, as Google answers.
+const DATASET_SCHEMA: &[&str] = &[
+    "access",
+    "creationTime",
+    "datasetReference",
+    "defaultCollation",
+    "defaultEncryptionConfiguration",
+    "defaultPartitionExpirationMs",
+    "defaultRoundingMode",
+    "defaultTableExpirationMs",
+    "description",
+    "etag",
+    "externalCatalogDatasetOptions",
+    "externalDatasetReference",
+    "friendlyName",
+    "id",
+    "isCaseInsensitive",
+    "kind",
+    "labels",
+    "lastModifiedTime",
+    "linkedDatasetMetadata",
+    "linkedDatasetSource",
+    "location",
+    "maxTimeTravelHours",
+    "resourceTags",
+    "restrictions",
+    "satisfiesPzi",
+    "satisfiesPzs",
+    "selfLink",
+    "storageBillingModel",
+    "tags",
+    "type",
+];
+
 async fn insert(
     State(shared): State<Arc<Shared>>,
     Path(project): Path<String>,
@@ -77,6 +111,7 @@ async fn insert(
 ) -> Result<Response, ApiError> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
+    ApiError::unknown_fields(&request, DATASET_SCHEMA)?;
     let id = request["datasetReference"]["datasetId"]
         .as_str()
         .unwrap_or_default()
@@ -178,6 +213,7 @@ async fn patch(
 ) -> Result<Response, ApiError> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
+    ApiError::unknown_fields(&request, DATASET_SCHEMA)?;
     let if_match = headers
         .get(axum::http::header::IF_MATCH)
         .and_then(|value| value.to_str().ok())

@@ -85,17 +85,36 @@ impl ApiError {
     /// Refuses a request body naming a field the message type lacks, as the APIs behind Google's newer front end
     /// do (Resource Manager v3 among them): `Invalid JSON payload received. Unknown name "type": Cannot find field.`
     pub fn unknown_fields(body: &serde_json::Value, known: &[&str]) -> Result<(), Self> {
+        Self::unknown_fields_at(body, "", known)
+    }
+
+    /// As `unknown_fields`, for the object at `at` (`settings.ipConfiguration`) of a request, named as Google names
+    /// it. Google's JSON parser takes a field by its JSON name (`includeChildren`) or its proto name
+    /// (`include_children`); both are known.
+    pub fn unknown_fields_at(
+        body: &serde_json::Value,
+        at: &str,
+        known: &[&str],
+    ) -> Result<(), Self> {
         let unknown = body
             .as_object()
             .into_iter()
             .flat_map(|fields| fields.keys())
-            .find(|field| !known.contains(&field.as_str()));
+            .find(|field| {
+                !known
+                    .iter()
+                    .any(|name| *name == field.as_str() || snake_case(name) == field.as_str())
+            });
+        let place = match at {
+            "" => String::new(),
+            at => format!(" at '{at}'"),
+        };
         match unknown {
             Some(field) => Err(ApiError::esf(
                 StatusCode::BAD_REQUEST,
                 "INVALID_ARGUMENT",
                 format!(
-                    "Invalid JSON payload received. Unknown name {}: Cannot find field.",
+                    "Invalid JSON payload received. Unknown name {}{place}: Cannot find field.",
                     serde_json::Value::from(field.as_str())
                 ),
             )),
@@ -149,4 +168,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
     }
+}
+
+/// A JSON name's proto name: `includeChildren` → `include_children`.
+fn snake_case(name: &str) -> String {
+    let mut snake = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
 }

@@ -51,6 +51,44 @@ const SINK_FIELDS: &[&str] = &[
 ];
 const EXCLUSION_FIELDS: &[&str] = &["filter", "description", "disabled"];
 
+/// Every field of a `LogSink` and a `LogExclusion` (Logging v2's discovery document): a request naming another is 400,
+/// so a misspelt `filter` is refused rather than creating a sink that exports everything.
+const SINK_SCHEMA: &[&str] = &[
+    "bigqueryOptions",
+    "createTime",
+    "description",
+    "destination",
+    "disabled",
+    "exclusions",
+    "filter",
+    "includeChildren",
+    "interceptChildren",
+    "name",
+    "outputVersionFormat",
+    "resourceName",
+    "updateTime",
+    "writerIdentity",
+];
+const EXCLUSION_SCHEMA: &[&str] = &[
+    "createTime",
+    "description",
+    "disabled",
+    "filter",
+    "name",
+    "updateTime",
+];
+
+fn check_schema(kind: &str, request: &Value) -> Result<(), ApiError> {
+    ApiError::unknown_fields(
+        request,
+        if kind == "sinks" {
+            SINK_SCHEMA
+        } else {
+            EXCLUSION_SCHEMA
+        },
+    )
+}
+
 fn collection(text: &str) -> Result<&'static str, ApiError> {
     match text {
         "sinks" => Ok("sinks"),
@@ -147,6 +185,7 @@ async fn create(
     let kind = collection(&kind)?;
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
+    check_schema(kind, &request)?;
     let name = request["name"].as_str().unwrap_or_default().to_string();
     if !valid_name(&name) {
         return Err(invalid(format!("Invalid resource name '{name}'.")));
@@ -230,6 +269,7 @@ async fn update(
     let kind = collection(&kind)?;
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
+    check_schema(kind, &request)?;
     let fields = if kind == "sinks" {
         SINK_FIELDS
     } else {

@@ -122,6 +122,149 @@ impl Sql {
     }
 }
 
+/// The fields of a `DatabaseInstance`, its `Settings`, their `IpConfiguration` and an `AclEntry` (Cloud SQL Admin's
+/// discovery document): a request naming another is 400, as Google answers.
+const INSTANCE_SCHEMA: &[&str] = &[
+    "availableMaintenanceVersions",
+    "backendType",
+    "connectionName",
+    "createTime",
+    "currentDiskSize",
+    "databaseInstalledVersion",
+    "databaseVersion",
+    "diskEncryptionConfiguration",
+    "diskEncryptionStatus",
+    "dnsName",
+    "dnsNames",
+    "etag",
+    "failoverReplica",
+    "gceZone",
+    "geminiConfig",
+    "includeReplicasForMajorVersionUpgrade",
+    "installedVersion",
+    "instanceType",
+    "ipAddresses",
+    "ipv6Address",
+    "kind",
+    "maintenanceVersion",
+    "majorVersionUpgradeIncludesReplicas",
+    "masterInstanceName",
+    "maxDiskSize",
+    "name",
+    "nodeCount",
+    "nodes",
+    "onPremisesConfiguration",
+    "outOfDiskReport",
+    "primaryDnsName",
+    "project",
+    "pscServiceAttachmentLink",
+    "region",
+    "replicaConfiguration",
+    "replicaNames",
+    "replicationCluster",
+    "rootPassword",
+    "satisfiesPzi",
+    "satisfiesPzs",
+    "scheduledMaintenance",
+    "secondaryGceZone",
+    "selfLink",
+    "serverCaCert",
+    "serviceAccountEmailAddress",
+    "settings",
+    "sourceInstanceNames",
+    "sqlNetworkArchitecture",
+    "state",
+    "suspensionReason",
+    "switchTransactionLogsToCloudStorageEnabled",
+    "tags",
+    "upgradableDatabaseVersions",
+    "writeEndpoint",
+];
+const SETTINGS_SCHEMA: &[&str] = &[
+    "activationPolicy",
+    "activeDirectoryConfig",
+    "advancedMachineFeatures",
+    "authorizedGaeApplications",
+    "availabilityType",
+    "backupConfiguration",
+    "collation",
+    "connectionPoolConfig",
+    "connectorEnforcement",
+    "crashSafeReplicationEnabled",
+    "dataCacheConfig",
+    "dataDiskProvisionedIops",
+    "dataDiskProvisionedThroughput",
+    "dataDiskSizeGb",
+    "dataDiskType",
+    "databaseFlags",
+    "databaseReplicationEnabled",
+    "dbAlignedAtomicWritesConfig",
+    "deletionProtectionEnabled",
+    "denyMaintenancePeriods",
+    "edition",
+    "enableDataplexIntegration",
+    "enableGoogleMlIntegration",
+    "finalBackupConfig",
+    "insightsConfig",
+    "instanceVersion",
+    "ipConfiguration",
+    "kind",
+    "locationPreference",
+    "maintenanceVersion",
+    "maintenanceWindow",
+    "passwordValidationPolicy",
+    "pricingPlan",
+    "readPoolAutoScaleConfig",
+    "recreateReplicasOnPrimaryCrash",
+    "replicationLagMaxSeconds",
+    "replicationType",
+    "retainBackupsOnDelete",
+    "settingsVersion",
+    "sqlServerAuditConfig",
+    "storageAutoResize",
+    "storageAutoResizeLimit",
+    "tier",
+    "timeZone",
+    "userLabels",
+];
+const IP_CONFIGURATION_SCHEMA: &[&str] = &[
+    "allocatedIpRange",
+    "authorizedNetworks",
+    "customSubjectAlternativeNames",
+    "enablePrivatePathForGoogleCloudServices",
+    "ipv4Enabled",
+    "privateNetwork",
+    "pscConfig",
+    "requireSsl",
+    "reservedIpRange",
+    "serverCaMode",
+    "serverCaPool",
+    "sslMode",
+];
+const ACL_ENTRY_SCHEMA: &[&str] = &["expirationTime", "kind", "name", "value"];
+
+/// Refuses a request naming a field Cloud SQL does not have, where antibody and its users write.
+fn check_schema(request: &Value) -> Result<(), ApiError> {
+    ApiError::unknown_fields(request, INSTANCE_SCHEMA)?;
+    let settings = &request["settings"];
+    ApiError::unknown_fields_at(settings, "settings", SETTINGS_SCHEMA)?;
+    let ip = &settings["ipConfiguration"];
+    ApiError::unknown_fields_at(ip, "settings.ip_configuration", IP_CONFIGURATION_SCHEMA)?;
+    for (index, entry) in ip["authorizedNetworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        ApiError::unknown_fields_at(
+            entry,
+            &format!("settings.ip_configuration.authorized_networks[{index}]"),
+            ACL_ENTRY_SCHEMA,
+        )?;
+    }
+    Ok(())
+}
+
 /// An instance's etag: a digest of what it holds, new with every change.
 fn etag(instance: &Value) -> String {
     let mut held = instance.clone();
@@ -160,6 +303,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
+    check_schema(&request)?;
     let name = request["name"].as_str().unwrap_or_default().to_string();
     let valid = (1..=98).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -289,6 +433,7 @@ async fn patch(
 ) -> Result<Response, ApiError> {
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
+    check_schema(&request)?;
     let principal = shared.principal(&headers);
     let operation = {
         let mut state = shared.sql.lock().expect("sql lock poisoned");
