@@ -108,10 +108,14 @@ impl Hierarchy {
         self.containers_from(&self.parent_of(project))
     }
 
-    /// `container` (a folder or the organization) and those above it, up to the organization.
+    /// `container` (a folder or an organization) and those above it, up to its organization: a folder the sandbox
+    /// was never told about hangs under the sandbox's organization; another organization is its own top.
     pub(crate) fn containers_from(&self, container: &str) -> Vec<String> {
         let mut chain = self.chain(container);
-        if chain.last() != Some(&self.organization) {
+        if !chain
+            .last()
+            .is_some_and(|top| top.starts_with("organizations/"))
+        {
             chain.push(self.organization.clone());
         }
         chain

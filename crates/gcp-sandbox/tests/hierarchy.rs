@@ -106,3 +106,47 @@ async fn roles_granted_on_a_folder_or_the_organization_reach_the_projects_below(
         .expect("set");
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 }
+
+/// A project under another organization is outside the sandbox's: `getAncestry` and the v3 project read agree that
+/// its top is that organization alone, so an ancestry-based scope check sees it as outside.
+#[tokio::test]
+async fn a_project_of_another_organization_has_only_that_organization_above_it() {
+    let mut config = SandboxConfig::default();
+    config
+        .seed
+        .parents
+        .insert("foreign-app".into(), "organizations/999".into());
+    config
+        .seed
+        .folders
+        .insert("folders/7".into(), "organizations/999".into());
+    config
+        .seed
+        .parents
+        .insert("foreign-web".into(), "folders/7".into());
+    let (running, client, _) = sandbox(config).await;
+    let root = running.base_url();
+    let ancestry = |project: &'static str| {
+        let client = client.clone();
+        let url = format!("{root}/v1/projects/{project}:getAncestry");
+        async move { json_of(client.post(url).json(&json!({}))).await }
+    };
+    assert_eq!(
+        ancestry("foreign-app").await["ancestor"],
+        json!([{"resourceId": {"type": "project", "id": "foreign-app"}},
+            {"resourceId": {"type": "organization", "id": "999"}}])
+    );
+    assert_eq!(
+        ancestry("foreign-web").await["ancestor"],
+        json!([{"resourceId": {"type": "project", "id": "foreign-web"}},
+            {"resourceId": {"type": "folder", "id": "7"}},
+            {"resourceId": {"type": "organization", "id": "999"}}])
+    );
+    let read = json_of(client.get(format!("{root}/v3/projects/foreign-app"))).await;
+    assert_eq!(read["parent"], "organizations/999", "{read}");
+    // A project the sandbox was never told about sits under its own organization.
+    assert_eq!(
+        ancestry("home-app").await["ancestor"][1],
+        json!({"resourceId": {"type": "organization", "id": "123456789012"}})
+    );
+}
