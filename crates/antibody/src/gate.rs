@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::event::AuditEvent;
 use crate::journal::Safety;
 use crate::kinds::{Fix, Resource};
+use crate::outcome::HeldBy;
 use crate::policy::Plan;
 
 /// How long a fix held by the circuit breaker waits at most: Google's trouble is usually shorter than a cap.
@@ -49,6 +50,7 @@ pub enum Verdict {
     /// decided again on the live state after `recheck_secs` (none for a hold that waits on a person: IaC).
     Held {
         fix: Fix,
+        by: HeldBy,
         reason: String,
         recheck_secs: Option<u32>,
     },
@@ -71,6 +73,25 @@ pub enum Verdict {
 /// cannot spend the slots a different, graver hole needs. The journal counts slots by this key.
 pub fn cap_budget(project: &str, findings: &[crate::policy::Finding]) -> String {
     format!("{project} {}", budget_class(findings))
+}
+
+/// Why the project's cap holds a fix: `count` fixes already charged to the fix's budget within the hour, `cap`
+/// allowed. The gate's words, and the pipeline's when another handling took the budget's last slot first.
+pub fn project_cap_reason(
+    project: &str,
+    findings: &[crate::policy::Finding],
+    count: u32,
+    cap: u32,
+) -> String {
+    let class = budget_class(findings);
+    let open = match class.ends_with(" CRITICAL") {
+        true => "THE HOLE IS STILL OPEN: ",
+        false => "",
+    };
+    format!(
+        "{open}blast-radius cap: {count} fixes of {class} findings in project {project} within the last hour \
+         (max_fixes_per_project_per_hour = {cap}, counted per policy and for CRITICAL findings apart)"
+    )
 }
 
 /// A policy's name, with ` CRITICAL` when the fix closes a CRITICAL finding: decoys of another policy, or milder
@@ -147,6 +168,7 @@ pub fn admit(
         // synthetic event carries no user agent, so a hole the code did not close by then is fixed.
         return Verdict::Held {
             fix: fix.clone(),
+            by: HeldBy::Iac,
             recheck_secs: Some(config.safety.held_recheck_secs),
             reason: format!(
                 "made through infrastructure as code (by {} matching safety.iac_principals \"{pipeline}\", user \
@@ -160,13 +182,15 @@ pub fn admit(
     if grace > 0 && event.transport != crate::event::Transport::Recheck {
         return Verdict::Deferred { seconds: grace };
     }
-    let held = |reason: String, recheck_secs: u32| Verdict::Held {
+    let held = |by: HeldBy, reason: String, recheck_secs: u32| Verdict::Held {
         fix: fix.clone(),
+        by,
         reason,
         recheck_secs: Some(recheck_secs),
     };
     if config.safety.paused || safety.paused {
         return held(
+            HeldBy::KillSwitch,
             "antibody is paused (kill switch); resume with `antibody resume`".into(),
             config.safety.held_recheck_secs,
         );
@@ -216,18 +240,13 @@ pub fn admit(
     if limits.max_fixes_per_project_per_hour > 0
         && safety.recent_fixes_in_project >= limits.max_fixes_per_project_per_hour
     {
-        let class = budget_class(&plan.findings);
-        let open = match class.ends_with(" CRITICAL") {
-            true => "THE HOLE IS STILL OPEN: ",
-            false => "",
-        };
         return held(
-            format!(
-                "{open}blast-radius cap: {} fixes of {class} findings in project {} within the last hour \
-                 (max_fixes_per_project_per_hour = {}, counted per policy and for CRITICAL findings apart)",
-                safety.recent_fixes_in_project,
+            HeldBy::ProjectCap,
+            project_cap_reason(
                 resource.target().project(),
-                limits.max_fixes_per_project_per_hour
+                &plan.findings,
+                safety.recent_fixes_in_project,
+                limits.max_fixes_per_project_per_hour,
             ),
             config.safety.held_recheck_secs,
         );
@@ -237,6 +256,7 @@ pub fn admit(
         .filter(|rate| limits.breaker_failure_rate > 0.0 && *rate >= limits.breaker_failure_rate)
     {
         return held(
+            HeldBy::Breaker,
             format!(
                 "circuit breaker open: {:.0}% of recent Google API calls failed (breaker_failure_rate = {})",
                 rate * 100.0,
@@ -249,6 +269,7 @@ pub fn admit(
         && load.instance_fixes_last_hour >= limits.max_fixes_per_instance_per_hour
     {
         return held(
+            HeldBy::InstanceCap,
             format!(
                 "blast-radius cap: {} fixes by this instance within the last hour (max_fixes_per_instance_per_hour = {})",
                 load.instance_fixes_last_hour, limits.max_fixes_per_instance_per_hour
@@ -386,6 +407,56 @@ mod tests {
             matches!(verdict(&config, &event), Verdict::Apply(_)),
             "a person's change is fixed"
         );
+    }
+
+    /// Each safety control names itself in its hold, so that what counts holds (a sweep's `held_by_caps`) reads the
+    /// verdict, never its wording.
+    #[test]
+    fn every_hold_names_the_control_that_holds() {
+        let (event, resource) = open_rule();
+        let held_by = |config: &Config, safety: &Safety, load: Load| {
+            let plan = policy::evaluate(config, &resource);
+            match admit(config, &event, &resource, &plan, safety, load) {
+                Verdict::Held { by, .. } => Some(by),
+                _ => None,
+            }
+        };
+        let config = Config::default();
+        assert_eq!(held_by(&config, &Safety::default(), Load::default()), None);
+        let paused = Safety {
+            paused: true,
+            ..Safety::default()
+        };
+        assert_eq!(
+            held_by(&config, &paused, Load::default()),
+            Some(HeldBy::KillSwitch)
+        );
+        let spent = Safety {
+            recent_fixes_in_project: config.safety.max_fixes_per_project_per_hour,
+            ..Safety::default()
+        };
+        assert_eq!(
+            held_by(&config, &spent, Load::default()),
+            Some(HeldBy::ProjectCap)
+        );
+        let busy = Load {
+            instance_fixes_last_hour: config.safety.max_fixes_per_instance_per_hour,
+            google_failure_rate: None,
+        };
+        assert_eq!(
+            held_by(&config, &Safety::default(), busy),
+            Some(HeldBy::InstanceCap)
+        );
+        let failing = Load {
+            instance_fixes_last_hour: 0,
+            google_failure_rate: Some(0.9),
+        };
+        assert_eq!(
+            held_by(&config, &Safety::default(), failing),
+            Some(HeldBy::Breaker)
+        );
+        assert!(HeldBy::ProjectCap.is_cap() && HeldBy::InstanceCap.is_cap());
+        assert!(!HeldBy::KillSwitch.is_cap() && !HeldBy::Breaker.is_cap() && !HeldBy::Iac.is_cap());
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub enum Outcome {
     Deferred {
         seconds: u32,
     },
-    /// A safety control held the fix back (kill switch, blast-radius cap).
+    /// A safety control held the fix back (kill switch, blast-radius cap); `by` names which.
     Held {
+        by: HeldBy,
         reason: String,
     },
     /// The resource is fought over; antibody no longer fixes it. `new` marks the event that started the quarantine.
@@ -67,6 +68,29 @@ pub enum Outcome {
     Undone {
         reason: String,
     },
+}
+
+/// The safety control that holds a fix back: the gate decides it once, and what reports count follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeldBy {
+    /// `antibody pause`, or `safety.paused`.
+    KillSwitch,
+    /// A change by an infrastructure-as-code pipeline (`safety.iac = "hold"`).
+    Iac,
+    /// `max_fixes_per_project_per_hour`, counted per policy and for CRITICAL findings apart.
+    ProjectCap,
+    /// `max_fixes_per_instance_per_hour`.
+    InstanceCap,
+    /// Too many of Google's recent answers were failures.
+    Breaker,
+}
+
+impl HeldBy {
+    /// Whether a blast-radius cap is what held the fix.
+    pub fn is_cap(self) -> bool {
+        matches!(self, HeldBy::ProjectCap | HeldBy::InstanceCap)
+    }
 }
 
 impl Outcome {
@@ -100,7 +124,7 @@ impl Outcome {
             | Outcome::Rejected { reason }
             | Outcome::Exempt { reason }
             | Outcome::Refused { reason }
-            | Outcome::Held { reason }
+            | Outcome::Held { reason, .. }
             | Outcome::Quarantined { reason, .. }
             | Outcome::Undone { reason } => reason.clone(),
             Outcome::Failed { error } | Outcome::Retry { error } => error.clone(),

@@ -106,7 +106,7 @@ impl Alert {
             Outcome::Remediated { fix } => format!("antibody {}", fix.describe()),
             Outcome::DryRun { fix } => format!("dry-run: antibody would have {}", fix.describe()),
             // A hole antibody did not close is said to be open, in the first words a person reads.
-            Outcome::Held { reason } => {
+            Outcome::Held { reason, .. } => {
                 format!("THE HOLE IS STILL OPEN: antibody held the fix back: {reason}")
             }
             Outcome::Quarantined { reason, .. } => format!(

@@ -19,7 +19,7 @@ use crate::gcp;
 use crate::journal::{self, Claim, Record};
 use crate::kinds::{self, Fix, Route, Target};
 use crate::notify;
-pub use crate::outcome::Outcome;
+pub use crate::outcome::{HeldBy, Outcome};
 use crate::policy::Finding;
 
 /// The answer to the sender: the journal row and the outcome.
@@ -303,11 +303,12 @@ async fn decide(
         }
         Verdict::Held {
             fix,
+            by,
             reason,
             recheck_secs,
         } => {
             decision.fix = Some(fix);
-            hold(cx, target, reason, recheck_secs).await
+            hold(cx, target, by, reason, recheck_secs).await
         }
         Verdict::Quarantined {
             fix,
@@ -360,12 +361,16 @@ async fn decide(
                 }
                 Ok(false) => {
                     // Another handling took the budget's last slot between the gate's read and this claim.
-                    let reason = format!(
-                        "blast-radius cap: {cap} fixes charged to {} within the last hour \
-                         (max_fixes_per_project_per_hour = {cap}, counted per policy and for CRITICAL findings apart)",
-                        gate::cap_budget(target.project(), &decision.findings)
-                    );
-                    hold(cx, target, reason, Some(cx.config.safety.held_recheck_secs)).await
+                    let reason =
+                        gate::project_cap_reason(target.project(), &decision.findings, cap, cap);
+                    hold(
+                        cx,
+                        target,
+                        HeldBy::ProjectCap,
+                        reason,
+                        Some(cx.config.safety.held_recheck_secs),
+                    )
+                    .await
                 }
                 Err(err) => Outcome::Retry {
                     error: err.to_string(),
@@ -376,13 +381,20 @@ async fn decide(
 }
 
 /// A held fix leaves the hole open: unless a person must act (IaC), it is decided again on the live state later.
-async fn hold(cx: &Context, target: &Target, reason: String, recheck_secs: Option<u32>) -> Outcome {
+async fn hold(
+    cx: &Context,
+    target: &Target,
+    by: HeldBy,
+    reason: String,
+    recheck_secs: Option<u32>,
+) -> Outcome {
     let Some(seconds) = recheck_secs else {
-        return Outcome::Held { reason };
+        return Outcome::Held { by, reason };
     };
     let due = cx.clock().now_secs() + i64::from(seconds);
     match cx.journal.defer(target.key(), target.project(), due).await {
         Ok(()) => Outcome::Held {
+            by,
             reason: format!(
                 "{reason}; antibody decides again on the live state in {} min",
                 seconds.div_ceil(60)

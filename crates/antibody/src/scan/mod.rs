@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::event::{AuditEvent, Transport};
 use crate::journal::Exemption;
 use crate::kinds::{self, KindId, Resource};
-use crate::pipeline::{self, Context};
+use crate::pipeline::{self, Context, Outcome};
 use crate::policy::Finding;
 
 mod bounded;
@@ -300,15 +300,7 @@ async fn sweep_placed(
             Err(err) => report.errors.push(format!("{key}: releasing: {err}")),
         }
     }
-    fix_all(cx, &mut report).await;
-    report.held_by_caps += report
-        .violations
-        .iter()
-        .filter(|violation| {
-            violation.outcome.as_deref() == Some("held")
-                && violation.reason.contains("blast-radius cap")
-        })
-        .count();
+    report.held_by_caps += fix_all(cx, &mut report).await;
     report
 }
 
@@ -320,8 +312,8 @@ enum Job {
 /// Hands every violation to the pipeline, `FIXES` at a time and `FIXES_PER_PROJECT` in one project, projects taken
 /// in turn so that one large project does not hold the others back. The pipeline keeps its guarantees under
 /// concurrency: one change per resource at a time (the lease), the caps' fix slots taken atomically, the journal
-/// written before the write.
-async fn fix_all(cx: &Arc<Context>, report: &mut Report) {
+/// written before the write. Returns how many fixes a blast-radius cap held back.
+async fn fix_all(cx: &Arc<Context>, report: &mut Report) -> usize {
     let mut by_project: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, violation) in report.violations.iter().enumerate() {
         by_project
@@ -380,9 +372,13 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) {
         },
     )
     .await;
+    let mut held_by_caps = 0;
     for result in results {
         match result {
             Some((index, Ok(handled))) => {
+                if matches!(handled.outcome, Outcome::Held { by, .. } if by.is_cap()) {
+                    held_by_caps += 1;
+                }
                 let violation = &mut report.violations[index];
                 violation.outcome = Some(handled.outcome.name().to_string());
                 violation.reason = handled.outcome.reason();
@@ -395,6 +391,7 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) {
             None => report.errors.push("fixing: the task failed".into()),
         }
     }
+    held_by_caps
 }
 
 /// How many of a report's violations the blast-radius caps would hold if they were fixed now: per project, those

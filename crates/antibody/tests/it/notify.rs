@@ -564,6 +564,7 @@ fn alerts_about_unmade_fixes_say_the_hole_is_open() {
     let templates = antibody::config::Templates::default();
     for outcome in [
         Outcome::Held {
+            by: antibody::pipeline::HeldBy::ProjectCap,
             reason: "blast-radius cap".into(),
         },
         Outcome::Quarantined {
