@@ -101,8 +101,8 @@ pub async fn undo(
     else {
         return Err(Error::NotAFix(id, outcome));
     };
-    // One change of a resource at a time, across replicas and this command alike (with a shared journal; a SQLite
-    // file has no leases, and this command's process is the only writer it serialises with).
+    // One change of a resource at a time: with PostgreSQL or Firestore the lease is shared by every replica and this
+    // command; a SQLite journal's lease lives in its file, so it serialises only the processes that open that file.
     let Some(lease) = journal.hold(&entry.resource).await? else {
         return Err(Error::Busy(entry.resource.clone()));
     };

@@ -1,7 +1,8 @@
 //! gcp-sandbox: a local, faithful copy of the Google Cloud REST APIs antibody uses, emitting real-format audit events.
 //!
-//! Everything is served under one base URL at Google's real paths (`/compute/v1/...` today), so that Google's own
-//! client libraries work against it with only the endpoint changed. Every successful write produces the Cloud Audit
+//! Everything is served under one base URL at Google's real paths (`/compute/v1/…`, `/storage/v1/…`, `/v1/projects/…`,
+//! `/bigquery/v2/…`, `/sql/v1beta4/…` and the rest, one module per API), so that Google's own client libraries and
+//! gcloud work against it with only the endpoint changed. Every successful write produces the Cloud Audit
 //! Log entries Google would write, and those are delivered to subscribers the way Eventarc (or Pub/Sub push) does.
 
 pub mod audit;

@@ -159,7 +159,7 @@ pub trait Kind {
     fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy;
     fn common(config: &Config) -> Common;
     /// Routes an event: `None` when its service or method is none of this kind's. A resource name that does not
-    /// follow Google's grammar for the kind is `Route::Ignore` with the reason, never a guess.
+    /// follow Google's grammar for the kind is `Route::Refuse` with the reason, never a guess.
     fn route(event: &AuditEvent) -> Option<Route>;
     /// The target an audit-log resource name denotes (sweeps, re-checks): `None` when it is not of this kind's shape.
     fn target(resource_name: &str, project: &str) -> Option<Target>;

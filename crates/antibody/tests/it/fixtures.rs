@@ -44,7 +44,7 @@ fn protocol_all_from_anywhere_is_critical() {
 
 #[test]
 fn a_bare_source_address_is_one_host_not_the_world() {
-    // Pitfall 5: "1.1.1.1" comes back without /32.
+    // Google writes a single address without its /32: "1.1.1.1".
     assert!(
         categories(recorded_firewall(
             "compute.firewalls.get.tcp22-single-ip.c7n.json"
@@ -71,7 +71,7 @@ fn listed_rules_with_port_ranges_parse() {
 
 #[test]
 fn the_proto_style_insert_entry_routes_to_its_rule() {
-    // Pitfall 3: the log's request says `alloweds` and string numbers; we never read it, we re-read the rule.
+    // The log's request says `alloweds` and numbers as strings; antibody never reads it, it re-reads the rule.
     let entry = fixture("compute.firewalls.insert.first-sanitized.forseti.json");
     let event =
         AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("an audit entry");
@@ -91,7 +91,7 @@ fn the_proto_style_insert_entry_routes_to_its_rule() {
 
 #[test]
 fn google_example_bodies_without_type_still_parse() {
-    // Pitfall 21: binary-mode bodies may lack protoPayload.@type.
+    // A binary-mode body may lack protoPayload.@type.
     let entry = fixture("eventarc.binary-body.pubsub-create-topic.cloudevents.json");
     let event =
         AuditEvent::from_log_entry(&entry, Transport::EventarcBinary, Some("ce:x|1".into()))

@@ -7,17 +7,21 @@ use serde_json::Value;
 
 use super::{Common, Kind, KindId, Restored, Route, Swept, Target, Watch, names};
 use crate::apply::{self, Attempt, raced, until_settled};
-use crate::config::{Config, fixes, mode, severity};
+use crate::config::Config;
 use crate::event::AuditEvent;
 use crate::gcp::sql::{AclEntry, SqlInstance};
 use crate::gcp::{self, Client};
-use crate::policy::cidr::{is_broad, together_broad};
-use crate::policy::{Finding, Severity};
+use crate::policy::Finding;
 use crate::undo;
 
 pub const POLICY: &str = "public-sql";
 pub const PUBLIC: &str = "PUBLIC_SQL_INSTANCE";
 pub const SSL: &str = "SSL_NOT_ENFORCED";
+
+mod config;
+mod policy;
+
+pub use config::{RawSqlPolicy, SqlPolicy};
 
 /// The Cloud SQL kind.
 pub struct SqlInstances;
@@ -27,147 +31,6 @@ pub struct SqlInstances;
 pub struct SqlRead {
     pub project: String,
     pub instance: SqlInstance,
-}
-
-/// The validated `[policies.public_sql]` section.
-#[derive(Debug, Clone)]
-pub struct SqlPolicy {
-    pub enabled: bool,
-    pub dry_run: bool,
-    pub grace_secs: u32,
-    pub remove: bool,
-    pub severity: Severity,
-    pub broad_prefix_v4: u8,
-    pub broad_prefix_v6: u8,
-    /// Report instances that accept connections without SSL (default on; never fixed).
-    pub report_ssl: bool,
-}
-
-impl Default for SqlPolicy {
-    fn default() -> Self {
-        SqlPolicy {
-            enabled: true,
-            dry_run: false,
-            grace_secs: 0,
-            remove: true,
-            severity: Severity::Critical,
-            broad_prefix_v4: 8,
-            broad_prefix_v6: 16,
-            report_ssl: true,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSqlPolicy {
-    /// Turn the policy off entirely (default: on).
-    pub enabled: Option<bool>,
-    /// `enforce` (default) or `dry-run`.
-    pub mode: Option<String>,
-    /// Wait this long before enforcing, then decide again on the live state (default 0).
-    pub grace_seconds: Option<u32>,
-    /// `remove` (default: the broad authorised networks, under the settings version) or `alert`.
-    pub fix: Option<String>,
-    /// The public finding's severity (default CRITICAL).
-    pub severity: Option<String>,
-    /// A public network this wide or wider counts as everyone (default 8 for IPv4, 16 for IPv6); so do networks that
-    /// cover as many public addresses together.
-    pub broad_prefix_v4: Option<u8>,
-    pub broad_prefix_v6: Option<u8>,
-    /// Report instances that do not require SSL (default true; reported, never changed: it can break clients).
-    pub report_ssl: Option<bool>,
-}
-
-fn validate(raw: RawSqlPolicy, problems: &mut Vec<String>) -> SqlPolicy {
-    let key = "policies.public_sql";
-    let defaults = SqlPolicy::default();
-    let remove = fixes(key, raw.fix.as_deref(), "remove", problems);
-    SqlPolicy {
-        enabled: raw.enabled.unwrap_or(true),
-        dry_run: mode(key, raw.mode.as_deref(), problems),
-        grace_secs: raw.grace_seconds.unwrap_or(0),
-        remove,
-        severity: severity(
-            &format!("{key}.severity"),
-            raw.severity.as_deref(),
-            problems,
-        )
-        .unwrap_or(defaults.severity),
-        broad_prefix_v4: raw
-            .broad_prefix_v4
-            .unwrap_or(defaults.broad_prefix_v4)
-            .min(32),
-        broad_prefix_v6: raw
-            .broad_prefix_v6
-            .unwrap_or(defaults.broad_prefix_v6)
-            .min(128),
-        report_ssl: raw.report_ssl.unwrap_or(true),
-    }
-}
-
-impl SqlPolicy {
-    /// The findings, and the networks to remove: each one broad by itself, or — when only their union is — every
-    /// network that reaches public space.
-    pub fn evaluate(&self, instance: &SqlInstance) -> (Vec<Finding>, Vec<AclEntry>) {
-        let mut findings = Vec::new();
-        let (v4, v6) = (self.broad_prefix_v4, self.broad_prefix_v6);
-        let mut broad: Vec<AclEntry> = instance
-            .networks
-            .iter()
-            .filter(|network| is_broad(&network.value, v4, v6))
-            .cloned()
-            .collect();
-        if broad.is_empty()
-            && together_broad(
-                instance
-                    .networks
-                    .iter()
-                    .map(|network| network.value.as_str()),
-                v4,
-                v6,
-            )
-        {
-            broad = instance
-                .networks
-                .iter()
-                .filter(|network| is_broad(&network.value, 32, 128))
-                .cloned()
-                .collect();
-        }
-        if instance.ipv4_enabled && !broad.is_empty() {
-            let ranges: Vec<&str> = broad.iter().map(|network| network.value.as_str()).collect();
-            findings.push(Finding {
-                policy: POLICY.to_string(),
-                category: PUBLIC.to_string(),
-                severity: self.severity,
-                message: format!(
-                    "instance {} accepts connections from {}",
-                    instance.name,
-                    ranges.join(", ")
-                ),
-            });
-        }
-        let ssl_enforced = instance.require_ssl
-            || matches!(
-                instance.ssl_mode.as_str(),
-                "ENCRYPTED_ONLY" | "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
-            );
-        if self.report_ssl && instance.ipv4_enabled && !ssl_enforced {
-            findings.push(Finding {
-                policy: POLICY.to_string(),
-                category: SSL.to_string(),
-                severity: Severity::Medium,
-                message: format!("instance {} accepts unencrypted connections", instance.name),
-            });
-        }
-        let remove = if self.remove && instance.ipv4_enabled {
-            broad
-        } else {
-            Vec::new()
-        };
-        (findings, remove)
-    }
 }
 
 /// The fix of an instance.
@@ -242,7 +105,7 @@ impl Kind for SqlInstances {
     type Policy = SqlPolicy;
 
     fn validate_policy(raw: Self::RawPolicy, problems: &mut Vec<String>) -> Self::Policy {
-        validate(raw, problems)
+        config::validate(raw, problems)
     }
 
     fn common(config: &Config) -> Common {

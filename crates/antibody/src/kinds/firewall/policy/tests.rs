@@ -31,7 +31,7 @@ fn open_port_detection() {
             json!({"sourceRanges": world, "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}),
             vec!["OPEN_SSH_PORT"],
         ),
-        // Pitfall 6: a range containing 22 is SSH.
+        // A port range containing 22 is SSH.
         (
             json!({"sourceRanges": world, "allowed": [{"IPProtocol": "tcp", "ports": ["20-23"]}]}),
             vec!["OPEN_SSH_PORT", "OPEN_FTP_PORT", "OPEN_TELNET_PORT"],
@@ -44,7 +44,7 @@ fn open_port_detection() {
             json!({"sourceRanges": world, "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}]}),
             vec![],
         ),
-        // Pitfall 7: numeric protocols.
+        // Protocols given by number (6 is TCP, 17 UDP) are the protocols they name.
         (
             json!({"sourceRanges": world, "allowed": [{"IPProtocol": "6", "ports": ["3389"]}]}),
             vec!["OPEN_RDP_PORT"],
@@ -65,7 +65,7 @@ fn open_port_detection() {
             json!({"sourceRanges": world, "allowed": [{"IPProtocol": "icmp"}]}),
             vec![],
         ),
-        // Pitfall 5: IPv6 and "almost everyone".
+        // IPv6's everyone, and "almost everyone" written as wide ranges.
         (
             json!({"sourceRanges": ["::/0"], "allowed": [{"IPProtocol": "tcp", "ports": ["6379"]}]}),
             vec!["OPEN_REDIS_PORT"],
@@ -86,7 +86,7 @@ fn open_port_detection() {
             json!({"sourceRanges": ["35.235.240.0/20"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}]}),
             vec![],
         ),
-        // Pitfall 9 and 10: denied, disabled and egress rules open nothing.
+        // Denied, disabled and egress rules open nothing.
         (
             json!({"sourceRanges": world, "denied": [{"IPProtocol": "tcp", "ports": ["22"]}]}),
             vec![],
