@@ -216,7 +216,23 @@ impl AuditEvent {
 
     /// A sweep's finding enters the pipeline as an event of its own, so it is re-read, gated and journaled like any other.
     pub fn synthetic(transport: Transport, project: &str, resource: &str) -> AuditEvent {
-        let key = format!("{}:{}:{resource}", transport.as_str(), uuid::Uuid::new_v4());
+        AuditEvent::synthetic_in(
+            transport,
+            &uuid::Uuid::new_v4().to_string(),
+            project,
+            resource,
+        )
+    }
+
+    /// A synthetic event of one run (a sweep): the same run and resource make the same key, so a run retried after
+    /// its process died takes over the rows it left `processing` and does not fix again what it finished.
+    pub fn synthetic_in(
+        transport: Transport,
+        run: &str,
+        project: &str,
+        resource: &str,
+    ) -> AuditEvent {
+        let key = format!("{}:{run}:{resource}", transport.as_str());
         AuditEvent {
             transport,
             delivery_key: key.clone(),

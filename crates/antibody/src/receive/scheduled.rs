@@ -70,6 +70,7 @@ pub(super) async fn sweep(State(receiver): State<Arc<Receiver>>, request: Reques
     if cx.draining() {
         return stopping();
     }
+    let run = scheduled_run(request.headers());
     if let Err(rejection) = verify_caller(&receiver, request).await {
         return rejection;
     }
@@ -84,7 +85,7 @@ pub(super) async fn sweep(State(receiver): State<Arc<Receiver>>, request: Reques
     };
     let swept = tokio::spawn(async move {
         let _one = one;
-        let report = crate::scan::sweep_once(&cx, &cx.config.sweep_projects).await;
+        let report = crate::scan::sweep_once(&cx, &cx.config.sweep_projects, run.as_deref()).await;
         if cx.config.cpu == crate::config::Cpu::Request {
             pipeline::deliver_due(&cx, tokio::time::Instant::now() + TICK_BUDGET).await;
         }
@@ -98,6 +99,22 @@ pub(super) async fn sweep(State(receiver): State<Arc<Receiver>>, request: Reques
             format!("the sweep stopped: {err}"),
         ),
     }
+}
+
+/// The run a Cloud Scheduler attempt belongs to: its `X-CloudScheduler-ScheduleTime`, which every retry of the same
+/// scheduled call repeats — so a retry after an instance died mid-sweep takes over what that sweep left. Only an
+/// RFC 3339 time is taken (the header is written by whoever calls; the signature or token checked below says it is
+/// the scheduler); anything else makes a fresh run.
+pub(super) fn scheduled_run(headers: &axum::http::HeaderMap) -> Option<String> {
+    let time = headers
+        .get("x-cloudscheduler-scheduletime")?
+        .to_str()
+        .ok()?;
+    let plausible = (20..=35).contains(&time.len())
+        && time
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || b"-:TZ.+".contains(&byte));
+    plausible.then(|| format!("scheduled-{time}"))
 }
 
 /// `POST /tick`: decides again what a grace period deferred and delivers the alerts that are due — what Cloud

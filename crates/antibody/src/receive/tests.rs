@@ -430,3 +430,37 @@ async fn every_decision_is_logged_with_its_trace() {
         "{trace}"
     );
 }
+
+/// A Cloud Scheduler attempt's run is its schedule time, repeated by every retry; anything that is not a plausible
+/// RFC 3339 time makes a fresh run rather than a key of the caller's choosing.
+#[test]
+fn a_scheduled_sweep_is_named_by_its_schedule_time_only() {
+    let run = |value: &str| {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-cloudscheduler-scheduletime",
+            value.parse().expect("a header value"),
+        );
+        scheduled::scheduled_run(&headers)
+    };
+    assert_eq!(
+        run("2026-12-07T10:00:00.123Z").as_deref(),
+        Some("scheduled-2026-12-07T10:00:00.123Z")
+    );
+    assert_eq!(
+        run("2026-12-07T10:00:00+01:00").as_deref(),
+        Some("scheduled-2026-12-07T10:00:00+01:00")
+    );
+    for hostile in [
+        "projects/p/global/firewalls/x",
+        "2026-12-07T10:00:00Z:projects/p",
+        "now",
+        "2026-12-07T10:00:00Z 2026-12-07T10:00:00Z 2026",
+    ] {
+        assert_eq!(run(hostile), None, "{hostile}");
+    }
+    assert_eq!(
+        scheduled::scheduled_run(&axum::http::HeaderMap::new()),
+        None
+    );
+}

@@ -38,6 +38,9 @@ pub struct Violation {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The sweep's run: its fixes' journal keys carry it (a fresh one unless the caller names one).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run: String,
     pub projects: Vec<String>,
     /// How many resources of each kind were swept, by kind name.
     pub swept: BTreeMap<&'static str, usize>,
@@ -75,7 +78,24 @@ pub async fn sweep(
     fix: bool,
     progress: &dyn Progress,
 ) -> Report {
-    let mut report = Report::default();
+    sweep_run(cx, projects, fix, progress, None).await
+}
+
+/// `sweep`, as the run `run` names (a fresh one when `None`): the same run swept again — Cloud Scheduler retrying
+/// an attempt — takes over what an interrupted attempt left and does not fix twice what it finished.
+pub async fn sweep_run(
+    cx: &Arc<Context>,
+    projects: &[String],
+    fix: bool,
+    progress: &dyn Progress,
+    run: Option<&str>,
+) -> Report {
+    let mut report = Report {
+        run: run
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        ..Report::default()
+    };
     let placed = place(cx, projects, &mut report).await;
     sweep_placed(cx, placed, Vec::new(), fix, progress, report).await
 }
@@ -89,7 +109,10 @@ pub async fn sweep_organization(
     fix: bool,
     progress: &dyn Progress,
 ) -> Report {
-    let mut report = Report::default();
+    let mut report = Report {
+        run: uuid::Uuid::new_v4().to_string(),
+        ..Report::default()
+    };
     let tree = match tree::walk(cx, organization).await {
         Ok(tree) => tree,
         Err(err) => {
@@ -353,12 +376,18 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) -> usize {
             )
         })
         .collect();
+    let run = if report.run.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        report.run.clone()
+    };
     let results = bounded(
         jobs,
         FIXES,
         |_| {},
         |(index, project, resource, slot)| {
             let cx = cx.clone();
+            let run = run.clone();
             async move {
                 let _slot = slot.acquire_owned().await;
                 // An organization's or folder's policy belongs to no project.
@@ -366,7 +395,8 @@ async fn fix_all(cx: &Arc<Context>, report: &mut Report) -> usize {
                     Some(_) => "",
                     None => project.as_str(),
                 };
-                let event = AuditEvent::synthetic(Transport::Scan, event_project, &resource);
+                let event =
+                    AuditEvent::synthetic_in(Transport::Scan, &run, event_project, &resource);
                 (index, pipeline::handle(&cx, &event).await)
             }
         },
@@ -486,13 +516,17 @@ pub async fn periodically(cx: Arc<Context>, projects: Vec<String>, every: std::t
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         timer.tick().await;
-        sweep_once(&cx, &projects).await;
+        sweep_once(&cx, &projects, None).await;
     }
 }
 
 /// One sweep of `projects` with `--fix` semantics (the timer's, or Cloud Scheduler's through `/sweep`): logs one line
 /// in Cloud Run's format and returns it.
-pub async fn sweep_once(cx: &Arc<Context>, projects: &[String]) -> serde_json::Value {
+pub async fn sweep_once(
+    cx: &Arc<Context>,
+    projects: &[String],
+    run: Option<&str>,
+) -> serde_json::Value {
     // Work in flight: a stopping process waits for a sweep under way (within its grace) and starts none.
     let working = match cx.draining() {
         true => None,
@@ -501,12 +535,13 @@ pub async fn sweep_once(cx: &Arc<Context>, projects: &[String]) -> serde_json::V
     let Some(_working) = working else {
         return serde_json::json!({"severity": "WARNING", "message": "antibody is stopping; no sweep started"});
     };
-    let report = sweep(cx, projects, true, &Quiet).await;
+    let report = sweep_run(cx, projects, true, &Quiet, run).await;
     let line = serde_json::json!({
         "severity": if report.errors.is_empty() { "INFO" } else { "WARNING" },
         "message": format!("sweep of {}: {} violating resource(s), {} error(s)", projects.join(", "), report.violations.len(), report.errors.len()),
         "logging.googleapis.com/labels": {"component": "sweep"},
         "swept": report.swept, "violations": report.violations.len(), "errors": report.errors,
+        "run": report.run,
     });
     println!("{line}");
     line

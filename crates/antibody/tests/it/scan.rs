@@ -432,3 +432,75 @@ async fn a_sweep_reads_every_list_to_its_last_page() {
         ]
     );
 }
+
+// Issue 35: sweep events had random keys, so the rows a sweep left `processing` when its process died stayed so
+// forever — nothing took them over. A sweep's run is now in its keys: the same run swept again (Cloud Scheduler
+// retrying the attempt) finishes what the dead one left, and does not fix twice what it finished.
+#[tokio::test]
+async fn a_sweep_retried_as_the_same_run_takes_over_what_its_dead_attempt_left() {
+    let harness = Harness::with(Options {
+        // The live events stay out of it: only the sweeps act.
+        sink_filter: Some("logName:\"nothing-selects-this\"".into()),
+        sqlite_only: true,
+        ..seeded()
+    })
+    .await;
+    register_exemptions(&harness).await;
+    let cx = harness.cx();
+    let run = "scheduled-2026-12-07T10:00:00Z";
+    let resource = format!("projects/{PROJECT}/global/firewalls/ssh-world");
+    // The first attempt's process claimed the rule and died before deciding.
+    let event = antibody::event::AuditEvent::synthetic_in(
+        antibody::event::Transport::Scan,
+        run,
+        PROJECT,
+        &resource,
+    );
+    assert!(matches!(
+        cx.journal.claim(&event).await.expect("claim"),
+        antibody::journal::Claim::New { .. }
+    ));
+    let connection = rusqlite::Connection::open(&cx.config.state).expect("open");
+    connection
+        .execute(
+            "UPDATE events SET claimed_epoch = claimed_epoch - 3600 WHERE delivery_key = ?1",
+            [&event.delivery_key],
+        )
+        .expect("age the claim");
+    // The retry, as the same run: the abandoned row is taken over and finished.
+    let retried = scan::sweep_run(cx, &[PROJECT.to_string()], true, &Quiet, Some(run)).await;
+    harness.sandbox.settled().await;
+    let outcome_of = |report: &scan::Report| {
+        report
+            .violations
+            .iter()
+            .find(|violation| violation.resource == resource)
+            .and_then(|violation| violation.outcome.clone())
+    };
+    assert_eq!(
+        outcome_of(&retried).as_deref(),
+        Some("remediated"),
+        "{retried:?}"
+    );
+    assert_eq!(harness.rule("ssh-world").await["disabled"], true);
+    let rows = cx.journal.entries(100).await.expect("journal");
+    assert!(
+        rows.iter().all(|row| row.state != "processing"),
+        "no row is left processing: {rows:?}"
+    );
+    // The rule is opened again; the same run does not fix it twice, the next run does.
+    harness
+        .user_patches("ssh-world", json!({"disabled": false}))
+        .await;
+    let again = scan::sweep_run(cx, &[PROJECT.to_string()], true, &Quiet, Some(run)).await;
+    assert_eq!(
+        outcome_of(&again).as_deref(),
+        Some("duplicate"),
+        "{again:?}"
+    );
+    assert_eq!(harness.rule("ssh-world").await["disabled"], false);
+    let next = scan::sweep_run(cx, &[PROJECT.to_string()], true, &Quiet, None).await;
+    harness.sandbox.settled().await;
+    assert_eq!(outcome_of(&next).as_deref(), Some("remediated"), "{next:?}");
+    assert_eq!(harness.rule("ssh-world").await["disabled"], true);
+}
