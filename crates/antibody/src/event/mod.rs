@@ -96,6 +96,8 @@ pub struct AuditEvent {
     pub trace: Option<String>,
     /// `serviceData.policyDelta.auditConfigDeltas` of an IAM write: what it did to the audit-log configuration.
     pub audit_config_deltas: Vec<AuditConfigDelta>,
+    /// A re-check's hint: what the deferred events said the change did (their target's hint), kept by the journal.
+    pub hint: Option<String>,
 }
 
 /// One change of an IAM policy's `auditConfigs`, as Google's policy delta reports it.
@@ -211,6 +213,7 @@ impl AuditEvent {
             timestamp: entry.timestamp.get().to_string(),
             trace: None,
             audit_config_deltas,
+            hint: None,
         })
     }
 
@@ -252,6 +255,7 @@ impl AuditEvent {
             timestamp: String::new(),
             trace: None,
             audit_config_deltas: Vec::new(),
+            hint: None,
         }
     }
 

@@ -302,10 +302,11 @@ delegate! {
     fn quarantined(&self) -> Vec<Quarantine>;
     /// Lets antibody fix a quarantined resource again; `false` when it was not quarantined.
     fn release(&self, resource_key: &str) -> bool;
-    /// Schedules a fresh decision on a resource after its grace period (the earlier schedule wins).
-    fn defer(&self, resource_key: &str, project: &str, due_epoch: i64) -> ();
-    /// Takes the decisions whose grace period is over: (resource, project).
-    fn take_due_rechecks(&self, now: i64) -> Vec<(String, String)>;
+    /// Schedules a fresh decision on a resource after its grace period (the earlier schedule wins), keeping what the
+    /// deferred events said the change did (`hint`, a JSON list; deferring again adds to it).
+    fn defer(&self, resource_key: &str, project: &str, due_epoch: i64, hint: Option<&str>) -> ();
+    /// Takes the decisions whose grace period is over.
+    fn take_due_rechecks(&self, now: i64) -> Vec<Due>;
     /// The kill switch: while paused, antibody detects and journals but changes nothing.
     fn set_paused(&self, paused: bool) -> ();
     /// Writes durably, to tell whether the journal can take events now (`/readyz`).
@@ -443,6 +444,38 @@ pub struct Entry {
 
 pub(crate) fn key_of(event: &AuditEvent) -> (&str, &str) {
     (&event.delivery_key, &event.log_key)
+}
+
+/// A deferred decision whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub resource: String,
+    pub project: String,
+    /// What the deferred events said the change did (a JSON list), for the decision the re-read alone cannot make.
+    pub hint: Option<String>,
+}
+
+/// Two hints (JSON lists) as one: the items of both, the first's first. A hint that is not a list is kept whole as
+/// one item, so nothing a change said is lost.
+pub(crate) fn merge_hints(earlier: Option<&str>, later: Option<&str>) -> Option<String> {
+    let items = |hint: &str| match serde_json::from_str::<Value>(hint) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => vec![other],
+        Err(_) => vec![Value::String(hint.to_string())],
+    };
+    match (earlier, later) {
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => Some(one.to_string()),
+        (Some(earlier), Some(later)) => {
+            let mut all = items(earlier);
+            for item in items(later) {
+                if !all.contains(&item) {
+                    all.push(item);
+                }
+            }
+            Some(Value::Array(all).to_string())
+        }
+    }
 }
 
 /// An alert waiting in the outbox for one channel.

@@ -442,7 +442,10 @@ registry! {
 pub fn route(event: &AuditEvent) -> Route {
     if matches!(event.transport, Transport::Scan | Transport::Recheck) {
         return match target_of(&event.resource_name, &event.project) {
-            Some(target) => Route::Check(target),
+            Some(target) => Route::Check(match &event.hint {
+                Some(hint) => target.with_hint(hint.clone()),
+                None => target,
+            }),
             None => Route::Ignore(format!(
                 "'{}' is not a resource antibody sweeps",
                 names::printable(&event.resource_name)

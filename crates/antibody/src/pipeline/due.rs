@@ -37,8 +37,14 @@ pub async fn recheck_due(cx: &Context) -> usize {
         }
     };
     let count = due.len();
-    for (resource, project) in due {
-        let event = AuditEvent::synthetic(Transport::Recheck, &project, &resource);
+    for crate::journal::Due {
+        resource,
+        project,
+        hint,
+    } in due
+    {
+        let mut event = AuditEvent::synthetic(Transport::Recheck, &project, &resource);
+        event.hint = hint;
         if let Err(err) = handle(cx, &event).await {
             tracing::error!(%err, %resource, "re-deciding after the grace period");
         }

@@ -294,7 +294,11 @@ async fn decide(
         Verdict::DryRun(fix) => Outcome::DryRun { fix },
         Verdict::Deferred { seconds } => {
             let due = cx.clock().now_secs() + i64::from(seconds);
-            match cx.journal.defer(target.key(), target.project(), due).await {
+            match cx
+                .journal
+                .defer(target.key(), target.project(), due, target.hint())
+                .await
+            {
                 Ok(()) => Outcome::Deferred { seconds },
                 Err(err) => Outcome::Retry {
                     error: err.to_string(),
@@ -330,7 +334,11 @@ async fn decide(
             let due = cx.clock().now_secs()
                 + gate::quarantine_backoff_secs(&cx.config, safety.recent_fixes_of_resource);
             let stored = match stored {
-                Ok(()) => cx.journal.defer(target.key(), target.project(), due).await,
+                Ok(()) => {
+                    cx.journal
+                        .defer(target.key(), target.project(), due, target.hint())
+                        .await
+                }
                 Err(err) => Err(err),
             };
             match stored {
@@ -392,7 +400,11 @@ async fn hold(
         return Outcome::Held { by, reason };
     };
     let due = cx.clock().now_secs() + i64::from(seconds);
-    match cx.journal.defer(target.key(), target.project(), due).await {
+    match cx
+        .journal
+        .defer(target.key(), target.project(), due, target.hint())
+        .await
+    {
         Ok(()) => Outcome::Held {
             by,
             reason: format!(

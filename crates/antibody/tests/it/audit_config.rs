@@ -105,3 +105,50 @@ async fn a_member_exempted_from_audit_logs_is_taken_out_and_others_left() {
         "nothing to restore"
     );
 }
+
+// Issue 34: what a change did to the audit-log configuration is known only from its entry's policy delta; a decision
+// deferred by a grace period was taken again without it and journaled "compliant" while Data Access logging stayed
+// off. The journal keeps the hint with the deferral, and the re-check turns the logs back on.
+#[tokio::test]
+async fn data_access_logs_turned_off_are_turned_back_on_after_a_grace_period() {
+    let clock = antibody::clock::Clock::manual();
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| config.policies.project_iam.grace_secs = 600),
+        clock: clock.clone(),
+        ..seeded()
+    })
+    .await;
+    set_audit_configs(
+        &harness,
+        json!([{"service": "allServices", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}]),
+    )
+    .await;
+    assert_eq!(
+        log_types(&harness.project_policy().await),
+        ["ADMIN_READ"],
+        "nothing happens during the grace period"
+    );
+    assert_eq!(harness.count("deferred").await, 1);
+    clock.advance(std::time::Duration::from_secs(601));
+    // The engine's own timer takes the due decision (every half second).
+    let mut restored = Vec::new();
+    for _ in 0..100 {
+        harness.sandbox.settled().await;
+        restored = log_types(&harness.project_policy().await);
+        if restored.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        restored,
+        ["ADMIN_READ", "DATA_READ", "DATA_WRITE"],
+        "the re-check knows what the change turned off"
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    assert!(
+        rows.iter()
+            .any(|row| row.transport == "recheck" && row.outcome.as_deref() == Some("remediated")),
+        "{rows:?}"
+    );
+}

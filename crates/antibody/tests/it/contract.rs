@@ -341,14 +341,29 @@ async fn contract(journal: &Journal) {
     journal.set_paused(false).await.expect("resume");
     journal.writable().await.expect("writable");
 
-    // Deferred decisions: the earlier schedule wins, and a due one is taken once.
+    // Deferred decisions: the earlier schedule wins, what each deferral said is kept (the hints together), and a
+    // due one is taken once.
     let now = journal.clock().now_secs();
     journal
-        .defer(KEY, "contract-project", now + 100)
+        .defer(
+            KEY,
+            "contract-project",
+            now + 100,
+            Some(r#"[{"action":"REMOVE","logType":"DATA_READ"}]"#),
+        )
         .await
         .expect("defer");
     journal
-        .defer(KEY, "contract-project", now + 50)
+        .defer(KEY, "contract-project", now + 50, None)
+        .await
+        .expect("defer");
+    journal
+        .defer(
+            KEY,
+            "contract-project",
+            now + 70,
+            Some(r#"[{"action":"REMOVE","logType":"DATA_WRITE"}]"#),
+        )
         .await
         .expect("defer");
     assert!(
@@ -360,7 +375,14 @@ async fn contract(journal: &Journal) {
     );
     assert_eq!(
         journal.take_due_rechecks(now + 60).await.expect("due"),
-        vec![(KEY.to_string(), "contract-project".to_string())]
+        vec![antibody::journal::Due {
+            resource: KEY.to_string(),
+            project: "contract-project".to_string(),
+            hint: Some(
+                r#"[{"action":"REMOVE","logType":"DATA_READ"},{"action":"REMOVE","logType":"DATA_WRITE"}]"#
+                    .to_string()
+            ),
+        }]
     );
     assert!(
         journal
@@ -491,7 +513,7 @@ async fn windows(journal: &Journal) {
         .await
         .expect("exempt");
     journal
-        .defer(key, "window-project", now + 30)
+        .defer(key, "window-project", now + 30, None)
         .await
         .expect("defer");
     let exempt = || async {
@@ -516,7 +538,11 @@ async fn windows(journal: &Journal) {
             .take_due_rechecks(clock.now_secs())
             .await
             .expect("rechecks"),
-        vec![(key.to_string(), "window-project".to_string())]
+        vec![antibody::journal::Due {
+            resource: key.to_string(),
+            project: "window-project".to_string(),
+            hint: None,
+        }]
     );
     clock.advance(Duration::from_secs(3600));
     assert!(!exempt().await, "the exemption expired");

@@ -378,7 +378,7 @@ async fn claims_leases_slots_and_rechecks_are_shared_by_replicas() {
         "the waiting replica takes it once released"
     );
     // A due recheck is taken by exactly one replica.
-    a.defer("projects/p/global/firewalls/y", "p", 0)
+    a.defer("projects/p/global/firewalls/y", "p", 0, None)
         .await
         .expect("defer");
     let (from_a, from_b) = tokio::join!(a.take_due_rechecks(1), b.take_due_rechecks(1));

@@ -59,8 +59,7 @@ async fn a_rule_rebroken_five_times_is_fixed_three_times_then_quarantined_with_o
         .await
         .expect("rechecks");
     assert!(
-        due.iter()
-            .any(|(resource, _)| resource == &list[0].resource_key),
+        due.iter().any(|due| due.resource == list[0].resource_key),
         "{due:?}"
     );
     let projects = [PROJECT.to_string()];
@@ -405,7 +404,7 @@ async fn a_grace_period_defers_the_fix_and_decides_again_on_the_live_state() {
             .take_due_rechecks(clock.now_secs())
             .await
             .expect("rechecks"),
-        Vec::<(String, String)>::new(),
+        Vec::<antibody::journal::Due>::new(),
         "a second before the grace period is up, nothing is due"
     );
     clock.advance(std::time::Duration::from_secs(2));

@@ -266,20 +266,26 @@ impl Firestore {
         resource_key: &str,
         project: &str,
         due_epoch: i64,
+        hint: Option<&str>,
     ) -> Result<(), Error> {
         let name = &self.name(collection::DEFERRED, &hashed(resource_key));
         self.transaction("deferring a decision", move |transaction| async move {
-            let earlier = self
-                .get(name.clone(), Some(&*transaction))
-                .await?
-                .and_then(|doc| doc.int("dueEpoch"));
+            let earlier = self.get(name.clone(), Some(&*transaction)).await?;
+            let earlier_due = earlier.as_ref().and_then(|doc| doc.int("dueEpoch"));
+            let earlier_hint = earlier
+                .as_ref()
+                .map(|doc| doc.string("hint"))
+                .filter(|hint| !hint.is_empty());
             let mut fields = Map::new();
             fields.insert("resourceKey".into(), wire::string(resource_key));
             fields.insert("project".into(), wire::string(project));
             fields.insert(
                 "dueEpoch".into(),
-                wire::integer(earlier.map_or(due_epoch, |earlier| earlier.min(due_epoch))),
+                wire::integer(earlier_due.map_or(due_epoch, |earlier| earlier.min(due_epoch))),
             );
+            if let Some(hint) = crate::journal::merge_hints(earlier_hint.as_deref(), hint) {
+                fields.insert("hint".into(), wire::string(&hint));
+            }
             Ok((vec![Write::update(name, fields)], ()))
         })
         .await
@@ -287,7 +293,7 @@ impl Firestore {
 
     /// Takes the due decisions: each is deleted with an update-time precondition, so exactly one replica takes it.
     /// A failure part-way returns what was taken; the rest stay for the next round.
-    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<crate::journal::Due>, Error> {
         let due = self
             .retrying("listing due decisions", || async {
                 let mut query = Map::new();
@@ -306,7 +312,11 @@ impl Firestore {
             .await?;
         Ok(taken
             .iter()
-            .map(|doc| (doc.string("resourceKey"), doc.string("project")))
+            .map(|doc| crate::journal::Due {
+                resource: doc.string("resourceKey"),
+                project: doc.string("project"),
+                hint: Some(doc.string("hint")).filter(|hint| !hint.is_empty()),
+            })
             .collect())
     }
 

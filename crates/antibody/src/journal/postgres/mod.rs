@@ -23,7 +23,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serialises migrations when several replicas start at once (`pg_advisory_xact_lock` key).
 const MIGRATION_LOCK: i64 = 0x616e_7469_626f_6479;
 
-const MIGRATIONS: &[&str] = &[schema::SCHEMA];
+const MIGRATIONS: &[&str] = &[schema::SCHEMA, schema::DEFERRED_HINTS];
 
 /// Each replica proves it is alive this often; a claim whose replica has been silent for [`INSTANCE_SILENCE`] was
 /// abandoned by a replica that died, and a redelivery takes it over.

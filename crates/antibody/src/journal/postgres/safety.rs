@@ -214,32 +214,52 @@ impl Postgres {
         resource_key: &str,
         project: &str,
         due_epoch: i64,
+        hint: Option<&str>,
     ) -> Result<(), Error> {
         bounded(async {
-            let client = self.client().await?;
-            client
+            let mut client = self.client().await?;
+            // The row is locked between the read and the write: concurrent deferrals' hints all survive.
+            let transaction = client.transaction().await?;
+            let earlier: Option<Option<String>> = transaction
+                .query_opt(
+                    "SELECT hint FROM deferred WHERE resource_key = $1 FOR UPDATE",
+                    &[&resource_key],
+                )
+                .await?
+                .map(|row| row.get(0));
+            let hint = crate::journal::merge_hints(earlier.flatten().as_deref(), hint);
+            transaction
                 .execute(
-                    "INSERT INTO deferred (resource_key, project, due_epoch) VALUES ($1, $2, $3)
-                     ON CONFLICT (resource_key) DO UPDATE SET due_epoch = LEAST(deferred.due_epoch, excluded.due_epoch)",
-                    &[&resource_key, &project, &due_epoch],
+                    "INSERT INTO deferred (resource_key, project, due_epoch, hint) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (resource_key) DO UPDATE SET
+                       due_epoch = LEAST(deferred.due_epoch, excluded.due_epoch), hint = excluded.hint",
+                    &[&resource_key, &project, &due_epoch, &hint],
                 )
                 .await?;
+            transaction.commit().await?;
             Ok(())
         })
         .await
     }
 
     /// Takes the due decisions in one statement: each is taken by exactly one replica.
-    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<crate::journal::Due>, Error> {
         bounded(async {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "DELETE FROM deferred WHERE due_epoch <= $1 RETURNING resource_key, project",
+                    "DELETE FROM deferred WHERE due_epoch <= $1 RETURNING resource_key, project, hint",
                     &[&now],
                 )
                 .await?;
-            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+            Ok(rows
+                .iter()
+                .map(|row| crate::journal::Due {
+                    resource: row.get(0),
+                    project: row.get(1),
+                    hint: row.get(2),
+                })
+                .collect())
         })
         .await
     }

@@ -93,3 +93,6 @@ CREATE TABLE leases (
     expires_at   TIMESTAMPTZ NOT NULL
 );
 "#;
+
+/// Version 2: what the deferred events said the change did, kept for the decision taken again.
+pub(super) const DEFERRED_HINTS: &str = "ALTER TABLE deferred ADD COLUMN hint TEXT;";

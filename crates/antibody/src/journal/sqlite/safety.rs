@@ -133,29 +133,46 @@ impl Sqlite {
         resource_key: &str,
         project: &str,
         due_epoch: i64,
+        hint: Option<&str>,
     ) -> Result<(), Error> {
         let (resource_key, project) = (resource_key.to_string(), project.to_string());
+        let hint = hint.map(str::to_string);
         self.with(move |connection| {
+            // One writer: the read and the upsert cannot be interleaved by another.
+            let earlier: Option<Option<String>> = connection
+                .query_row(
+                    "SELECT hint FROM deferred WHERE resource_key = ?1",
+                    params![resource_key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let hint = crate::journal::merge_hints(earlier.flatten().as_deref(), hint.as_deref());
             exec(connection,
-                "INSERT INTO deferred (resource_key, project, due_epoch) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(resource_key) DO UPDATE SET due_epoch = MIN(due_epoch, excluded.due_epoch)",
-                params![resource_key, project, due_epoch],
+                "INSERT INTO deferred (resource_key, project, due_epoch, hint) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(resource_key) DO UPDATE SET due_epoch = MIN(due_epoch, excluded.due_epoch),
+                   hint = excluded.hint",
+                params![resource_key, project, due_epoch, hint],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// Takes the decisions whose grace period is over: (resource, project).
-    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+    /// Takes the decisions whose grace period is over.
+    pub async fn take_due_rechecks(&self, now: i64) -> Result<Vec<crate::journal::Due>, Error> {
         self.with(move |connection| {
             let due = {
                 let mut statement = connection.prepare_cached(
-                    "SELECT resource_key, project FROM deferred WHERE due_epoch <= ?1",
+                    "SELECT resource_key, project, hint FROM deferred WHERE due_epoch <= ?1",
                 )?;
-                let rows =
-                    statement.query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                rows.collect::<Result<Vec<(String, String)>, _>>()?
+                let rows = statement.query_map(params![now], |row| {
+                    Ok(crate::journal::Due {
+                        resource: row.get(0)?,
+                        project: row.get(1)?,
+                        hint: row.get(2)?,
+                    })
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
             };
             exec(
                 connection,

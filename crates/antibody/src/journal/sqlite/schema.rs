@@ -88,7 +88,11 @@ const MIGRATIONS: &[&str] = &[
     GOOGLE_US,
     PARTIAL_INDEXES,
     CLAIMED_LOG_KEYS,
+    DEFERRED_HINTS,
 ];
+
+/// What the deferred events said the change did, kept for the decision taken again.
+const DEFERRED_HINTS: &str = "ALTER TABLE deferred ADD COLUMN hint TEXT;";
 
 /// Claims look a log entry up by its `log_key` among claimed rows only (see `claim`).
 const CLAIMED_LOG_KEYS: &str = "
