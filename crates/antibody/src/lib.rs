@@ -180,6 +180,7 @@ pub async fn start(context: Arc<Context>, addr: SocketAddr) -> std::io::Result<S
         listener,
         app,
         receive::listen::MAX_CONNECTIONS,
+        receive::unverified_per_peer(context.config.max_in_flight),
     ));
     // Timers only where the process has CPU between requests; otherwise `POST /tick` runs what is due.
     let timers = context.config.cpu == config::Cpu::Always;

@@ -1,9 +1,12 @@
 //! The receiver's socket: every connection under a header deadline (which also ends idle keep-alive connections),
-//! and a bound on how many are open at once, so that silent or slow sockets cannot hold the process's descriptors.
+//! and a bound on how many are open at once, so that silent or slow sockets cannot hold the process's descriptors —
+//! and no one peer more than half of them, nor more than its share of the bodies read before their sender is verified.
 //! HTTP/1.1, or HTTP/2 in cleartext for a sender that opens with HTTP/2's preface (Cloud Run's front end with
 //! `--use-http2`): then many deliveries share one connection instead of holding one each.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,13 +31,78 @@ const MAX_STREAMS: u32 = 1000;
 /// The first bytes of every HTTP/2 connection (RFC 9113, 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves `app` on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
+/// One peer's share of the requests whose bodies are read before their sender is verified, carried in each of its
+/// requests' extensions: the receiver takes a permit from it beside one from the process-wide share, so that one
+/// peer — however many connections or HTTP/2 streams it opens — cannot take what other senders need.
+#[derive(Clone)]
+pub struct PeerShare(pub Arc<Semaphore>);
+
+/// The peers with connections open: how many each has, and its share of unverified reads.
+struct Peers {
+    /// Connections one peer may hold (half of all).
+    connections_each: usize,
+    /// Unverified reads one peer may have in progress.
+    unverified_each: usize,
+    open: Mutex<HashMap<IpAddr, (usize, Arc<Semaphore>)>>,
+}
+
+impl Peers {
+    /// A connection from `peer`, with its share, unless the peer holds its most already.
+    fn enter(self: &Arc<Peers>, peer: IpAddr) -> Option<PeerSlot> {
+        let mut open = self.open.lock().ok()?;
+        let (count, share) = open
+            .entry(peer)
+            .or_insert_with(|| (0, Arc::new(Semaphore::new(self.unverified_each))));
+        if *count >= self.connections_each {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            share: PeerShare(share.clone()),
+            peer,
+            peers: self.clone(),
+        })
+    }
+}
+
+/// A connection's place among its peer's: given back when the connection ends.
+struct PeerSlot {
+    share: PeerShare,
+    peer: IpAddr,
+    peers: Arc<Peers>,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.peers.open.lock()
+            && let Some((count, _)) = open.get_mut(&self.peer)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` until the task is aborted: at most `max_connections` connections, half of them from
+/// one peer at most, and each peer at most `unverified_per_peer` unverified body reads at once.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    max_connections: usize,
+    unverified_per_peer: usize,
+) {
     raise_descriptor_limit();
     let open = Arc::new(Semaphore::new(max_connections.max(1)));
+    let peers = Arc::new(Peers {
+        connections_each: (max_connections / 2).max(1),
+        unverified_each: unverified_per_peer.max(1),
+        open: Mutex::new(HashMap::new()),
+    });
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok((stream, address)) => (stream, address.ip()),
             Err(err) => {
                 // Out of descriptors or a reset before accept: wait a moment rather than spin.
                 tracing::warn!(%err, "accepting a connection");
@@ -46,8 +114,13 @@ pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
             drop(stream);
             continue;
         };
+        let Some(slot) = peers.enter(peer) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service =
+            TowerToHyperService::new(app.clone().layer(axum::Extension(slot.share.clone())));
         tokio::spawn(async move {
             // The first bytes decide the protocol; a connection that sends none within the header deadline is closed.
             let served = match tokio::time::timeout(HEADER_TIMEOUT, speaks_http2(&stream)).await {
@@ -66,6 +139,7 @@ pub async fn serve(listener: TcpListener, app: Router, max_connections: usize) {
             if let Err(err) = served {
                 tracing::debug!(%err, "connection ended");
             }
+            drop(slot);
             drop(permit);
         });
     }

@@ -67,6 +67,16 @@ pub struct Receiver {
     unverified: Arc<tokio::sync::Semaphore>,
 }
 
+/// Bodies read before their sender is verified, at once: a quarter of the capacity.
+fn unverified_share(max_in_flight: usize) -> usize {
+    (max_in_flight / 4).max(1)
+}
+
+/// One peer's part of the unverified share: a quarter of it, so that at least three others keep room.
+pub fn unverified_per_peer(max_in_flight: usize) -> usize {
+    (unverified_share(max_in_flight) / 4).max(1)
+}
+
 pub fn router(cx: Arc<Context>) -> Router {
     let verifier = cx.config.push_audience.clone().map(|audience| {
         auth::Verifier::new(
@@ -76,9 +86,9 @@ pub fn router(cx: Arc<Context>) -> Router {
         )
     });
     let receiver = Arc::new(Receiver {
-        unverified: Arc::new(tokio::sync::Semaphore::new(
-            (cx.config.max_in_flight / 4).max(1),
-        )),
+        unverified: Arc::new(tokio::sync::Semaphore::new(unverified_share(
+            cx.config.max_in_flight,
+        ))),
         verifier,
         sweeping: Arc::new(tokio::sync::Mutex::new(())),
         nonces: auth::Nonces::default(),
@@ -225,6 +235,7 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         return stopping();
     }
     let (parts, body) = request.into_parts();
+    let peer_share = parts.extensions.get::<listen::PeerShare>().cloned();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     // A Google-signed token is checked from the headers alone, before any of the body is read, so a sender without
     // one costs a header parse and nothing else.
@@ -247,12 +258,22 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
     };
     let open = receiver.verifier.is_none() && secret.is_none();
     // A sender not yet verified reads its body in the smaller unverified share of the capacity.
+    // The peer's own part of it first: one peer cannot spend what others need.
     let reading = match token_verified || open {
         true => None,
-        false => match receiver.unverified.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => return busy(),
-        },
+        false => {
+            let peer = match peer_share {
+                Some(share) => match share.0.try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return busy(),
+                },
+                None => None,
+            };
+            match receiver.unverified.clone().try_acquire_owned() {
+                Ok(permit) => Some((permit, peer)),
+                Err(_) => return busy(),
+            }
+        }
     };
     let body = match tokio::time::timeout(
         listen::BODY_TIMEOUT,

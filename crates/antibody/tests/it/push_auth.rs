@@ -551,3 +551,111 @@ async fn readiness_probes_the_journal_once_per_window_whoever_asks() {
     assert_eq!(ready(harness.http.clone(), url.clone()).await, 200);
     assert_ne!(probed_at(), Some(first), "probed again after it");
 }
+
+// Issue 35: with a shared secret the body is read before its sender is verified; one peer's stalled bodies (600 on
+// one HTTP/2 connection, or many connections) filled the whole unverified share and every correctly signed push got
+// 503. A peer now has its own part of that share; the others keep theirs.
+#[tokio::test]
+async fn one_peer_stalling_bodies_cannot_keep_signed_pushes_out() {
+    use tokio::io::AsyncWriteExt;
+    let harness = Harness::with(Options {
+        tweak: Box::new(|config| {
+            config.push_secret = Some(SECRET.into());
+            // An unverified share of 16 bodies at once; 4 for any one peer.
+            config.max_in_flight = 64;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let address = harness.engine.addr;
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        // The attacker is another host: 127.0.0.2 (the whole of 127/8 is this machine's).
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("address"))
+            .expect("bind 127.0.0.2");
+        let Ok(mut stream) = socket.connect(address).await else {
+            continue;
+        };
+        let _ = stream
+            .write_all(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+            )
+            .await;
+        stalled.push(stream);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let body =
+        json!({"insertId": "signed-while-stalled", "protoPayload": {"serviceName": "s", "methodName": "m"}})
+            .to_string();
+    let now = antibody::clock::Clock::system().now_secs();
+    let nonce = "stalled-0123456789abcdef";
+    let signed =
+        antibody::receive::auth::sign_request(SECRET, now, nonce, "POST", "/", body.as_bytes());
+    let answer = harness
+        .http
+        .post(harness.engine.url())
+        .header("content-type", "application/json")
+        .header("x-antibody-timestamp", now.to_string())
+        .header("x-antibody-nonce", nonce)
+        .header("x-antibody-signature", signed)
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status().as_u16(), 200, "{:?}", answer.text().await);
+    drop(stalled);
+}
+
+// Issue 35: 2,100 silent connections held every connection slot (each freed after the header deadline, and ~205 new
+// ones a second kept them all). One peer now holds half the slots at most; others are still served.
+#[tokio::test]
+async fn one_peer_cannot_hold_every_connection_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let server = tokio::spawn(antibody::receive::listen::serve(listener, app, 8, 1));
+    let from = |host: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{host}:0").parse().expect("address"))
+            .expect("bind");
+        socket.connect(address).await.expect("connect")
+    };
+    // The silent peer takes its half: four connections held open, saying nothing.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(from("127.0.0.2").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Its fifth is closed at once.
+    let mut fifth = from("127.0.0.2").await;
+    let mut byte = [0u8; 1];
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(2), fifth.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a peer's connection beyond its half is closed: {closed:?}"
+    );
+    // Another peer is served.
+    let mut other = from("127.0.0.1").await;
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        other.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered in time")
+    .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(silent);
+    server.abort();
+}
