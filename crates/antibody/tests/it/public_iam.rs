@@ -333,3 +333,95 @@ async fn a_run_service_without_its_invoker_check_is_reported_and_left_alone() {
         "{rows:?}"
     );
 }
+
+// Issue 34: only `allUsers` and `allAuthenticatedUsers` were judged on a resource: a gmail.com account given
+// `secretAccessor` on a secret, a foreign project's service account on a topic or an untrusted identity pool on a
+// key were kept. Outsiders are judged on resources by the project policy's own rules; colleagues and this
+// organisation's accounts stay.
+#[tokio::test]
+async fn outsiders_granted_on_a_resource_are_removed_and_colleagues_kept() {
+    let harness = Harness::with(crate::harness::Options {
+        tweak: Box::new(|config| {
+            config.policies.project_iam.allowed_projects = vec!["test-*".into()];
+        }),
+        ..crate::harness::Options::default()
+    })
+    .await;
+    let grants = [
+        (
+            format!("projects/{PROJECT}/secrets/api-key"),
+            "roles/secretmanager.secretAccessor",
+            "user:someone@gmail.com",
+        ),
+        (
+            format!("projects/{PROJECT}/topics/orders"),
+            "roles/pubsub.publisher",
+            "serviceAccount:bot@attacker-project.iam.gserviceaccount.com",
+        ),
+        (
+            format!("projects/{PROJECT}/locations/global/keyRings/ring/cryptoKeys/key"),
+            "roles/cloudkms.cryptoKeyDecrypter",
+            "principalSet://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/evil/*",
+        ),
+    ];
+    for (resource, role, outsider) in &grants {
+        let policy = json!({"policy": {"bindings": [
+            {"role": role, "members": [outsider, "user:colleague@example.com",
+                "serviceAccount:app@test-project.iam.gserviceaccount.com"]}]}});
+        let (status, body) = harness
+            .google_as(
+                USER_TOKEN,
+                Method::POST,
+                &format!("/v1/{resource}:setIamPolicy"),
+                Some(policy),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    harness.sandbox.settled().await;
+    for (resource, _, outsider) in &grants {
+        let read = match resource.contains("/secrets/") {
+            // Secret Manager names a secret under the project's number.
+            true => resource.replace(PROJECT, &gcp_sandbox_number(&harness).await),
+            false => resource.clone(),
+        };
+        let mut kept = members(&policy_of(&harness, &read).await);
+        kept.sort();
+        assert_eq!(
+            kept,
+            [
+                "serviceAccount:app@test-project.iam.gserviceaccount.com",
+                "user:colleague@example.com"
+            ],
+            "{outsider} removed from {resource}"
+        );
+    }
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    assert_eq!(
+        rows.iter()
+            .filter(|row| row.outcome.as_deref() == Some("remediated")
+                && row
+                    .findings
+                    .iter()
+                    .any(|finding| finding.category == "EXTERNAL_MEMBER"))
+            .count(),
+        3,
+        "{rows:?}"
+    );
+}
+
+/// The project's number, as Resource Manager gives it.
+async fn gcp_sandbox_number(harness: &Harness) -> String {
+    let (_, project) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::GET,
+            &format!("/v1/projects/{PROJECT}"),
+            None,
+        )
+        .await;
+    project["projectNumber"]
+        .as_str()
+        .expect("projectNumber")
+        .to_string()
+}

@@ -388,6 +388,7 @@ impl Kind for PublicIam {
             &describe_resource(&read.resource),
             &read.policy,
             read.service.invoker_role(),
+            &|member| config.policies.project_iam.outsider(member),
         );
         if read.invoker_check_disabled {
             findings.push(policy::invoker_check_disabled(&describe_resource(
@@ -452,6 +453,7 @@ impl Kind for PublicIam {
             &describe_resource(resource),
             &after,
             service.invoker_role(),
+            &|member| config.policies.project_iam.outsider(member),
         );
         if still.iter().any(|grant| grants.contains(grant)) {
             let message = findings

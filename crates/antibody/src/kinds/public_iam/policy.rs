@@ -1,11 +1,14 @@
-//! The `public-iam` policy: `allUsers` or `allAuthenticatedUsers` in the IAM policy of a topic, subscription, secret,
-//! key ring, crypto key or repository. Pure.
+//! The `public-iam` policy: `allUsers` or `allAuthenticatedUsers` — or an outsider, by the project policy's own
+//! rules (consumer domains, domains not allowed, foreign service accounts, federation pools not allowed) — in the IAM
+//! policy of a topic, subscription, secret, key ring, crypto key, repository, Cloud Run service or function. Pure.
 
 use crate::gcp::iam::{Grant, Policy};
 use crate::policy::{Finding, Severity};
 
 pub const POLICY: &str = "public-iam";
 pub const CATEGORY: &str = "PUBLIC_RESOURCE_IAM";
+/// An outsider granted a role on the resource (the project policy's category for the same grant on a project).
+pub const OUTSIDER: &str = "EXTERNAL_MEMBER";
 pub const INVOKER: &str = "PUBLIC_INVOKER";
 pub const INVOKER_CHECK_DISABLED: &str = "RUN_INVOKER_IAM_CHECK_DISABLED";
 
@@ -55,24 +58,31 @@ pub fn is_public(member: &str) -> bool {
 }
 
 impl PublicIamPolicy {
-    /// One finding per public grant (with its condition, if any), and the grants to remove. `invoker_role`: the
-    /// service's invoker role, whose public grants are reported and kept unless `remove_invoker`.
+    /// One finding per public or outsider grant (with its condition, if any), and the grants to remove.
+    /// `outsider` judges a member by the project policy's rules. `invoker_role`: the service's invoker role, whose
+    /// grants are reported and kept unless `remove_invoker`.
     pub fn evaluate(
         &self,
         what: &str,
         policy: &Policy,
         invoker_role: Option<&str>,
+        outsider: &dyn Fn(&str) -> bool,
     ) -> (Vec<Finding>, Vec<Grant>) {
         let public: Vec<Grant> = policy
             .grants()
-            .filter(|grant| is_public(&grant.member))
+            .filter(|grant| is_public(&grant.member) || outsider(&grant.member))
             .collect();
         let invoker = |grant: &Grant| Some(grant.role.as_str()) == invoker_role;
+        let category = |grant: &Grant| match (invoker(grant), is_public(&grant.member)) {
+            (true, _) => INVOKER,
+            (false, true) => CATEGORY,
+            (false, false) => OUTSIDER,
+        };
         let findings = public
             .iter()
             .map(|grant| Finding {
                 policy: POLICY.to_string(),
-                category: if invoker(grant) { INVOKER } else { CATEGORY }.to_string(),
+                category: category(grant).to_string(),
                 severity: if invoker(grant) {
                     Severity::Medium
                 } else {
@@ -122,7 +132,8 @@ mod tests {
             {"role": "roles/pubsub.publisher", "members": ["serviceAccount:x@p.iam.gserviceaccount.com", "domain:example.com"]},
         ]}))
         .expect("policy");
-        let (findings, grants) = PublicIamPolicy::default().evaluate("topic t", &policy, None);
+        let (findings, grants) =
+            PublicIamPolicy::default().evaluate("topic t", &policy, None, &|_| false);
         let members: Vec<(&str, &str, bool)> = grants
             .iter()
             .map(|grant| {
@@ -146,11 +157,17 @@ mod tests {
             remove: false,
             ..PublicIamPolicy::default()
         };
-        assert_eq!(report_only.evaluate("topic t", &policy, None).1.len(), 0);
+        assert_eq!(
+            report_only
+                .evaluate("topic t", &policy, None, &|_| false)
+                .1
+                .len(),
+            0
+        );
         let private: Policy = serde_json::from_value(json!({"bindings": [{"role": "roles/owner", "members": ["user:allUsers@example.com"]}]})).expect("policy");
         assert_eq!(
             PublicIamPolicy::default()
-                .evaluate("topic t", &private, None)
+                .evaluate("topic t", &private, None, &|_| false)
                 .0
                 .len(),
             0,
@@ -159,8 +176,12 @@ mod tests {
         let site: Policy = serde_json::from_value(json!({"bindings": [
             {"role": "roles/run.invoker", "members": ["allUsers"]}, {"role": "roles/run.developer", "members": ["allUsers"]}]}))
         .expect("policy");
-        let (findings, grants) =
-            PublicIamPolicy::default().evaluate("service web", &site, Some("roles/run.invoker"));
+        let (findings, grants) = PublicIamPolicy::default().evaluate(
+            "service web",
+            &site,
+            Some("roles/run.invoker"),
+            &|_| false,
+        );
         assert_eq!(findings.len(), 2);
         assert_eq!(findings[0].category, INVOKER);
         assert_eq!(
@@ -177,10 +198,38 @@ mod tests {
         };
         assert_eq!(
             strict
-                .evaluate("service web", &site, Some("roles/run.invoker"))
+                .evaluate("service web", &site, Some("roles/run.invoker"), &|_| false)
                 .1
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn outsiders_are_judged_like_the_public_and_named_apart() {
+        let policy: Policy = serde_json::from_value(json!({"bindings": [
+            {"role": "roles/secretmanager.secretAccessor", "members": ["user:a@gmail.com", "user:b@example.com"]},
+            {"role": "roles/run.invoker", "members": ["user:c@gmail.com"]}]}))
+        .expect("policy");
+        let outsider = |member: &str| member.ends_with("@gmail.com");
+        let (findings, grants) = PublicIamPolicy::default().evaluate(
+            "secret s",
+            &policy,
+            Some("roles/run.invoker"),
+            &outsider,
+        );
+        let categories: Vec<&str> = findings
+            .iter()
+            .map(|finding| finding.category.as_str())
+            .collect();
+        assert_eq!(categories, [OUTSIDER, INVOKER]);
+        assert_eq!(
+            grants
+                .iter()
+                .map(|grant| grant.member.as_str())
+                .collect::<Vec<_>>(),
+            ["user:a@gmail.com"],
+            "an outsider invoker is reported and kept, as a public one is"
         );
     }
 }
