@@ -292,3 +292,68 @@ async fn conditional_bucket_grants_survive_the_rewrite() {
     );
     assert_eq!(after["version"], 3);
 }
+
+// Issue 34: only the public was judged on a bucket: a gmail.com account given `roles/storage.objectAdmin` kept it. An
+// outsider's grant is removed by the project policy's rules; a colleague's stays, and public access prevention (which
+// answers only the public) is left as it was.
+#[tokio::test]
+async fn an_outsider_granted_on_a_bucket_is_removed_and_a_colleague_kept() {
+    let harness = Harness::with(Options {
+        buckets: vec![json!({"name": "data"})],
+        ..Options::default()
+    })
+    .await;
+    for member in ["user:someone@gmail.com", "user:colleague@example.com"] {
+        assert_eq!(
+            harness
+                .user_grants_on_bucket("data", "roles/storage.objectAdmin", member)
+                .await,
+            200
+        );
+    }
+    harness.sandbox.settled().await;
+    let policy = harness.bucket_policy("data").await;
+    assert!(
+        !has_member(
+            &policy,
+            "roles/storage.objectAdmin",
+            "user:someone@gmail.com"
+        ),
+        "{policy}"
+    );
+    assert!(
+        has_member(
+            &policy,
+            "roles/storage.objectAdmin",
+            "user:colleague@example.com"
+        ),
+        "{policy}"
+    );
+    assert_ne!(
+        harness.bucket("data").await["iamConfiguration"]["publicAccessPrevention"],
+        "enforced",
+        "an outsider is not the public"
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .expect("remediated");
+    assert!(
+        fixed
+            .findings
+            .iter()
+            .any(|finding| finding.category == "EXTERNAL_MEMBER"),
+        "{:?}",
+        fixed.findings
+    );
+    assert!(
+        fixed
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("removed outsiders user:someone@gmail.com"),
+        "{:?}",
+        fixed.reason
+    );
+}

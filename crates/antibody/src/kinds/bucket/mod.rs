@@ -186,8 +186,9 @@ impl Kind for Buckets {
 
     fn evaluate(config: &Config, read: &Bucket) -> (Vec<Finding>, Option<Fix>) {
         let policy = &config.policies.bucket;
-        let findings = policy.evaluate(&read.bucket, &read.policy);
-        let fix = policy.plan_fix(&read.bucket, &read.policy, &findings);
+        let outsider = |member: &str| config.policies.project_iam.outsider(member);
+        let findings = policy.evaluate_with(&read.bucket, &read.policy, &outsider);
+        let fix = policy.plan_fix_with(&read.bucket, &read.policy, &findings, &outsider);
         (findings, fix)
     }
 
@@ -214,11 +215,18 @@ impl Kind for Buckets {
             ..
         } = fix;
         let mut done = Vec::new();
-        if !remove_members.is_empty()
-            || !remove_acl.is_empty()
-            || !remove_default_object_acl.is_empty()
-        {
+        let (public, outsiders): (Vec<_>, Vec<_>) = remove_members
+            .iter()
+            .partition(|grant| policy::is_public(&grant.member));
+        if !public.is_empty() || !remove_acl.is_empty() || !remove_default_object_acl.is_empty() {
             done.push("removed public access".to_string());
+        }
+        if !outsiders.is_empty() {
+            let members: Vec<String> = outsiders
+                .iter()
+                .map(|grant| format!("{} ({})", grant.member, grant.role))
+                .collect();
+            done.push(format!("removed outsiders {}", members.join(", ")));
         }
         if *enforce_public_access_prevention {
             done.push("enforced public access prevention".to_string());
@@ -309,11 +317,14 @@ impl Kind for Buckets {
         let public = config
             .policies
             .bucket
-            .evaluate(&bucket, &policy)
+            .evaluate_with(&bucket, &policy, &|member| {
+                config.policies.project_iam.outsider(member)
+            })
             .into_iter()
             .find(|finding| {
                 finding.category.starts_with("PUBLIC_BUCKET")
                     || finding.category == "PUBLIC_DEFAULT_OBJECT_ACL"
+                    || finding.category == policy::EXTERNAL_MEMBER
             });
         if let Some(finding) = public {
             return Err(apply::Error::NotFixed(finding.message));

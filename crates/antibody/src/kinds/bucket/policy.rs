@@ -1,5 +1,6 @@
-//! The public-bucket policy: every way a bucket becomes public (IAM on any role, bucket ACL, default object ACL), and
-//! the guards that keep it private (public access prevention, uniform bucket-level access).
+//! The public-bucket policy: every way a bucket becomes public (IAM on any role, bucket ACL, default object ACL), an
+//! outsider granted a role on it (by the project policy's rules), and the guards that keep it private (public access
+//! prevention, uniform bucket-level access).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,8 @@ use crate::gcp::storage::Bucket;
 use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "public-bucket";
+/// An outsider granted a role on the bucket (the project policy's category for the same grant on a project).
+pub const EXTERNAL_MEMBER: &str = "EXTERNAL_MEMBER";
 
 /// When to set `publicAccessPrevention: enforced`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +111,17 @@ impl BucketPolicy {
     }
 
     pub fn evaluate(&self, bucket: &Bucket, policy: &Policy) -> Vec<Finding> {
+        self.evaluate_with(bucket, policy, &|_| false)
+    }
+
+    /// `evaluate`, with `outsider` judging members by the project policy's rules: an outsider's IAM grant on the
+    /// bucket is `EXTERNAL_MEMBER`.
+    pub fn evaluate_with(
+        &self,
+        bucket: &Bucket,
+        policy: &Policy,
+        outsider: &dyn Fn(&str) -> bool,
+    ) -> Vec<Finding> {
         let finding = |category: &str, severity, message: String| Finding {
             policy: POLICY_ID.into(),
             category: category.into(),
@@ -121,6 +135,19 @@ impl BucketPolicy {
                 "PUBLIC_BUCKET_IAM",
                 role_severity(&grant.role),
                 format!("bucket {name} grants {} to {}", grant.role, grant.member),
+            ));
+        }
+        for grant in policy
+            .grants()
+            .filter(|grant| !is_public(&grant.member) && outsider(&grant.member))
+        {
+            findings.push(finding(
+                EXTERNAL_MEMBER,
+                role_severity(&grant.role),
+                format!(
+                    "bucket {name} grants {} to {}, outside the organisation",
+                    grant.role, grant.member
+                ),
             ));
         }
         for control in bucket
@@ -185,6 +212,18 @@ impl BucketPolicy {
     }
 
     pub fn plan_fix(&self, bucket: &Bucket, policy: &Policy, findings: &[Finding]) -> Option<Fix> {
+        self.plan_fix_with(bucket, policy, findings, &|_| false)
+    }
+
+    /// `plan_fix`, removing outsiders' grants too (`outsider` as for `evaluate_with`); public access prevention
+    /// answers only the public.
+    pub fn plan_fix_with(
+        &self,
+        bucket: &Bucket,
+        policy: &Policy,
+        findings: &[Finding],
+        outsider: &dyn Fn(&str) -> bool,
+    ) -> Option<Fix> {
         let public = findings.iter().any(|finding| {
             finding.category.starts_with("PUBLIC_")
                 && finding.category != "PUBLIC_ACCESS_PREVENTION_NOT_ENFORCED"
@@ -212,7 +251,7 @@ impl BucketPolicy {
         // Every public grant goes, the ACL mirrors included: removing the legacy role is how IAM drops the ACL entry.
         let remove_members: Vec<Grant> = policy
             .grants()
-            .filter(|grant| is_public(&grant.member))
+            .filter(|grant| is_public(&grant.member) || outsider(&grant.member))
             .collect();
         let remove_acl = entities(&bucket.acl);
         let remove_default_object_acl = entities(&bucket.default_object_acl);
