@@ -122,3 +122,51 @@ async fn a_stale_etag_is_refused_by_the_sandbox() {
         .expect("patch");
     assert_eq!(fresh.status().as_u16(), 200);
 }
+
+// Issue 34: only the public was judged on a dataset: WRITER for a gmail.com account stayed. An outsider's entry is
+// removed by the project policy's rules; a colleague's stays.
+#[tokio::test]
+async fn an_outsider_given_a_dataset_is_removed_and_a_colleague_kept() {
+    let harness = Harness::start().await;
+    let (status, _) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets"),
+            Some(json!({"datasetReference": {"datasetId": "finance"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut access = dataset(&harness, "finance").await["access"].clone();
+    let list = access.as_array_mut().expect("access");
+    list.push(json!({"role": "WRITER", "userByEmail": "someone@gmail.com"}));
+    list.push(json!({"role": "READER", "userByEmail": "colleague@example.com"}));
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::PATCH,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets/finance"),
+            Some(json!({"access": access})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness.sandbox.settled().await;
+    let read = dataset(&harness, "finance").await;
+    let emails: Vec<&str> = read["access"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["userByEmail"].as_str())
+        .collect();
+    assert_eq!(emails, ["colleague@example.com"], "{read}");
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    assert!(
+        rows.iter()
+            .any(|row| row.outcome.as_deref() == Some("remediated")
+                && row
+                    .findings
+                    .iter()
+                    .any(|finding| finding.category == "EXTERNAL_MEMBER")),
+        "{rows:?}"
+    );
+}

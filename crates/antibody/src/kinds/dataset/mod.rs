@@ -188,10 +188,13 @@ impl Kind for Datasets {
     }
 
     fn evaluate(config: &Config, read: &DatasetRead) -> (Vec<Finding>, Option<Fix>) {
-        let (findings, entries) = config
-            .policies
-            .public_dataset
-            .evaluate(&read.dataset, &read.read);
+        let (findings, entries) =
+            config
+                .policies
+                .public_dataset
+                .evaluate_with(&read.dataset, &read.read, &|member| {
+                    config.policies.project_iam.outsider(member)
+                });
         let fix = (!entries.is_empty()).then(|| Fix::RemovePublicAccess {
             project: read.project.clone(),
             dataset: read.dataset.clone(),

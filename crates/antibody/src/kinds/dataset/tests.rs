@@ -82,3 +82,27 @@ fn dataset_writes_route_and_forged_names_are_refused() {
         );
     }
 }
+
+#[test]
+fn access_entries_are_members_as_iam_writes_them() {
+    use super::policy::member;
+    use serde_json::json;
+    assert_eq!(
+        member(&json!({"userByEmail": "a@x.com"})).as_deref(),
+        Some("user:a@x.com")
+    );
+    assert_eq!(
+        member(&json!({"groupByEmail": "g@x.com"})).as_deref(),
+        Some("group:g@x.com")
+    );
+    assert_eq!(
+        member(&json!({"domain": "x.com"})).as_deref(),
+        Some("domain:x.com")
+    );
+    assert_eq!(
+        member(&json!({"iamMember": "principal://iam.googleapis.com/x"})).as_deref(),
+        Some("principal://iam.googleapis.com/x")
+    );
+    assert_eq!(member(&json!({"specialGroup": "projectOwners"})), None);
+    assert_eq!(member(&json!({"view": {"datasetId": "d"}})), None);
+}
