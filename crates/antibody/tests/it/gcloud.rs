@@ -89,7 +89,7 @@ async fn gcloud_ok(harness: &Harness, config: &std::path::Path, args: &[&str]) -
 async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
     let harness = Harness::start().await;
     let config = tempfile::tempdir().expect("gcloud config dir");
-    let (ok, created, stderr) = gcloud(
+    let created = gcloud_ok(
         &harness,
         config.path(),
         &[
@@ -104,7 +104,6 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         ],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert_eq!(created[0]["name"], "debug-ssh", "{created}");
     assert!(
         created[0]["network"].as_str().is_some_and(
@@ -113,24 +112,22 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         "{created}"
     );
     harness.sandbox.settled().await;
-    let (ok, described, stderr) = gcloud(
+    let described = gcloud_ok(
         &harness,
         config.path(),
         &["compute", "firewall-rules", "describe", "debug-ssh"],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert_eq!(
         described["disabled"], true,
         "antibody closed it: {described}"
     );
-    let (ok, listed, stderr) = gcloud(
+    let listed = gcloud_ok(
         &harness,
         config.path(),
         &["compute", "firewall-rules", "list"],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert!(
         listed
             .as_array()
@@ -138,7 +135,7 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         "{listed}"
     );
     // Re-enabled with gcloud: closed again.
-    let (ok, _, stderr) = gcloud(
+    gcloud_ok(
         &harness,
         config.path(),
         &[
@@ -150,7 +147,6 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         ],
     )
     .await;
-    assert!(ok, "{stderr}");
     harness.sandbox.settled().await;
     assert_eq!(harness.rule("debug-ssh").await["disabled"], true);
     assert_eq!(harness.count("remediated").await, 2);
@@ -162,13 +158,12 @@ async fn a_rule_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
 async fn a_topic_made_public_with_gcloud_is_closed() {
     let harness = Harness::start().await;
     let config = tempfile::tempdir().expect("gcloud config dir");
-    let (ok, created, stderr) = gcloud(
+    let created = gcloud_ok(
         &harness,
         config.path(),
         &["pubsub", "topics", "create", "orders"],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert_eq!(
         created[0]["name"], "projects/test-project/topics/orders",
         "{created}"
@@ -180,15 +175,14 @@ async fn a_topic_made_public_with_gcloud_is_closed() {
     )
     .await;
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
-    let (ok, described, stderr) = gcloud(
+    let described = gcloud_ok(
         &harness,
         config.path(),
         &["pubsub", "topics", "describe", "orders"],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert_eq!(described["name"], "projects/test-project/topics/orders");
-    let (ok, _, stderr) = gcloud(
+    gcloud_ok(
         &harness,
         config.path(),
         &[
@@ -203,26 +197,23 @@ async fn a_topic_made_public_with_gcloud_is_closed() {
         ],
     )
     .await;
-    assert!(ok, "{stderr}");
     harness.sandbox.settled().await;
-    let (ok, policy, stderr) = gcloud(
+    let policy = gcloud_ok(
         &harness,
         config.path(),
         &["pubsub", "topics", "get-iam-policy", "orders"],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert!(
         !policy.to_string().contains("allUsers"),
         "antibody closed it: {policy}"
     );
-    let (ok, _, stderr) = gcloud(
+    gcloud_ok(
         &harness,
         config.path(),
         &["pubsub", "topics", "delete", "orders"],
     )
     .await;
-    assert!(ok, "{stderr}");
     let (ok, _, _) = gcloud(
         &harness,
         config.path(),
@@ -242,7 +233,7 @@ async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
     })
     .await;
     let config = tempfile::tempdir().expect("gcloud config dir");
-    let (ok, created, stderr) = gcloud(
+    let created = gcloud_ok(
         &harness,
         config.path(),
         &[
@@ -256,9 +247,8 @@ async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         ],
     )
     .await;
-    assert!(ok, "{stderr}");
     assert_eq!(created["name"], "orders-db", "{created}");
-    let (ok, _, stderr) = gcloud(
+    gcloud_ok(
         &harness,
         config.path(),
         &[
@@ -270,15 +260,13 @@ async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         ],
     )
     .await;
-    assert!(ok, "{stderr}");
     harness.sandbox.settled().await;
-    let (ok, described, stderr) = gcloud(
+    let described = gcloud_ok(
         &harness,
         config.path(),
         &["sql", "instances", "describe", "orders-db"],
     )
     .await;
-    assert!(ok, "{stderr}");
     let networks: Vec<&str> = described["settings"]["ipConfiguration"]["authorizedNetworks"]
         .as_array()
         .into_iter()
@@ -290,8 +278,7 @@ async fn a_database_opened_with_gcloud_is_closed_and_gcloud_sees_it_closed() {
         ["203.0.113.0/24"],
         "antibody closed it: {described}"
     );
-    let (ok, listed, stderr) = gcloud(&harness, config.path(), &["sql", "instances", "list"]).await;
-    assert!(ok, "{stderr}");
+    let listed = gcloud_ok(&harness, config.path(), &["sql", "instances", "list"]).await;
     assert_eq!(listed[0]["name"], "orders-db", "{listed}");
     assert_eq!(harness.count("remediated").await, 1);
 }
@@ -339,13 +326,12 @@ async fn a_secret_a_key_and_a_repository_made_public_with_gcloud_are_closed() {
             vec!["secrets", "get-iam-policy", "api-key"],
         ),
         async {
-            let (ok, _, stderr) = gcloud(
+            gcloud_ok(
                 &harness,
                 config,
                 &["kms", "keyrings", "create", "ring", "--location=global"],
             )
             .await;
-            assert!(ok, "{stderr}");
             journey(
                 vec![
                     "kms",
@@ -410,8 +396,7 @@ async fn a_secret_a_key_and_a_repository_made_public_with_gcloud_are_closed() {
         described["replication"],
         serde_json::json!({"automatic": {}})
     );
-    let (ok, _, stderr) = gcloud(&harness, config, &["secrets", "delete", "api-key"]).await;
-    assert!(ok, "{stderr}");
+    gcloud_ok(&harness, config, &["secrets", "delete", "api-key"]).await;
     let (ok, _, _) = gcloud(&harness, config, &["secrets", "describe", "api-key"]).await;
     assert!(!ok, "deleted");
 }

@@ -32,21 +32,8 @@ fn members(policy: &Value) -> Vec<String> {
 #[tokio::test]
 async fn public_grants_on_topics_secrets_and_keys_are_removed_and_the_rest_kept() {
     let harness = Harness::start().await;
-    let number = {
-        // Secret Manager writes the project's number; the sandbox derives it as Resource Manager does.
-        let (_, project) = harness
-            .google_as(
-                USER_TOKEN,
-                Method::GET,
-                &format!("/v1/projects/{PROJECT}"),
-                None,
-            )
-            .await;
-        project["projectNumber"]
-            .as_str()
-            .expect("projectNumber")
-            .to_string()
-    };
+    // Secret Manager writes the project's number; the sandbox derives it as Resource Manager does.
+    let number = project_number(&harness).await;
     for (written, read) in [
         (
             format!("projects/{PROJECT}/topics/orders"),
@@ -382,7 +369,7 @@ async fn outsiders_granted_on_a_resource_are_removed_and_colleagues_kept() {
     for (resource, _, outsider) in &grants {
         let read = match resource.contains("/secrets/") {
             // Secret Manager names a secret under the project's number.
-            true => resource.replace(PROJECT, &gcp_sandbox_number(&harness).await),
+            true => resource.replace(PROJECT, &project_number(&harness).await),
             false => resource.clone(),
         };
         let mut kept = members(&policy_of(&harness, &read).await);
@@ -411,7 +398,7 @@ async fn outsiders_granted_on_a_resource_are_removed_and_colleagues_kept() {
 }
 
 /// The project's number, as Resource Manager gives it.
-async fn gcp_sandbox_number(harness: &Harness) -> String {
+async fn project_number(harness: &Harness) -> String {
     let (_, project) = harness
         .google_as(
             USER_TOKEN,
