@@ -174,35 +174,36 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<(), Error> {
-        let url = format!(
-            "{}/{}?requestId={}",
-            self.firewalls_url(project),
-            segment(name),
-            uuid::Uuid::new_v4()
-        );
-        let operation: Operation = self.call(Method::PATCH, &url, Some(patch)).await?;
-        self.wait(project, operation).await
+        self.firewall_write(project, Method::PATCH, Some(name), Some(patch))
+            .await
     }
 
     pub async fn insert_firewall(&self, project: &str, firewall: &Firewall) -> Result<(), Error> {
-        let url = format!(
-            "{}?requestId={}",
-            self.firewalls_url(project),
-            uuid::Uuid::new_v4()
-        );
         let body = serde_json::to_value(firewall).expect("a firewall serialises");
-        let operation: Operation = self.call(Method::POST, &url, Some(&body)).await?;
-        self.wait(project, operation).await
+        self.firewall_write(project, Method::POST, None, Some(&body))
+            .await
     }
 
     pub async fn delete_firewall(&self, project: &str, name: &str) -> Result<(), Error> {
-        let url = format!(
-            "{}/{}?requestId={}",
-            self.firewalls_url(project),
-            segment(name),
-            uuid::Uuid::new_v4()
-        );
-        let operation: Operation = self.call(Method::DELETE, &url, None).await?;
+        self.firewall_write(project, Method::DELETE, Some(name), None)
+            .await
+    }
+
+    /// One write to a project's firewalls (`name`: the rule, or the collection for an insert): idempotent under a
+    /// fresh `requestId`, waited on until its operation is DONE.
+    async fn firewall_write(
+        &self,
+        project: &str,
+        method: Method,
+        name: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(), Error> {
+        let target = match name {
+            Some(name) => format!("{}/{}", self.firewalls_url(project), segment(name)),
+            None => self.firewalls_url(project),
+        };
+        let url = format!("{target}?requestId={}", uuid::Uuid::new_v4());
+        let operation: Operation = self.call(method, &url, body).await?;
         self.wait(project, operation).await
     }
 
@@ -260,24 +261,13 @@ impl Client {
         name: &str,
         body: &Value,
     ) -> Result<(), Error> {
-        let url = format!(
-            "{}/{}?requestId={}",
-            self.firewalls_url(project),
-            segment(name),
-            uuid::Uuid::new_v4()
-        );
-        let operation: Operation = self.call(Method::PUT, &url, Some(body)).await?;
-        self.wait(project, operation).await
+        self.firewall_write(project, Method::PUT, Some(name), Some(body))
+            .await
     }
 
     /// Creates a rule from its REST JSON (undo of a delete).
     pub async fn insert_firewall_json(&self, project: &str, body: &Value) -> Result<(), Error> {
-        let url = format!(
-            "{}?requestId={}",
-            self.firewalls_url(project),
-            uuid::Uuid::new_v4()
-        );
-        let operation: Operation = self.call(Method::POST, &url, Some(body)).await?;
-        self.wait(project, operation).await
+        self.firewall_write(project, Method::POST, None, Some(body))
+            .await
     }
 }
