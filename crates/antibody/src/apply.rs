@@ -48,8 +48,7 @@ where
             Attempt::Done(value) => return Ok(value),
             Attempt::Raced(message) if round < ATTEMPTS => {
                 tracing::info!(what, round, %message, "concurrent change; re-reading");
-                let jitter = Duration::from_millis((uuid::Uuid::new_v4().as_u128() % 50) as u64);
-                tokio::time::sleep(backoff + jitter).await;
+                tokio::time::sleep(gcp::jittered(backoff)).await;
                 backoff *= 2;
             }
             Attempt::Raced(message) => {
