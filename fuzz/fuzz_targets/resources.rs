@@ -7,7 +7,7 @@ use antibody::gcp::{compute::Firewall, iam::Policy, instances, storage::Bucket};
 use antibody::kinds::{
     bucket, firewall::FirewallRule, vm::Vm, project_iam::ProjectPolicy, sa_key::AccountKeys,
 };
-use antibody::policy::{Resource, evaluate};
+use antibody::kinds::{Resource, evaluate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

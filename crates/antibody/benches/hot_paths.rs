@@ -5,7 +5,7 @@ use std::hint::black_box;
 use antibody::config::Config;
 use antibody::gcp::compute::Firewall;
 use antibody::gcp::iam::{Grant, Policy};
-use antibody::policy::{self, Resource};
+use antibody::kinds::{self, Resource};
 use antibody::receive;
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -91,7 +91,7 @@ fn routing_and_policies(c: &mut Criterion) {
         firewall,
     });
     group.bench_function("open_firewall", |b| {
-        b.iter(|| policy::evaluate(black_box(&config), black_box(&resource)))
+        b.iter(|| kinds::evaluate(black_box(&config), black_box(&resource)))
     });
     let iam: Policy = serde_json::from_value(json!({"version": 3, "etag": "BwX=", "bindings": (0..40).map(|index| json!({
         "role": format!("roles/custom.role{index}"), "members": [format!("user:u{index}@example.com"), format!("group:g{index}@example.com"),
@@ -104,7 +104,7 @@ fn routing_and_policies(c: &mut Criterion) {
         policy: iam.clone(),
     });
     group.bench_function("project_iam_41_bindings", |b| {
-        b.iter(|| policy::evaluate(black_box(&config), black_box(&project)))
+        b.iter(|| kinds::evaluate(black_box(&config), black_box(&project)))
     });
     let grants = vec![Grant {
         role: "roles/editor".into(),

@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::gcp::iam::Policy;
 use crate::kinds::{self, Fix};
 use crate::policy::Finding;
 
@@ -25,23 +24,4 @@ pub fn resource(config: &Config, input: &str, text: &str) -> Result<Report, Stri
         findings: plan.findings,
         fix: plan.fix,
     })
-}
-
-/// An IAM policy as `getIamPolicy` returns it, read at version 3 (a `_withcond_` read is refused).
-pub(crate) fn parse_policy(text: &str) -> Result<Policy, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
-    if value
-        .get("bindings")
-        .is_none_or(|bindings| !bindings.is_array())
-        && value.get("etag").is_none()
-    {
-        return Err("the input is not an IAM policy: expected an object with 'bindings'".into());
-    }
-    let policy: Policy = serde_json::from_value(value)
-        .map_err(|err| format!("the input is not an IAM policy: {err}"))?;
-    if policy.downgraded() {
-        return Err("the policy was read below version 3 (a _withcond_ role): read it with requestedPolicyVersion 3".into());
-    }
-    Ok(policy)
 }

@@ -4,9 +4,9 @@
 use crate::config::Config;
 use crate::event::AuditEvent;
 use crate::journal::Safety;
+use crate::kinds::Plan;
 use crate::kinds::{Fix, Resource};
 use crate::outcome::HeldBy;
-use crate::policy::Plan;
 
 /// How long a fix held by the circuit breaker waits at most: Google's trouble is usually shorter than a cap.
 pub const BREAKER_RECHECK_SECS: u32 = 60;
@@ -296,7 +296,6 @@ mod tests {
     use crate::event::Transport;
     use crate::journal::Safety;
     use crate::kinds::firewall::FirewallRule;
-    use crate::policy;
     use serde_json::json;
 
     fn open_rule() -> (AuditEvent, Resource) {
@@ -320,7 +319,7 @@ mod tests {
     fn the_breaker_holds_fixes_while_google_keeps_failing() {
         let config = Config::default();
         let (event, resource) = open_rule();
-        let plan = policy::evaluate(&config, &resource);
+        let plan = crate::kinds::evaluate(&config, &resource);
         let verdict = |rate| {
             admit(
                 &config,
@@ -348,7 +347,7 @@ mod tests {
                          terraform-provider-google/6.8.0";
         let (mut event, resource) = open_rule();
         let mut config = Config::default();
-        let plan = policy::evaluate(&config, &resource);
+        let plan = crate::kinds::evaluate(&config, &resource);
         let verdict = |config: &Config, event: &AuditEvent| {
             admit(
                 config,
@@ -415,7 +414,7 @@ mod tests {
     fn every_hold_names_the_control_that_holds() {
         let (event, resource) = open_rule();
         let held_by = |config: &Config, safety: &Safety, load: Load| {
-            let plan = policy::evaluate(config, &resource);
+            let plan = crate::kinds::evaluate(config, &resource);
             match admit(config, &event, &resource, &plan, safety, load) {
                 Verdict::Held { by, .. } => Some(by),
                 _ => None,

@@ -10,6 +10,7 @@ pub(crate) mod gate;
 pub mod gcp;
 pub mod journal;
 pub mod kinds;
+pub mod names;
 pub mod notify;
 pub(crate) mod outcome;
 pub mod pipeline;

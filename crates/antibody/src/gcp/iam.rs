@@ -103,3 +103,22 @@ impl Policy {
         })
     }
 }
+
+/// An IAM policy as `getIamPolicy` returns it, read at version 3 (a `_withcond_` read is refused).
+pub fn parse_policy(text: &str) -> Result<Policy, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| format!("the input is not valid JSON: {err}"))?;
+    if value
+        .get("bindings")
+        .is_none_or(|bindings| !bindings.is_array())
+        && value.get("etag").is_none()
+    {
+        return Err("the input is not an IAM policy: expected an object with 'bindings'".into());
+    }
+    let policy: Policy = serde_json::from_value(value)
+        .map_err(|err| format!("the input is not an IAM policy: {err}"))?;
+    if policy.downgraded() {
+        return Err("the policy was read below version 3 (a _withcond_ role): read it with requestedPolicyVersion 3".into());
+    }
+    Ok(policy)
+}

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::event::AuditEvent;
-use crate::policy::{Finding, Fix};
+use crate::kinds::Fix;
+use crate::policy::Finding;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -17,14 +17,14 @@ use crate::apply;
 use crate::config::Config;
 use crate::event::{AuditEvent, Transport};
 use crate::gcp::{self, Client};
-use crate::policy::{Finding, Plan};
+use crate::policy::Finding;
 use crate::undo;
 
 pub mod bucket;
 pub mod dataset;
 pub mod firewall;
 pub mod log_routing;
-pub mod names;
+pub use crate::names;
 pub mod project_iam;
 pub mod public_iam;
 pub mod sa_key;
@@ -436,6 +436,26 @@ registry! {
     Dataset: dataset::Datasets, [policies.public_dataset] as public_dataset;
     /// Cloud SQL instances open to (almost) everyone, or without SSL.
     SqlInstance: sql_instance::SqlInstances, [policies.public_sql] as public_sql;
+}
+
+/// What the policies concluded about one resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub findings: Vec<Finding>,
+    pub fix: Option<Fix>,
+    /// Every policy that found something runs in dry-run.
+    pub dry_run: bool,
+}
+
+impl Plan {
+    pub fn compliant(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Runs the resource's kind's policy, if it is enabled.
+pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
+    resource.evaluate(config)
 }
 
 /// Routes an event to the resource it points at. Sweeps and re-checks name the resource directly.

@@ -155,7 +155,7 @@ struct DecisionLine<'a> {
     caller_ip: &'a str,
     user_agent: &'a str,
     findings: &'a [crate::policy::Finding],
-    fix: Option<&'a crate::policy::Fix>,
+    fix: Option<&'a crate::kinds::Fix>,
     before: Option<&'a Value>,
     after: Option<&'a Value>,
     #[serde(

@@ -1,12 +1,9 @@
-//! What every kind's policy speaks: findings, severities, the plan, globs and CIDR ranges. Policies are pure
-//! functions from a freshly read resource to findings and a planned fix: no I/O, no clock. Each lives in its kind's room.
+//! What every kind's policy speaks: findings, severities, globs and CIDR ranges. Policies are pure functions from a
+//! freshly read resource to findings and a planned fix (`kinds::Plan`): no I/O, no clock. Each lives in its kind's room.
 
 pub mod cidr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::config::Config;
-pub use crate::kinds::{Fix, Resource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -25,26 +22,6 @@ pub struct Finding {
     pub category: String,
     pub severity: Severity,
     pub message: String,
-}
-
-/// What the policies concluded about one resource.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Plan {
-    pub findings: Vec<Finding>,
-    pub fix: Option<Fix>,
-    /// Every policy that found something runs in dry-run.
-    pub dry_run: bool,
-}
-
-impl Plan {
-    pub fn compliant(&self) -> bool {
-        self.findings.is_empty()
-    }
-}
-
-/// Runs the resource's kind's policy, if it is enabled.
-pub fn evaluate(config: &Config, resource: &Resource) -> Plan {
-    resource.evaluate(config)
 }
 
 /// `*` matches any run of characters; everything else is literal.

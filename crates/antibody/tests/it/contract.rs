@@ -94,7 +94,7 @@ async fn contract(journal: &Journal) {
         id,
         "a transient failure is claimed again on the same row"
     );
-    let fix: antibody::policy::Fix = serde_json::from_value(
+    let fix: antibody::kinds::Fix = serde_json::from_value(
         json!({"kind": "disable_firewall", "project": "contract-project", "name": "fw"}),
     )
     .expect("a fix");

@@ -241,7 +241,7 @@ async fn dry_run_journals_the_plan_and_changes_nothing() {
         .expect("a dry-run row");
     assert_eq!(
         planned.fix,
-        Some(antibody::policy::Fix::Firewall(
+        Some(antibody::kinds::Fix::Firewall(
             antibody::kinds::firewall::Fix::DisableFirewall {
                 project: "test-project".into(),
                 name: "dry".into()

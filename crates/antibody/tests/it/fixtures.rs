@@ -4,8 +4,7 @@ use antibody::config::Config;
 use antibody::event::{AuditEvent, Transport};
 use antibody::gcp::compute::Firewall;
 use antibody::kinds::firewall::FirewallRule;
-use antibody::kinds::{self as route, Resource, Route};
-use antibody::policy;
+use antibody::kinds::{self, Resource, Route};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -20,7 +19,7 @@ fn recorded_firewall(name: &str) -> Firewall {
 }
 
 fn categories(firewall: Firewall) -> Vec<String> {
-    let plan = policy::evaluate(
+    let plan = kinds::evaluate(
         &Config::default(),
         &Resource::Firewall(FirewallRule {
             project: "my-project".into(),
@@ -77,9 +76,9 @@ fn the_proto_style_insert_entry_routes_to_its_rule() {
         AuditEvent::from_log_entry(&entry, Transport::LogEntry, None).expect("an audit entry");
     assert_eq!(event.method_name, "v1.compute.firewalls.insert");
     assert_eq!(
-        route::route(&event),
+        kinds::route(&event),
         Route::Check(
-            route::target_of("projects/my-project/global/firewalls/test-firewall", "")
+            kinds::target_of("projects/my-project/global/firewalls/test-firewall", "")
                 .expect("a firewall rule")
         )
     );
@@ -97,7 +96,7 @@ fn google_example_bodies_without_type_still_parse() {
         AuditEvent::from_log_entry(&entry, Transport::EventarcBinary, Some("ce:x|1".into()))
             .expect("parses");
     assert_eq!(event.method_name, "google.pubsub.v1.Publisher.CreateTopic");
-    assert!(matches!(route::route(&event), Route::Ignore(_)));
+    assert!(matches!(kinds::route(&event), Route::Ignore(_)));
 }
 
 #[test]
@@ -105,7 +104,7 @@ fn captured_storage_and_iam_entries_route_to_their_resource() {
     let cases = [
         (
             "storage.setIamPermissions.add-allUsers.panther.json",
-            route::target_of(
+            kinds::target_of(
                 "projects/_/buckets/jacks-test-bucket",
                 "western-verve-123456",
             )
@@ -113,14 +112,14 @@ fn captured_storage_and_iam_entries_route_to_their_resource() {
         ),
         (
             "resourcemanager.SetIamPolicy.add-gmail-viewer.panther.json",
-            route::target_of("projects/western-verve-123456", "").expect("a project"),
+            kinds::target_of("projects/western-verve-123456", "").expect("a project"),
         ),
     ];
     for (name, target) in cases {
         let event =
             AuditEvent::from_log_entry(&fixture(name), Transport::LogEntry, None).expect(name);
         assert_eq!(
-            route::route(&event),
+            kinds::route(&event),
             Route::Check(target),
             "{name}: project from resource.labels"
         );

@@ -243,8 +243,9 @@ fn golden(name: &str, actual: &Value) {
 fn rendered_messages_match_their_golden_files() {
     use antibody::event::{AuditEvent, Transport};
     use antibody::journal::Record;
+    use antibody::kinds::Fix;
     use antibody::pipeline::Outcome;
-    use antibody::policy::{Finding, Fix, Severity};
+    use antibody::policy::{Finding, Severity};
     let entry = json!({"insertId": "x", "logName": "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity",
         "timestamp": "2026-11-26T10:00:00Z", "resource": {"labels": {"project_id": "acme-prod"}},
         "protoPayload": {"serviceName": "compute.googleapis.com", "methodName": "v1.compute.firewalls.insert",
@@ -480,8 +481,9 @@ fn strings(value: &Value) -> Vec<String> {
 fn hostile_caller_text_cannot_link_ping_or_add_headers_in_any_channel() {
     use antibody::event::{AuditEvent, Transport};
     use antibody::journal::Record;
+    use antibody::kinds::Fix;
     use antibody::pipeline::Outcome;
-    use antibody::policy::{Finding, Fix, Severity};
+    use antibody::policy::{Finding, Severity};
     let hostile_agent = "<http://evil.example|Approve fix> <!channel> <@U024BE7LH> &lt;b&gt; ```x";
     let hostile_principal = "dev@acme.example\r\nBcc: victim@example.com";
     let entry = json!({"insertId": "x", "logName": "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity",

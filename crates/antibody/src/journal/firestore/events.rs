@@ -7,7 +7,7 @@ use super::wire::{self, Doc, Fault, Write};
 use super::{Firestore, SHARDS, collection, hashed};
 use crate::event::AuditEvent;
 use crate::journal::{Entry, Error, OutboxItem, Record};
-use crate::policy::Fix;
+use crate::kinds::Fix;
 
 /// A before- or after-state larger than this (in bytes of JSON text) is stored in pieces of this size, beside the
 /// row: a document holds at most 1 MiB.

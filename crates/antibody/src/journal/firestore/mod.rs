@@ -64,9 +64,9 @@ impl Location {
             ));
         }
         // Project ids as every other name antibody reads; a database id is a lowercase name of 4 to 63 characters.
-        crate::kinds::names::project(&project).map_err(|err| format!("{url}: {err}"))?;
+        crate::names::project(&project).map_err(|err| format!("{url}: {err}"))?;
         let database_ok = database == "(default)"
-            || (database.len() >= 4 && crate::kinds::names::compute(&database).is_ok());
+            || (database.len() >= 4 && crate::names::compute(&database).is_ok());
         if !database_ok {
             return Err(format!(
                 "{url}: {database:?} is not a Firestore database id"

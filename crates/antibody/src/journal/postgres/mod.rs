@@ -13,7 +13,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{Claim, Entry, Error, OutboxItem, Record, key_of};
 use crate::clock::Clock;
 use crate::event::AuditEvent;
-use crate::policy::Fix;
+use crate::kinds::Fix;
 use serde_json::Value;
 
 /// Every call to the database finishes within this, or fails: a stopped or frozen server turns into 503 answers

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Claim, Entry, Error, Record, key_of};
 use crate::clock::Clock;
 use crate::event::AuditEvent;
-use crate::policy::Fix;
+use crate::kinds::Fix;
 use serde_json::Value;
 use writer::Job;
 

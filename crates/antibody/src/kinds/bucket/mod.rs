@@ -440,7 +440,7 @@ impl Kind for Buckets {
     /// policy `GET /storage/v1/b/{bucket}/iam` returns.
     fn parse_input(input: &str, text: &str) -> Result<Bucket, String> {
         if input == "bucket-iam" {
-            let policy = crate::check::parse_policy(text)?;
+            let policy = crate::gcp::iam::parse_policy(text)?;
             let name = policy
                 .extra
                 .get("resourceId")

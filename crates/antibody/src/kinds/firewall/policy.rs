@@ -4,20 +4,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Fix;
+pub use super::ports::PortRule;
 use super::ports::{PortRange, Protocol};
 use crate::gcp::compute::{Firewall, Rule};
 use crate::policy::cidr::{is_broad, public_coverage, together_broad};
 use crate::policy::{Finding, Severity, glob_match};
 
 pub const POLICY_ID: &str = "open-firewall";
-
-/// One row of the risky-port table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortRule {
-    pub name: String,
-    pub protocol: Protocol,
-    pub range: PortRange,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

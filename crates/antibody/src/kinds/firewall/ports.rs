@@ -2,7 +2,13 @@
 
 use serde::Serialize;
 
-use super::policy::PortRule;
+/// One row of the risky-port table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRule {
+    pub name: String,
+    pub protocol: Protocol,
+    pub range: PortRange,
+}
 
 /// An IP protocol as Compute spells it: by name or by number (`"6"` is tcp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -433,7 +433,7 @@ impl Kind for ProjectIam {
         Ok(ProjectPolicy {
             project: "-".into(),
             container: None,
-            policy: crate::check::parse_policy(text)?,
+            policy: crate::gcp::iam::parse_policy(text)?,
             audit_deltas: Vec::new(),
         })
     }
