@@ -2,6 +2,7 @@
 
 mod filter;
 mod firewall;
+mod instance_body;
 mod instances;
 mod list;
 mod operations;
@@ -108,7 +109,7 @@ impl ComputeState {
                 let zone = zone.rsplit('/').next().unwrap_or(zone).to_string();
                 let id = state.next_id();
                 let ordinal = state.instances.len() as u64;
-                let instance = instances::normalise(project, &zone, body.clone(), id, ordinal)?;
+                let instance = instance_body::normalise(project, &zone, body.clone(), id, ordinal)?;
                 let name = instance["name"].as_str().unwrap_or_default().to_string();
                 state
                     .instances

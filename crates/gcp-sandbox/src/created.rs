@@ -3,6 +3,11 @@
 //! deleted, each with the Admin Activity entry Google writes. Their IAM policies live in `resource_iam.rs`, keyed by
 //! the same names; a resource exists once it is created.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -112,7 +117,7 @@ pub(crate) fn create(
     kind: Kind,
     project: &str,
     parent: &str,
-    query: &std::collections::HashMap<String, String>,
+    query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -210,7 +215,7 @@ fn shape(kind: Kind, name: &str, request: &Value, now: &str) -> Result<Value, Ap
                     "Secret.replication is required.".into(),
                 ));
             }
-            resource["etag"] = json!(format!("\"{}\"", now.len() * 7919));
+            resource["etag"] = json!(format!("\"{:x}\"", crate::digest(&format!("{name}@{now}"))));
         }
         "cryptoKeys" => {
             let purpose = request["purpose"].as_str().unwrap_or("");
@@ -362,4 +367,100 @@ fn emit(
         request,
         response,
     }));
+}
+
+fn missing(message: String) -> ApiError {
+    esf(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+}
+
+/// A created resource itself (not one of its `:methods`): `GET` reads it, `DELETE` deletes it where Google allows.
+pub(crate) fn itself(
+    shared: &Shared,
+    method_of: &axum::http::Method,
+    kind: Kind,
+    project: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    match *method_of {
+        axum::http::Method::GET => read(shared, name),
+        axum::http::Method::DELETE => delete(shared, kind, project, name, headers),
+        _ => Err(ApiError::esf(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("{method_of} is not a method of {name}"),
+        )),
+    }
+}
+
+/// `GET /v1/projects/P/secrets/S/versions`: a secret's versions — none are kept, so an existing secret lists none.
+pub(crate) async fn secret_versions(
+    State(shared): State<Arc<Shared>>,
+    Path((project, secret)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let number = if project.bytes().all(|byte| byte.is_ascii_digit()) {
+        project
+    } else {
+        crate::project_number(&project).to_string()
+    };
+    read(&shared, &format!("projects/{number}/secrets/{secret}"))?;
+    Ok(crate::json_response(&json!({})))
+}
+
+/// `POST /v1/projects/P/secrets?secretId=ID`.
+pub(crate) async fn create_flat(
+    State(shared): State<Arc<Shared>>,
+    Path((project, collection)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if collection != "secrets" {
+        return Err(missing(format!(
+            "projects/{project}/{collection} not found"
+        )));
+    }
+    let parent = format!("projects/{}", crate::project_number(&project));
+    create(&shared, SECRET, &project, &parent, &query, &headers, &body)
+}
+
+/// `POST /v1/projects/P/locations/L/keyRings?keyRingId=ID` and `…/repositories?repositoryId=ID`.
+pub(crate) async fn create_located(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, collection)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = kind(&collection)
+        .filter(|_| matches!(collection.as_str(), "keyRings" | "repositories") && location != "-")
+        .ok_or_else(|| {
+            missing(format!(
+                "projects/{project}/locations/{location}/{collection} not found"
+            ))
+        })?;
+    let parent = format!("projects/{project}/locations/{location}");
+    create(&shared, kind, &project, &parent, &query, &headers, &body)
+}
+
+/// `POST /v1/projects/P/locations/L/keyRings/R/cryptoKeys?cryptoKeyId=ID`: in a key ring that exists.
+pub(crate) async fn create_crypto_key(
+    State(shared): State<Arc<Shared>>,
+    Path((project, location, ring)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
+    let exists = shared
+        .resource_policies
+        .lock()
+        .expect("resource policies lock poisoned")
+        .contains(&parent);
+    if !exists {
+        return Err(missing(format!("KeyRing {parent} not found.")));
+    }
+    create(
+        &shared, CRYPTO_KEY, &project, &parent, &query, &headers, &body,
+    )
 }

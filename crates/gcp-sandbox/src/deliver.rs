@@ -363,7 +363,5 @@ impl CloudEvent {
 
 /// A stable numeric message id per event, like Pub/Sub's decimal ids.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::digest(text)
 }

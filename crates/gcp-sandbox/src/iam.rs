@@ -70,9 +70,7 @@ impl StoredPolicy {
 }
 
 fn short_hash(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::digest(text);
     format!("{hash:016x}{:04x}", hash >> 48)
 }
 

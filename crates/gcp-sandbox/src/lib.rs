@@ -31,6 +31,7 @@ mod older_versions;
 mod pubsub;
 pub mod realism;
 mod resource_iam;
+mod resource_lists;
 mod resourcemanager;
 mod run_services;
 mod service_usage;
@@ -469,14 +470,16 @@ pub(crate) fn client_speaking(timeout: Duration, http2: bool) -> reqwest::Client
     .expect("an HTTP client with a crypto provider installed")
 }
 
+/// A stable 64-bit digest of `text` (FNV-1a): the sandbox's ids, numbers, etags and fingerprints derive from it.
+pub(crate) fn digest(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A stable project number for a project id, shared by every emulated API.
 pub(crate) fn project_number(project: &str) -> u64 {
-    let hash = project
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    100_000_000_000 + hash % 900_000_000_000
+    100_000_000_000 + digest(project) % 900_000_000_000
 }
 
 /// How one of Google's list methods pages: the query parameter that sizes a page, the size when none is asked for,
@@ -499,12 +502,14 @@ impl Paging {
     pub(crate) const DATASETS: Paging = Paging::new("maxResults", 50, 1000);
     /// Cloud Logging sinks and exclusions.
     pub(crate) const LOGGING: Paging = Paging::new("pageSize", 100, 200);
+    /// Service Usage `services.list`: 50 unless asked, at most 200.
+    pub(crate) const SERVICES: Paging = Paging::new("pageSize", 50, 200);
     /// Firestore `listDocuments`.
     pub(crate) const FIRESTORE: Paging = Paging::new("pageSize", 500, 500);
     /// Pub/Sub, Secret Manager, KMS, Artifact Registry, Cloud Run and Cloud Functions lists (most 1,000).
     pub(crate) const RESOURCES: Paging = Paging::new("pageSize", 100, 1000);
 
-    pub(crate) const fn new(size: &'static str, default: usize, most: usize) -> Paging {
+    const fn new(size: &'static str, default: usize, most: usize) -> Paging {
         Paging {
             size,
             default,

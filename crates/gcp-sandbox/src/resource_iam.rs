@@ -25,19 +25,19 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/v1/projects/{project}/{collection}",
-            get(list).post(create),
+            get(crate::resource_lists::list).post(crate::created::create_flat),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/{collection}",
-            get(list_located).post(create_located),
+            get(crate::resource_lists::list_located).post(crate::created::create_located),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/keyRings/{ring}/cryptoKeys",
-            get(list_crypto_keys).post(create_crypto_key),
+            get(crate::resource_lists::list_crypto_keys).post(crate::created::create_crypto_key),
         )
         .route(
             "/v2/projects/{project}/locations/{location}/{collection}",
-            get(list_located_v2).post(create_v2),
+            get(crate::resource_lists::list_located_v2).post(create_v2),
         )
         .route(
             "/v1/projects/{project}/{collection}/{target}",
@@ -45,7 +45,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/v1/projects/{project}/secrets/{secret}/versions",
-            get(secret_versions),
+            get(crate::created::secret_versions),
         )
         .route(
             "/v1/projects/{project}/locations/{location}/{collection}/{target}",
@@ -70,6 +70,11 @@ pub(crate) struct ResourcePolicies {
 }
 
 impl ResourcePolicies {
+    /// Every resource's name, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &String> {
+        self.policies.keys()
+    }
+
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.policies.contains_key(name)
     }
@@ -169,193 +174,6 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::esf(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
 }
 
-/// `GET …/topics`, `…/subscriptions`, `…/secrets`: the resources a policy was set on, by name (a secret under the
-/// project's number).
-async fn list(
-    State(shared): State<Arc<Shared>>,
-    Path((project, collection)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    if collection == "locations" {
-        return Ok(crate::json_response(&locations(&shared, &project)));
-    }
-    if !matches!(collection.as_str(), "topics" | "subscriptions" | "secrets") {
-        return Err(not_found(format!(
-            "projects/{project}/{collection} not found"
-        )));
-    }
-    let parent = if collection == "secrets" {
-        format!("projects/{}", crate::project_number(&project))
-    } else {
-        format!("projects/{project}")
-    };
-    let prefix = format!("{parent}/{collection}/");
-    let policies = shared
-        .resource_policies
-        .lock()
-        .expect("resource policies lock poisoned");
-    let items: Vec<Value> = policies
-        .policies
-        .keys()
-        .filter(|name| name.starts_with(&prefix) && !name[prefix.len()..].contains('/'))
-        .map(|name| {
-            policies
-                .bodies
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| json!({"name": name}))
-        })
-        .collect();
-    drop(policies);
-    let total = items.len();
-    let mut body = crate::paged(
-        &shared,
-        items,
-        &collection,
-        &query,
-        crate::Paging::RESOURCES,
-    )?;
-    // Secret Manager counts every secret of the list, across its pages.
-    if collection == "secrets" && total > 0 {
-        body["totalSize"] = json!(total);
-    }
-    Ok(crate::json_response(&body))
-}
-
-/// The locations KMS and Artifact Registry list (`GET /v1/projects/P/locations`): a fixed set, and any other a
-/// resource of the project was created in.
-fn locations(shared: &Shared, project: &str) -> Value {
-    let mut found: std::collections::BTreeSet<String> = [
-        "global",
-        "us",
-        "europe",
-        "asia",
-        "us-central1",
-        "us-east1",
-        "europe-west1",
-        "asia-east1",
-    ]
-    .iter()
-    .map(|location| location.to_string())
-    .collect();
-    let prefix = format!("projects/{project}/locations/");
-    let policies = shared
-        .resource_policies
-        .lock()
-        .expect("resource policies lock poisoned");
-    found.extend(policies.policies.keys().filter_map(|name| {
-        name.strip_prefix(&prefix)
-            .and_then(|rest| rest.split('/').next())
-            .map(str::to_string)
-    }));
-    let items: Vec<Value> = found
-        .into_iter()
-        .map(|location| {
-            json!({"name": format!("projects/{project}/locations/{location}"), "locationId": location})
-        })
-        .collect();
-    json!({"locations": items})
-}
-
-/// A page of the resources of `collection` directly under `parent` (a location of `-` matching every location), as a
-/// list answer; nothing at all is `{}`, as Google answers an empty list.
-fn listed(
-    shared: &Shared,
-    parent: &str,
-    collection: &str,
-    query: &HashMap<String, String>,
-) -> Result<Value, ApiError> {
-    let policies = shared
-        .resource_policies
-        .lock()
-        .expect("resource policies lock poisoned");
-    let wanted: Vec<&str> = parent.split('/').collect();
-    let items: Vec<Value> = policies
-        .policies
-        .keys()
-        .filter(|name| {
-            let parts: Vec<&str> = name.split('/').collect();
-            parts.len() == wanted.len() + 2
-                && parts[wanted.len()] == collection
-                && parts
-                    .iter()
-                    .zip(&wanted)
-                    .enumerate()
-                    .all(|(index, (part, want))| {
-                        part == want
-                            || (*want == "-" && index > 0 && wanted[index - 1] == "locations")
-                    })
-        })
-        .map(|name| {
-            policies
-                .bodies
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| json!({"name": name}))
-        })
-        .collect();
-    drop(policies);
-    crate::paged(shared, items, collection, query, crate::Paging::RESOURCES)
-}
-
-/// `GET /v1/projects/P/locations/L/keyRings|repositories|functions` (`-` for every location where Google allows it).
-async fn list_located(
-    State(shared): State<Arc<Shared>>,
-    Path((project, location, collection)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let wildcard_allowed = collection == "functions";
-    if !matches!(
-        collection.as_str(),
-        "keyRings" | "repositories" | "functions"
-    ) || (location == "-" && !wildcard_allowed)
-    {
-        return Err(not_found(format!(
-            "projects/{project}/locations/{location}/{collection} not found"
-        )));
-    }
-    let parent = format!("projects/{project}/locations/{location}");
-    Ok(crate::json_response(&listed(
-        &shared,
-        &parent,
-        &collection,
-        &query,
-    )?))
-}
-
-/// `GET /v1/projects/P/locations/L/keyRings/R/cryptoKeys`.
-async fn list_crypto_keys(
-    State(shared): State<Arc<Shared>>,
-    Path((project, location, ring)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
-    Ok(crate::json_response(&listed(
-        &shared,
-        &parent,
-        "cryptoKeys",
-        &query,
-    )?))
-}
-
-/// `GET /v2/projects/P/locations/L/services` (Cloud Run; `-` for every location).
-async fn list_located_v2(
-    State(shared): State<Arc<Shared>>,
-    Path((project, location, collection)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    if collection != "services" {
-        return Err(not_found(format!("{collection} not found")));
-    }
-    let parent = format!("projects/{project}/locations/{location}");
-    Ok(crate::json_response(&listed(
-        &shared,
-        &parent,
-        &collection,
-        &query,
-    )?))
-}
-
 async fn flat(
     State(shared): State<Arc<Shared>>,
     method_of: axum::http::Method,
@@ -388,7 +206,7 @@ async fn flat(
         format!("projects/{project}")
     };
     if !target.contains(':') {
-        return itself(
+        return crate::created::itself(
             &shared,
             &method_of,
             crate::created::SECRET,
@@ -427,7 +245,7 @@ async fn located(
     if let Some(kind) = crate::created::kind(&collection)
         && !target.contains(':')
     {
-        return itself(
+        return crate::created::itself(
             &shared,
             &method_of,
             kind,
@@ -514,7 +332,7 @@ async fn crypto_key(
 ) -> Result<Response, ApiError> {
     let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
     if !target.contains(':') {
-        return itself(
+        return crate::created::itself(
             &shared,
             &method_of,
             crate::created::CRYPTO_KEY,
@@ -529,112 +347,6 @@ async fn crypto_key(
         &parent,
         "cryptoKeys",
         &target,
-        &query,
-        &headers,
-        &body,
-    )
-}
-
-/// A created resource itself (not one of its `:methods`): `GET` reads it, `DELETE` deletes it where Google allows.
-fn itself(
-    shared: &Shared,
-    method_of: &axum::http::Method,
-    kind: crate::created::Kind,
-    project: &str,
-    name: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    match *method_of {
-        axum::http::Method::GET => crate::created::read(shared, name),
-        axum::http::Method::DELETE => crate::created::delete(shared, kind, project, name, headers),
-        _ => Err(ApiError::esf(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            format!("{method_of} is not a method of {name}"),
-        )),
-    }
-}
-
-/// `GET /v1/projects/P/secrets/S/versions`: a secret's versions — none are kept, so an existing secret lists none.
-async fn secret_versions(
-    State(shared): State<Arc<Shared>>,
-    Path((project, secret)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let number = if project.bytes().all(|byte| byte.is_ascii_digit()) {
-        project
-    } else {
-        crate::project_number(&project).to_string()
-    };
-    crate::created::read(&shared, &format!("projects/{number}/secrets/{secret}"))?;
-    Ok(crate::json_response(&json!({})))
-}
-
-/// `POST /v1/projects/P/secrets?secretId=ID`.
-async fn create(
-    State(shared): State<Arc<Shared>>,
-    Path((project, collection)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    if collection != "secrets" {
-        return Err(not_found(format!(
-            "projects/{project}/{collection} not found"
-        )));
-    }
-    let parent = format!("projects/{}", crate::project_number(&project));
-    crate::created::create(
-        &shared,
-        crate::created::SECRET,
-        &project,
-        &parent,
-        &query,
-        &headers,
-        &body,
-    )
-}
-
-/// `POST /v1/projects/P/locations/L/keyRings?keyRingId=ID` and `…/repositories?repositoryId=ID`.
-async fn create_located(
-    State(shared): State<Arc<Shared>>,
-    Path((project, location, collection)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let kind = crate::created::kind(&collection)
-        .filter(|_| matches!(collection.as_str(), "keyRings" | "repositories") && location != "-")
-        .ok_or_else(|| {
-            not_found(format!(
-                "projects/{project}/locations/{location}/{collection} not found"
-            ))
-        })?;
-    let parent = format!("projects/{project}/locations/{location}");
-    crate::created::create(&shared, kind, &project, &parent, &query, &headers, &body)
-}
-
-/// `POST /v1/projects/P/locations/L/keyRings/R/cryptoKeys?cryptoKeyId=ID`: in a key ring that exists.
-async fn create_crypto_key(
-    State(shared): State<Arc<Shared>>,
-    Path((project, location, ring)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let parent = format!("projects/{project}/locations/{location}/keyRings/{ring}");
-    let exists = shared
-        .resource_policies
-        .lock()
-        .expect("resource policies lock poisoned")
-        .contains(&parent);
-    if !exists {
-        return Err(not_found(format!("KeyRing {parent} not found.")));
-    }
-    crate::created::create(
-        &shared,
-        crate::created::CRYPTO_KEY,
-        &project,
-        &parent,
         &query,
         &headers,
         &body,

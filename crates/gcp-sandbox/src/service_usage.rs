@@ -84,7 +84,7 @@ async fn list(
         services,
         "services",
         &query,
-        crate::Paging::new("pageSize", 50, 200),
+        crate::Paging::SERVICES,
     )?))
 }
 

@@ -271,12 +271,7 @@ fn etag(instance: &Value) -> String {
     if let Some(fields) = held.as_object_mut() {
         fields.remove("etag");
     }
-    let digest = held
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let digest = crate::digest(&held.to_string());
     format!(
         "{digest:016x}{:016x}",
         digest.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15

@@ -119,8 +119,10 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            TowerToHyperService::new(app.clone().layer(axum::Extension(slot.share.clone())));
+        let service = WithShare {
+            inner: TowerToHyperService::new(app.clone()),
+            share: slot.share.clone(),
+        };
         tokio::spawn(async move {
             // The first bytes decide the protocol; a connection that sends none within the header deadline is closed.
             let served = match tokio::time::timeout(HEADER_TIMEOUT, speaks_http2(&stream)).await {
@@ -262,6 +264,28 @@ where
             drop(active);
             answered
         })
+    }
+}
+
+/// A connection's service: each request carries its peer's share in its extensions (a clone of one `Arc`, no work
+/// per connection beyond it).
+#[derive(Clone)]
+struct WithShare<S> {
+    inner: S,
+    share: PeerShare,
+}
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for WithShare<S>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: hyper::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.share.clone());
+        self.inner.call(request)
     }
 }
 

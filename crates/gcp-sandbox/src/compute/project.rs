@@ -24,13 +24,7 @@ pub(crate) fn default_account(number: u64) -> String {
 
 /// A fingerprint of `value`: eight bytes of a hash, base64 as Compute writes them (`-goaeN2SGek=`).
 pub(super) fn fingerprint(value: &Value) -> String {
-    let hash = value
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    URL_SAFE.encode(hash.to_be_bytes())
+    URL_SAFE.encode(crate::digest(&value.to_string()).to_be_bytes())
 }
 
 /// Metadata as Compute stores it: checked items (keys `[a-zA-Z0-9-_]{1,128}`, each once, values up to 256 KiB)

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value, json};
 
-use super::value::{self, compare, equal};
+use super::value::{self, compare, enum_name, equal};
 
 /// A stored document as a query sees it.
 pub(crate) struct Row<'a> {
@@ -21,17 +21,6 @@ impl Row<'_> {
         }
         let segments = value::field_path(path)?;
         Ok(value::get(self.fields, &segments).cloned())
-    }
-}
-
-/// An enum as JSON carries it: its name, or (`$alt=json;enum-encoding=int`, as Google's clients ask) its number.
-pub(crate) fn enum_name<'a>(value: &'a Value, names: &[&'a str]) -> Option<&'a str> {
-    match value {
-        Value::String(name) => Some(name.as_str()),
-        Value::Number(number) => number
-            .as_u64()
-            .and_then(|index| names.get(index as usize).copied()),
-        _ => None,
     }
 }
 

@@ -310,8 +310,7 @@ pub(crate) fn transform(
 ) -> Result<Value, String> {
     let object = transform.as_object().ok_or("Invalid transform")?;
     if let Some(server) = object.get("setToServerValue") {
-        return match super::query::enum_name(server, &["SERVER_VALUE_UNSPECIFIED", "REQUEST_TIME"])
-        {
+        return match enum_name(server, &["SERVER_VALUE_UNSPECIFIED", "REQUEST_TIME"]) {
             Some("REQUEST_TIME") => Ok(json!({"timestampValue": format_time(now_micros)})),
             _ => Err(format!("Invalid server value: {server}")),
         };
@@ -372,6 +371,17 @@ pub(crate) fn transform(
         return Ok(json!({"arrayValue": {"values": values}}));
     }
     Err(format!("Invalid transform: {transform}"))
+}
+
+/// An enum as JSON carries it: its name, or (`$alt=json;enum-encoding=int`, as Google's clients ask) its number.
+pub(crate) fn enum_name<'a>(value: &'a Value, names: &[&'a str]) -> Option<&'a str> {
+    match value {
+        Value::String(name) => Some(name.as_str()),
+        Value::Number(number) => number
+            .as_u64()
+            .and_then(|index| names.get(index as usize).copied()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
