@@ -152,6 +152,18 @@ pub fn zone(text: &str) -> Result<&str, NameError> {
     }
 }
 
+/// A Compute Engine region: a word, a dash and a word ending in digits (`us-central1`, `europe-west4`).
+pub fn region(text: &str) -> Result<&str, NameError> {
+    // A region is a zone without its letter.
+    match zone(&format!("{text}-a")) {
+        Ok(_) => Ok(text),
+        Err(_) => Err(format!(
+            "'{}' is not a Compute Engine region (like us-central1)",
+            printable(text)
+        )),
+    }
+}
+
 /// A Cloud Storage bucket name: 3 to 63 characters of lowercase letters, digits, `-`, `_` and `.` (up to 222 with
 /// dots, each dot-separated part at most 63), beginning and ending with a letter or digit, not an IPv4 address,
 /// not starting with `goog`.

@@ -7,6 +7,7 @@ mod instances;
 mod list;
 mod operations;
 mod project;
+mod templates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -61,6 +62,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(wait_zone_operation),
         )
         .route(
+            "/compute/{version}/projects/{project}/regions/{region}/operations/{operation}",
+            get(operations::get_region_operation),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/regions/{region}/operations/{operation}/wait",
+            post(operations::wait_region_operation),
+        )
+        .merge(templates::routes())
+        .route(
             "/compute/{version}/projects/{project}/zones/{zone}/instances",
             get(instances::list_instances).post(instances::insert_instance),
         )
@@ -91,6 +101,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 pub(crate) struct ComputeState {
     firewalls: BTreeMap<(String, String), Value>,
     instances: BTreeMap<instances::Key, Value>,
+    /// Instance templates, global and regional.
+    templates: BTreeMap<templates::Key, Value>,
+    /// Managed instance groups, zonal and regional.
+    groups: BTreeMap<templates::Key, Value>,
     /// Project → its common instance metadata, once set.
     common: BTreeMap<String, Value>,
     operations: Operations,
@@ -392,7 +406,7 @@ fn write(
         let operation = state.new_operation(
             verb,
             project,
-            None,
+            "global",
             &firewall_path(project, name),
             &target_id,
             &principal,
@@ -466,12 +480,13 @@ pub(crate) fn request_id(query: &HashMap<String, String>) -> Result<Option<Strin
 }
 
 impl ComputeState {
-    /// A RUNNING `compute#operation` about `target` (a relative name); zonal when `zone` is given.
+    /// A RUNNING `compute#operation` about `target` (a relative name), in `scope`: `global`, `zones/Z` or
+    /// `regions/R`.
     pub(crate) fn new_operation(
         &mut self,
         verb: &str,
         project: &str,
-        zone: Option<&str>,
+        scope: &str,
         target: &str,
         target_id: &str,
         principal: &str,
@@ -479,10 +494,6 @@ impl ComputeState {
         let name = self.operation_name();
         let id = self.next_id();
         let now = compute_now();
-        let scope = match zone {
-            Some(zone) => format!("zones/{zone}"),
-            None => "global".to_string(),
-        };
         let mut operation = json!({
             "kind": "compute#operation",
             "id": id.to_string(),
@@ -497,8 +508,10 @@ impl ComputeState {
             "startTime": now,
             "selfLink": format!("{API_ROOT}/projects/{project}/{scope}/operations/{name}"),
         });
-        if let Some(zone) = zone {
-            operation["zone"] = json!(format!("{API_ROOT}/projects/{project}/zones/{zone}"));
+        if let Some((field, _)) = scope.split_once('/') {
+            // `zones/Z` → `"zone"`, `regions/R` → `"region"`.
+            operation[field.trim_end_matches('s')] =
+                json!(format!("{API_ROOT}/projects/{project}/{scope}"));
         }
         operation
     }

@@ -13,6 +13,7 @@ pub mod resource_iam;
 pub mod resourcemanager;
 pub mod sql;
 pub mod storage;
+pub mod templates;
 
 use std::time::Duration;
 

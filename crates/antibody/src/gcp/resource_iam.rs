@@ -20,6 +20,8 @@ pub enum IamService {
     Run,
     /// Cloud Functions (API v1).
     Functions,
+    /// A service account as a resource: who may act as it (IAM API v1).
+    ServiceAccount,
 }
 
 impl IamService {
@@ -32,6 +34,7 @@ impl IamService {
             IamService::ArtifactRegistry => "artifactregistry.googleapis.com",
             IamService::Run => "run.googleapis.com",
             IamService::Functions => "cloudfunctions.googleapis.com",
+            IamService::ServiceAccount => "iam.googleapis.com",
         }
     }
 
@@ -158,6 +161,17 @@ impl Client {
         service: IamService,
         resource: &str,
     ) -> Result<Policy, Error> {
+        if service == IamService::ServiceAccount {
+            // IAM's own `getIamPolicy` is a POST with the options in its body.
+            let body = json!({"options": {"requestedPolicyVersion": 3}});
+            return self
+                .call(
+                    Method::POST,
+                    &self.resource_url(service, resource, "getIamPolicy"),
+                    Some(&body),
+                )
+                .await;
+        }
         let url = format!(
             "{}?options.requestedPolicyVersion=3",
             self.resource_url(service, resource, "getIamPolicy")

@@ -292,6 +292,9 @@ delegate! {
     fn entries(&self, limit: usize) -> Vec<Entry>;
     /// One row by its id.
     fn entry(&self, id: i64) -> Option<Entry>;
+    /// The earliest other row of the operation that fixed, would have fixed, or reported the resource: an
+    /// operation's later entries (Compute's `last`) are answered by it.
+    fn operation_decided(&self, operation: &str, id: i64) -> Option<i64>;
     /// Starts the row of an operator's action (an undo), durable like every other; `finish_with` completes it.
     fn begin_action(&self, action: &str, resource: &str, project: &str, principal: &str) -> i64;
     /// Everything the gate needs about one resource, read in one transaction.
@@ -337,7 +340,7 @@ delegate! {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// First sight (or a redelivery of one that failed transiently): handle it. `remediated_by` names an earlier
-    /// row of the same operation that already fixed the resource.
+    /// row of the same operation that already fixed the resource (or would have, or reported it).
     New {
         id: i64,
         remediated_by: Option<i64>,

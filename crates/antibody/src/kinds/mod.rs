@@ -23,6 +23,7 @@ use crate::undo;
 pub mod bucket;
 pub mod dataset;
 pub mod firewall;
+pub mod instance_template;
 pub mod log_routing;
 pub use crate::names;
 pub mod project_iam;
@@ -426,6 +427,8 @@ registry! {
     Bucket: bucket::Buckets, [policies.public_bucket] as bucket;
     /// Compute Engine instances and the project's common instance metadata (Security Health Analytics' findings).
     Vm: vm::Instances, [policies.vm_instance] as vm;
+    /// Instance templates and the managed instance groups that build from them, judged by the instance policy.
+    InstanceTemplate: instance_template::Templates, [policies.instance_template] as instance_template;
     /// User-managed service-account keys.
     SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
     /// Log sinks and exclusions: audit logs excluded, protected sinks disabled, redirected or deleted.

@@ -185,7 +185,7 @@ async fn claim(cx: &Context, event: &AuditEvent) -> Result<Claimed, journal::Err
         } => {
             let record = Record {
                 outcome: "duplicate".into(),
-                reason: format!("operation already remediated by #{of}"),
+                reason: format!("operation already decided by #{of}"),
                 ..Record::default()
             };
             cx.journal.finish(id, &record).await?;
@@ -222,7 +222,22 @@ async fn serialised(
 ) -> Outcome {
     let _serialised = cx.locks.lock(target.key().to_string()).await;
     match cx.journal.hold(target.key()).await {
-        Ok(Some(_lease)) => decide(cx, id, event, target, decision).await,
+        Ok(Some(_lease)) => {
+            // An operation's entries arrive together (Compute's `first` and `last`); the one that waited for the
+            // resource is answered by the decision the other took.
+            if let Some(operation) = event.operation.as_ref().filter(|op| !op.id.is_empty()) {
+                match cx.journal.operation_decided(&operation.id, id).await {
+                    Ok(Some(of)) => return Outcome::Duplicate { of },
+                    Ok(None) => {}
+                    Err(err) => {
+                        return Outcome::Retry {
+                            error: err.to_string(),
+                        };
+                    }
+                }
+            }
+            decide(cx, id, event, target, decision).await
+        }
         Ok(None) => Outcome::Retry {
             error: format!("another replica is handling {}", target.key()),
         },

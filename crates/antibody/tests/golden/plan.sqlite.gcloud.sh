@@ -18,9 +18,9 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need.
 if gcloud iam roles describe antibodyRemediator --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
-  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.list,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
@@ -128,53 +128,23 @@ gcloud eventarc triggers describe antibody-v1-compute-instances-insert --project
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.insert \
     --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setMetadata \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setServiceAccount \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.addAccessConfig \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateNetworkInterface \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateShieldedInstanceConfig \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-instances-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-instances-update --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.update \
-    --service-account "$SA"
-gcloud eventarc triggers describe antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
-  gcloud eventarc triggers create antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global \
-    --destination-run-service antibody --destination-run-region "$REGION" \
-    --event-filters type=google.cloud.audit.log.v1.written \
-    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.projects.setCommonInstanceMetadata \
-    --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-insert --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-compute-instances-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-compute-instances-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=compute.instances.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-setmetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setMetadata \
     --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-setmetadata --project "$PROJECT" --location global \
@@ -182,11 +152,35 @@ gcloud eventarc triggers describe antibody-beta-compute-instances-setmetadata --
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.setMetadata \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-compute-instances-setmetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-compute-instances-setmetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=compute.instances.setMetadata \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-setserviceaccount --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.setServiceAccount \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-setserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-setserviceaccount --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.setServiceAccount \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-compute-instances-setsecondaryserviceaccount --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-compute-instances-setsecondaryserviceaccount --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=compute.instances.setSecondaryServiceAccount \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-addaccessconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.addAccessConfig \
     --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-addaccessconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-addaccessconfig --project "$PROJECT" --location global \
@@ -194,11 +188,23 @@ gcloud eventarc triggers describe antibody-beta-compute-instances-addaccessconfi
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.addAccessConfig \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-updatenetworkinterface --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateNetworkInterface \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-updatenetworkinterface --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-updatenetworkinterface --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.updateNetworkInterface \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.updateShieldedInstanceConfig \
     --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-updateshieldedinstanceconfig --project "$PROJECT" --location global \
@@ -206,17 +212,191 @@ gcloud eventarc triggers describe antibody-beta-compute-instances-updateshielded
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.updateShieldedInstanceConfig \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-updateshieldedvmconfig --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-updateshieldedvmconfig --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.updateShieldedVmConfig \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.update \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-instances-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-instances-update --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.update \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-start --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-start --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.start \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-start --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-start --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.start \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-startwithencryptionkey --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-startwithencryptionkey --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.startWithEncryptionKey \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-startwithencryptionkey --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-startwithencryptionkey --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.startWithEncryptionKey \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instances-resume --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instances-resume --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instances.resume \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instances-resume --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instances-resume --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instances.resume \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.projects.setCommonInstanceMetadata \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-beta-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-beta-compute-projects-setcommoninstancemetadata --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.projects.setCommonInstanceMetadata \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instancetemplates-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instancetemplates-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instanceTemplates.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instancetemplates-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instancetemplates-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instanceTemplates.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regioninstancetemplates-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regioninstancetemplates-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionInstanceTemplates.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regioninstancetemplates-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regioninstancetemplates-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionInstanceTemplates.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instancegroupmanagers-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instancegroupmanagers-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instanceGroupManagers.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instancegroupmanagers-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instancegroupmanagers-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instanceGroupManagers.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-compute-instancegroupmanagers-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-compute-instancegroupmanagers-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=compute.instanceGroupManagers.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instancegroupmanagers-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instancegroupmanagers-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instanceGroupManagers.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instancegroupmanagers-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instancegroupmanagers-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instanceGroupManagers.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instancegroupmanagers-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instancegroupmanagers-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instanceGroupManagers.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-compute-instancegroupmanagers-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-compute-instancegroupmanagers-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=compute.instanceGroupManagers.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-instancegroupmanagers-setinstancetemplate --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-instancegroupmanagers-setinstancetemplate --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.instanceGroupManagers.setInstanceTemplate \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-instancegroupmanagers-setinstancetemplate --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-instancegroupmanagers-setinstancetemplate --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.instanceGroupManagers.setInstanceTemplate \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regioninstancegroupmanagers-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regioninstancegroupmanagers-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionInstanceGroupManagers.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regioninstancegroupmanagers-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regioninstancegroupmanagers-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionInstanceGroupManagers.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regioninstancegroupmanagers-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regioninstancegroupmanagers-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionInstanceGroupManagers.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regioninstancegroupmanagers-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regioninstancegroupmanagers-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionInstanceGroupManagers.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regioninstancegroupmanagers-update --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regioninstancegroupmanagers-update --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionInstanceGroupManagers.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regioninstancegroupmanagers-setinstancetemp --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regioninstancegroupmanagers-setinstancetemp --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionInstanceGroupManagers.setInstanceTemplate \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regioninstancegroupmanagers-setinstancete --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regioninstancegroupmanagers-setinstancete --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionInstanceGroupManagers.setInstanceTemplate \
     --service-account "$SA"
 gcloud eventarc triggers describe antibody-google-iam-admin-v1-createserviceaccountkey --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-google-iam-admin-v1-createserviceaccountkey --project "$PROJECT" --location global \
@@ -302,6 +482,12 @@ gcloud eventarc triggers describe antibody-google-devtools-artifactregistry-v1be
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=artifactregistry.googleapis.com --event-filters methodName=google.devtools.artifactregistry.v1beta2.ArtifactRegistry.SetIamPolicy \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-devtools-artifactregistry-v1beta1-artifactregis --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-devtools-artifactregistry-v1beta1-artifactregis --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=artifactregistry.googleapis.com --event-filters methodName=google.devtools.artifactregistry.v1beta1.ArtifactRegistry.SetIamPolicy \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-google-cloud-run-v2-services-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-google-cloud-run-v2-services-setiampolicy --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
@@ -350,6 +536,12 @@ gcloud eventarc triggers describe antibody-cloudfunctions-setiampolicy --project
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=cloudfunctions.googleapis.com --event-filters methodName=SetIamPolicy \
     --service-account "$SA"
+gcloud eventarc triggers describe antibody-google-iam-admin-v1-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-google-iam-admin-v1-setiampolicy --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=iam.googleapis.com --event-filters methodName=google.iam.admin.v1.SetIAMPolicy \
+    --service-account "$SA"
 gcloud eventarc triggers describe antibody-google-cloud-bigquery-v2-datasetservice-insertdataset --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-google-cloud-bigquery-v2-datasetservice-insertdataset --project "$PROJECT" --location global \
     --destination-run-service antibody --destination-run-region "$REGION" \
@@ -385,4 +577,34 @@ gcloud eventarc triggers describe antibody-cloudsql-instances-update --project "
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudsql-instances-clone --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudsql-instances-clone --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.clone \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudsql-instances-restorebackup --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudsql-instances-restorebackup --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.restoreBackup \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudsql-instances-promotereplica --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudsql-instances-promotereplica --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.promoteReplica \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudsql-instances-demotemaster --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudsql-instances-demotemaster --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.demoteMaster \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-cloudsql-instances-migrate --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-cloudsql-instances-migrate --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=cloudsql.googleapis.com --event-filters methodName=cloudsql.instances.migrate \
     --service-account "$SA"

@@ -54,6 +54,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "compute.firewalls.list",
     "compute.firewalls.update",
     "compute.globalOperations.get",
+    "compute.instanceGroupManagers.get",
+    "compute.instanceTemplates.get",
+    "compute.instanceTemplates.list",
     "compute.instances.get",
     "compute.instances.list",
     "compute.instances.setMetadata",
@@ -65,7 +68,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "iam.serviceAccountKeys.list",
     "iam.serviceAccounts.actAs",
     "iam.serviceAccounts.get",
+    "iam.serviceAccounts.getIamPolicy",
     "iam.serviceAccounts.list",
+    "iam.serviceAccounts.setIamPolicy",
     "logging.exclusions.get",
     "logging.exclusions.list",
     "logging.exclusions.update",
@@ -514,195 +519,6 @@ resource "google_eventarc_trigger" "antibody_v1_compute_instances_insert" {
   }
 }
 
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_setmetadata" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-setmetadata"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.setMetadata"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_setserviceaccount" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-setserviceaccount"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.setServiceAccount"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_addaccessconfig" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-addaccessconfig"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.addAccessConfig"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_updatenetworkinterface" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-updatenetworkinterface"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.updateNetworkInterface"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_updateshieldedinstanceconfig" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-updateshieldedinstanceconfig"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.updateShieldedInstanceConfig"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_instances_update" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-instances-update"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.instances.update"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
-resource "google_eventarc_trigger" "antibody_v1_compute_projects_setcommoninstancemetadata" {
-  project         = "acme-prod"
-  name            = "antibody-v1-compute-projects-setcommoninstancemetadata"
-  location        = "global"
-  service_account = google_service_account.antibody.email
-
-  matching_criteria {
-    attribute = "type"
-    value     = "google.cloud.audit.log.v1.written"
-  }
-  matching_criteria {
-    attribute = "serviceName"
-    value     = "compute.googleapis.com"
-  }
-  matching_criteria {
-    attribute = "methodName"
-    value     = "v1.compute.projects.setCommonInstanceMetadata"
-  }
-
-  destination {
-    cloud_run_service {
-      service = google_cloud_run_v2_service.antibody.name
-      region  = "europe-west1"
-    }
-  }
-}
-
 resource "google_eventarc_trigger" "antibody_beta_compute_instances_insert" {
   project         = "acme-prod"
   name            = "antibody-beta-compute-instances-insert"
@@ -720,6 +536,60 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_insert" {
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.instances.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_compute_instances_insert" {
+  project         = "acme-prod"
+  name            = "antibody-compute-instances-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "compute.instances.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_setmetadata" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-setmetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.setMetadata"
   }
 
   destination {
@@ -757,6 +627,60 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_setmetadata"
   }
 }
 
+resource "google_eventarc_trigger" "antibody_compute_instances_setmetadata" {
+  project         = "acme-prod"
+  name            = "antibody-compute-instances-setmetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "compute.instances.setMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_setserviceaccount" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-setserviceaccount"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.setServiceAccount"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_beta_compute_instances_setserviceaccount" {
   project         = "acme-prod"
   name            = "antibody-beta-compute-instances-setserviceaccount"
@@ -774,6 +698,60 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_setserviceac
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.instances.setServiceAccount"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_compute_instances_setsecondaryserviceaccount" {
+  project         = "acme-prod"
+  name            = "antibody-compute-instances-setsecondaryserviceaccount"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "compute.instances.setSecondaryServiceAccount"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_addaccessconfig" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-addaccessconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.addAccessConfig"
   }
 
   destination {
@@ -811,6 +789,33 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_addaccesscon
   }
 }
 
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_updatenetworkinterface" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-updatenetworkinterface"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.updateNetworkInterface"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_beta_compute_instances_updatenetworkinterface" {
   project         = "acme-prod"
   name            = "antibody-beta-compute-instances-updatenetworkinterface"
@@ -828,6 +833,33 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_updatenetwor
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.instances.updateNetworkInterface"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_updateshieldedinstanceconfig" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-updateshieldedinstanceconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.updateShieldedInstanceConfig"
   }
 
   destination {
@@ -865,6 +897,60 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_updateshield
   }
 }
 
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_updateshieldedvmconfig" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-updateshieldedvmconfig"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.updateShieldedVmConfig"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_update" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_beta_compute_instances_update" {
   project         = "acme-prod"
   name            = "antibody-beta-compute-instances-update"
@@ -892,6 +978,195 @@ resource "google_eventarc_trigger" "antibody_beta_compute_instances_update" {
   }
 }
 
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_start" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-start"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.start"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_start" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-start"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.start"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_startwithencryptionkey" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-startwithencryptionkey"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.startWithEncryptionKey"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_startwithencryptionkey" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-startwithencryptionkey"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.startWithEncryptionKey"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_resume" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-resume"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.resume"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_resume" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-resume"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.resume"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_projects_setcommoninstancemetadata" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-projects-setcommoninstancemetadata"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.projects.setCommonInstanceMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_beta_compute_projects_setcommoninstancemetadata" {
   project         = "acme-prod"
   name            = "antibody-beta-compute-projects-setcommoninstancemetadata"
@@ -909,6 +1184,546 @@ resource "google_eventarc_trigger" "antibody_beta_compute_projects_setcommoninst
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.projects.setCommonInstanceMetadata"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instancetemplates_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instancetemplates-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instanceTemplates.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instancetemplates_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instancetemplates-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instanceTemplates.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regioninstancetemplates_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regioninstancetemplates-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionInstanceTemplates.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regioninstancetemplates_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regioninstancetemplates-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionInstanceTemplates.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instancegroupmanagers_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instancegroupmanagers-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instanceGroupManagers.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instancegroupmanagers_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instancegroupmanagers-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instanceGroupManagers.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_compute_instancegroupmanagers_insert" {
+  project         = "acme-prod"
+  name            = "antibody-compute-instancegroupmanagers-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "compute.instanceGroupManagers.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instancegroupmanagers_patch" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instancegroupmanagers-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instanceGroupManagers.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instancegroupmanagers_patch" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instancegroupmanagers-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instanceGroupManagers.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instancegroupmanagers_update" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instancegroupmanagers-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instanceGroupManagers.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_compute_instancegroupmanagers_update" {
+  project         = "acme-prod"
+  name            = "antibody-compute-instancegroupmanagers-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "compute.instanceGroupManagers.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instancegroupmanagers_setinstancetemplate" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instancegroupmanagers-setinstancetemplate"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instanceGroupManagers.setInstanceTemplate"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instancegroupmanagers_setinstancetemplate" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instancegroupmanagers-setinstancetemplate"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instanceGroupManagers.setInstanceTemplate"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regioninstancegroupmanagers_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regioninstancegroupmanagers-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionInstanceGroupManagers.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regioninstancegroupmanagers_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regioninstancegroupmanagers-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionInstanceGroupManagers.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regioninstancegroupmanagers_patch" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regioninstancegroupmanagers-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionInstanceGroupManagers.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regioninstancegroupmanagers_patch" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regioninstancegroupmanagers-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionInstanceGroupManagers.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regioninstancegroupmanagers_update" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regioninstancegroupmanagers-update"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionInstanceGroupManagers.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regioninstancegroupmanagers_setinstancetemp" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regioninstancegroupmanagers-setinstancetemp"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionInstanceGroupManagers.setInstanceTemplate"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regioninstancegroupmanagers_setinstancete" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regioninstancegroupmanagers-setinstancete"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionInstanceGroupManagers.setInstanceTemplate"
   }
 
   destination {
@@ -1297,6 +2112,33 @@ resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1
   }
 }
 
+resource "google_eventarc_trigger" "antibody_google_devtools_artifactregistry_v1beta1_artifactregis" {
+  project         = "acme-prod"
+  name            = "antibody-google-devtools-artifactregistry-v1beta1-artifactregis"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "artifactregistry.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.devtools.artifactregistry.v1beta1.ArtifactRegistry.SetIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_google_cloud_run_v2_services_setiampolicy" {
   project         = "acme-prod"
   name            = "antibody-google-cloud-run-v2-services-setiampolicy"
@@ -1513,6 +2355,33 @@ resource "google_eventarc_trigger" "antibody_cloudfunctions_setiampolicy" {
   }
 }
 
+resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-google-iam-admin-v1-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "iam.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.iam.admin.v1.SetIAMPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
 resource "google_eventarc_trigger" "antibody_google_cloud_bigquery_v2_datasetservice_insertdataset" {
   project         = "acme-prod"
   name            = "antibody-google-cloud-bigquery-v2-datasetservice-insertdataset"
@@ -1665,6 +2534,141 @@ resource "google_eventarc_trigger" "antibody_cloudsql_instances_update" {
   matching_criteria {
     attribute = "methodName"
     value     = "cloudsql.instances.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_clone" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-clone"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.clone"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_restorebackup" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-restorebackup"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.restoreBackup"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_promotereplica" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-promotereplica"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.promoteReplica"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_demotemaster" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-demotemaster"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.demoteMaster"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_cloudsql_instances_migrate" {
+  project         = "acme-prod"
+  name            = "antibody-cloudsql-instances-migrate"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "cloudsql.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "cloudsql.instances.migrate"
   }
 
   destination {

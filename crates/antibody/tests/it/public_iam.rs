@@ -412,3 +412,59 @@ async fn project_number(harness: &Harness) -> String {
         .expect("projectNumber")
         .to_string()
 }
+
+// Issue 34: a service account's own policy (who may act as it) was never read: a gmail.com account made token
+// creator on the deploy account could mint its tokens. IAM logs the change as `google.iam.admin.v1.SetIAMPolicy`.
+#[tokio::test]
+async fn an_outsider_who_may_act_as_a_service_account_is_removed() {
+    let harness = Harness::start().await;
+    let (status, account) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/v1/projects/{PROJECT}/serviceAccounts"),
+            Some(json!({"accountId": "deployer"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{account}");
+    let resource = format!(
+        "projects/{PROJECT}/serviceAccounts/{}",
+        account["email"].as_str().expect("an email")
+    );
+    let policy = json!({"policy": {"bindings": [
+        {"role": "roles/iam.serviceAccountTokenCreator",
+         "members": ["user:someone@gmail.com", "user:colleague@example.com"]}]}});
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/v1/{resource}:setIamPolicy"),
+            Some(policy),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness.sandbox.settled().await;
+    let (status, read) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &format!("/v1/{resource}:getIamPolicy"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(members(&read), ["user:colleague@example.com"], "{read}");
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.outcome.as_deref() == Some("remediated"))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(fixed.resource, format!("{resource}/iamPolicy"));
+    assert!(
+        fixed
+            .findings
+            .iter()
+            .any(|finding| finding.category == "EXTERNAL_MEMBER"),
+        "{fixed:?}"
+    );
+}

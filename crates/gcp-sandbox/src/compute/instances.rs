@@ -379,7 +379,7 @@ fn operate(
         let operation = state.new_operation(
             verb,
             project,
-            Some(zone),
+            &format!("zones/{zone}"),
             &resource_name,
             &target_id,
             &principal,

@@ -117,17 +117,20 @@ impl Operations {
         last
     }
 
-    /// The operation's body and when it is due, or Google's 404. A zonal operation is found under its zone only,
-    /// a global one under `global` only.
-    fn find(&self, key: &Key, zone: Option<&str>) -> Result<(&Value, Instant), ApiError> {
-        let scope = zone.map_or("global".to_string(), |zone| format!("zones/{zone}"));
+    /// The operation's body and when it is due, or Google's 404. An operation is found under its own scope only:
+    /// `global`, `zones/Z` or `regions/R`.
+    fn find(&self, key: &Key, scope: &str) -> Result<(&Value, Instant), ApiError> {
         self.by_key
             .get(key)
             .filter(|operation| {
-                let in_zone = operation.body["zone"]
-                    .as_str()
-                    .map(|url| url.rsplit('/').next().unwrap_or_default().to_string());
-                in_zone.as_deref() == zone
+                let own = ["zone", "region"].iter().find_map(|field| {
+                    let url = operation.body[*field].as_str()?;
+                    Some(format!(
+                        "{field}s/{}",
+                        url.rsplit('/').next().unwrap_or_default()
+                    ))
+                });
+                own.as_deref().unwrap_or("global") == scope
             })
             .map(|operation| (&operation.body, operation.done_at))
             .ok_or_else(|| {
@@ -153,28 +156,40 @@ pub(super) async fn get_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    answer(&shared, &version, (project, operation), None)
+    answer(&shared, &version, (project, operation), "global")
 }
 
 pub(super) async fn get_zone_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, zone, operation)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    answer(&shared, &version, (project, operation), Some(&zone))
+    answer(
+        &shared,
+        &version,
+        (project, operation),
+        &format!("zones/{zone}"),
+    )
 }
 
-fn answer(
-    shared: &Shared,
-    version: &str,
-    key: Key,
-    zone: Option<&str>,
+pub(super) async fn get_region_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, region, operation)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
+    answer(
+        &shared,
+        &version,
+        (project, operation),
+        &format!("regions/{region}"),
+    )
+}
+
+fn answer(shared: &Shared, version: &str, key: Key, scope: &str) -> Result<Response, ApiError> {
     api_version(version)?;
     complete(shared, &key);
     let state = shared.compute.lock().expect("compute state lock poisoned");
     state
         .operations
-        .find(&key, zone)
+        .find(&key, scope)
         .map(|(body, _)| crate::json_response(body))
 }
 
@@ -182,30 +197,44 @@ pub(super) async fn wait_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, operation)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    wait(&shared, &version, (project, operation), None).await
+    wait(&shared, &version, (project, operation), "global").await
 }
 
 pub(super) async fn wait_zone_operation(
     State(shared): State<Arc<Shared>>,
     Path((version, project, zone, operation)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    wait(&shared, &version, (project, operation), Some(&zone)).await
+    wait(
+        &shared,
+        &version,
+        (project, operation),
+        &format!("zones/{zone}"),
+    )
+    .await
+}
+
+pub(super) async fn wait_region_operation(
+    State(shared): State<Arc<Shared>>,
+    Path((version, project, region, operation)): Path<(String, String, String, String)>,
+) -> Result<Response, ApiError> {
+    wait(
+        &shared,
+        &version,
+        (project, operation),
+        &format!("regions/{region}"),
+    )
+    .await
 }
 
 /// `wait` returns when the operation is DONE or after about two minutes, as Google documents.
-async fn wait(
-    shared: &Shared,
-    version: &str,
-    key: Key,
-    zone: Option<&str>,
-) -> Result<Response, ApiError> {
+async fn wait(shared: &Shared, version: &str, key: Key, scope: &str) -> Result<Response, ApiError> {
     api_version(version)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         complete(shared, &key);
         let done_at = {
             let state = shared.compute.lock().expect("compute state lock poisoned");
-            let (body, done_at) = state.operations.find(&key, zone)?;
+            let (body, done_at) = state.operations.find(&key, scope)?;
             if body["status"] == "DONE" || Instant::now() >= deadline {
                 return Ok(crate::json_response(body));
             }

@@ -162,7 +162,7 @@ pub(super) async fn set_common_metadata(
         let operation = state.new_operation(
             "setMetadata",
             &project,
-            None,
+            "global",
             &resource_name,
             &number,
             &principal,

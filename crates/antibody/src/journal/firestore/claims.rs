@@ -262,7 +262,14 @@ impl Firestore {
         })
     }
 
-    /// The earliest other row of the operation that fixed (or would have fixed) the resource.
+    pub async fn operation_decided(&self, operation: &str, id: i64) -> Result<Option<i64>, Error> {
+        self.retrying("finding the operation's decision", || {
+            self.remediated_by(operation, id)
+        })
+        .await
+    }
+
+    /// The earliest other row of the operation that fixed (or would have fixed, or reported) the resource.
     async fn remediated_by(&self, operation: &str, id: i64) -> Result<Option<i64>, Fault> {
         let rows = self
             .query(
@@ -273,7 +280,12 @@ impl Firestore {
             .await?;
         Ok(rows
             .iter()
-            .filter(|row| matches!(row.str("outcome"), Some("remediated" | "dry-run")))
+            .filter(|row| {
+                matches!(
+                    row.str("outcome"),
+                    Some("remediated" | "dry-run" | "detected")
+                )
+            })
             .filter_map(|row| row.int("id"))
             .filter(|other| *other != id)
             .min())

@@ -23,6 +23,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serialises migrations when several replicas start at once (`pg_advisory_xact_lock` key).
 const MIGRATION_LOCK: i64 = 0x616e_7469_626f_6479;
 
+/// The earliest other row of an operation that fixed, would have fixed, or reported its resource.
+const DECIDED_BY: &str = "SELECT id FROM events WHERE operation_id = $1 AND id != $2
+     AND outcome IN ('remediated', 'dry-run', 'detected') ORDER BY id LIMIT 1";
+
 const MIGRATIONS: &[&str] = &[schema::SCHEMA, schema::DEFERRED_HINTS];
 
 /// Each replica proves it is alive this often; a claim whose replica has been silent for [`INSTANCE_SILENCE`] was
@@ -315,11 +319,7 @@ impl Postgres {
             };
             let remediated_by = match &event.operation {
                 Some(operation) if !operation.id.is_empty() => transaction
-                    .query_opt(
-                        "SELECT id FROM events WHERE operation_id = $1 AND id != $2
-                             AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
-                        &[&operation.id, &id],
-                    )
+                    .query_opt(DECIDED_BY, &[&operation.id, &id])
                     .await?
                     .map(|row| row.get(0)),
                 _ => None,
@@ -427,6 +427,17 @@ impl Postgres {
 
     pub async fn entry(&self, id: i64) -> Result<Option<Entry>, Error> {
         Ok(self.select(1, Some(id)).await?.pop())
+    }
+
+    pub async fn operation_decided(&self, operation: &str, id: i64) -> Result<Option<i64>, Error> {
+        bounded(async {
+            let client = self.client().await?;
+            Ok(client
+                .query_opt(DECIDED_BY, &[&operation, &id])
+                .await?
+                .map(|row| row.get(0)))
+        })
+        .await
     }
 
     async fn select(&self, limit: usize, only: Option<i64>) -> Result<Vec<Entry>, Error> {

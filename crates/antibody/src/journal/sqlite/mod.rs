@@ -48,6 +48,22 @@ fn exec(
 }
 
 /// Reads one row with a cached statement.
+/// The earliest other row of `operation` that fixed, would have fixed, or reported its resource.
+fn decided_by(
+    connection: &Connection,
+    operation: &str,
+    id: i64,
+) -> Result<Option<i64>, rusqlite::Error> {
+    one(
+        connection,
+        "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
+             AND outcome IN ('remediated', 'dry-run', 'detected') ORDER BY id LIMIT 1",
+        params![operation, id],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
 fn one<T>(
     connection: &Connection,
     sql: &str,
@@ -290,14 +306,9 @@ impl Sqlite {
                 }
             };
             let remediated_by = match &event.operation {
-                Some(operation) if !operation.id.is_empty() => one(
-                    connection,
-                    "SELECT id FROM events WHERE operation_id = ?1 AND id != ?2
-                         AND outcome IN ('remediated', 'dry-run') ORDER BY id LIMIT 1",
-                    params![operation.id, id],
-                    |row| row.get(0),
-                )
-                .optional()?,
+                Some(operation) if !operation.id.is_empty() => {
+                    decided_by(connection, &operation.id, id)?
+                }
                 _ => None,
             };
             Ok(Claim::New {
@@ -394,6 +405,12 @@ impl Sqlite {
     /// One row by its id.
     pub async fn entry(&self, id: i64) -> Result<Option<Entry>, Error> {
         Ok(self.select(1, Some(id)).await?.pop())
+    }
+
+    pub async fn operation_decided(&self, operation: &str, id: i64) -> Result<Option<i64>, Error> {
+        let operation = operation.to_string();
+        self.with(move |connection| decided_by(connection, &operation, id))
+            .await
     }
 
     async fn select(&self, limit: usize, only: Option<i64>) -> Result<Vec<Entry>, Error> {

@@ -89,7 +89,14 @@ const MIGRATIONS: &[&str] = &[
     PARTIAL_INDEXES,
     CLAIMED_LOG_KEYS,
     DEFERRED_HINTS,
+    OPERATION_DECIDED,
 ];
+
+/// An operation's later entries are answered by the row that decided it: fixed, would have fixed, or reported.
+const OPERATION_DECIDED: &str = "
+DROP INDEX events_operation;
+CREATE INDEX events_operation ON events(operation_id) WHERE outcome IN ('remediated', 'dry-run', 'detected');
+";
 
 /// What the deferred events said the change did, kept for the decision taken again.
 const DEFERRED_HINTS: &str = "ALTER TABLE deferred ADD COLUMN hint TEXT;";

@@ -54,6 +54,19 @@ pub(super) async fn sweep(gcp: &Client, project: &str) -> Swept<ResourcePolicy> 
             }
         }
     }
+    // Service accounts list under `accounts`, each named by its email.
+    match gcp.list_service_accounts(project).await {
+        Ok(accounts) => names.extend(accounts.into_iter().map(|account| {
+            (
+                IamService::ServiceAccount,
+                format!("projects/{project}/serviceAccounts/{}", account.email),
+            )
+        })),
+        Err(err) if not_enabled(&err) => {}
+        Err(err) => swept
+            .errors
+            .push(format!("{project}: listing service accounts: {err}")),
+    }
     // A key ring's crypto keys carry policies of their own.
     let rings: Vec<String> = names
         .iter()

@@ -46,15 +46,21 @@ pub enum Fix {
 }
 
 const WATCHES: &[Watch] = &[
-    Watch {
-        service: "cloudsql.googleapis.com",
-        method: "cloudsql.instances.create",
-    },
-    Watch {
-        service: "cloudsql.googleapis.com",
-        method: "cloudsql.instances.update",
-    },
+    watch("cloudsql.instances.create"),
+    watch("cloudsql.instances.update"),
+    watch("cloudsql.instances.clone"),
+    watch("cloudsql.instances.restoreBackup"),
+    watch("cloudsql.instances.promoteReplica"),
+    watch("cloudsql.instances.demoteMaster"),
+    watch("cloudsql.instances.migrate"),
 ];
+
+const fn watch(method: &'static str) -> Watch {
+    Watch {
+        service: "cloudsql.googleapis.com",
+        method,
+    }
+}
 
 fn target(project: &str, instance: &str) -> Target {
     Target::new(
@@ -127,7 +133,9 @@ impl Kind for SqlInstances {
             Err(reason) => return Some(Route::Refuse(reason)),
         };
         Some(match verb {
-            "create" | "update" => Route::Check(target),
+            // A clone, a restore, a promotion or a migration may give an instance settings no `update` wrote.
+            "create" | "update" | "clone" | "restoreBackup" | "promoteReplica" | "demoteMaster"
+            | "migrate" => Route::Check(target),
             "delete" => Route::Deleted(target),
             other => Route::Ignore(format!("'{}' changes no network", names::printable(other))),
         })

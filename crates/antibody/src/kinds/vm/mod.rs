@@ -65,25 +65,67 @@ pub enum Fix {
     },
 }
 
-/// Compute logs `v1.` or `beta.` by the API surface the caller used.
+/// Compute logs `v1.` or `beta.` by the API surface the caller used, and nothing first for some writes Google makes
+/// itself; each spelling Google's audit-log catalog lists is watched.
 const WATCHES: &[Watch] = &[
     watch("v1.compute.instances.insert"),
-    watch("v1.compute.instances.setMetadata"),
-    watch("v1.compute.instances.setServiceAccount"),
-    watch("v1.compute.instances.addAccessConfig"),
-    watch("v1.compute.instances.updateNetworkInterface"),
-    watch("v1.compute.instances.updateShieldedInstanceConfig"),
-    watch("v1.compute.instances.update"),
-    watch("v1.compute.projects.setCommonInstanceMetadata"),
     watch("beta.compute.instances.insert"),
+    watch("compute.instances.insert"),
+    watch("v1.compute.instances.setMetadata"),
     watch("beta.compute.instances.setMetadata"),
+    watch("compute.instances.setMetadata"),
+    watch("v1.compute.instances.setServiceAccount"),
     watch("beta.compute.instances.setServiceAccount"),
+    watch("compute.instances.setSecondaryServiceAccount"),
+    watch("v1.compute.instances.addAccessConfig"),
     watch("beta.compute.instances.addAccessConfig"),
+    watch("v1.compute.instances.updateNetworkInterface"),
     watch("beta.compute.instances.updateNetworkInterface"),
+    watch("v1.compute.instances.updateShieldedInstanceConfig"),
     watch("beta.compute.instances.updateShieldedInstanceConfig"),
+    watch("beta.compute.instances.updateShieldedVmConfig"),
+    watch("v1.compute.instances.update"),
     watch("beta.compute.instances.update"),
+    // A fix that stopped an instance (full API access as the default account) is undone by starting it again.
+    watch("v1.compute.instances.start"),
+    watch("beta.compute.instances.start"),
+    watch("v1.compute.instances.startWithEncryptionKey"),
+    watch("beta.compute.instances.startWithEncryptionKey"),
+    watch("v1.compute.instances.resume"),
+    watch("beta.compute.instances.resume"),
+    watch("v1.compute.projects.setCommonInstanceMetadata"),
     watch("beta.compute.projects.setCommonInstanceMetadata"),
 ];
+
+/// The instance methods whose entries re-read the instance, whatever the surface.
+const CHECKED_VERBS: &[&str] = &[
+    "insert",
+    "setMetadata",
+    "setServiceAccount",
+    "setSecondaryServiceAccount",
+    "addAccessConfig",
+    "updateNetworkInterface",
+    "updateShieldedInstanceConfig",
+    "updateShieldedVmConfig",
+    "update",
+    "start",
+    "startWithEncryptionKey",
+    "resume",
+];
+
+/// A Compute method without the API surface Compute puts first (`v1.`, `beta.`, `alpha.`, or none):
+/// (collection, verb), or `None` for another service's method.
+fn compute_method(method: &str) -> Option<(&str, &str)> {
+    let bare = ["v1.", "beta.", "alpha."]
+        .iter()
+        .find_map(|surface| method.strip_prefix(surface))
+        .unwrap_or(method);
+    let mut parts = bare.strip_prefix("compute.")?.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(collection), Some(verb), None) => Some((collection, verb)),
+        _ => None,
+    }
+}
 
 const fn watch(method: &'static str) -> Watch {
     Watch {
@@ -164,13 +206,9 @@ impl Kind for Instances {
         if event.service_name != "compute.googleapis.com" {
             return None;
         }
-        let mut segments = event.method_name.split('.');
-        let (_version, service, collection) = (segments.next(), segments.next(), segments.next());
-        if service != Some("compute") {
-            return None;
-        }
+        let (collection, verb) = compute_method(&event.method_name)?;
         match collection {
-            Some("projects") if event.verb() == "setCommonInstanceMetadata" => {
+            "projects" if verb == "setCommonInstanceMetadata" => {
                 let parts: Vec<&str> = names::relative(&event.resource_name).split('/').collect();
                 Some(match parts.as_slice() {
                     ["projects", project] => match names::project(project) {
@@ -183,7 +221,12 @@ impl Kind for Instances {
                     )),
                 })
             }
-            Some("instances") => {
+            // A bulk insert names the zone's collection, not the instances it makes: the sweep reads them.
+            "instances" if verb == "bulkInsert" => Some(Route::Ignore(
+                "a bulk insert names no instance; the scheduled sweep reads the instances it made"
+                    .into(),
+            )),
+            "instances" => {
                 let target = match parse(&event.resource_name) {
                     Ok(target) if !target.name.is_empty() => target,
                     Ok(_) => {
@@ -194,13 +237,9 @@ impl Kind for Instances {
                     }
                     Err(reason) => return Some(Route::Refuse(reason)),
                 };
-                let verb = event.verb();
                 Some(if verb == "delete" {
                     Route::Deleted(target)
-                } else if WATCHES
-                    .iter()
-                    .any(|watch| watch.method == event.method_name)
-                {
+                } else if CHECKED_VERBS.contains(&verb) {
                     Route::Check(target)
                 } else {
                     Route::Ignore(format!(

@@ -116,13 +116,15 @@ pub fn metadata_bool(value: Option<&str>) -> Option<bool> {
     }
 }
 
-/// `PROJECT_NUMBER-compute@developer.gserviceaccount.com`: the Compute Engine default service account.
+/// `PROJECT_NUMBER-compute@developer.gserviceaccount.com`: the Compute Engine default service account; a template
+/// (and an insert) may name it `default`.
 pub fn is_default_account(email: &str) -> bool {
-    email
-        .strip_suffix("-compute@developer.gserviceaccount.com")
-        .is_some_and(|number| {
-            !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit())
-        })
+    email == "default"
+        || email
+            .strip_suffix("-compute@developer.gserviceaccount.com")
+            .is_some_and(|number| {
+                !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit())
+            })
 }
 
 /// What the fix of one resource changes: metadata keys to set, access configs to delete, whether to stop, the
