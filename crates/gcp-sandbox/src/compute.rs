@@ -2,11 +2,13 @@
 
 mod filter;
 mod firewall;
+mod groups;
 mod instance_body;
 mod instances;
 mod list;
 mod operations;
 mod project;
+mod scoped;
 mod templates;
 
 use std::collections::{BTreeMap, HashMap};
