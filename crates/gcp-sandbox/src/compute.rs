@@ -2,6 +2,7 @@
 
 mod filter;
 mod firewall;
+mod firewall_policies;
 mod groups;
 mod instance_body;
 mod instances;
@@ -72,6 +73,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(operations::wait_region_operation),
         )
         .merge(templates::routes())
+        .merge(firewall_policies::routes())
         .route(
             "/compute/{version}/projects/{project}/zones/{zone}/instances",
             get(instances::list_instances).post(instances::insert_instance),
@@ -107,6 +109,8 @@ pub(crate) struct ComputeState {
     templates: BTreeMap<templates::Key, Value>,
     /// Managed instance groups, zonal and regional.
     groups: BTreeMap<templates::Key, Value>,
+    /// Network firewall policies, global and regional.
+    firewall_policies: BTreeMap<scoped::Key, Value>,
     /// Project → its common instance metadata, once set.
     common: BTreeMap<String, Value>,
     operations: Operations,

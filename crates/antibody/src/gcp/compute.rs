@@ -217,6 +217,21 @@ impl Client {
         &self,
         project: &str,
         zone: Option<&str>,
+        operation: Operation,
+    ) -> Result<(), Error> {
+        let scope = match zone {
+            Some(zone) => format!("zones/{}", segment(zone)),
+            None => "global".to_string(),
+        };
+        self.wait_scoped(project, &scope, operation).await
+    }
+
+    /// Polls an operation of `scope` (`global`, `zones/Z` or `regions/R`, its segments encoded) until DONE
+    /// (bounded), then checks whether it failed.
+    pub(super) async fn wait_scoped(
+        &self,
+        project: &str,
+        scope: &str,
         mut operation: Operation,
     ) -> Result<(), Error> {
         self.remember_operation(&operation.name);
@@ -232,10 +247,6 @@ impl Client {
                     after: None,
                 });
             }
-            let scope = match zone {
-                Some(zone) => format!("zones/{}", segment(zone)),
-                None => "global".to_string(),
-            };
             let url = format!(
                 "{}/compute/v1/projects/{}/{scope}/operations/{}/wait",
                 self.endpoints().compute,

@@ -5,6 +5,7 @@ pub mod bigquery;
 pub mod compute;
 mod connections;
 pub mod firestore;
+pub mod firewall_policies;
 pub mod iam;
 pub mod iam_admin;
 pub mod instances;

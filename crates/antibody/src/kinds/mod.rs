@@ -23,6 +23,7 @@ use crate::undo;
 pub mod bucket;
 pub mod dataset;
 pub mod firewall;
+pub mod firewall_policy;
 pub mod instance_template;
 pub mod log_routing;
 pub use crate::names;
@@ -421,6 +422,8 @@ macro_rules! registry {
 registry! {
     /// Firewall rules that open risky ports to (almost) everyone.
     Firewall: firewall::Firewalls, [policies.open_firewall] as firewall;
+    /// Network firewall policies' rules that open risky ports to (almost) everyone, judged as firewall rules.
+    FirewallPolicy: firewall_policy::NetworkPolicies, [policies.firewall_policy] as firewall_policy;
     /// Project, folder and organization IAM grants that must never exist.
     ProjectIam: project_iam::ProjectIam, [policies.project_iam] as project_iam;
     /// Buckets readable or writable by allUsers / allAuthenticatedUsers.

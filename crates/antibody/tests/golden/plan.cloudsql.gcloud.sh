@@ -18,9 +18,9 @@ gcloud iam service-accounts describe "$SA" --project "$PROJECT" >/dev/null 2>&1 
 
 # Exactly the permissions the enabled fixes need.
 if gcloud iam roles describe antibodyRemediator --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
+  gcloud iam roles update antibodyRemediator --project "$PROJECT" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewallPolicies.get,compute.firewallPolicies.list,compute.firewallPolicies.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.regionFirewallPolicies.get,compute.regionFirewallPolicies.list,compute.regionFirewallPolicies.update,compute.regionOperations.get,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update" --quiet
 else
-  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
+  gcloud iam roles create antibodyRemediator --project "$PROJECT" --title "antibody remediator" --permissions "artifactregistry.locations.list,artifactregistry.repositories.getIamPolicy,artifactregistry.repositories.list,artifactregistry.repositories.setIamPolicy,bigquery.datasets.get,bigquery.datasets.update,cloudfunctions.functions.getIamPolicy,cloudfunctions.functions.list,cloudfunctions.functions.setIamPolicy,cloudkms.cryptoKeys.getIamPolicy,cloudkms.cryptoKeys.list,cloudkms.cryptoKeys.setIamPolicy,cloudkms.keyRings.getIamPolicy,cloudkms.keyRings.list,cloudkms.keyRings.setIamPolicy,cloudkms.locations.list,cloudsql.instances.get,cloudsql.instances.list,cloudsql.instances.update,compute.firewallPolicies.get,compute.firewallPolicies.list,compute.firewallPolicies.update,compute.firewalls.get,compute.firewalls.list,compute.firewalls.update,compute.globalOperations.get,compute.instanceGroupManagers.get,compute.instanceTemplates.get,compute.instanceTemplates.list,compute.instances.get,compute.instances.list,compute.instances.setMetadata,compute.networks.updatePolicy,compute.projects.get,compute.projects.setCommonInstanceMetadata,compute.regionFirewallPolicies.get,compute.regionFirewallPolicies.list,compute.regionFirewallPolicies.update,compute.regionOperations.get,compute.zoneOperations.get,iam.serviceAccountKeys.disable,iam.serviceAccountKeys.list,iam.serviceAccounts.actAs,iam.serviceAccounts.get,iam.serviceAccounts.getIamPolicy,iam.serviceAccounts.list,iam.serviceAccounts.setIamPolicy,logging.exclusions.get,logging.exclusions.list,logging.exclusions.update,logging.sinks.get,logging.sinks.list,logging.sinks.update,pubsub.subscriptions.getIamPolicy,pubsub.subscriptions.list,pubsub.subscriptions.setIamPolicy,pubsub.topics.getIamPolicy,pubsub.topics.list,pubsub.topics.setIamPolicy,resourcemanager.projects.get,resourcemanager.projects.getIamPolicy,resourcemanager.projects.setIamPolicy,run.services.get,run.services.getIamPolicy,run.services.list,run.services.setIamPolicy,secretmanager.secrets.getIamPolicy,secretmanager.secrets.list,secretmanager.secrets.setIamPolicy,storage.buckets.get,storage.buckets.getIamPolicy,storage.buckets.list,storage.buckets.setIamPolicy,storage.buckets.update"
 fi
 gcloud projects add-iam-policy-binding "$PROJECT" --member "serviceAccount:$SA" \
   --role "projects/$PROJECT/roles/antibodyRemediator" --condition None >/dev/null
@@ -96,6 +96,144 @@ gcloud eventarc triggers describe antibody-beta-compute-firewalls-update --proje
     --destination-run-service antibody --destination-run-region "$REGION" \
     --event-filters type=google.cloud.audit.log.v1.written \
     --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.firewalls.update \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-addrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-addrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.addRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-patchrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-patchrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.patchRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-clonerules --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-clonerules --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.cloneRules \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-networkfirewallpolicies-addassociation --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-networkfirewallpolicies-addassociation --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.networkFirewallPolicies.addAssociation \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-addrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-addrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.addRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-patchrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-patchrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.patchRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-clonerules --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-clonerules --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.cloneRules \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-networkfirewallpolicies-addassociation --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-networkfirewallpolicies-addassociation --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.networkFirewallPolicies.addAssociation \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-addrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-addrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.addRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-patchrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-patchrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.patchRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-clonerules --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-clonerules --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.cloneRules \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-v1-compute-regionnetworkfirewallpolicies-addassociatio --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-v1-compute-regionnetworkfirewallpolicies-addassociatio --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=v1.compute.regionNetworkFirewallPolicies.addAssociation \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regionnetworkfirewallpolicies-insert --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regionnetworkfirewallpolicies-insert --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionNetworkFirewallPolicies.insert \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regionnetworkfirewallpolicies-patch --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regionnetworkfirewallpolicies-patch --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionNetworkFirewallPolicies.patch \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regionnetworkfirewallpolicies-addrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regionnetworkfirewallpolicies-addrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionNetworkFirewallPolicies.addRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regionnetworkfirewallpolicies-patchrule --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regionnetworkfirewallpolicies-patchrule --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionNetworkFirewallPolicies.patchRule \
+    --service-account "$SA"
+gcloud eventarc triggers describe antibody-beta-compute-regionnetworkfirewallpolicies-addassociat --project "$PROJECT" --location global >/dev/null 2>&1 ||
+  gcloud eventarc triggers create antibody-beta-compute-regionnetworkfirewallpolicies-addassociat --project "$PROJECT" --location global \
+    --destination-run-service antibody --destination-run-region "$REGION" \
+    --event-filters type=google.cloud.audit.log.v1.written \
+    --event-filters serviceName=compute.googleapis.com --event-filters methodName=beta.compute.regionNetworkFirewallPolicies.addAssociation \
     --service-account "$SA"
 gcloud eventarc triggers describe antibody-cloudresourcemanager-setiampolicy --project "$PROJECT" --location global >/dev/null 2>&1 ||
   gcloud eventarc triggers create antibody-cloudresourcemanager-setiampolicy --project "$PROJECT" --location global \

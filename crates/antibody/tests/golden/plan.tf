@@ -50,6 +50,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "cloudsql.instances.get",
     "cloudsql.instances.list",
     "cloudsql.instances.update",
+    "compute.firewallPolicies.get",
+    "compute.firewallPolicies.list",
+    "compute.firewallPolicies.update",
     "compute.firewalls.get",
     "compute.firewalls.list",
     "compute.firewalls.update",
@@ -63,6 +66,10 @@ resource "google_project_iam_custom_role" "antibody" {
     "compute.networks.updatePolicy",
     "compute.projects.get",
     "compute.projects.setCommonInstanceMetadata",
+    "compute.regionFirewallPolicies.get",
+    "compute.regionFirewallPolicies.list",
+    "compute.regionFirewallPolicies.update",
+    "compute.regionOperations.get",
     "compute.zoneOperations.get",
     "iam.serviceAccountKeys.disable",
     "iam.serviceAccountKeys.list",
@@ -417,6 +424,627 @@ resource "google_eventarc_trigger" "antibody_beta_compute_firewalls_update" {
   matching_criteria {
     attribute = "methodName"
     value     = "beta.compute.firewalls.update"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_patch" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_addrule" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-addrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.addRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_patchrule" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-patchrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.patchRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_clonerules" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-clonerules"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.cloneRules"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_networkfirewallpolicies_addassociation" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-networkfirewallpolicies-addassociation"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.networkFirewallPolicies.addAssociation"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_patch" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_addrule" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-addrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.addRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_patchrule" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-patchrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.patchRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_clonerules" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-clonerules"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.cloneRules"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_networkfirewallpolicies_addassociation" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-networkfirewallpolicies-addassociation"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.networkFirewallPolicies.addAssociation"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_insert" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_patch" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_addrule" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-addrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.addRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_patchrule" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-patchrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.patchRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_clonerules" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-clonerules"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.cloneRules"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_regionnetworkfirewallpolicies_addassociatio" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-regionnetworkfirewallpolicies-addassociatio"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.regionNetworkFirewallPolicies.addAssociation"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regionnetworkfirewallpolicies_insert" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regionnetworkfirewallpolicies-insert"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionNetworkFirewallPolicies.insert"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regionnetworkfirewallpolicies_patch" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regionnetworkfirewallpolicies-patch"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionNetworkFirewallPolicies.patch"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regionnetworkfirewallpolicies_addrule" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regionnetworkfirewallpolicies-addrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionNetworkFirewallPolicies.addRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regionnetworkfirewallpolicies_patchrule" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regionnetworkfirewallpolicies-patchrule"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionNetworkFirewallPolicies.patchRule"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_regionnetworkfirewallpolicies_addassociat" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-regionnetworkfirewallpolicies-addassociat"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.regionNetworkFirewallPolicies.addAssociation"
   }
 
   destination {

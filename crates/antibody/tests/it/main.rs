@@ -15,6 +15,7 @@ mod enforced;
 mod faults;
 mod firestore;
 mod firewall;
+mod firewall_policy;
 mod fixtures;
 mod folders;
 mod gcloud;
