@@ -4,6 +4,7 @@ mod filter;
 mod firewall;
 mod firewall_policies;
 mod groups;
+mod images;
 mod instance_body;
 mod instances;
 mod list;
@@ -74,6 +75,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .merge(templates::routes())
         .merge(firewall_policies::routes())
+        .merge(images::routes())
         .route(
             "/compute/{version}/projects/{project}/zones/{zone}/instances",
             get(instances::list_instances).post(instances::insert_instance),

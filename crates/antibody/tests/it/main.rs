@@ -19,6 +19,7 @@ mod firewall_policy;
 mod fixtures;
 mod folders;
 mod gcloud;
+mod gcloud_compute;
 mod gcloud_identity;
 mod harness;
 mod hostile;

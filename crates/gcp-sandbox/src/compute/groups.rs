@@ -43,7 +43,13 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
             .route(
                 &format!("{base}/{place}/instanceGroupManagers/{{name}}/setInstanceTemplate"),
                 post(set_group_template),
-            );
+            )
+            // What gcloud reads beside a group: its instance group, and whether an autoscaler drives it (none do).
+            .route(
+                &format!("{base}/{place}/instanceGroups"),
+                get(instance_groups),
+            )
+            .route(&format!("{base}/{place}/autoscalers"), get(autoscalers));
     }
     router
 }
@@ -376,4 +382,45 @@ fn build(state: &mut ComputeState, key: &Key, group: &Value) -> Result<Vec<Value
             .insert((project.clone(), zone.to_string(), instance_name), instance);
     }
     Ok(entries)
+}
+
+/// `instanceGroups.list`: each group's instance group, of the same name and size.
+async fn instance_groups(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Params,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let at = place(&params)?;
+    let items: Vec<Value> = {
+        let state = shared.compute.lock().expect("compute state lock poisoned");
+        state
+            .groups
+            .iter()
+            .filter(|((project, scope, _), _)| *project == at.project && *scope == at.scope)
+            .map(|((project, scope, name), group)| {
+                let link = format!("{API_ROOT}/{}", path(project, scope, "instanceGroups", name));
+                let mut item = json!({"kind": "compute#instanceGroup", "id": group["id"], "name": name,
+                    "size": group["targetSize"], "selfLink": link,
+                    "creationTimestamp": group["creationTimestamp"]});
+                for field in ["zone", "region"] {
+                    if !group[field].is_null() {
+                        item[field] = group[field].clone();
+                    }
+                }
+                item
+            })
+            .collect()
+    };
+    let mut page = crate::paged(&shared, items, "items", &query, super::scoped::COMPUTE_LIST)?;
+    page["kind"] = json!("compute#instanceGroupList");
+    Ok(crate::json_response(&page))
+}
+
+/// `autoscalers.list`: the sandbox has none.
+async fn autoscalers(Path(params): Params) -> Result<Response, ApiError> {
+    let at = place(&params)?;
+    Ok(crate::json_response(&json!({
+        "kind": "compute#autoscalerList",
+        "id": format!("projects/{}/{}/autoscalers", at.project, at.scope),
+    })))
 }
