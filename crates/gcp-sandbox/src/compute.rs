@@ -74,6 +74,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(operations::wait_region_operation),
         )
         .merge(templates::routes())
+        .merge(groups::routes())
         .merge(firewall_policies::routes())
         .merge(images::routes())
         .route(

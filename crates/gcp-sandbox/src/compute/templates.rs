@@ -19,7 +19,6 @@ use crate::Shared;
 use crate::error::ApiError;
 use crate::time_fmt::compute_now;
 
-use super::groups;
 pub(super) use super::scoped::Key;
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
@@ -45,7 +44,6 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
             &format!("{base}/aggregated/instanceTemplates"),
             get(aggregated_templates),
         )
-        .merge(groups::routes())
 }
 
 /// A template as Compute stores it: the caller's `properties` (which need a machine type), with Compute's fields.
