@@ -22,6 +22,7 @@ pub mod hierarchy;
 mod history;
 mod iam;
 mod iam_admin;
+mod logging_buckets;
 mod logging_config;
 pub use logquery;
 mod metadata;
@@ -157,6 +158,7 @@ pub(crate) struct Shared {
     pub(crate) iam_admin: Mutex<iam_admin::IamAdmin>,
     /// Cloud Logging's sinks and exclusions.
     pub(crate) logging: Mutex<logging_config::LoggingConfig>,
+    pub(crate) log_buckets: Mutex<logging_buckets::LogBuckets>,
     /// IAM policies of topics, subscriptions, secrets, key rings, crypto keys and repositories.
     pub(crate) resource_policies: Mutex<resource_iam::ResourcePolicies>,
     /// BigQuery datasets.
@@ -351,6 +353,7 @@ pub async fn start(mut config: SandboxConfig, addr: SocketAddr) -> std::io::Resu
         containers: Mutex::new(containers),
         iam_admin: Mutex::new(iam_admin::IamAdmin::default()),
         logging: Mutex::new(logging_config::LoggingConfig::default()),
+        log_buckets: Mutex::new(logging_buckets::LogBuckets::default()),
         resource_policies: Mutex::new(resource_iam::ResourcePolicies::default()),
         bigquery: Mutex::new(bigquery::BigQuery::default()),
         sql: Mutex::new(sql::Sql::default()),
@@ -392,6 +395,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(service_usage::routes())
         .merge(iam_admin::routes())
         .merge(logging_config::routes())
+        .merge(logging_buckets::routes())
         .merge(resource_iam::routes())
         .merge(bigquery::routes())
         .merge(sql::routes())

@@ -9,6 +9,7 @@ pub mod firewall_policies;
 pub mod iam;
 pub mod iam_admin;
 pub mod instances;
+pub mod log_buckets;
 pub mod logging;
 pub mod resource_iam;
 pub mod resourcemanager;

@@ -25,6 +25,7 @@ pub mod dataset;
 pub mod firewall;
 pub mod firewall_policy;
 pub mod instance_template;
+pub mod log_bucket;
 pub mod log_routing;
 pub use crate::names;
 pub mod project_iam;
@@ -436,6 +437,8 @@ registry! {
     SaKey: sa_key::SaKeys, [policies.sa_key] as sa_key;
     /// Log sinks and exclusions: audit logs excluded, protected sinks disabled, redirected or deleted.
     LogRouting: log_routing::LogRoutes, [policies.log_tamper] as log_tamper;
+    /// Log buckets that keep audit entries fewer days than required.
+    LogBucket: log_bucket::LogBuckets, [policies.log_retention] as log_retention;
     /// Topics, subscriptions, secrets, key rings, crypto keys and repositories open to allUsers/allAuthenticatedUsers.
     PublicIam: public_iam::PublicIam, [policies.public_iam] as public_iam;
     /// BigQuery datasets whose access list opens them to allUsers/allAuthenticatedUsers.

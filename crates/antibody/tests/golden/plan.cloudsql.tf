@@ -78,6 +78,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "iam.serviceAccounts.getIamPolicy",
     "iam.serviceAccounts.list",
     "iam.serviceAccounts.setIamPolicy",
+    "logging.buckets.get",
+    "logging.buckets.list",
+    "logging.buckets.update",
     "logging.exclusions.get",
     "logging.exclusions.list",
     "logging.exclusions.update",
@@ -2600,6 +2603,114 @@ resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_u
   matching_criteria {
     attribute = "methodName"
     value     = "google.logging.v2.ConfigServiceV2.UpdateExclusion"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_updatebucket" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-updatebucket"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.UpdateBucket"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_updatebucketasync" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-updatebucketasync"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.UpdateBucketAsync"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_createbucket" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-createbucket"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.CreateBucket"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_google_logging_v2_configservicev2_createbucketasync" {
+  project         = "acme-prod"
+  name            = "antibody-google-logging-v2-configservicev2-createbucketasync"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "logging.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "google.logging.v2.ConfigServiceV2.CreateBucketAsync"
   }
 
   destination {

@@ -24,6 +24,7 @@ mod gcloud_identity;
 mod harness;
 mod hostile;
 mod live;
+mod log_bucket;
 mod log_routing;
 mod methods;
 mod notify;

@@ -337,7 +337,10 @@ fn every_watched_method_is_a_row_of_the_table() {
     // Project mode makes one Eventarc trigger of each, and Eventarc allows 500 per project and location, a limit
     // that cannot be raised.
     let watched = kinds::watches(&Config::default()).len();
-    assert!(watched < 500, "{watched} triggers would exceed Eventarc's limit of 500");
+    assert!(
+        watched < 500,
+        "{watched} triggers would exceed Eventarc's limit of 500"
+    );
 }
 
 // Issue 34: entries as Google wrote them (Cloud Custodian's captured events): each is read, and routes to the

@@ -449,7 +449,13 @@ impl Kind for NetworkPolicies {
             Ok(policies) => {
                 for policy in policies {
                     let path = path_of(project, &policy);
-                    if parse(&path).is_err() {
+                    // The project is the operator's; the name and region are checked as Google spells them.
+                    let region_ok = policy
+                        .region
+                        .as_deref()
+                        .and_then(|url| url.rsplit('/').next())
+                        .is_none_or(|region| names::region(region).is_ok());
+                    if names::compute(&policy.name).is_err() || !region_ok {
                         swept.errors.push(format!(
                             "{project}: a firewall policy named '{}'",
                             names::printable(&path)

@@ -396,7 +396,13 @@ impl Kind for Templates {
             Ok(templates) => {
                 for template in templates {
                     let path = template_of(project, &template);
-                    if parse(&path).is_err() {
+                    // The project is the operator's; the name and region are checked as Google spells them.
+                    let region_ok = template
+                        .region
+                        .as_deref()
+                        .and_then(|url| url.rsplit('/').next())
+                        .is_none_or(|region| names::region(region).is_ok());
+                    if names::compute(&template.name).is_err() || !region_ok {
                         swept.errors.push(format!(
                             "{project}: a template named '{}'",
                             names::printable(&path)
