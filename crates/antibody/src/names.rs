@@ -152,6 +152,20 @@ pub fn zone(text: &str) -> Result<&str, NameError> {
     }
 }
 
+/// A Compute method without the API surface Compute puts first (`v1.`, `beta.`, `alpha.`, or none):
+/// (collection, verb), or `None` for another service's method.
+pub fn compute_method(method: &str) -> Option<(&str, &str)> {
+    let bare = ["v1.", "beta.", "alpha."]
+        .iter()
+        .find_map(|surface| method.strip_prefix(surface))
+        .unwrap_or(method);
+    let mut parts = bare.strip_prefix("compute.")?.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(collection), Some(verb), None) => Some((collection, verb)),
+        _ => None,
+    }
+}
+
 /// A Compute Engine region: a word, a dash and a word ending in digits (`us-central1`, `europe-west4`).
 pub fn region(text: &str) -> Result<&str, NameError> {
     // A region is a zone without its letter.

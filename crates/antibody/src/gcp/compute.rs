@@ -265,6 +265,45 @@ impl Client {
 }
 
 impl Client {
+    /// A Compute resource's URL from its relative name (`projects/P/global/…`, `projects/P/regions/R/…`), every
+    /// segment encoded.
+    pub(super) fn compute_url(&self, relative: &str) -> String {
+        let path: Vec<String> = relative
+            .split('/')
+            .map(|part| segment(part).into_owned())
+            .collect();
+        format!("{}/compute/v1/{}", self.endpoints().compute, path.join("/"))
+    }
+
+    /// Every item of a project's `aggregatedList` of `collection` (each scope's items under the collection's
+    /// name), following `nextPageToken`.
+    pub(super) async fn aggregated<T: serde::de::DeserializeOwned>(
+        &self,
+        project: &str,
+        collection: &str,
+    ) -> Result<Vec<T>, Error> {
+        let url = format!(
+            "{}?maxResults=500",
+            self.compute_url(&format!("projects/{project}/aggregated/{collection}"))
+        );
+        self.every_page(&url, |page| {
+            let mut items = Vec::new();
+            if let Some(scopes) = page["items"].as_object() {
+                for scoped in scopes.values() {
+                    if let Some(list) = scoped[collection].as_array() {
+                        for item in list {
+                            items.push(crate::gcp::decode(item.clone())?);
+                        }
+                    }
+                }
+            }
+            Ok(items)
+        })
+        .await
+    }
+}
+
+impl Client {
     /// Replaces a rule wholesale (PUT), as undo does to restore a recorded before-state.
     pub async fn update_firewall(
         &self,

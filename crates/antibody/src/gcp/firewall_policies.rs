@@ -1,8 +1,6 @@
 //! Compute Engine v1 network firewall policies, global and regional: reads, a project's policies by
 //! `aggregatedList`, and `patchRule`, waited on in the policy's scope.
 
-use std::collections::BTreeMap;
-
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -80,14 +78,6 @@ pub struct Layer4 {
 }
 
 impl Client {
-    fn policy_url(&self, relative: &str) -> String {
-        let path: Vec<String> = relative
-            .split('/')
-            .map(|part| segment(part).into_owned())
-            .collect();
-        format!("{}/compute/v1/{}", self.endpoints().compute, path.join("/"))
-    }
-
     /// Reads a policy by its relative name (`projects/P/global/firewallPolicies/N` or
     /// `projects/P/regions/R/firewallPolicies/N`): typed, and raw for the journal.
     pub async fn get_network_policy(
@@ -95,7 +85,7 @@ impl Client {
         relative: &str,
     ) -> Result<(NetworkPolicy, Value), Error> {
         let raw: Value = self
-            .call(Method::GET, &self.policy_url(relative), None)
+            .call(Method::GET, &self.compute_url(relative), None)
             .await?;
         let policy = NetworkPolicy::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
@@ -107,31 +97,7 @@ impl Client {
     /// Every network firewall policy of a project, global and regional (`aggregatedList`, following
     /// `nextPageToken`).
     pub async fn list_network_policies(&self, project: &str) -> Result<Vec<NetworkPolicy>, Error> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            items: BTreeMap<String, Scoped>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Scoped {
-            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
-            firewall_policies: Vec<NetworkPolicy>,
-        }
-        let url = format!(
-            "{}/compute/v1/projects/{}/aggregated/firewallPolicies?maxResults=500",
-            self.endpoints().compute,
-            segment(project)
-        );
-        self.every_page(&url, |page| {
-            let page: Page = crate::gcp::decode(page)?;
-            Ok(page
-                .items
-                .into_values()
-                .flat_map(|scoped| scoped.firewall_policies)
-                .collect())
-        })
-        .await
+        self.aggregated(project, "firewallPolicies").await
     }
 
     /// `patchRule`: merges `patch` into the policy's rule at `priority`, idempotent under a fresh `requestId`, and
@@ -145,7 +111,7 @@ impl Client {
     ) -> Result<(), Error> {
         let url = format!(
             "{}/patchRule?priority={priority}&requestId={}",
-            self.policy_url(relative),
+            self.compute_url(relative),
             uuid::Uuid::new_v4()
         );
         let operation: Operation = self.call(Method::POST, &url, Some(patch)).await?;

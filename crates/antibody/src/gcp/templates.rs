@@ -1,14 +1,12 @@
 //! Compute Engine v1 instance templates (global and regional) and managed instance groups (zonal and regional):
 //! reads, and a project's templates by `aggregatedList`.
 
-use std::collections::BTreeMap;
-
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::instances::Instance;
-use super::{Client, Error, segment};
+use super::{Client, Error};
 
 /// A template as read: its name, and its `properties` — the instance every VM made from it starts as.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -65,20 +63,11 @@ impl Group {
 }
 
 impl Client {
-    /// `projects/P/global/…` or `projects/P/regions/R/…` or `projects/P/zones/Z/…`, every segment encoded.
-    fn compute_resource_url(&self, relative: &str) -> String {
-        let path: Vec<String> = relative
-            .split('/')
-            .map(|part| segment(part).into_owned())
-            .collect();
-        format!("{}/compute/v1/{}", self.endpoints().compute, path.join("/"))
-    }
-
     /// Reads a template by its relative name (`projects/P/global/instanceTemplates/T` or
     /// `projects/P/regions/R/instanceTemplates/T`): typed, and raw for the journal.
     pub async fn get_template(&self, relative: &str) -> Result<(Template, Value), Error> {
         let raw: Value = self
-            .call(Method::GET, &self.compute_resource_url(relative), None)
+            .call(Method::GET, &self.compute_url(relative), None)
             .await?;
         let template = Template::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
@@ -91,7 +80,7 @@ impl Client {
     /// `…/regions/R/…`).
     pub async fn get_group(&self, relative: &str) -> Result<(Group, Value), Error> {
         let raw: Value = self
-            .call(Method::GET, &self.compute_resource_url(relative), None)
+            .call(Method::GET, &self.compute_url(relative), None)
             .await?;
         let group = Group::deserialize(&raw).map_err(|err| Error::Permanent {
             status: 200,
@@ -102,30 +91,6 @@ impl Client {
 
     /// Every template of a project, global and regional (`aggregatedList`, following `nextPageToken`).
     pub async fn list_templates(&self, project: &str) -> Result<Vec<Template>, Error> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            items: BTreeMap<String, Scoped>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Scoped {
-            #[serde(default, deserialize_with = "crate::gcp::null_as_default")]
-            instance_templates: Vec<Template>,
-        }
-        let url = format!(
-            "{}/compute/v1/projects/{}/aggregated/instanceTemplates?maxResults=500",
-            self.endpoints().compute,
-            segment(project)
-        );
-        self.every_page(&url, |page| {
-            let page: Page = crate::gcp::decode(page)?;
-            Ok(page
-                .items
-                .into_values()
-                .flat_map(|scoped| scoped.instance_templates)
-                .collect())
-        })
-        .await
+        self.aggregated(project, "instanceTemplates").await
     }
 }

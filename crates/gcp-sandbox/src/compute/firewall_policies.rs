@@ -12,9 +12,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::scoped::{COMPUTE_LIST, Key, Params, Surface, operate, path, place, resource_name};
+use super::scoped::{
+    Key, Params, Surface, aggregated_page, list_page, operate, path, place, resource_name,
+};
 use super::{API_ROOT, merge_patch, parse_body};
 use crate::Shared;
 use crate::error::ApiError;
@@ -263,18 +265,15 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let at = place(&params)?;
-    let items: Vec<Value> = {
-        let state = shared.compute.lock().expect("compute state lock poisoned");
-        state
-            .firewall_policies
-            .iter()
-            .filter(|((project, scope, _), _)| *project == at.project && *scope == at.scope)
-            .map(|(_, policy)| policy.clone())
-            .collect()
-    };
-    let mut page = crate::paged(&shared, items, "items", &query, COMPUTE_LIST)?;
-    page["kind"] = json!("compute#firewallPolicyList");
-    Ok(crate::json_response(&page))
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    let names = ("compute#firewallPolicyList", COLLECTION);
+    list_page(
+        &shared,
+        &state.firewall_policies,
+        (&at.project, &at.scope),
+        names,
+        &query,
+    )
 }
 
 async fn aggregated(
@@ -283,24 +282,12 @@ async fn aggregated(
 ) -> Result<Response, ApiError> {
     let at = place(&params)?;
     let state = shared.compute.lock().expect("compute state lock poisoned");
-    let mut scopes: Map<String, Value> = Map::new();
-    for ((project, scope, _), policy) in &state.firewall_policies {
-        if *project != at.project {
-            continue;
-        }
-        let scoped = scopes
-            .entry(scope.clone())
-            .or_insert_with(|| json!({"firewallPolicies": []}));
-        if let Some(list) = scoped["firewallPolicies"].as_array_mut() {
-            list.push(policy.clone());
-        }
-    }
-    Ok(crate::json_response(&json!({
-        "kind": "compute#networkFirewallPolicyAggregatedList",
-        "id": format!("projects/{}/aggregated/firewallPolicies", at.project),
-        "items": scopes,
-        "selfLink": format!("{API_ROOT}/projects/{}/aggregated/firewallPolicies", at.project),
-    })))
+    let names = ("compute#networkFirewallPolicyAggregatedList", COLLECTION);
+    Ok(aggregated_page(
+        &state.firewall_policies,
+        &at.project,
+        names,
+    ))
 }
 
 async fn insert(

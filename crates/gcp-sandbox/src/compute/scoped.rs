@@ -2,16 +2,16 @@
 //! (`global`, `regions/R`, `zones/Z`), Compute's name grammar, list pages, and the write every such collection makes —
 //! idempotency by `requestId`, the mutation, an operation in the resource's scope, and the `first`/`last` entries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::instance_body::zone_name;
-use super::{ComputeState, api_version, request_id, run_operation};
+use super::{API_ROOT, ComputeState, api_version, request_id, run_operation};
 use crate::audit::{self, ComputeWrite};
 use crate::error::ApiError;
 use crate::{Paging, Shared};
@@ -96,6 +96,55 @@ pub(super) fn resource_name(request: &Value) -> Result<String, ApiError> {
         )));
     }
     Ok(name.to_string())
+}
+
+/// One page of a scope's items of `store` (`list`), as Compute answers it.
+pub(super) fn list_page(
+    shared: &Shared,
+    store: &BTreeMap<Key, Value>,
+    (project, scope): (&str, &str),
+    (kind, collection): (&str, &str),
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let items: Vec<Value> = store
+        .iter()
+        .filter(|((p, s, _), _)| p == project && s == scope)
+        .map(|(_, body)| body.clone())
+        .collect();
+    let mut page = crate::paged(shared, items, "items", query, COMPUTE_LIST)?;
+    page["kind"] = json!(kind);
+    page["id"] = json!(format!("projects/{project}/{scope}/{collection}"));
+    page["selfLink"] = json!(format!(
+        "{API_ROOT}/projects/{project}/{scope}/{collection}"
+    ));
+    Ok(crate::json_response(&page))
+}
+
+/// `aggregatedList`: every scope of the project with items of `store`, keyed `global`, `regions/R` or `zones/Z`,
+/// each listing them under `field`.
+pub(super) fn aggregated_page(
+    store: &BTreeMap<Key, Value>,
+    project: &str,
+    (kind, field): (&str, &str),
+) -> Response {
+    let mut scopes: Map<String, Value> = Map::new();
+    for ((p, scope, _), body) in store {
+        if p != project {
+            continue;
+        }
+        let scoped = scopes
+            .entry(scope.clone())
+            .or_insert_with(|| json!({field: []}));
+        if let Some(list) = scoped[field].as_array_mut() {
+            list.push(body.clone());
+        }
+    }
+    crate::json_response(&json!({
+        "kind": kind,
+        "id": format!("projects/{project}/aggregated/{field}"),
+        "items": scopes,
+        "selfLink": format!("{API_ROOT}/projects/{project}/aggregated/{field}"),
+    }))
 }
 
 /// How a collection's writes are logged.

@@ -11,9 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::scoped::{COMPUTE_LIST, Params, Surface, operate as write, path, place, resource_name};
+use super::scoped::{
+    Params, Surface, aggregated_page, list_page, operate as write, path, place, resource_name,
+};
 use super::{API_ROOT, ComputeState, parse_body};
 use crate::Shared;
 use crate::error::ApiError;
@@ -137,63 +139,40 @@ pub(super) fn list(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let state = shared.compute.lock().expect("compute state lock poisoned");
-    let store = if groups {
-        &state.groups
-    } else {
-        &state.templates
-    };
-    let items: Vec<Value> = store
-        .iter()
-        .filter(|((p, s, _), _)| p == project && s == scope)
-        .map(|(_, body)| body.clone())
-        .collect();
-    drop(state);
-    let (kind, collection) = match groups {
-        true => ("compute#instanceGroupManagerList", "instanceGroupManagers"),
-        false => ("compute#instanceTemplateList", "instanceTemplates"),
-    };
-    let mut page = crate::paged(shared, items, "items", query, COMPUTE_LIST)?;
-    page["kind"] = json!(kind);
-    page["id"] = json!(format!("projects/{project}/{scope}/{collection}"));
-    page["selfLink"] = json!(format!(
-        "{API_ROOT}/projects/{project}/{scope}/{collection}"
-    ));
-    Ok(crate::json_response(&page))
-}
-
-/// `aggregatedList`: every scope with items, keyed `global`, `regions/R` or `zones/Z`.
-pub(super) fn aggregated(shared: &Shared, project: &str, groups: bool) -> Response {
-    let state = shared.compute.lock().expect("compute state lock poisoned");
-    let (store, field, kind) = match groups {
+    let (store, names) = match groups {
         true => (
             &state.groups,
-            "instanceGroupManagers",
-            "compute#instanceGroupManagerAggregatedList",
+            ("compute#instanceGroupManagerList", "instanceGroupManagers"),
         ),
         false => (
             &state.templates,
-            "instanceTemplates",
-            "compute#instanceTemplateAggregatedList",
+            ("compute#instanceTemplateList", "instanceTemplates"),
         ),
     };
-    let mut scopes: Map<String, Value> = Map::new();
-    for ((p, scope, _), body) in store {
-        if p != project {
-            continue;
-        }
-        let scoped = scopes
-            .entry(scope.clone())
-            .or_insert_with(|| json!({field: []}));
-        if let Some(list) = scoped[field].as_array_mut() {
-            list.push(body.clone());
-        }
+    list_page(shared, store, (project, scope), names, query)
+}
+
+/// `aggregatedList` of templates or groups.
+pub(super) fn aggregated(shared: &Shared, project: &str, groups: bool) -> Response {
+    let state = shared.compute.lock().expect("compute state lock poisoned");
+    match groups {
+        true => aggregated_page(
+            &state.groups,
+            project,
+            (
+                "compute#instanceGroupManagerAggregatedList",
+                "instanceGroupManagers",
+            ),
+        ),
+        false => aggregated_page(
+            &state.templates,
+            project,
+            (
+                "compute#instanceTemplateAggregatedList",
+                "instanceTemplates",
+            ),
+        ),
     }
-    crate::json_response(&json!({
-        "kind": kind,
-        "id": format!("projects/{project}/aggregated/{field}"),
-        "items": scopes,
-        "selfLink": format!("{API_ROOT}/projects/{project}/aggregated/{field}"),
-    }))
 }
 
 async fn list_templates(

@@ -88,19 +88,6 @@ const fn watch(method: &'static str) -> Watch {
     }
 }
 
-/// (collection, verb) of a Compute method, whatever its surface.
-fn compute_method(method: &str) -> Option<(&str, &str)> {
-    let bare = ["v1.", "beta.", "alpha."]
-        .iter()
-        .find_map(|surface| method.strip_prefix(surface))
-        .unwrap_or(method);
-    let mut parts = bare.strip_prefix("compute.")?.split('.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(collection), Some(verb), None) => Some((collection, verb)),
-        _ => None,
-    }
-}
-
 /// A policy's relative name, by Google's grammar (a Compute URL is read as its path).
 fn parse(resource_name: &str) -> Result<Target, names::NameError> {
     let relative = names::relative(resource_name);
@@ -275,7 +262,7 @@ impl Kind for NetworkPolicies {
         if event.service_name != "compute.googleapis.com" {
             return None;
         }
-        let (collection, verb) = compute_method(&event.method_name)?;
+        let (collection, verb) = names::compute_method(&event.method_name)?;
         if !matches!(
             collection,
             "networkFirewallPolicies" | "regionNetworkFirewallPolicies"

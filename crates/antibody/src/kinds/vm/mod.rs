@@ -113,20 +113,6 @@ const CHECKED_VERBS: &[&str] = &[
     "resume",
 ];
 
-/// A Compute method without the API surface Compute puts first (`v1.`, `beta.`, `alpha.`, or none):
-/// (collection, verb), or `None` for another service's method.
-fn compute_method(method: &str) -> Option<(&str, &str)> {
-    let bare = ["v1.", "beta.", "alpha."]
-        .iter()
-        .find_map(|surface| method.strip_prefix(surface))
-        .unwrap_or(method);
-    let mut parts = bare.strip_prefix("compute.")?.split('.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(collection), Some(verb), None) => Some((collection, verb)),
-        _ => None,
-    }
-}
-
 const fn watch(method: &'static str) -> Watch {
     Watch {
         service: "compute.googleapis.com",
@@ -206,7 +192,7 @@ impl Kind for Instances {
         if event.service_name != "compute.googleapis.com" {
             return None;
         }
-        let (collection, verb) = compute_method(&event.method_name)?;
+        let (collection, verb) = names::compute_method(&event.method_name)?;
         match collection {
             "projects" if verb == "setCommonInstanceMetadata" => {
                 let parts: Vec<&str> = names::relative(&event.resource_name).split('/').collect();
