@@ -412,7 +412,12 @@ pub(crate) fn admin_entry(write: AdminWrite<'_>) -> Value {
         "resource": write.resource,
         "timestamp": now,
         "severity": "NOTICE",
-        "logName": format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project),
+        // A folder's or an organization's own change is logged there (`write.project` naming it).
+        "logName": if write.project.starts_with("organizations/") || write.project.starts_with("folders/") {
+            format!("{}/logs/cloudaudit.googleapis.com%2Factivity", write.project)
+        } else {
+            format!("projects/{}/logs/cloudaudit.googleapis.com%2Factivity", write.project)
+        },
         "receiveTimestamp": received,
     })
 }

@@ -1,6 +1,6 @@
-//! Cloud Logging's routing configuration for projects: sinks (with the `_Required` and `_Default` sinks every project
-//! has, `_Required` unchangeable), their exclusions, project exclusions, `updateMask` as Logging reads it, and the
-//! audit entries Logging writes for each change.
+//! Cloud Logging's routing configuration of projects, folders and organizations: sinks (with the `_Required` and
+//! `_Default` sinks each has, `_Required` unchangeable), their exclusions, standalone exclusions, `updateMask` as
+//! Logging reads it, and the audit entries Logging writes for each change (a folder's or organization's in its own log).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,15 +19,47 @@ use crate::error::ApiError;
 use crate::time_fmt::logging_pair;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route(
-            "/v2/projects/{project}/{collection}",
-            get(list).post(create),
-        )
-        .route(
-            "/v2/projects/{project}/{collection}/{name}",
-            get(read).put(update).patch(update).delete(delete),
-        )
+    let mut router = Router::new();
+    // A project's routing, and a folder's or an organization's own.
+    for parent in [
+        "projects/{project}",
+        "folders/{folder}",
+        "organizations/{organization}",
+    ] {
+        router = router
+            .route(
+                &format!("/v2/{parent}/{{collection}}"),
+                get(list).post(create),
+            )
+            .route(
+                &format!("/v2/{parent}/{{collection}}/{{name}}"),
+                get(read).put(update).patch(update).delete(delete),
+            );
+    }
+    router
+}
+
+/// The routing's owner as the store keys it: a project id, or `folders/N` / `organizations/N`; the collection; the
+/// name when the path has one.
+fn owner(params: &HashMap<String, String>) -> (String, String, String) {
+    let parent = if let Some(folder) = params.get("folder") {
+        format!("folders/{folder}")
+    } else if let Some(organization) = params.get("organization") {
+        format!("organizations/{organization}")
+    } else {
+        params.get("project").cloned().unwrap_or_default()
+    };
+    let field = |key: &str| params.get(key).cloned().unwrap_or_default();
+    (parent, field("collection"), field("name"))
+}
+
+/// A store key's parent as Logging names it.
+fn parent(owner: &str) -> String {
+    if owner.contains('/') {
+        owner.to_string()
+    } else {
+        format!("projects/{owner}")
+    }
 }
 
 /// Sinks and exclusions by (project, collection, name).
@@ -114,7 +146,7 @@ impl LoggingConfig {
         let (now, _) = logging_pair();
         for (name, filter) in [("_Required", REQUIRED_FILTER), ("_Default", DEFAULT_FILTER)] {
             let sink = json!({"name": name, "filter": filter, "createTime": now, "updateTime": now,
-                "destination": format!("logging.googleapis.com/projects/{project}/locations/global/buckets/{name}")});
+                "destination": format!("logging.googleapis.com/{}/locations/global/buckets/{name}", parent(project))});
             self.items
                 .insert((project.to_string(), "sinks", name.to_string()), sink);
         }
@@ -132,9 +164,10 @@ fn valid_name(name: &str) -> bool {
 
 async fn list(
     State(shared): State<Arc<Shared>>,
-    Path((project, kind)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let (project, kind, _) = owner(&params);
     let kind = collection(&kind)?;
     let items: Vec<Value> = {
         let mut state = shared.logging.lock().expect("logging lock poisoned");
@@ -152,8 +185,9 @@ async fn list(
 
 async fn read(
     State(shared): State<Arc<Shared>>,
-    Path((project, kind, name)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let (project, kind, name) = owner(&params);
     let kind = collection(&kind)?;
     let mut state = shared.logging.lock().expect("logging lock poisoned");
     state.ensure(&project);
@@ -169,19 +203,21 @@ fn not_found(project: &str, kind: &str, name: &str) -> ApiError {
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
         format!(
-            "{} does not exist: projects/{project}/{kind}/{name}",
-            if kind == "sinks" { "Sink" } else { "Exclusion" }
+            "{} does not exist: {}/{kind}/{name}",
+            if kind == "sinks" { "Sink" } else { "Exclusion" },
+            parent(project)
         ),
     )
 }
 
 async fn create(
     State(shared): State<Arc<Shared>>,
-    Path((project, kind)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (project, kind, _) = owner(&params);
     let kind = collection(&kind)?;
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
@@ -214,7 +250,7 @@ async fn create(
             return Err(ApiError::esf(
                 StatusCode::CONFLICT,
                 "ALREADY_EXISTS",
-                format!("projects/{project}/{kind}/{name} already exists"),
+                format!("{}/{kind}/{name} already exists", parent(&project)),
             ));
         }
         let (now, _) = logging_pair();
@@ -261,11 +297,12 @@ async fn create(
 /// (destination, filter, includeChildren); an exclusion update needs one.
 async fn update(
     State(shared): State<Arc<Shared>>,
-    Path((project, kind, name)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let (project, kind, name) = owner(&params);
     let kind = collection(&kind)?;
     let request: Value = serde_json::from_slice(&body)
         .map_err(|err| invalid(format!("Invalid JSON payload received. {err}")))?;
@@ -337,9 +374,10 @@ async fn update(
 
 async fn delete(
     State(shared): State<Arc<Shared>>,
-    Path((project, kind, name)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let (project, kind, name) = owner(&params);
     let kind = collection(&kind)?;
     {
         let mut state = shared.logging.lock().expect("logging lock poisoned");
@@ -381,7 +419,7 @@ fn entry(
     mut request: Value,
     mut response: Value,
 ) -> Value {
-    let resource_name = format!("projects/{project}/{kind}/{name}");
+    let resource_name = format!("{}/{kind}/{name}", parent(project));
     request["@type"] = json!(format!(
         "type.googleapis.com/google.logging.v2.{method}Request"
     ));
@@ -394,13 +432,20 @@ fn entry(
         });
     }
     let method_name = format!("google.logging.v2.ConfigServiceV2.{method}");
-    let resource = if kind == "sinks" {
-        json!({"type": "logging_sink", "labels": {"project_id": project, "name": name,
+    let mut resource = if kind == "sinks" {
+        json!({"type": "logging_sink", "labels": {"name": name,
             "destination": response["destination"].as_str().unwrap_or_default()}})
     } else {
-        json!({"type": "audited_resource", "labels": {"project_id": project, "service": "logging.googleapis.com",
+        json!({"type": "audited_resource", "labels": {"service": "logging.googleapis.com",
             "method": method_name}})
     };
+    // The owner's label: a project's id, or the folder's or organization's number.
+    let (label, id) = match project.split_once('/') {
+        Some(("folders", id)) => ("folder_id", id),
+        Some((_, id)) => ("organization_id", id),
+        None => ("project_id", project),
+    };
+    resource["labels"][label] = json!(id);
     let verb = match &method[..6] {
         "Create" => "create",
         "Update" => "update",

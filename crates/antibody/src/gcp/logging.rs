@@ -1,4 +1,4 @@
-//! Cloud Logging v2 routing configuration of a project: sinks and exclusions, read, listed, updated with an
+//! Cloud Logging v2 routing configuration of a project, folder or organization: sinks and exclusions, read, listed, updated with an
 //! `updateMask`, a sink created again.
 
 use reqwest::Method;
@@ -46,12 +46,15 @@ fn shape<T: for<'de> Deserialize<'de>>(raw: &Value, what: &str) -> Result<T, Err
 }
 
 impl Client {
+    /// `project` is a project id, or a container (`organizations/N`, `folders/N`) whose own routing is meant.
     fn logging_url(&self, project: &str, collection: &str) -> String {
-        format!(
-            "{}/v2/projects/{}/{collection}",
-            self.endpoints().logging,
-            segment(project)
-        )
+        let parent = match project.split_once('/') {
+            Some((container @ ("organizations" | "folders"), id)) => {
+                format!("{container}/{}", segment(id))
+            }
+            _ => format!("projects/{}", segment(project)),
+        };
+        format!("{}/v2/{parent}/{collection}", self.endpoints().logging)
     }
 
     pub async fn get_sink(&self, project: &str, name: &str) -> Result<(Sink, Value), Error> {

@@ -277,3 +277,58 @@ async fn eventarc_and_an_organization_sink_together_do_no_double_work() {
     assert_eq!(engine_writes, 2, "one fix, not two");
     assert_eq!(harness.count("remediated").await, 1);
 }
+
+// Issue 34: an organization's (or folder's) own sinks and exclusions were never judged — an exclusion there dropped
+// the organization's Data Access audit logs, and a protected organization sink could be disabled, unseen. They
+// arrive through the organization sink like the organization's IAM changes.
+#[tokio::test]
+async fn an_organization_exclusion_that_drops_audit_logs_is_disabled() {
+    let harness = organization_deployment().await;
+    let path = format!("/v2/{ORGANIZATION}/exclusions");
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &path,
+            Some(json!({"name": "quiet", "filter": "logName:\"data_access\""})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, kept) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &path,
+            Some(json!({"name": "noise", "filter": "resource.type=\"gce_instance\" AND severity<=DEBUG"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{kept}");
+    harness.sandbox.settled().await;
+    let read = |name: &'static str| {
+        let harness = &harness;
+        let path = format!("{path}/{name}");
+        async move {
+            let (status, read) = harness
+                .google_as(USER_TOKEN, Method::GET, &path, None)
+                .await;
+            assert_eq!(status, 200, "{read}");
+            read
+        }
+    };
+    assert_eq!(
+        read("quiet").await["disabled"],
+        true,
+        "disabled at the organization"
+    );
+    assert_ne!(
+        read("noise").await["disabled"],
+        true,
+        "an exclusion that keeps every audit log stays"
+    );
+    let rows = harness.cx().journal.entries(100).await.expect("journal");
+    let fixed = rows
+        .iter()
+        .find(|row| row.resource == format!("{ORGANIZATION}/exclusions/quiet"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(fixed.outcome.as_deref(), Some("remediated"), "{fixed:?}");
+}

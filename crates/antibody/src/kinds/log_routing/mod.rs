@@ -67,12 +67,13 @@ const fn watch(method: &'static str) -> Watch {
     }
 }
 
+/// `project` is a project id, or the folder or organization (`folders/N`, `organizations/N`) whose own routing it is.
 fn target(project: &str, collection: &str, name: &str) -> Target {
     Target::new(
         KindId::LogRouting,
         project,
         &format!("{collection}/{name}"),
-        format!("projects/{project}/{collection}/{name}"),
+        format!("{}/{collection}/{name}", policy::parent(project)),
     )
 }
 
@@ -94,7 +95,8 @@ fn routing_name(text: &str) -> Result<&str, names::NameError> {
     }
 }
 
-/// `projects/P/sinks/NAME` or `projects/P/exclusions/NAME`.
+/// `projects/P/sinks/NAME` or `projects/P/exclusions/NAME`, or a folder's or an organization's
+/// (`folders/N/sinks/NAME`, `organizations/N/exclusions/NAME`).
 fn parse(resource_name: &str) -> Result<Target, names::NameError> {
     let parts: Vec<&str> = names::relative(resource_name).split('/').collect();
     match parts.as_slice() {
@@ -108,8 +110,23 @@ fn parse(resource_name: &str) -> Result<Target, names::NameError> {
             collection,
             routing_name(name)?,
         )),
+        [
+            container @ ("organizations" | "folders"),
+            id,
+            collection @ ("sinks" | "exclusions"),
+            name,
+        ] => {
+            let parent = format!("{container}/{id}");
+            let parent = names::organization_or_folder(&parent).ok_or_else(|| {
+                format!(
+                    "'{}' is not a folder or an organization",
+                    names::printable(&parent)
+                )
+            })?;
+            Ok(target(parent, collection, routing_name(name)?))
+        }
         _ => Err(format!(
-            "'{}' is not a project's sink or exclusion",
+            "'{}' is not a project's, folder's or organization's sink or exclusion",
             names::printable(resource_name)
         )),
     }
@@ -230,7 +247,8 @@ impl Kind for LogRoutes {
     const NAME: &'static str = "log-routing";
     const NOUN: &'static str = "log sinks and exclusions";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^projects/[^/]+/(sinks|exclusions)/[^/]+$";
+    const RESOURCE_PATTERN: &'static str =
+        "^(projects|organizations|folders)/[^/]+/(sinks|exclusions)/[^/]+$";
     const INPUTS: &'static [&'static str] = &["log-exclusion"];
     type RawPolicy = config::RawLogTamperPolicy;
     type Policy = LogTamperPolicy;
@@ -464,10 +482,18 @@ impl Kind for LogRoutes {
     }
 
     fn console_url(target: &Target) -> String {
-        format!(
-            "https://console.cloud.google.com/logs/router?project={}",
-            target.project
-        )
+        match target.project.split_once('/') {
+            Some(("organizations", id)) => {
+                format!("https://console.cloud.google.com/logs/router?organizationId={id}")
+            }
+            Some(("folders", id)) => {
+                format!("https://console.cloud.google.com/logs/router?folder={id}")
+            }
+            _ => format!(
+                "https://console.cloud.google.com/logs/router?project={}",
+                target.project
+            ),
+        }
     }
 
     fn parse_input(_input: &str, text: &str) -> Result<Routing, String> {

@@ -59,9 +59,22 @@ impl Default for LogTamperPolicy {
 /// The filter Google gives a project's `_Default` sink: everything but the logs `_Required` keeps.
 pub const DEFAULT_SINK_FILTER: &str = "NOT LOG_ID(\"cloudaudit.googleapis.com/activity\") AND NOT LOG_ID(\"externalaudit.googleapis.com/activity\") AND NOT LOG_ID(\"cloudaudit.googleapis.com/system_event\") AND NOT LOG_ID(\"externalaudit.googleapis.com/system_event\") AND NOT LOG_ID(\"cloudaudit.googleapis.com/access_transparency\") AND NOT LOG_ID(\"externalaudit.googleapis.com/access_transparency\")";
 
-/// Where a project's `_Default` sink routes: the project's `_Default` log bucket.
+/// A routing's parent as Logging names it: `projects/P` for a project id, the container itself for
+/// `organizations/N` or `folders/N`.
+pub fn parent(project: &str) -> String {
+    if project.starts_with("organizations/") || project.starts_with("folders/") {
+        project.to_string()
+    } else {
+        format!("projects/{project}")
+    }
+}
+
+/// Where a `_Default` sink routes: its project's (folder's, organization's) `_Default` log bucket.
 pub fn default_sink_destination(project: &str) -> String {
-    format!("logging.googleapis.com/projects/{project}/locations/global/buckets/_Default")
+    format!(
+        "logging.googleapis.com/{}/locations/global/buckets/_Default",
+        parent(project)
+    )
 }
 
 /// Whether an exclusion's filter drops any of the project's audit entries: the entries it selects, described.

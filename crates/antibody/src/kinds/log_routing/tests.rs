@@ -43,7 +43,8 @@ fn sink_and_exclusion_writes_route_and_deleting_an_exclusion_does_not() {
         "projects/my-project/sinks/..",
         "projects/my-project/sinks/a%2Fb",
         "projects/my-project/buckets/x",
-        "organizations/1/sinks/x",
+        "organizations/acme/sinks/x",
+        "folders/1/2/sinks/x",
     ] {
         assert!(
             matches!(
@@ -52,5 +53,23 @@ fn sink_and_exclusion_writes_route_and_deleting_an_exclusion_does_not() {
             ),
             "{forged}"
         );
+    }
+}
+
+// Issue 34: a folder's and an organization's own sinks and exclusions are judged, keyed by their parent.
+#[test]
+fn an_organizations_and_a_folders_routing_is_their_own() {
+    for (name, parent) in [
+        (
+            "organizations/123456789012/exclusions/quiet",
+            "organizations/123456789012",
+        ),
+        ("folders/42/sinks/siem", "folders/42"),
+    ] {
+        let Route::Check(target) = route_of("google.logging.v2.ConfigServiceV2.UpdateSink", name)
+        else {
+            panic!("{name}");
+        };
+        assert_eq!((target.key(), target.project()), (name, parent));
     }
 }

@@ -101,8 +101,15 @@ impl Representative {
     }
 }
 
-/// The project's representative audit entries.
+/// The representative audit entries of a project — or of a folder or an organization (`project` naming it), whose own
+/// entries carry its resource.
 pub(super) fn representatives(project: &str) -> Vec<Representative> {
+    let parent = super::parent(project);
+    let container = match parent.split_once('/') {
+        Some(("organizations", id)) => Some(("organization", json!({"organization_id": id}))),
+        Some(("folders", id)) => Some(("folder", json!({"folder_id": id}))),
+        _ => None,
+    };
     let mut entries = Vec::new();
     for (log, in_default) in LOGS {
         for (service, resource_type, method) in SOURCES {
@@ -113,19 +120,22 @@ pub(super) fn representatives(project: &str) -> Vec<Representative> {
                     in_default: *in_default,
                     entry: json!({
                         "insertId": format!("{kind}-{resource_type}-{severity}").to_ascii_lowercase(),
-                        "logName": format!("projects/{project}/logs/{}", log.replace('/', "%2F")),
+                        "logName": format!("{parent}/logs/{}", log.replace('/', "%2F")),
                         "severity": severity,
                         "timestamp": "2026-01-01T00:00:00Z",
                         "receiveTimestamp": "2026-01-01T00:00:00Z",
-                        "resource": {
-                            "type": resource_type,
-                            "labels": {"project_id": project, "service": service, "method": method},
+                        "resource": match &container {
+                            Some((kind, labels)) => json!({"type": kind, "labels": labels}),
+                            None => json!({
+                                "type": resource_type,
+                                "labels": {"project_id": project, "service": service, "method": method},
+                            }),
                         },
                         "protoPayload": {
                             "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
                             "serviceName": service,
                             "methodName": method,
-                            "resourceName": format!("projects/{project}"),
+                            "resourceName": parent,
                             "authenticationInfo": {"principalEmail": "someone@example.com"},
                             "requestMetadata": {"callerIp": "203.0.113.7", "callerSuppliedUserAgent": "gcloud"},
                             "status": if *severity == "ERROR" { json!({"code": 7}) } else { json!({}) },
