@@ -153,6 +153,9 @@ pub trait Kind {
     const RESOURCE_PATTERN: &'static str;
     /// The inputs `antibody check --kind` accepts for this kind (`bucket` and `bucket-iam`, say).
     const INPUTS: &'static [&'static str];
+    /// Whether a folder and an organization have resources of this kind of their own, which `sweep` lists when given
+    /// `folders/N` or `organizations/N` instead of a project.
+    const CONTAINERS: bool = false;
     /// The kind's `[policies.…]` section as written (serde, `deny_unknown_fields`, one `///` per key).
     type RawPolicy: std::fmt::Debug + Default + DeserializeOwned;
     /// The section validated: what the kind's policy reads as `config.policies.<field>`.
@@ -271,6 +274,11 @@ macro_rules! registry {
 
             pub fn watches(self) -> &'static [Watch] {
                 match self { $(KindId::$variant => <$kind as Kind>::WATCHES),* }
+            }
+
+            /// Whether `sweep` lists a folder's and an organization's own resources of this kind too.
+            pub fn sweeps_containers(self) -> bool {
+                match self { $(KindId::$variant => <$kind as Kind>::CONTAINERS),* }
             }
 
             pub fn resource_pattern(self) -> &'static str {

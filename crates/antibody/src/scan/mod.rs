@@ -260,6 +260,12 @@ async fn sweep_placed(
                 .errors
                 .push(format!("{container}: no kind watches it")),
         }
+        // The container's own resources of the kinds that have them (its sinks and exclusions).
+        for kind in KindId::ALL {
+            if kind.sweeps_containers() && kind.common(&cx.config).enabled {
+                jobs.push(Job::Project(container.clone(), *kind));
+            }
+        }
     }
     for project in &projects {
         for kind in KindId::ALL {

@@ -20,6 +20,11 @@ const PUSHER: &str = "service-org-sink@gcp-sa-pubsub.iam.gserviceaccount.com";
 const OUTSIDER: &str = "user:stranger@gmail.com";
 
 async fn organization_deployment() -> Harness {
+    organization_deployment_with(|_| {}).await
+}
+
+/// The same deployment, its configuration changed by `extra` as well.
+async fn organization_deployment_with(extra: fn(&mut Config)) -> Harness {
     Harness::with(Options {
         mode: DeliveryMode::PubSubPush,
         push_identity: Some(PushIdentity {
@@ -30,11 +35,12 @@ async fn organization_deployment() -> Harness {
             &Config::default(),
             &[ENGINE.to_string()],
         )),
-        tweak: Box::new(|config| {
+        tweak: Box::new(move |config| {
             config.push_audience = Some(AUDIENCE.into());
             config.push_emails = vec![PUSHER.into()];
             config.scope.organization = Some(ORGANIZATION.into());
             config.scope.exclude_folders = vec!["folders/20".into()];
+            extra(config);
         }),
         folders: vec![
             ("folders/10".into(), ORGANIZATION.into()),
@@ -331,4 +337,41 @@ async fn an_organization_exclusion_that_drops_audit_logs_is_disabled() {
         .find(|row| row.resource == format!("{ORGANIZATION}/exclusions/quiet"))
         .unwrap_or_else(|| panic!("{rows:#?}"));
     assert_eq!(fixed.outcome.as_deref(), Some("remediated"), "{fixed:?}");
+}
+
+// A sweep of the organization reads the organization's own routing too: an exclusion made while the policy only
+// reports is found by `scan --organization` and fixed by its fixing run.
+#[tokio::test]
+async fn scan_organization_finds_the_organizations_own_exclusion() {
+    let harness =
+        organization_deployment_with(|config| config.policies.log_tamper.dry_run = true).await;
+    let path = format!("/v2/{ORGANIZATION}/exclusions");
+    let (status, body) = harness
+        .google_as(
+            USER_TOKEN,
+            Method::POST,
+            &path,
+            Some(json!({"name": "quiet", "filter": "logName:\"data_access\""})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    harness.sandbox.settled().await;
+    let report =
+        antibody::scan::sweep_organization(harness.cx(), ORGANIZATION, false, &Quiet).await;
+    let key = format!("{ORGANIZATION}/exclusions/quiet");
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|violation| violation.resource == key),
+        "{:?} {:?}",
+        report.violations,
+        report.errors
+    );
+}
+
+struct Quiet;
+
+impl antibody::scan::Progress for Quiet {
+    fn step(&self, _message: &str) {}
 }

@@ -250,6 +250,7 @@ impl Kind for LogRoutes {
     const RESOURCE_PATTERN: &'static str =
         "^(projects|organizations|folders)/[^/]+/(sinks|exclusions)/[^/]+$";
     const INPUTS: &'static [&'static str] = &["log-exclusion"];
+    const CONTAINERS: bool = true;
     type RawPolicy = config::RawLogTamperPolicy;
     type Policy = LogTamperPolicy;
 
