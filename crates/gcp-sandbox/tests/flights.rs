@@ -22,8 +22,60 @@ struct Flight {
     not_given: &'static [(&'static str, &'static str)],
 }
 
+/// The instance template Cloud Custodian's recordings hold, as its creator sent it.
+const TEMPLATE: &str = r#"{"name": "custodian-instance-template", "description": "", "properties": {
+                    "canIpForward": false, "machineType": "f1-micro",
+                    "disks": [{"deviceName": "custodian-instance-template", "kind": "compute#attachedDisk",
+                        "initializeParams": {"diskSizeGb": "10", "sourceImage": "projects/debian-cloud/global/images/debian-9-stretch-v20190514", "diskType": "pd-standard"},
+                        "autoDelete": true, "index": 0, "boot": true, "mode": "READ_WRITE", "type": "PERSISTENT"}],
+                    "scheduling": {"automaticRestart": true, "preemptible": false, "onHostMaintenance": "MIGRATE"},
+                    "serviceAccounts": [{"email": "62100636004-compute@developer.gserviceaccount.com",
+                        "scopes": ["https://www.googleapis.com/auth/logging.write"]}],
+                    "networkInterfaces": [{"kind": "compute#networkInterface",
+                        "network": "https://www.googleapis.com/compute/v1/projects/cloud-custodian/global/networks/default",
+                        "accessConfigs": [{"networkTier": "PREMIUM", "kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT"}]}],
+                    "metadata": {"kind": "compute#metadata", "fingerprint": "cc9idZffRtk="}}}"#;
+
 fn flights() -> Vec<Flight> {
     vec![
+        Flight {
+            file: "instance-template-get/get-compute-v1-projects-cloud-custodian-global-instanceTemplates-custodian-instance-template_1.json",
+            setup: &[(
+                Method::POST,
+                "/compute/v1/projects/cloud-custodian/global/instanceTemplates",
+                TEMPLATE,
+            )],
+            request: (
+                Method::GET,
+                "/compute/v1/projects/cloud-custodian/global/instanceTemplates/custodian-instance-template",
+                None,
+            ),
+            not_given: &[],
+        },
+        Flight {
+            file: "instance-template-query/get-compute-v1-projects-cloud-custodian-global-instanceTemplates_1.json",
+            setup: &[(
+                Method::POST,
+                "/compute/v1/projects/cloud-custodian/global/instanceTemplates",
+                TEMPLATE,
+            )],
+            request: (
+                Method::GET,
+                "/compute/v1/projects/cloud-custodian/global/instanceTemplates",
+                None,
+            ),
+            not_given: &[],
+        },
+        Flight {
+            file: "test_instance_group_manager_query/get-compute-v1-projects-cloud-custodian-zones-asia-east1-a-instanceGroupManagers_1.json",
+            setup: &[],
+            request: (
+                Method::GET,
+                "/compute/v1/projects/cloud-custodian/zones/asia-east1-a/instanceGroupManagers",
+                None,
+            ),
+            not_given: &[],
+        },
         Flight {
             file: "firewall-get/get-compute-v1-projects-cloud-custodian-global-firewalls-allow-inbound-xyz_1.json",
             setup: &[(
