@@ -36,8 +36,31 @@ const TEMPLATE: &str = r#"{"name": "custodian-instance-template", "description":
                         "accessConfigs": [{"networkTier": "PREMIUM", "kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT"}]}],
                     "metadata": {"kind": "compute#metadata", "fingerprint": "cc9idZffRtk="}}}"#;
 
+/// Service Usage's `config` describes the API itself; the sandbox knows a service by its name only.
+const SERVICE_CONFIG: &str = "the API's own description; the sandbox knows services by name";
+
 fn flights() -> Vec<Flight> {
     vec![
+        Flight {
+            file: "service-get/get-v1-projects-cloud-custodian-services-deploymentmanager.googleapis.com_1.json",
+            setup: &[],
+            request: (
+                Method::GET,
+                "/v1/projects/cloud-custodian/services/deploymentmanager.googleapis.com",
+                None,
+            ),
+            not_given: &[
+                ("title", SERVICE_CONFIG),
+                ("apis", SERVICE_CONFIG),
+                ("documentation", SERVICE_CONFIG),
+                ("quota", SERVICE_CONFIG),
+                ("authentication", SERVICE_CONFIG),
+                ("usage", SERVICE_CONFIG),
+                ("endpoints", SERVICE_CONFIG),
+                ("monitoredResources", SERVICE_CONFIG),
+                ("monitoring", SERVICE_CONFIG),
+            ],
+        },
         Flight {
             file: "instance-template-get/get-compute-v1-projects-cloud-custodian-global-instanceTemplates-custodian-instance-template_1.json",
             setup: &[(
