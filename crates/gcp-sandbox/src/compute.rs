@@ -6,6 +6,7 @@ mod firewall_policies;
 mod groups;
 mod images;
 mod instance_body;
+mod instance_iam;
 mod instances;
 mod list;
 mod operations;
@@ -88,6 +89,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(
             "/compute/{version}/projects/{project}/zones/{zone}/instances/{name}/{action}",
             post(instances::act_on_instance),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/instances/{name}/getIamPolicy",
+            get(instance_iam::get_iam_policy),
+        )
+        .route(
+            "/compute/{version}/projects/{project}/zones/{zone}/instances/{name}/setIamPolicy",
+            post(instance_iam::set_iam_policy),
         )
         .route(
             "/compute/{version}/projects/{project}/aggregated/instances",

@@ -150,6 +150,12 @@ fn surface(collection: &str) -> Option<Surface> {
             "service_account",
             "iam.serviceAccounts.setIamPolicy",
         ),
+        "instances" => (
+            "compute.googleapis.com",
+            "v1.compute.instances.setIamPolicy",
+            "gce_instance",
+            "compute.instances.setIamPolicy",
+        ),
         "functions" => (
             "cloudfunctions.googleapis.com",
             "google.cloud.functions.v1.CloudFunctionsService.SetIamPolicy",

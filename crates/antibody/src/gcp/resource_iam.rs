@@ -22,6 +22,8 @@ pub enum IamService {
     Functions,
     /// A service account as a resource: who may act as it (IAM API v1).
     ServiceAccount,
+    /// A Compute Engine instance (`roles/compute.osAdminLogin` on it is root): Compute's own IAM verbs.
+    ComputeInstance,
 }
 
 impl IamService {
@@ -35,6 +37,7 @@ impl IamService {
             IamService::Run => "run.googleapis.com",
             IamService::Functions => "cloudfunctions.googleapis.com",
             IamService::ServiceAccount => "iam.googleapis.com",
+            IamService::ComputeInstance => "compute.googleapis.com",
         }
     }
 
@@ -68,6 +71,11 @@ impl Client {
             .map(|part| segment(part).into_owned())
             .collect();
         format!("{base}/{}/{}:{verb}", service.version(), path.join("/"))
+    }
+
+    /// `…/compute/v1/projects/P/zones/Z/instances/I/VERB`.
+    fn compute_iam_url(&self, resource: &str, verb: &str) -> String {
+        format!("{}/{verb}", self.compute_url(resource))
     }
 
     /// The names of a project's resources in `collection` (`topics`, `subscriptions` or `secrets`), following
@@ -161,6 +169,14 @@ impl Client {
         service: IamService,
         resource: &str,
     ) -> Result<Policy, Error> {
+        if service == IamService::ComputeInstance {
+            // Compute's spelling: `…/instances/I/getIamPolicy`, a GET with its options in the query.
+            let url = format!(
+                "{}?optionsRequestedPolicyVersion=3",
+                self.compute_iam_url(resource, "getIamPolicy")
+            );
+            return self.call(Method::GET, &url, None).await;
+        }
         if service == IamService::ServiceAccount {
             // IAM's own `getIamPolicy` is a POST with the options in its body.
             let body = json!({"options": {"requestedPolicyVersion": 3}});
@@ -187,11 +203,10 @@ impl Client {
         policy: &Policy,
     ) -> Result<Policy, Error> {
         let body = json!({"policy": policy});
-        self.call(
-            Method::POST,
-            &self.resource_url(service, resource, "setIamPolicy"),
-            Some(&body),
-        )
-        .await
+        let url = match service {
+            IamService::ComputeInstance => self.compute_iam_url(resource, "setIamPolicy"),
+            _ => self.resource_url(service, resource, "setIamPolicy"),
+        };
+        self.call(Method::POST, &url, Some(&body)).await
     }
 }

@@ -61,7 +61,9 @@ resource "google_project_iam_custom_role" "antibody" {
     "compute.instanceTemplates.get",
     "compute.instanceTemplates.list",
     "compute.instances.get",
+    "compute.instances.getIamPolicy",
     "compute.instances.list",
+    "compute.instances.setIamPolicy",
     "compute.instances.setMetadata",
     "compute.networks.updatePolicy",
     "compute.projects.get",
@@ -3181,6 +3183,60 @@ resource "google_eventarc_trigger" "antibody_google_iam_admin_v1_setiampolicy" {
   matching_criteria {
     attribute = "methodName"
     value     = "google.iam.admin.v1.SetIAMPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_v1_compute_instances_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-v1-compute-instances-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "v1.compute.instances.setIamPolicy"
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloud_run_v2_service.antibody.name
+      region  = "europe-west1"
+    }
+  }
+}
+
+resource "google_eventarc_trigger" "antibody_beta_compute_instances_setiampolicy" {
+  project         = "acme-prod"
+  name            = "antibody-beta-compute-instances-setiampolicy"
+  location        = "global"
+  service_account = google_service_account.antibody.email
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.audit.log.v1.written"
+  }
+  matching_criteria {
+    attribute = "serviceName"
+    value     = "compute.googleapis.com"
+  }
+  matching_criteria {
+    attribute = "methodName"
+    value     = "beta.compute.instances.setIamPolicy"
   }
 
   destination {

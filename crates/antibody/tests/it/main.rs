@@ -23,6 +23,7 @@ mod gcloud_compute;
 mod gcloud_identity;
 mod harness;
 mod hostile;
+mod instance_iam;
 mod live;
 mod log_bucket;
 mod log_routing;

@@ -128,10 +128,29 @@ pub(super) fn parse(
                 format!("projects/{project}/serviceAccounts/{account}"),
             ));
         }
+        ["projects", project, "zones", zone, "instances", instance]
+        | [
+            "projects",
+            project,
+            "zones",
+            zone,
+            "instances",
+            instance,
+            ACCOUNT_POLICY,
+        ] => {
+            let project = names::project(project)?;
+            let zone = names::zone(zone)?;
+            let instance = names::compute(instance)?;
+            return Ok((
+                IamService::ComputeInstance,
+                project.to_string(),
+                format!("projects/{project}/zones/{zone}/instances/{instance}"),
+            ));
+        }
         _ => {
             return Err(format!(
                 "'{}' is not a topic, subscription, secret, key ring, crypto key, repository, Cloud Run service, \
-                 function or service account",
+                 function, service account or instance",
                 names::printable(resource_name)
             ));
         }
@@ -146,11 +165,12 @@ pub(super) fn parse(
     Ok((service, project.to_string(), relative.to_string()))
 }
 
-/// A service account's key is its keys' (the `sa-key` kind's); its policy's key says which of the two it is.
+/// A service account's key is its keys' (the `sa-key` kind's), an instance's the `vm` kind's; the policy's key says
+/// which of the two it is.
 pub(super) const ACCOUNT_POLICY: &str = "iamPolicy";
 
 pub(super) fn target(project: &str, resource: &str) -> Target {
-    let key = if resource.contains("/serviceAccounts/") {
+    let key = if resource.contains("/serviceAccounts/") || resource.contains("/instances/") {
         format!("{resource}/{ACCOUNT_POLICY}")
     } else {
         resource.to_string()
@@ -171,6 +191,7 @@ pub(super) fn describe_resource(resource: &str) -> String {
         Some("services") => "Cloud Run service",
         Some("functions") => "function",
         Some("serviceAccounts") => "service account",
+        Some("instances") => "instance",
         _ => "resource",
     };
     format!("{noun} {}", parts.last().copied().unwrap_or_default())

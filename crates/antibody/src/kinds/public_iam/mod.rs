@@ -112,6 +112,15 @@ const WATCHES: &[Watch] = &[
     watch("cloudfunctions.googleapis.com", "SetIamPolicy"),
     // Who may act as a service account (token creator, user, key admin) is the account's own policy.
     watch("iam.googleapis.com", "google.iam.admin.v1.SetIAMPolicy"),
+    // Who may log in to an instance as root (`roles/compute.osAdminLogin`) can be granted on the instance itself.
+    watch(
+        "compute.googleapis.com",
+        "v1.compute.instances.setIamPolicy",
+    ),
+    watch(
+        "compute.googleapis.com",
+        "beta.compute.instances.setIamPolicy",
+    ),
 ];
 
 const fn watch(service: &'static str, method: &'static str) -> Watch {
@@ -124,7 +133,7 @@ impl Kind for PublicIam {
     const NAME: &'static str = "resource-iam";
     const NOUN: &'static str = "IAM-bearing resources";
     const WATCHES: &'static [Watch] = WATCHES;
-    const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+|services/[^/]+|functions/[^/]+)|serviceAccounts/[^/]+(/iamPolicy)?)|namespaces/[^/]+/services/[^/]+)$";
+    const RESOURCE_PATTERN: &'static str = "^(projects/[^/]+/((topics|subscriptions|secrets)/[^/]+|locations/[^/]+/(keyRings/[^/]+(/cryptoKeys/[^/]+)?|repositories/[^/]+|services/[^/]+|functions/[^/]+)|serviceAccounts/[^/]+(/iamPolicy)?|zones/[^/]+/instances/[^/]+/iamPolicy)|namespaces/[^/]+/services/[^/]+)$";
     const INPUTS: &'static [&'static str] = &["resource-iam"];
     type RawPolicy = config::RawPublicIamPolicy;
     type Policy = PublicIamPolicy;
@@ -151,13 +160,18 @@ impl Kind for PublicIam {
                 || event.method_name.ends_with(".UpdateService")
                 || event.method_name.ends_with(".ReplaceService"));
         let sets_policy = event.method_name.ends_with("SetIamPolicy")
-            || event.method_name == "google.iam.admin.v1.SetIAMPolicy";
+            || event.method_name == "google.iam.admin.v1.SetIAMPolicy"
+            || (event.service_name == "compute.googleapis.com"
+                && names::compute_method(&event.method_name)
+                    == Some(("instances", "setIamPolicy")));
         if !service_watched || !(sets_policy || run_service_write) {
             return None;
         }
-        if !WATCHES
-            .iter()
-            .any(|watch| watch.service == event.service_name && watch.method == event.method_name)
+        let compute_instance = event.service_name == "compute.googleapis.com";
+        if !compute_instance
+            && !WATCHES.iter().any(|watch| {
+                watch.service == event.service_name && watch.method == event.method_name
+            })
         {
             return None;
         }
@@ -215,6 +229,7 @@ impl Kind for PublicIam {
             "secretmanager.secrets.getIamPolicy",
             "iam.serviceAccounts.getIamPolicy",
             "iam.serviceAccounts.list",
+            "compute.instances.getIamPolicy",
         ];
         if enforcing && config.policies.public_iam.remove {
             permissions.extend([
@@ -227,6 +242,7 @@ impl Kind for PublicIam {
                 "pubsub.topics.setIamPolicy",
                 "secretmanager.secrets.setIamPolicy",
                 "iam.serviceAccounts.setIamPolicy",
+                "compute.instances.setIamPolicy",
             ]);
         }
         permissions

@@ -207,6 +207,8 @@ impl Kind for Instances {
                     )),
                 })
             }
+            // An instance's own IAM policy is the resource-IAM kind's.
+            "instances" if verb == "setIamPolicy" => None,
             // A bulk insert names the zone's collection, not the instances it makes: the sweep reads them.
             "instances" if verb == "bulkInsert" => Some(Route::Ignore(
                 "a bulk insert names no instance; the scheduled sweep reads the instances it made"
