@@ -16,7 +16,6 @@ mod templates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -28,12 +27,11 @@ use serde_json::{Value, json};
 
 use crate::audit::{self, ComputeWrite};
 use crate::error::ApiError;
-use crate::time_fmt::compute_now;
 use crate::{Seed, Shared};
 use operations::{
-    Operation, Operations, complete, get_operation, get_zone_operation, wait_operation,
-    wait_zone_operation,
+    Operations, get_operation, get_zone_operation, wait_operation, wait_zone_operation,
 };
+pub(crate) use operations::{request_id, run_operation};
 
 pub(crate) const API_ROOT: &str = "https://www.googleapis.com/compute/v1";
 
@@ -465,100 +463,6 @@ fn write(
     Ok(run_operation(shared, operation, first, completes_now))
 }
 
-/// Emits a write's `first` entry and completes its operation now or after the configured delay (which emits the
-/// `last` one); answers the operation as it stands.
-pub(crate) fn run_operation(
-    shared: &Arc<Shared>,
-    operation: Value,
-    first: Value,
-    (delay, key): (std::time::Duration, operations::Key),
-) -> Response {
-    shared.emit(first);
-    if delay.is_zero() {
-        complete(shared, &key);
-    } else {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            complete(&shared, &key);
-        });
-    }
-    Json(operation).into_response()
-}
-
-/// A write's `requestId`: absent, or a UUID (Compute's rule and message).
-pub(crate) fn request_id(query: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
-    match query.get("requestId").filter(|id| !id.is_empty()) {
-        Some(id) if is_uuid(id) => Ok(Some(id.clone())),
-        Some(id) => Err(ApiError::invalid(format!(
-            "Invalid value for field 'requestId': '{id}'. The provided request ID must be a valid UUID with the exception that zero UUID is not supported."
-        ))),
-        None => Ok(None),
-    }
-}
-
-impl ComputeState {
-    /// A RUNNING `compute#operation` about `target` (a relative name), in `scope`: `global`, `zones/Z` or
-    /// `regions/R`.
-    pub(crate) fn new_operation(
-        &mut self,
-        verb: &str,
-        project: &str,
-        scope: &str,
-        target: &str,
-        target_id: &str,
-        principal: &str,
-    ) -> Value {
-        let name = self.operation_name();
-        let id = self.next_id();
-        let now = compute_now();
-        let mut operation = json!({
-            "kind": "compute#operation",
-            "id": id.to_string(),
-            "name": name,
-            "operationType": verb,
-            "targetLink": format!("{API_ROOT}/{target}"),
-            "targetId": target_id,
-            "status": "RUNNING",
-            "user": principal,
-            "progress": 0,
-            "insertTime": now,
-            "startTime": now,
-            "selfLink": format!("{API_ROOT}/projects/{project}/{scope}/operations/{name}"),
-        });
-        if let Some((field, _)) = scope.split_once('/') {
-            // `zones/Z` → `"zone"`, `regions/R` → `"region"`.
-            operation[field.trim_end_matches('s')] =
-                json!(format!("{API_ROOT}/projects/{project}/{scope}"));
-        }
-        operation
-    }
-
-    /// Records a started operation; returns when and which to complete.
-    pub(crate) fn track(
-        &mut self,
-        shared: &Shared,
-        key: operations::Key,
-        operation: &Value,
-        last: Value,
-        error: Option<String>,
-        request_id: Option<String>,
-    ) -> (std::time::Duration, operations::Key) {
-        let delay = shared.config.operation_delay;
-        self.operations.track(
-            key.clone(),
-            Operation {
-                body: operation.clone(),
-                done_at: Instant::now() + delay,
-                last_entry: Some(last),
-                error,
-                request_id,
-            },
-        );
-        (delay, key)
-    }
-}
-
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::bad_json(format!("Invalid JSON payload received. {err}")))?;
@@ -587,17 +491,6 @@ fn merge_patch(target: &mut Value, patch: &Value) {
             merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
         }
     }
-}
-
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    let shape = [8, 4, 4, 4, 12];
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip(shape)
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
-        && text.chars().any(|c| c != '0' && c != '-')
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Compute's global operations: the record of every write, its completion (which emits the write's `last` audit
-//! entry), `requestId` replays, and `operations.get` / `operations.wait`.
+//! Compute's operations (global, regional, zonal): how a write starts one (`requestId`, `new_operation`, `track`,
+//! `run_operation`), the record of every write, its completion (which emits the write's `last` audit entry),
+//! `requestId` replays, and `operations.get` / `operations.wait`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::api_version;
+use super::{API_ROOT, ComputeState, api_version};
 use crate::Shared;
 use crate::error::ApiError;
 use crate::time_fmt::compute_now;
@@ -242,4 +243,109 @@ async fn wait(shared: &Shared, version: &str, key: Key, scope: &str) -> Result<R
         };
         tokio::time::sleep_until(done_at.into()).await;
     }
+}
+
+/// Emits a write's `first` entry and completes its operation now or after the configured delay (which emits the
+/// `last` one); answers the operation as it stands.
+pub(crate) fn run_operation(
+    shared: &Arc<Shared>,
+    operation: Value,
+    first: Value,
+    (delay, key): (std::time::Duration, Key),
+) -> Response {
+    shared.emit(first);
+    if delay.is_zero() {
+        complete(shared, &key);
+    } else {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            complete(&shared, &key);
+        });
+    }
+    crate::json_response(&operation)
+}
+
+/// A write's `requestId`: absent, or a UUID (Compute's rule and message).
+pub(crate) fn request_id(query: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match query.get("requestId").filter(|id| !id.is_empty()) {
+        Some(id) if is_uuid(id) => Ok(Some(id.clone())),
+        Some(id) => Err(ApiError::invalid(format!(
+            "Invalid value for field 'requestId': '{id}'. The provided request ID must be a valid UUID with the exception that zero UUID is not supported."
+        ))),
+        None => Ok(None),
+    }
+}
+
+impl ComputeState {
+    /// A RUNNING `compute#operation` about `target` (a relative name), in `scope`: `global`, `zones/Z` or
+    /// `regions/R`.
+    pub(crate) fn new_operation(
+        &mut self,
+        verb: &str,
+        project: &str,
+        scope: &str,
+        target: &str,
+        target_id: &str,
+        principal: &str,
+    ) -> Value {
+        let name = self.operation_name();
+        let id = self.next_id();
+        let now = compute_now();
+        let mut operation = json!({
+            "kind": "compute#operation",
+            "id": id.to_string(),
+            "name": name,
+            "operationType": verb,
+            "targetLink": format!("{API_ROOT}/{target}"),
+            "targetId": target_id,
+            "status": "RUNNING",
+            "user": principal,
+            "progress": 0,
+            "insertTime": now,
+            "startTime": now,
+            "selfLink": format!("{API_ROOT}/projects/{project}/{scope}/operations/{name}"),
+        });
+        if let Some((field, _)) = scope.split_once('/') {
+            // `zones/Z` → `"zone"`, `regions/R` → `"region"`.
+            operation[field.trim_end_matches('s')] =
+                json!(format!("{API_ROOT}/projects/{project}/{scope}"));
+        }
+        operation
+    }
+
+    /// Records a started operation; returns when and which to complete.
+    pub(crate) fn track(
+        &mut self,
+        shared: &Shared,
+        key: Key,
+        operation: &Value,
+        last: Value,
+        error: Option<String>,
+        request_id: Option<String>,
+    ) -> (std::time::Duration, Key) {
+        let delay = shared.config.operation_delay;
+        self.operations.track(
+            key.clone(),
+            Operation {
+                body: operation.clone(),
+                done_at: Instant::now() + delay,
+                last_entry: Some(last),
+                error,
+                request_id,
+            },
+        );
+        (delay, key)
+    }
+}
+
+pub(super) fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let shape = [8, 4, 4, 4, 12];
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip(shape)
+            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
+        && text.chars().any(|c| c != '0' && c != '-')
 }

@@ -1,5 +1,6 @@
 //! Unit tests of the Compute emulation.
 
+use super::operations::is_uuid;
 use super::*;
 
 #[test]
